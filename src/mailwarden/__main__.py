@@ -1,0 +1,5 @@
+"""`python -m mailwarden` runs the command line."""
+
+from mailwarden.cli import main
+
+main()

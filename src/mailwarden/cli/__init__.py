@@ -1,0 +1,64 @@
+"""The `mailwarden` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from mailwarden import __version__
+
+from .common import EXIT_BAD_INPUT, EXIT_INTERNAL
+from .spf import spf
+
+EPILOG = """\b
+Exit status:
+  0   the command ran (whatever the SPF/DKIM/DMARC results were)
+  1   it ran, but some input lines could not be evaluated (see their "error")
+  2   bad input: option, address, domain or file; nothing was evaluated
+  70  internal error (a bug: set MAILWARDEN_DEBUG=1 for the traceback and report it)
+"""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mailwarden")
+def cli() -> None:
+    """mailwarden: e-mail authentication checks and anti-spam tools."""
+
+
+cli.add_command(spf)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status. Errors are one line on stderr."""
+    try:
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="mailwarden",
+            standalone_mode=False,
+        )
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except click.exceptions.Exit as exc:  # --help, --version
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("mailwarden: aborted", err=True)
+        return 130
+    except click.ClickException as exc:  # usage errors and BadInput: one clear line
+        click.echo(f"mailwarden: error: {exc.format_message()}", err=True)
+        return EXIT_BAD_INPUT if isinstance(exc, click.UsageError) else exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("MAILWARDEN_DEBUG"):
+            raise
+        click.echo(f"mailwarden: internal error: {type(exc).__name__}: {exc}", err=True)
+        return EXIT_INTERNAL
+    return 0
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.exit(run())

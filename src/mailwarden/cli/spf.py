@@ -1,0 +1,313 @@
+"""`mailwarden spf ...`: check senders against SPF policies and explain policies."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, TextIO
+
+import click
+from rich.table import Table
+from rich.tree import Tree
+
+from mailwarden.dns import IPAddress, Resolver, TemporaryFailure, is_domain_name, parse_ip, to_ascii
+from mailwarden.spf import (
+    Result,
+    SPFChecker,
+    SPFResult,
+    received_spf,
+    split_sender,
+)
+from mailwarden.spf.explain import Explanation, PolicyNode, Severity, explain_policy
+
+from .common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    DNSOptions,
+    console,
+    dns_options,
+    fail,
+    json_option,
+    print_json,
+)
+
+BATCH_CONCURRENCY = 64
+
+RESULT_STYLE = {
+    Result.PASS: "bold green",
+    Result.FAIL: "bold red",
+    Result.SOFTFAIL: "yellow",
+    Result.NEUTRAL: "cyan",
+    Result.NONE: "dim",
+    Result.TEMPERROR: "magenta",
+    Result.PERMERROR: "bold magenta",
+}
+
+
+@click.group()
+def spf() -> None:
+    """SPF (RFC 7208): check a sender, explain a policy."""
+
+
+def parse_ip_arg(text: str) -> IPAddress:
+    try:
+        return parse_ip(text)
+    except ValueError:
+        raise ValueError(f"invalid IP address {text!r}") from None
+
+
+def parse_mail_from(text: str) -> str:
+    """The reverse-path as given, once its domain is known to be a valid name ('' is null)."""
+    address = text.strip()
+    if address in ("", "<>"):
+        return ""
+    _, domain = split_sender(address, "")
+    try:
+        ascii_domain = to_ascii(domain)
+    except ValueError as exc:
+        raise ValueError(f"invalid domain in mail-from {text!r}: {exc}") from None
+    if not is_domain_name(ascii_domain):
+        raise ValueError(f"invalid domain {domain!r} in mail-from {text!r}")
+    return address
+
+
+def parse_helo(text: str) -> str:
+    helo = text.strip()
+    if not helo or not helo.isprintable():
+        raise ValueError(f"invalid HELO name {text!r}")
+    return helo
+
+
+def default_receiver() -> str:
+    return socket.getfqdn() or "unknown"
+
+
+def identity_dict(result: SPFResult, receiver: str) -> dict[str, Any]:
+    return {
+        "identity": result.identity.value,
+        "result": result.result.value,
+        "explanation": result.explanation,
+        "domain": result.domain,
+        "dns_queries": result.dns_queries,
+        "received_spf": received_spf(result, receiver),
+        "reason": result.reason,
+        "mechanism": result.mechanism,
+        "sender": result.sender,
+        "ip": str(result.ip),
+    }
+
+
+def check_dict(mailfrom: SPFResult, helo: SPFResult, receiver: str) -> dict[str, Any]:
+    """The JSON object of one check: the MAIL FROM identity, with the HELO one nested."""
+    out = identity_dict(mailfrom, receiver)
+    helo_out = identity_dict(helo, receiver)
+    del helo_out["identity"]
+    out["helo"] = helo_out
+    return out
+
+
+async def check_both(
+    checker: SPFChecker, ip: IPAddress, mail_from: str, helo: str
+) -> tuple[SPFResult, SPFResult]:
+    return await asyncio.gather(
+        checker.check_mailfrom(ip, mail_from, helo), checker.check_helo(ip, helo)
+    )
+
+
+@spf.command("check")
+@click.option("--ip", help="Client IP address (IPv4 or IPv6).")
+@click.option("--mail-from", default="", help="Envelope sender; empty for a null reverse-path.")
+@click.option("--helo", help="HELO/EHLO name the client gave.")
+@click.option("--receiver", help="Our host name, for %{r} and the headers. [default: this host]")
+@click.option(
+    "--batch",
+    type=click.File("r", encoding="utf-8"),
+    metavar="FILE",
+    help='JSON lines {"ip", "mail_from", "helo"} (- for stdin): one JSON result per line.',
+)
+@json_option
+@dns_options
+def check(
+    ip: str | None,
+    mail_from: str,
+    helo: str | None,
+    receiver: str | None,
+    batch: TextIO | None,
+    as_json: bool,
+    dns: DNSOptions,
+) -> None:
+    """Check a client against the MAIL FROM and HELO identities' SPF policies.
+
+    Prints both results, the explanation (the policy's exp= text) and the Received-SPF header.
+    """
+    receiver = receiver or default_receiver()
+    if batch is not None:
+        if ip or helo or mail_from:
+            fail("--batch takes its addresses from the file: drop --ip, --mail-from and --helo")
+        if not as_json:
+            fail("--batch writes JSON lines: add --json")
+        checker = SPFChecker(dns.build(), receiver=receiver)
+        try:
+            errors = asyncio.run(run_batch(batch, checker, receiver))
+        except UnicodeDecodeError:
+            fail(f"{batch.name} is not UTF-8 text")
+        sys.exit(EXIT_PARTIAL if errors else EXIT_OK)
+    if not ip or not helo:
+        fail("--ip and --helo are required (or --batch FILE)")
+    try:
+        address = parse_ip_arg(ip)
+        sender = parse_mail_from(mail_from)
+        helo_name = parse_helo(helo)
+    except ValueError as exc:
+        fail(str(exc))
+    checker = SPFChecker(dns.build(), receiver=receiver)
+    mailfrom_result, helo_result = asyncio.run(check_both(checker, address, sender, helo_name))
+    if as_json:
+        print_json(check_dict(mailfrom_result, helo_result, receiver))
+        return
+    show_check(mailfrom_result, helo_result, receiver)
+
+
+def show_check(mailfrom: SPFResult, helo: SPFResult, receiver: str) -> None:
+    out = console()
+    table = Table(title=f"SPF for {mailfrom.ip}", title_justify="left")
+    table.add_column("identity")
+    table.add_column("checked")
+    table.add_column("result")
+    table.add_column("why")
+    table.add_column("DNS", justify="right")
+    for result in (mailfrom, helo):
+        table.add_row(
+            result.identity.value,
+            result.sender if result.identity.value == "mailfrom" else result.helo,
+            f"[{RESULT_STYLE[result.result]}]{result.result.value}[/]",
+            result.reason,
+            str(result.dns_queries),
+        )
+    out.print(table)
+    if mailfrom.explanation is not None:
+        out.print(f"explanation: {mailfrom.explanation}", markup=False)
+    out.print(received_spf(mailfrom, receiver), markup=False)
+
+
+async def run_batch(stream: TextIO, checker: SPFChecker, receiver: str) -> int:
+    """Evaluate JSON lines concurrently, writing results in input order; returns error count."""
+    errors = 0
+    async for line in ordered_results(enumerate(stream, 1), checker, receiver):
+        if "error" in line:
+            errors += 1
+        print_json(line)
+    return errors
+
+
+async def ordered_results(
+    lines: Iterable[tuple[int, str]], checker: SPFChecker, receiver: str
+) -> AsyncIterator[dict[str, Any]]:
+    """A sliding window of at most BATCH_CONCURRENCY checks in flight, yielded in order."""
+    window: collections.deque[asyncio.Task[dict[str, Any]]] = collections.deque()
+    for number, text in lines:
+        window.append(asyncio.create_task(evaluate_line(number, text, checker, receiver)))
+        if len(window) >= BATCH_CONCURRENCY:
+            yield await window.popleft()
+    while window:
+        yield await window.popleft()
+
+
+async def evaluate_line(
+    number: int, text: str, checker: SPFChecker, receiver: str
+) -> dict[str, Any]:
+    try:
+        item = json.loads(text)
+        if not isinstance(item, dict):
+            raise ValueError("expected a JSON object")
+        for key in ("ip", "helo"):
+            if not isinstance(item.get(key), str):
+                raise ValueError(f'"{key}" is missing or not a string')
+        mail_from_value = item.get("mail_from") or ""
+        if not isinstance(mail_from_value, str):
+            raise ValueError('"mail_from" is not a string')
+        ip = parse_ip_arg(item["ip"])
+        mail_from = parse_mail_from(mail_from_value)
+        helo = parse_helo(item["helo"])
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        return {"line": number, "error": str(exc)}
+    mailfrom_result, helo_result = await check_both(checker, ip, mail_from, helo)
+    return check_dict(mailfrom_result, helo_result, receiver)
+
+
+@spf.command("explain")
+@click.argument("record_or_domain")
+@json_option
+@dns_options
+def explain(record_or_domain: str, as_json: bool, dns: DNSOptions) -> None:
+    """Explain an SPF record, or the one a domain publishes, term by term.
+
+    Shows what each term allows, the DNS lookup count with the include tree (also past the
+    limit of 10), and warnings: too many lookups, ptr, +all, no all, void lookups.
+    """
+    text = record_or_domain.strip()
+    resolver: Resolver = dns.build()
+    if text[:6].lower() == "v=spf1":
+        explanation = asyncio.run(explain_policy(resolver, record=text))
+    else:
+        try:
+            domain = to_ascii(text.rstrip(".").lower())
+        except ValueError as exc:
+            fail(str(exc))
+        if not is_domain_name(domain):
+            fail(f"{text!r} is neither an SPF record (v=spf1 ...) nor a domain name")
+        try:
+            explanation = asyncio.run(explain_policy(resolver, domain=domain))
+        except TemporaryFailure as exc:  # pragma: no cover - explain_policy reports these
+            fail(str(exc))
+    if as_json:
+        print_json(explanation.to_dict())
+        return
+    show_explanation(explanation)
+
+
+def show_explanation(explanation: Explanation) -> None:
+    out = console()
+    root = explanation.root
+    if root.domain:
+        out.print(f"SPF policy of [bold]{root.domain}[/]")
+    if root.record:
+        out.print(f"  {root.record}", markup=False)
+    if root.terms:
+        table = Table(show_header=True)
+        table.add_column("term")
+        table.add_column("on match")
+        table.add_column("meaning")
+        table.add_column("lookups", justify="right")
+        for term in root.terms:
+            table.add_row(term.term, term.result or "-", term.description, str(term.dns_lookups))
+        out.print(table)
+    limit_style = "bold red" if explanation.dns_lookups > 10 else "green"
+    tree = Tree(
+        f"DNS lookups: [{limit_style}]{explanation.dns_lookups}[/] of 10, "
+        f"void lookups: {explanation.void_lookups} of 2"
+    )
+    add_branch(tree, root)
+    out.print(tree)
+    if not explanation.findings:
+        out.print("[green]no problems found[/]")
+    for finding in explanation.findings:
+        style = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+        out.print(f"[{style[finding.severity]}]{finding.severity.value}[/]: ", end="")
+        out.print(finding.message, markup=False)
+
+
+def add_branch(tree: Tree, node: PolicyNode) -> None:
+    label = f"{node.via} -> " if node.via else ""
+    label += f"{node.domain or '(record)'}: {node.own_lookups} lookups"
+    if node.children:
+        label += f", {node.total_lookups} with includes"
+    if node.error:
+        label += f" ({node.error})"
+    branch = tree.add(label)
+    for child in node.children:
+        add_branch(branch, child)

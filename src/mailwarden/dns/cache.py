@@ -1,0 +1,117 @@
+"""An in-process DNS cache in front of any resolver.
+
+It keeps answers for their TTL (clamped to a floor and a ceiling), keeps NXDOMAIN and NODATA
+for their negative TTL (RFC 2308 §5), never keeps temporary failures, holds at most
+`max_entries` names (least recently used go first), and turns identical queries in flight into
+one query whose outcome every caller gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+
+from .names import normalize
+from .types import Answer, DNSError, NoData, NXDomain, RdType, Resolver
+
+_Key = tuple[str, RdType]
+
+
+class CachingResolver:
+    """Resolver wrapper with a TTL cache and in-flight query coalescing."""
+
+    def __init__(
+        self,
+        inner: Resolver,
+        *,
+        max_entries: int = 10_000,
+        min_ttl: int = 5,
+        max_ttl: int = 86_400,
+        max_negative_ttl: int = 3_600,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.max_entries = max_entries
+        self.min_ttl = min_ttl
+        self.max_ttl = max_ttl
+        self.max_negative_ttl = max_negative_ttl
+        self.clock = clock
+        self._entries: OrderedDict[_Key, tuple[float, Answer | DNSError]] = OrderedDict()
+        self._in_flight: dict[_Key, asyncio.Future[Answer]] = {}
+        self.hits = 0
+        self.misses = 0
+        self.coalesced = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def resolve(self, name: str, rdtype: RdType) -> Answer:
+        """A cached outcome while it lives (the Answer's ttl is what remains), else a query."""
+        key = (normalize(name), rdtype)
+        cached = self._lookup(key)
+        if cached is not None:
+            self.hits += 1
+            expires, outcome = cached
+            if isinstance(outcome, DNSError):
+                raise type(outcome)(outcome.name, outcome.rdtype, outcome.detail, outcome.ttl)
+            return replace(outcome, ttl=max(0, int(expires - self.clock())))
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            self.coalesced += 1
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if pending.cancelled() and task is not None and not task.cancelling():
+                    return await self.resolve(name, rdtype)  # the first asker gave up, not us
+                raise
+        self.misses += 1
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            answer = await self.inner.resolve(name, rdtype)
+        except (NXDomain, NoData) as exc:
+            self._store(key, exc, self._clamp(exc.ttl, self.max_negative_ttl))
+            self._settle(key, future, exc)
+            raise
+        except BaseException as exc:  # temporary failures and cancellation are not cached
+            self._settle(key, future, exc)
+            raise
+        self._store(key, answer, self._clamp(answer.ttl, self.max_ttl))
+        self._settle(key, future, answer)
+        return answer
+
+    def _lookup(self, key: _Key) -> tuple[float, Answer | DNSError] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self.clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def _clamp(self, ttl: int, ceiling: int) -> int:
+        return max(self.min_ttl, min(ttl, ceiling))
+
+    def _store(self, key: _Key, outcome: Answer | DNSError, ttl: int) -> None:
+        self._entries[key] = (self.clock() + ttl, outcome)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def _settle(self, key: _Key, future: asyncio.Future[Answer], outcome: object) -> None:
+        """Hand the outcome to coalesced waiters; nobody waiting means nothing is logged."""
+        self._in_flight.pop(key, None)
+        if future.done():
+            return
+        if isinstance(outcome, Answer):
+            future.set_result(outcome)
+        elif isinstance(outcome, asyncio.CancelledError):
+            future.cancel()
+        elif isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+            future.exception()  # mark retrieved: waiters re-raise it themselves

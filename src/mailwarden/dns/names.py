@@ -1,0 +1,49 @@
+"""Domain-name helpers shared by every protocol."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from .types import IPAddress
+
+
+def normalize(name: str) -> str:
+    """Lower-case, without trailing dot: the form used for comparisons and cache keys."""
+    return name.rstrip(".").lower()
+
+
+def reverse_pointer(ip: IPAddress) -> str:
+    """The in-addr.arpa or (nibble) ip6.arpa name of an address (RFC 1035 §3.5, RFC 3596 §2.5)."""
+    return ip.reverse_pointer
+
+
+def parse_ip(text: str) -> IPAddress:
+    """Parse an address; an IPv4-mapped IPv6 address becomes the IPv4 address it carries."""
+    ip = ipaddress.ip_address(text.strip())
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def is_domain_name(name: str) -> bool:
+    """Syntax of a host or domain name in A-label form: LDH labels (underscore allowed, as in
+    service names) of 1..63 octets, 253 in all (RFC 1035 §2.3.4, RFC 1123 §2.1)."""
+    name = name[:-1] if name.endswith(".") else name
+    if not name or len(name) > 253:
+        return False
+    for label in name.split("."):
+        if not 0 < len(label) <= 63 or label[0] == "-" or label[-1] == "-":
+            return False
+        if not all(c.isascii() and (c.isalnum() or c in "-_") for c in label):
+            return False
+    return True
+
+
+def to_ascii(domain: str) -> str:
+    """A-labels for a name given with U-labels (IDNA); ValueError when it cannot be converted."""
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValueError(f"{domain!r} is not a valid internationalized domain name") from exc

@@ -1,0 +1,44 @@
+"""mailwarden.spf: Sender Policy Framework, all of RFC 7208.
+
+`SPFChecker(resolver).check_mailfrom(ip, mail_from, helo)` and `.check_helo(ip, helo)` return an
+`SPFResult`; `received_spf` and `auth_results_clause` format it for headers; `parse_record`
+exposes the record grammar (raising `SPFSyntaxError`).
+"""
+
+from .check import Identity, Limits, Result, SPFChecker, SPFResult, split_sender, valid_domain
+from .header import auth_results_clause, describe, received_spf
+from .record import (
+    Macro,
+    MacroString,
+    Mechanism,
+    MechanismKind,
+    Modifier,
+    Qualifier,
+    Record,
+    SPFSyntaxError,
+    parse_explanation,
+    parse_record,
+)
+
+__all__ = [
+    "Identity",
+    "Limits",
+    "Macro",
+    "MacroString",
+    "Mechanism",
+    "MechanismKind",
+    "Modifier",
+    "Qualifier",
+    "Record",
+    "Result",
+    "SPFChecker",
+    "SPFResult",
+    "SPFSyntaxError",
+    "auth_results_clause",
+    "describe",
+    "parse_explanation",
+    "parse_record",
+    "received_spf",
+    "split_sender",
+    "valid_domain",
+]

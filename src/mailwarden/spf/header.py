@@ -1,0 +1,71 @@
+"""Result headers: Received-SPF (RFC 7208 §9.1) and the spf clause of Authentication-Results
+(RFC 8601 §2.7.2)."""
+
+from __future__ import annotations
+
+import re
+
+from .check import Identity, Result, SPFResult
+
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+# RFC 8601 pvalue: a value (token / quoted-string) or [local-part "@"] domain-name
+_PVALUE = re.compile(r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*@)?[A-Za-z0-9._-]+")
+
+
+def quote_value(value: str) -> str:
+    """A dot-atom as it is, anything else as an RFC 5322 quoted-string."""
+    if _DOT_ATOM.fullmatch(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _comment(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def describe(result: SPFResult) -> str:
+    """One sentence on what the result means, in the words of RFC 7208 §9.1's examples."""
+    who = result.sender
+    ip = result.ip
+    if result.result is Result.PASS:
+        return f"domain of {who} designates {ip} as permitted sender"
+    if result.result is Result.FAIL:
+        return f"domain of {who} does not designate {ip} as permitted sender"
+    if result.result is Result.SOFTFAIL:
+        return f"domain of transitioning {who} does not designate {ip} as permitted sender"
+    if result.result is Result.NEUTRAL:
+        return f"{ip} is neither permitted nor denied by domain of {who}"
+    if result.result is Result.NONE:
+        return f"domain of {who} does not provide an SPF record"
+    return f"error in processing during lookup of {who}: {result.reason}"
+
+
+def received_spf(result: SPFResult, receiver: str) -> str:
+    """The complete Received-SPF header field (without line ending)."""
+    pairs = [
+        ("receiver", receiver),
+        ("client-ip", str(result.ip)),
+        ("envelope-from", result.sender),
+        ("helo", result.helo),
+        ("identity", result.identity.value),
+    ]
+    if result.mechanism:
+        pairs.append(("mechanism", result.mechanism))
+    if result.result in (Result.PERMERROR, Result.TEMPERROR):
+        pairs.append(("problem", result.reason))
+    fields = "; ".join(f"{key}={quote_value(value)}" for key, value in pairs if value)
+    return (
+        f"Received-SPF: {result.result.value} ({_comment(receiver)}: "
+        f"{_comment(describe(result))}) {fields};"
+    )
+
+
+def auth_results_clause(result: SPFResult) -> str:
+    """The `spf=` resinfo of Authentication-Results: smtp.mailfrom or smtp.helo (RFC 8601)."""
+    if result.identity is Identity.HELO:
+        prop, value = "smtp.helo", result.domain
+    else:
+        prop, value = "smtp.mailfrom", result.sender
+    if not _PVALUE.fullmatch(value):
+        value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"spf={result.result.value} ({_comment(describe(result))}) {prop}={value}"

@@ -1,0 +1,63 @@
+"""Name and address helpers of mailwarden.dns."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailwarden.dns import is_domain_name, normalize, parse_ip, reverse_pointer, to_ascii
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("example.com", True),
+        ("example.com.", True),
+        ("_spf.example.com", True),
+        ("localhost", True),
+        ("a" * 63 + ".com", True),
+        ("a" * 64 + ".com", False),
+        (".".join(["a" * 63] * 4), False),  # 255 octets
+        ("a..b", False),
+        ("", False),
+        (".", False),
+        ("-a.com", False),
+        ("a-.com", False),
+        ("exa mple.com", False),
+        ("bücher.example", False),  # U-labels must be converted first
+    ],
+)
+def test_is_domain_name(name: str, ok: bool) -> None:
+    assert is_domain_name(name) is ok
+
+
+def test_to_ascii() -> None:
+    assert to_ascii("bücher.example") == "xn--bcher-kva.example"
+    assert to_ascii("example.com") == "example.com"
+    with pytest.raises(ValueError, match="internationalized"):
+        to_ascii("a" * 70 + "ü.example")
+
+
+def test_parse_ip_unmaps_ipv4_mapped_ipv6() -> None:
+    assert parse_ip("::ffff:192.0.2.1") == ipaddress.IPv4Address("192.0.2.1")
+    assert parse_ip(" 2001:db8::1 ") == ipaddress.IPv6Address("2001:db8::1")
+    with pytest.raises(ValueError, match="does not appear to be"):
+        parse_ip("192.0.2.256")
+
+
+def test_reverse_pointer_and_normalize() -> None:
+    assert reverse_pointer(parse_ip("192.0.2.1")) == "1.2.0.192.in-addr.arpa"
+    assert reverse_pointer(parse_ip("2001:db8::1")).endswith(".8.b.d.0.1.0.0.2.ip6.arpa")
+    assert normalize("Example.COM.") == "example.com"
+
+
+@given(st.text(max_size=300))
+def test_name_checks_never_raise(text: str) -> None:
+    result = is_domain_name(text)
+    assert isinstance(result, bool)
+    with contextlib.suppress(ValueError):
+        assert isinstance(to_ascii(text), str)

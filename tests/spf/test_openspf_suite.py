@@ -24,8 +24,15 @@ PYSPF_ONLY = {"default-modifier", "default-modifier-harsh"}
 
 
 async def run_case(case: SuiteCase) -> tuple[str, str | None]:
-    checker = SPFChecker(build_resolver(case.zone), receiver=case.receiver or "unknown")
-    result = await checker.check_mailfrom(case.host, case.mailfrom, case.helo)
+    """The interpreter's answer, checked to be the compiled policy's answer too, field by field.
+
+    compile_after=1 compiles every policy that can be compiled on first sight.
+    """
+    receiver = case.receiver or "unknown"
+    interpreter = SPFChecker(build_resolver(case.zone), receiver=receiver, compile_after=None)
+    compiled = SPFChecker(build_resolver(case.zone), receiver=receiver, compile_after=1)
+    result = await interpreter.check_mailfrom(case.host, case.mailfrom, case.helo)
+    assert await compiled.check_mailfrom(case.host, case.mailfrom, case.helo) == result
     return result.result.value, result.explanation
 
 

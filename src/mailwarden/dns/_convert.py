@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from pathlib import Path
 
 import dns.name
 import dns.rdata
@@ -39,8 +38,13 @@ def known_type(rdtype: int) -> RdType | None:
         return None
 
 
-def read_master_file(text: str, origin: str = ".") -> Iterable[tuple[str, RdType, int, RData]]:
-    """Records of an RFC 1035 master file as (owner, type, ttl, record); unknown types skipped.
+def read_master_file(
+    text: str, origin: str = "."
+) -> Iterable[tuple[str, RdType | None, int, RData | None]]:
+    """Records of an RFC 1035 master file as (owner, type, ttl, record).
+
+    Records of types mailwarden does not use come as (owner, None, ttl, None): their owner
+    exists (a query for another type there is NODATA, not NXDOMAIN).
 
     Raises ValueError with the parser's message when the file is malformed.
     """
@@ -58,13 +62,9 @@ def read_master_file(text: str, origin: str = ".") -> Iterable[tuple[str, RdType
     rrsets: list[dns.rrset.RRset] = manager.rrsets
     for rrset in rrsets:
         rdtype = known_type(rrset.rdtype)
-        if rdtype is None:
-            continue
         owner = normalize(rrset.name.to_text())
+        if rdtype is None:
+            yield owner, None, rrset.ttl, None
+            continue
         for rdata in rrset:
             yield owner, rdtype, rrset.ttl, convert_rdata(rdtype, rdata)
-
-
-def read_master_path(path: Path) -> list[tuple[str, RdType, int, RData]]:
-    """Like read_master_file, for a file on disk (OSError when unreadable)."""
-    return list(read_master_file(path.read_text(encoding="utf-8")))

@@ -91,7 +91,11 @@ class StaticResolver:
         key = (owner, rdtype)
         self._records.setdefault(key, []).append(coerce_record(rdtype, value))
         self._ttls[key] = min(self._ttls.get(key, ttl or self.default_ttl), ttl or self.default_ttl)
-        labels = owner.split(".")
+        self.mark_existing(owner)
+
+    def mark_existing(self, name: str) -> None:
+        """Make `name` exist (NODATA for types it lacks) without records of a known type."""
+        labels = normalize(name).split(".")
         for i in range(len(labels)):  # the owner and every ancestor now exist (RFC 8020)
             self._existing.add(".".join(labels[i:]))
 
@@ -109,7 +113,10 @@ class StaticResolver:
     def load_master_text(self, text: str, origin: str = ".") -> None:
         """Publish the records of an RFC 1035 master file (ValueError when malformed)."""
         for owner, rdtype, ttl, record in read_master_file(text, origin):
-            self.add(owner, rdtype, record, ttl)
+            if rdtype is None:
+                self.mark_existing(owner)
+            else:
+                self.add(owner, rdtype, record, ttl)
 
     @classmethod
     def from_master_files(cls, paths: Iterable[str | Path]) -> StaticResolver:

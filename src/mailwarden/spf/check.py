@@ -26,6 +26,7 @@ from mailwarden.dns import (
     to_ascii,
 )
 
+from .compiled import Abort, Compiler, NotCompilable, Policy, Run, run_policy
 from .record import (
     Macro,
     MacroString,
@@ -149,6 +150,8 @@ class SPFChecker:
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         record_cache_size: int = 4096,
+        compile_after: int | None = 2,
+        max_policy_ttl: int = 3600,
     ) -> None:
         self.resolver = resolver
         self.receiver = receiver
@@ -156,6 +159,12 @@ class SPFChecker:
         self.clock = clock
         self._records: dict[bytes, Record | SPFSyntaxError] = {}
         self._record_cache_size = record_cache_size
+        # A domain seen `compile_after` times gets its policy compiled (see compiled.py);
+        # None interprets every check.
+        self.compile_after = compile_after
+        self.max_policy_ttl = max_policy_ttl
+        self._compiled: dict[tuple[str, int], tuple[float, Policy | None]] = {}
+        self._sightings: dict[tuple[str, int], int] = {}
 
     async def check_mailfrom(self, ip: IPAddress | str, mail_from: str, helo: str) -> SPFResult:
         """The MAIL FROM identity; a null reverse-path checks postmaster@<HELO> (RFC 7208 §2.4)."""
@@ -203,6 +212,11 @@ class SPFChecker:
         evaluation = _Evaluation(
             self, address, local or "postmaster", _to_ascii(sender_domain) or domain, helo
         )
+        policy = None
+        if self.compile_after is not None and domain == normalize(domain):
+            policy = await self._compiled_policy(domain, address.version)
+        if policy is not None:
+            return await self._run_compiled(policy, evaluation, domain, identity)
         try:
             outcome = await evaluation.check_host(domain, top=True)
         except _Abort as abort:
@@ -220,6 +234,79 @@ class SPFChecker:
             dns_queries=evaluation.resolver.queries,
             dns_mechanisms=evaluation.dns_mechanisms,
             void_lookups=evaluation.void_lookups,
+        )
+
+    async def _compiled_policy(self, domain: str, version: int) -> Policy | None:
+        """The compiled policy of a domain seen often enough, or None to interpret."""
+        key = (domain, version)
+        now = self.clock()
+        entry = self._compiled.get(key)
+        if entry is not None:
+            if entry[0] > now:
+                return entry[1]
+            del self._compiled[key]
+        seen = self._sightings.get(key, 0) + 1
+        assert self.compile_after is not None
+        if seen < self.compile_after:
+            if len(self._sightings) >= self._record_cache_size:
+                self._sightings.clear()
+            self._sightings[key] = seen
+            return None
+        self._sightings.pop(key, None)
+        compiler = Compiler(
+            self.resolver,
+            version,
+            parse=self.parse_cached,
+            valid_domain=valid_domain,
+            mx_limit=self.limits.mx_names,
+            max_depth=self.limits.dns_mechanisms,
+        )
+        policy: Policy | None
+        try:
+            policy = await compiler.compile(domain)
+            ttl = policy.ttl
+        except NotCompilable as exc:
+            if exc.retry_soon:  # a DNS failure: interpret now, try again next time
+                return None
+            policy, ttl = None, self.max_policy_ttl  # depends on the client: interpret
+        if len(self._compiled) >= self._record_cache_size:
+            del self._compiled[next(iter(self._compiled))]
+        self._compiled[key] = (now + min(ttl, self.max_policy_ttl), policy)
+        return policy
+
+    async def _run_compiled(
+        self, policy: Policy, evaluation: _Evaluation, domain: str, identity: Identity
+    ) -> SPFResult:
+        state = Run(
+            evaluation.ip,
+            self.limits.dns_mechanisms,
+            self.limits.void_lookups,
+            int(evaluation.ip),
+        )
+        explanation = None
+        mechanism = None
+        try:
+            match = await run_policy(policy, state, evaluation.dynamic_match)
+            result, reason, mechanism = Result(match.result), match.reason, match.mechanism
+            record = match.policy.record if match.policy is not None else None
+            if result is Result.FAIL and record is not None and record.exp is not None:
+                assert match.policy is not None
+                explanation = await evaluation.explanation(record.exp, match.policy.domain)
+        except Abort as abort:
+            result, reason = Result(abort.result), abort.reason
+        return SPFResult(
+            result=result,
+            identity=identity,
+            domain=domain,
+            sender=f"{evaluation.local}@{evaluation.sender_domain}",
+            ip=evaluation.ip,
+            helo=evaluation.helo,
+            reason=reason,
+            mechanism=mechanism,
+            explanation=explanation,
+            dns_queries=state.queries + evaluation.resolver.queries,
+            dns_mechanisms=state.dns_terms,
+            void_lookups=state.void_lookups,
         )
 
 
@@ -248,6 +335,18 @@ class _Evaluation:
         self.void_lookups = 0
         self._validated: list[str] | None = None
         self.address_type = RdType.A if ip.version == 4 else RdType.AAAA
+
+    async def dynamic_match(self, mechanism: Mechanism, domain: str, state: Run) -> bool:
+        """One client-dependent term of a compiled policy, with the run's counters."""
+        self.dns_mechanisms = state.dns_terms
+        self.void_lookups = state.void_lookups
+        try:
+            return await self.matches(mechanism, domain)
+        except _Abort as abort:
+            raise Abort(abort.result.value, abort.reason) from None
+        finally:
+            state.dns_terms = self.dns_mechanisms
+            state.void_lookups = self.void_lookups
 
     # -- record selection (RFC 7208 §4.4, §4.5) --------------------------------------------
     async def check_host(self, domain: str, *, top: bool) -> _Outcome:

@@ -222,14 +222,14 @@ def _parse_mechanism(term: str) -> Mechanism:
         raise SPFSyntaxError(f"{name} needs ':address': {term!r}")
     address, slash, length = rest[1:].partition("/")
     network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    maximum = 32 if kind is MechanismKind.IP4 else 128
+    bits = _cidr_length(length, maximum, term) if slash else maximum
     try:
         if kind is MechanismKind.IP4:
-            bits = _cidr_length(length, 32, term) if slash else 32
             network = ipaddress.IPv4Network((ipaddress.IPv4Address(address), bits), strict=False)
         else:
             if "%" in address:  # no zone index in SPF (RFC 7208 §5.6, RFC 4291 §2.2)
                 raise ValueError(address)
-            bits = _cidr_length(length, 128, term) if slash else 128
             network = ipaddress.IPv6Network((ipaddress.IPv6Address(address), bits), strict=False)
     except ValueError:
         raise SPFSyntaxError(f"invalid address in {term!r}") from None

@@ -1,0 +1,334 @@
+"""Compiled SPF policies: a domain's whole include/redirect tree resolved ahead of time.
+
+For a domain seen repeatedly (the large senders that make up most traffic) every DNS answer the
+policy depends on is the same for each client of one address family, except where a term
+expands macros or depends on the client (ptr, exists, macros): those terms stay dynamic, and
+the interpreter evaluates them when a run reaches them. Compiling fetches the tree once and
+turns it into steps; running the static steps for a client address needs no DNS.
+The processing limits of RFC 7208 §4.6.4 stay exact: every step carries its cost (DNS-querying
+terms, void lookups, queries), counted as the interpreter would count them on the same path,
+because the path taken depends on the address. A compiled policy lives no longer than the
+shortest TTL of the answers it was built from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from mailwarden.dns import (
+    MX,
+    TXT,
+    DNSError,
+    IPAddress,
+    NoData,
+    NXDomain,
+    RData,
+    RdType,
+    Resolver,
+    TemporaryFailure,
+)
+
+from .record import (
+    MacroString,
+    Mechanism,
+    MechanismKind,
+    Qualifier,
+    Record,
+    SPFSyntaxError,
+    is_spf_record,
+)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+QUALIFIER_RESULT = {
+    Qualifier.PASS: "pass",
+    Qualifier.FAIL: "fail",
+    Qualifier.SOFTFAIL: "softfail",
+    Qualifier.NEUTRAL: "neutral",
+}
+
+
+class NotCompilable(Exception):
+    """The policy depends on the client beyond its address, or DNS failed while compiling."""
+
+    def __init__(self, reason: str, *, retry_soon: bool = False) -> None:
+        super().__init__(reason)
+        self.retry_soon = retry_soon
+
+
+@dataclass(slots=True)
+class Step:
+    """One term of a compiled record, with what reaching it costs."""
+
+    mechanism: Mechanism | None  # None for the redirect step
+    target: str = ""  # the name looked up (a, mx), for reasons
+    dns_terms: int = 0  # counts against the limit of 10 (§4.6.4)
+    queries: int = 0  # resolver queries the interpreter makes for this term
+    void: bool = False  # counts against the void lookup limit (§4.6.4)
+    abort: tuple[str, str] | None = None  # (result, reason) once the costs are counted
+    ranges: tuple[tuple[int, int], ...] = ()  # first and last address, as integers
+    matches_all: bool = False
+    sub: Policy | None = None  # include target or redirect target
+    dynamic: bool = False  # evaluated by the interpreter (ptr, exists, macros); target=domain
+
+
+@dataclass(slots=True)
+class Policy:
+    """A compiled check_host() of one domain for one address family."""
+
+    domain: str
+    queries: int  # the TXT query (0 when the name is not a valid domain)
+    none_reason: str | None = None  # the domain has no SPF policy: result none
+    abort: tuple[str, str] | None = None  # permerror found while selecting the record
+    record: Record | None = None
+    steps: list[Step] = field(default_factory=list)
+    redirect: Step | None = None
+    ttl: int = 2**31
+
+
+class Compiler:
+    """Builds a `Policy` through a resolver; raises NotCompilable when it cannot."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        version: int,
+        *,
+        parse: Callable[[bytes], Record],
+        valid_domain: Callable[[str], bool],
+        mx_limit: int,
+        max_depth: int,
+    ) -> None:
+        self.resolver = resolver
+        self.version = version
+        self.address_type = RdType.A if version == 4 else RdType.AAAA
+        self.parse = parse
+        self.valid_domain = valid_domain
+        self.mx_limit = mx_limit
+        self.max_depth = max_depth
+        self.ttl = 2**31
+
+    async def answer(self, name: str, rdtype: RdType) -> list[RData] | None:
+        """Records of `name`, or None for NXDOMAIN/NODATA; a temporary failure aborts."""
+        try:
+            answer = await self.resolver.resolve(name, rdtype)
+        except TemporaryFailure as exc:
+            raise NotCompilable(f"DNS failure at {name}", retry_soon=True) from exc
+        except (NXDomain, NoData) as exc:
+            self.ttl = min(self.ttl, exc.ttl or 60)
+            return None
+        except DNSError as exc:  # pragma: no cover - the three kinds above are exhaustive
+            raise NotCompilable(str(exc), retry_soon=True) from exc
+        self.ttl = min(self.ttl, answer.ttl)
+        return list(answer.records)
+
+    async def compile(self, domain: str, depth: int = 0) -> Policy:
+        """The policy of `domain` with every include and redirect target compiled in."""
+        if depth > self.max_depth:  # deeper trees always exceed the limits: interpret them
+            raise NotCompilable("include or redirect chain deeper than the DNS term limit")
+        if not self.valid_domain(domain):  # RFC 7208 §4.3
+            return Policy(domain, 0, none_reason=f"{domain!r} is not a valid domain name")
+        records = await self.answer(domain, RdType.TXT)
+        policy = Policy(domain, 1)
+        joined = [r.joined for r in records or () if isinstance(r, TXT)]
+        texts = [text for text in joined if is_spf_record(text)]
+        if not texts:
+            policy.none_reason = f"no SPF record at {domain}"
+            return policy
+        if len(texts) > 1:  # RFC 7208 §4.5
+            policy.abort = ("permerror", f"{domain} publishes {len(texts)} SPF records")
+            return policy
+        try:
+            record = self.parse(texts[0])
+        except SPFSyntaxError as exc:
+            policy.abort = ("permerror", f"syntax error in the SPF record of {domain}: {exc}")
+            return policy
+        policy.record = record
+        for mechanism in record.mechanisms:
+            policy.steps.append(await self.step(mechanism, domain, depth))
+        if record.redirect is not None and not record.has_all:  # RFC 7208 §6.1
+            if not record.redirect.is_literal:
+                raise NotCompilable("redirect= uses macros")
+            target = _literal_domain(record.redirect)
+            policy.redirect = Step(None, dns_terms=1, sub=await self.compile(target, depth + 1))
+        policy.ttl = self.ttl
+        return policy
+
+    async def step(self, mechanism: Mechanism, domain: str, depth: int) -> Step:
+        kind = mechanism.kind
+        if kind is MechanismKind.ALL:
+            return Step(mechanism, matches_all=True)
+        if mechanism.network is not None:
+            return Step(mechanism, ranges=self.ranges((mechanism.network,)))
+        if kind in (MechanismKind.PTR, MechanismKind.EXISTS) or (
+            mechanism.domain is not None and not mechanism.domain.is_literal
+        ):  # depends on the client: the interpreter evaluates this one term at run time
+            return Step(mechanism, domain, dynamic=True)
+        target = _literal_domain(mechanism.domain) if mechanism.domain else domain
+        if kind is MechanismKind.INCLUDE:
+            return Step(mechanism, dns_terms=1, sub=await self.compile(target, depth + 1))
+        bits = mechanism.cidr4 if self.address_type is RdType.A else mechanism.cidr6
+        if kind is MechanismKind.A:
+            if not self.valid_domain(target):
+                return Step(mechanism, target, dns_terms=1)
+            found = await self.answer(target, self.address_type)
+            return Step(
+                mechanism,
+                target,
+                dns_terms=1,
+                queries=1,
+                void=found is None,
+                ranges=self.ranges(_networks(found or (), bits)),
+            )
+        # mx (RFC 7208 §5.4)
+        if not self.valid_domain(target):
+            return Step(mechanism, target, dns_terms=1)
+        exchanges = await self.answer(target, RdType.MX)
+        step = Step(mechanism, target, dns_terms=1, queries=1, void=exchanges is None)
+        names = [mx.exchange for mx in exchanges or () if isinstance(mx, MX)]
+        if len(names) > self.mx_limit:
+            step.abort = ("permerror", f"{target} has more than {self.mx_limit} MX records")
+            return step
+        addresses: list[RData] = []
+        for name in names:
+            if name and self.valid_domain(name):
+                step.queries += 1
+                addresses.extend(await self.answer(name, self.address_type) or ())
+        step.ranges = self.ranges(_networks(addresses, bits))
+        return step
+
+    def ranges(self, networks: Iterable[Network]) -> tuple[tuple[int, int], ...]:
+        """The networks of the compiled family as integer ranges (others never match)."""
+        return tuple(
+            (int(net.network_address), int(net.broadcast_address))
+            for net in networks
+            if net.version == self.version
+        )
+
+
+def _literal_domain(spec: MacroString) -> str:
+    """A domain-spec without macros, as the interpreter's expand_domain() would give it."""
+    text = "".join(part for part in spec.parts if isinstance(part, str))  # %% %_ %- decoded
+    if text.endswith("."):
+        text = text[:-1]
+    while len(text) > 253 and "." in text:
+        text = text.split(".", 1)[1]
+    return text.lower()
+
+
+def _networks(addresses: Iterable[RData], bits: int) -> tuple[Network, ...]:
+    out: list[Network] = []
+    for address in addresses:
+        if isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            out.append(ipaddress.ip_network((address, bits), strict=False))
+    return tuple(out)
+
+
+@dataclass(slots=True)
+class Run:
+    """Counters of one run of a compiled policy, as the interpreter would count them."""
+
+    ip: IPAddress
+    dns_limit: int
+    void_limit: int
+    ip_int: int = 0
+    dns_terms: int = 0
+    void_lookups: int = 0
+    queries: int = 0
+
+
+class Abort(Exception):
+    """A compiled run ended in permerror or temperror (the interpreter's _Abort)."""
+
+    def __init__(self, result: str, reason: str) -> None:
+        super().__init__(reason)
+        self.result = result
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Match:
+    """What a run ends with: a result, the matching term, and the record it came from."""
+
+    result: str
+    reason: str
+    mechanism: str | None = None
+    policy: Policy | None = None  # whose exp= applies on fail
+
+
+DynamicMatch = Callable[[Mechanism, str, Run], Awaitable[bool]]
+
+
+async def run_policy(policy: Policy, state: Run, dynamic: DynamicMatch) -> Match:
+    """Evaluate a compiled policy for `state.ip`; raises Abort for permerror/temperror.
+
+    `dynamic(mechanism, domain, state)` evaluates a term that depends on the client, counting
+    its cost in `state` as the interpreter does.
+    """
+    state.queries += policy.queries
+    if policy.none_reason is not None:
+        return Match("none", policy.none_reason)
+    if policy.abort is not None:
+        raise Abort(*policy.abort)
+    address = state.ip_int
+    for step in policy.steps:  # RFC 7208 §4.6.2: first match wins
+        mechanism = step.mechanism
+        assert mechanism is not None
+        if step.dynamic:
+            if await dynamic(mechanism, step.target, state):
+                return Match(
+                    QUALIFIER_RESULT[mechanism.qualifier],
+                    f"matched {mechanism.text}",
+                    mechanism.text,
+                    policy,
+                )
+            continue
+        if step.dns_terms:
+            state.dns_terms += 1
+            if state.dns_terms > state.dns_limit:
+                raise Abort(
+                    "permerror",
+                    f"more than {state.dns_limit} DNS-querying terms (at {mechanism.text})",
+                )
+        state.queries += step.queries
+        if step.void:
+            state.void_lookups += 1
+            if state.void_lookups > state.void_limit:
+                raise Abort(
+                    "permerror",
+                    f"more than {state.void_limit} void DNS lookups (at {step.target})",
+                )
+        if step.abort is not None:
+            raise Abort(*step.abort)
+        if step.sub is not None:  # include (RFC 7208 §5.2)
+            inner = await run_policy(step.sub, state, dynamic)
+            if inner.result == "none":
+                raise Abort("permerror", f"included domain {step.sub.domain} has no SPF record")
+            matched = inner.result == "pass"
+        else:
+            matched = step.matches_all
+            for first, last in step.ranges:
+                if first <= address <= last:
+                    matched = True
+                    break
+        if matched:
+            return Match(
+                QUALIFIER_RESULT[mechanism.qualifier],
+                f"matched {mechanism.text}",
+                mechanism.text,
+                policy,
+            )
+    redirect = policy.redirect
+    if redirect is not None and redirect.sub is not None:
+        state.dns_terms += 1
+        if state.dns_terms > state.dns_limit:
+            raise Abort(
+                "permerror", f"more than {state.dns_limit} DNS-querying terms (at redirect)"
+            )
+        outcome = await run_policy(redirect.sub, state, dynamic)
+        if outcome.result == "none":
+            raise Abort("permerror", f"redirect target {redirect.sub.domain} has no SPF record")
+        return outcome
+    return Match("neutral", f"no mechanism matched in the policy of {policy.domain}")

@@ -1,0 +1,159 @@
+"""CachingResolver: TTLs with floor and ceiling, negative caching, bounds, coalescing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mailwarden.dns import Answer, NoData, NXDomain, RdType, StaticResolver, TemporaryFailure
+from mailwarden.dns.cache import CachingResolver
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Counting:
+    """A resolver that counts what reaches it, optionally after a pause."""
+
+    def __init__(self, inner: StaticResolver, delay: float = 0.0) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.calls: list[tuple[str, RdType]] = []
+
+    async def resolve(self, name: str, rdtype: RdType) -> Answer:
+        self.calls.append((name, rdtype))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return await self.inner.resolve(name, rdtype)
+
+
+def zone(ttl: int = 300) -> StaticResolver:
+    static = StaticResolver(ttl=ttl)
+    static.add("example.test", "A", "192.0.2.1")
+    static.add("example.test", "TXT", "v=spf1 -all")
+    static.add("sub.example.test", "A", "192.0.2.2")
+    return static
+
+
+async def test_answers_live_for_their_ttl() -> None:
+    clock = Clock()
+    inner = Counting(zone(ttl=300))
+    cache = CachingResolver(inner, clock=clock)
+    first = await cache.resolve("example.test", RdType.A)
+    clock.now += 100
+    second = await cache.resolve("EXAMPLE.test.", RdType.A)  # same key after normalising
+    assert len(inner.calls) == 1
+    assert first.ttl == 300
+    assert second.ttl == 200  # what remains
+    clock.now += 200
+    await cache.resolve("example.test", RdType.A)
+    assert len(inner.calls) == 2  # expired, asked again
+    assert (cache.hits, cache.misses) == (1, 2)
+
+
+async def test_ttl_floor_and_ceiling() -> None:
+    clock = Clock()
+    inner = Counting(zone(ttl=0))
+    cache = CachingResolver(inner, clock=clock, min_ttl=30, max_ttl=60)
+    await cache.resolve("example.test", RdType.A)
+    clock.now += 29
+    await cache.resolve("example.test", RdType.A)
+    assert len(inner.calls) == 1  # a TTL of 0 is raised to the floor
+    clock.now += 2
+    await cache.resolve("example.test", RdType.A)
+    assert len(inner.calls) == 2
+
+    long_lived = Counting(zone(ttl=86_400))
+    capped = CachingResolver(long_lived, clock=clock, max_ttl=60)
+    await capped.resolve("example.test", RdType.A)
+    clock.now += 61
+    await capped.resolve("example.test", RdType.A)
+    assert len(long_lived.calls) == 2  # a day is cut to the ceiling
+
+
+async def test_negative_answers_are_cached() -> None:
+    """RFC 2308: NXDOMAIN and NODATA are kept for their negative TTL, and keep their kind."""
+    clock = Clock()
+    inner = Counting(zone(ttl=120))
+    cache = CachingResolver(inner, clock=clock, max_negative_ttl=100)
+    for _ in range(3):
+        with pytest.raises(NXDomain):
+            await cache.resolve("missing.example.test", RdType.A)
+        with pytest.raises(NoData):
+            await cache.resolve("example.test", RdType.MX)
+    assert len(inner.calls) == 2
+    clock.now += 101  # the negative ceiling, below the TTL of 120
+    with pytest.raises(NXDomain):
+        await cache.resolve("missing.example.test", RdType.A)
+    assert len(inner.calls) == 3
+
+
+async def test_temporary_failures_are_not_cached() -> None:
+    static = zone()
+    static.fail("example.test", "A")
+    inner = Counting(static)
+    cache = CachingResolver(inner, clock=Clock())
+    for _ in range(3):
+        with pytest.raises(TemporaryFailure):
+            await cache.resolve("example.test", RdType.A)
+    assert len(inner.calls) == 3
+
+
+async def test_bounded_size_drops_least_recently_used() -> None:
+    inner = Counting(zone())
+    cache = CachingResolver(inner, clock=Clock(), max_entries=2)
+    await cache.resolve("example.test", RdType.A)
+    await cache.resolve("sub.example.test", RdType.A)
+    await cache.resolve("example.test", RdType.A)  # now the most recently used
+    await cache.resolve("example.test", RdType.TXT)  # evicts sub.example.test
+    assert len(cache) == 2
+    await cache.resolve("example.test", RdType.A)
+    assert len(inner.calls) == 3
+    await cache.resolve("sub.example.test", RdType.A)
+    assert len(inner.calls) == 4
+
+
+async def test_identical_queries_in_flight_become_one() -> None:
+    inner = Counting(zone(), delay=0.05)
+    cache = CachingResolver(inner, clock=Clock())
+    answers = await asyncio.gather(*(cache.resolve("example.test", RdType.A) for _ in range(20)))
+    assert len(inner.calls) == 1
+    assert cache.coalesced == 19
+    assert {a.records for a in answers} == {answers[0].records}
+
+
+async def test_coalesced_waiters_share_a_failure() -> None:
+    static = zone()
+    static.fail("example.test", "A", delay=0.05)
+    inner = Counting(static)
+    cache = CachingResolver(inner, clock=Clock())
+    outcomes = await asyncio.gather(
+        *(cache.resolve("example.test", RdType.A) for _ in range(5)), return_exceptions=True
+    )
+    assert len(inner.calls) == 1
+    assert all(isinstance(o, TemporaryFailure) for o in outcomes)
+    negative = await asyncio.gather(
+        *(cache.resolve("nothing.example.test", RdType.A) for _ in range(3)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, NXDomain) for o in negative)
+
+
+async def test_first_asker_cancelled_does_not_cancel_the_others() -> None:
+    inner = Counting(zone(), delay=0.05)
+    cache = CachingResolver(inner, clock=Clock())
+    first = asyncio.create_task(cache.resolve("example.test", RdType.A))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(cache.resolve("example.test", RdType.A))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    answer = await second
+    assert answer.addresses()
+    with pytest.raises(asyncio.CancelledError):
+        await first

@@ -1,0 +1,157 @@
+"""StaticResolver: master files and mappings, CNAMEs, NXDOMAIN versus NODATA, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from pathlib import Path
+
+import pytest
+
+from mailwarden.dns import (
+    MX,
+    TXT,
+    CountingResolver,
+    Failure,
+    NoData,
+    NXDomain,
+    RdType,
+    StaticResolver,
+    TemporaryFailure,
+)
+
+MASTER = """\
+$TTL 600
+$ORIGIN example.test.
+@          IN A     192.0.2.1
+@          IN AAAA  2001:db8::1
+@          IN MX    10 mx.example.test.
+@          IN MX    20 mx2
+@    300   IN TXT   "v=spf1 " "ip4:192.0.2.0/24 -all"
+mx         IN A     192.0.2.25
+www        IN CNAME @
+loop1      IN CNAME loop2
+loop2      IN CNAME loop1
+deep.empty IN A     192.0.2.9
+1.2.0.192.in-addr.arpa. IN PTR example.test.
+unknown    IN HINFO "cpu" "os"
+"""
+
+
+@pytest.fixture
+def resolver() -> StaticResolver:
+    static = StaticResolver()
+    static.load_master_text(MASTER)
+    return static
+
+
+async def test_master_file_records_are_typed(resolver: StaticResolver) -> None:
+    a = await resolver.resolve("Example.Test.", RdType.A)
+    assert a.addresses() == [ipaddress.ip_address("192.0.2.1")]
+    assert a.ttl == 600
+    mx = await resolver.resolve("example.test", RdType.MX)
+    assert mx.mx() == [MX(10, "mx.example.test"), MX(20, "mx2.example.test")]
+    txt = await resolver.resolve("example.test", RdType.TXT)
+    assert txt.txt() == [TXT((b"v=spf1 ", b"ip4:192.0.2.0/24 -all"))]
+    assert txt.txt()[0].joined == b"v=spf1 ip4:192.0.2.0/24 -all"
+    assert txt.ttl == 300
+    ptr = await resolver.resolve("1.2.0.192.in-addr.arpa", RdType.PTR)
+    assert ptr.names() == ["example.test"]
+
+
+async def test_cname_is_followed(resolver: StaticResolver) -> None:
+    answer = await resolver.resolve("www.example.test", RdType.A)
+    assert answer.name == "www.example.test"
+    assert answer.addresses() == [ipaddress.ip_address("192.0.2.1")]
+    cname = await resolver.resolve("www.example.test", RdType.CNAME)
+    assert cname.names() == ["example.test"]
+
+
+async def test_cname_loop_is_a_temporary_failure(resolver: StaticResolver) -> None:
+    with pytest.raises(TemporaryFailure):
+        await resolver.resolve("loop1.example.test", RdType.A)
+
+
+async def test_nxdomain_versus_nodata(resolver: StaticResolver) -> None:
+    with pytest.raises(NXDomain):
+        await resolver.resolve("missing.example.test", RdType.A)
+    with pytest.raises(NoData):
+        await resolver.resolve("mx.example.test", RdType.TXT)
+    with pytest.raises(NoData):  # an empty non-terminal exists (RFC 8020)
+        await resolver.resolve("empty.example.test", RdType.A)
+    with pytest.raises(NoData):  # unknown types are skipped, the name still exists
+        await resolver.resolve("unknown.example.test", RdType.TXT)
+
+
+async def test_mapping_forms() -> None:
+    static = StaticResolver(
+        {
+            "example.test": {
+                "A": ["192.0.2.1", "192.0.2.2"],
+                "MX": (10, "mx.example.test."),
+                "TXT": [["part one ", "part two"], "x" * 300],
+            },
+            "other.test": {"MX": ["5 a.other.test", "10 b.other.test"], "AAAA": "2001:db8::2"},
+        }
+    )
+    assert len((await static.resolve("example.test", RdType.A)).addresses()) == 2
+    assert (await static.resolve("example.test", RdType.MX)).mx() == [MX(10, "mx.example.test")]
+    txts = (await static.resolve("example.test", RdType.TXT)).txt()
+    assert txts[0].strings == (b"part one ", b"part two")
+    assert [len(s) for s in txts[1].strings] == [255, 45]  # long strings split at 255 bytes
+    assert len((await static.resolve("other.test", RdType.MX)).mx()) == 2
+
+
+@pytest.mark.parametrize(
+    ("rdtype", "value"), [("A", "2001:db8::1"), ("AAAA", "192.0.2.1"), ("MX", object())]
+)
+def test_bad_mapping_values_are_refused(rdtype: str, value: object) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        StaticResolver({"example.test": {rdtype: value}})  # type: ignore[dict-item]
+
+
+def test_malformed_master_file() -> None:
+    with pytest.raises(ValueError, match=r"\S"):
+        StaticResolver().load_master_text("example.test. IN A not-an-address\n")
+
+
+def test_master_files_from_disk(tmp_path: Path) -> None:
+    one = tmp_path / "one.zone"
+    one.write_text("a.test. 60 IN A 192.0.2.1\n")
+    two = tmp_path / "two.zone"
+    two.write_text("b.test. 60 IN A 192.0.2.2\n")
+    static = StaticResolver.from_master_files([one, two])
+    asyncio.run(static.resolve("b.test", RdType.A))
+
+
+async def test_simulated_failures(resolver: StaticResolver) -> None:
+    resolver.fail("example.test", "TXT")
+    resolver.fail("mx.example.test", failure=Failure.SERVFAIL)
+    with pytest.raises(TemporaryFailure, match="timeout"):
+        await resolver.resolve("example.test", RdType.TXT)
+    assert (await resolver.resolve("example.test", RdType.A)).addresses()  # other types answer
+    with pytest.raises(TemporaryFailure, match="servfail"):
+        await resolver.resolve("mx.example.test", RdType.A)
+    with pytest.raises(TemporaryFailure):  # a failing CNAME target fails the alias too
+        await resolver.resolve("www.example.test", RdType.TXT)
+
+
+async def test_simulated_delay(resolver: StaticResolver) -> None:
+    resolver.fail("example.test", "MX", delay=0.05)
+    started = time.monotonic()
+    with pytest.raises(TemporaryFailure):
+        await resolver.resolve("example.test", RdType.MX)
+    assert time.monotonic() - started >= 0.05
+
+
+async def test_counting_resolver_counts_every_query(resolver: StaticResolver) -> None:
+    counting = CountingResolver(resolver)
+    await counting.resolve("example.test", RdType.A)
+    with pytest.raises(NXDomain):
+        await counting.resolve("missing.example.test", RdType.A)
+    assert counting.queries == 2
+    assert resolver.queries[-2:] == [
+        ("example.test", RdType.A),
+        ("missing.example.test", RdType.A),
+    ]

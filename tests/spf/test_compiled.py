@@ -1,0 +1,130 @@
+"""Compiled policies give exactly the interpreter's results, and expire with their TTLs."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from mailwarden.dns import StaticResolver
+from mailwarden.spf import Result, SPFChecker
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "spf_bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("spf_bench_for_compiled", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_generated_policies_agree_field_by_field(bench: ModuleType) -> None:
+    """Include chains, mx, a, macros, redirects and limits from the benchmark's generator."""
+    dataset = bench.build_dataset(120, 600, seed=11)
+    static = bench.static_resolver(dataset.zone)
+    interpreter = SPFChecker(static, receiver="mx.test", compile_after=None)
+    compiled = SPFChecker(static, receiver="mx.test", compile_after=1)
+    used = 0
+    for ip, mail_from, helo in dataset.workload:
+        expected = await interpreter.check_mailfrom(ip, mail_from, helo)
+        got = await compiled.check_mailfrom(ip, mail_from, helo)
+        assert got == expected, (ip, mail_from)
+        used += 1
+    assert used == 600
+    assert any(policy is not None for _, policy in compiled._compiled.values())
+    dynamic = [
+        step
+        for _, policy in compiled._compiled.values()
+        if policy is not None
+        for step in policy.steps
+        if step.dynamic
+    ]
+    assert dynamic  # exists and macros: evaluated by the interpreter inside compiled runs
+
+
+def zone() -> dict[str, dict[str, object]]:
+    return {
+        "example.com": {
+            "TXT": "v=spf1 ip4:192.0.2.0/28 include:_spf.example.com mx -all",
+            "MX": "10 mx.example.com",
+        },
+        "_spf.example.com": {"TXT": "v=spf1 ip4:198.51.100.0/24 ~all"},
+        "mx.example.com": {"A": "203.0.113.5"},
+    }
+
+
+class Clock:
+    now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_compiled_after_the_second_sighting_and_expired_with_the_ttl() -> None:
+    static = StaticResolver(zone(), ttl=300)
+    clock = Clock()
+    checker = SPFChecker(static, clock=clock)
+    first = await checker.check_mailfrom("203.0.113.5", "a@example.com", "h")
+    assert first.result is Result.PASS
+    assert not checker._compiled
+    second = await checker.check_mailfrom("198.51.100.9", "a@example.com", "h")
+    assert second.result is Result.PASS
+    assert checker._compiled
+    queries = len(static.queries)
+    third = await checker.check_mailfrom("192.0.2.200", "a@example.com", "h")
+    assert third.result is Result.FAIL
+    assert len(static.queries) == queries  # no DNS at all
+    assert third.dns_queries == 4  # what the interpreter counts: TXT, TXT, MX, A
+    static.add("mx.example.com", "A", "192.0.2.200")
+    clock.now += 299
+    assert (await checker.check_mailfrom("192.0.2.200", "a@example.com", "h")).result is (
+        Result.FAIL
+    )
+    clock.now += 2  # past the TTL: the new address is seen, interpreted, then compiled again
+    for _ in range(3):
+        result = await checker.check_mailfrom("192.0.2.200", "a@example.com", "h")
+        assert result.result is Result.PASS
+
+
+async def test_limits_depend_on_the_path_taken() -> None:
+    """An address matched early in an include stops counting; a later one hits the limit."""
+    includes = " ".join(f"include:i{n}.example.com" for n in range(9))
+    static = StaticResolver(
+        {
+            "example.com": {"TXT": f"v=spf1 include:big.example.com {includes} -all"},
+            "big.example.com": {
+                "TXT": "v=spf1 ip4:192.0.2.1 a:h1.big.example.com a:h2.big.example.com ~all"
+            },
+            "h1.big.example.com": {"A": "198.51.100.1"},
+            "h2.big.example.com": {"A": "198.51.100.2"},
+            **{f"i{n}.example.com": {"TXT": "v=spf1 -all"} for n in range(9)},
+        }
+    )
+    interpreter = SPFChecker(static, compile_after=None)
+    compiled = SPFChecker(static, compile_after=1)
+    for ip in ("192.0.2.1", "198.51.100.2", "203.0.113.1"):
+        expected = await interpreter.check_mailfrom(ip, "a@example.com", "h")
+        assert await compiled.check_mailfrom(ip, "a@example.com", "h") == expected
+    early = await compiled.check_mailfrom("192.0.2.1", "a@example.com", "h")
+    late = await compiled.check_mailfrom("203.0.113.1", "a@example.com", "h")
+    assert early.result is Result.PASS
+    assert late.result is Result.PERMERROR
+
+
+async def test_dns_failure_while_compiling_falls_back_to_the_interpreter() -> None:
+    static = StaticResolver(zone())
+    static.fail("_spf.example.com")
+    checker = SPFChecker(static, compile_after=1)
+    result = await checker.check_mailfrom("192.0.2.1", "a@example.com", "h")
+    assert result.result is Result.PASS  # matched before the failing include
+    assert not checker._compiled  # nothing cached from a failed compilation
+    result = await checker.check_mailfrom("203.0.113.9", "a@example.com", "h")
+    assert result.result is Result.TEMPERROR

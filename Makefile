@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest bench clean
+.PHONY: install system-deps run test lint typecheck pytest bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ run: install
 	$(BIN)/mailwarden spf check --dns-zone examples/example.zone --receiver mx.example.net \
 		--ip 198.51.100.7 --mail-from bob@example.org --helo relay.example.org
 
+# Debian packages the tests need (redis-server, ...), installed when missing.
+system-deps:
+	tools/system-deps.sh
+
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
@@ -34,10 +38,10 @@ typecheck: install
 pytest: install
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+test: system-deps lint typecheck pytest
 
 bench: install
-	$(BIN)/python benchmarks/spf_bench.py
+	for bench in benchmarks/*_bench.py; do $(BIN)/python $$bench || exit 1; done
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

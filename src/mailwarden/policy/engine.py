@@ -1,0 +1,195 @@
+"""The decision: symbols and facts in, an action that explains itself out. No I/O.
+
+Order of the rules (first that applies wins, then the score may only make things stricter):
+1. authenticated clients and trusted networks are accepted (their mail is ours to send);
+2. hard rules: configured DNS-list hits and a DMARC fail whose disposition is reject;
+3. a deciding check in temperror with `on_temperror = "tempfail"` answers 4xx;
+4. the total score against the thresholds (the strictest threshold reached wins);
+5. a DMARC quarantine disposition marks the message as spam (at least add_header);
+6. greylisting is never chosen for DNSWL-listed clients.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from mailwarden.symbols import Symbol
+
+from .config import SEVERITY, Action, PolicyConfig, TemperrorHandling
+
+__all__ = ["Facts", "ScoredSymbol", "SmtpReply", "Verdict", "decide"]
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpReply:
+    """An SMTP reply: code, enhanced status code (RFC 3463), text."""
+
+    code: int
+    status: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.status} {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredSymbol:
+    """A symbol with the score the policy gave it."""
+
+    name: str
+    score: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the checks found about one message (or one recipient, at RCPT time)."""
+
+    symbols: Sequence[Symbol] = ()
+    authenticated: bool = False  # SMTP AUTH succeeded
+    trusted_network: bool = False  # the client is in a configured trusted network
+    dmarc_disposition: str | None = None  # "none", "quarantine" or "reject" after overrides
+    dmarc_domain: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The action, the score, every symbol with its score, and why."""
+
+    action: Action
+    score: float
+    symbols: tuple[ScoredSymbol, ...]
+    reasons: tuple[str, ...]
+    reply: SmtpReply | None = None  # the SMTP answer for greylist/soft_reject/reject
+    spam: bool = False  # add the spam flag headers (add_header, DMARC quarantine)
+    required: float | None = None  # the add_header threshold, for X-Spam-Status
+    headers_prefix: str = "X-Spam"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "action": self.action.value,
+            "score": round(self.score, 3),
+            "spam": self.spam,
+            "symbols": [
+                {"name": s.name, "score": s.score, "detail": s.detail} for s in self.symbols
+            ],
+            "reasons": list(self.reasons),
+            "reply": str(self.reply) if self.reply is not None else None,
+        }
+
+    def header_value(self) -> str:
+        """The X-Mailwarden-Verdict value: action, score, then the symbols that weighed."""
+        listed = ", ".join(f"{s.name}({s.score:g})" for s in self.symbols if s.score)
+        value = f"action={self.action.value}; score={self.score:.2f}"
+        return value + (f"; symbols={listed}" if listed else "")
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The header fields to add above the message (name, value)."""
+        prefix = self.headers_prefix
+        tests = ",".join(s.name for s in self.symbols)
+        required = f" required={self.required:.1f}" if self.required is not None else ""
+        status = f"{'Yes' if self.spam else 'No'}, score={self.score:.1f}{required} tests={tests}"
+        out = [
+            ("X-Mailwarden-Verdict", self.header_value()),
+            (f"{prefix}-Score", f"{self.score:.2f}"),
+            (f"{prefix}-Status", status),
+        ]
+        if self.spam:
+            out.append((f"{prefix}-Flag", "YES"))
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+
+def score_symbols(symbols: Iterable[Symbol], config: PolicyConfig) -> tuple[ScoredSymbol, ...]:
+    """Each symbol once (the first occurrence), with its configured score."""
+    seen: set[str] = set()
+    out: list[ScoredSymbol] = []
+    for symbol in symbols:
+        if symbol.name in seen:
+            continue
+        seen.add(symbol.name)
+        score = config.score_of(symbol.name, symbol.score)
+        out.append(ScoredSymbol(symbol.name, score, symbol.detail))
+    return tuple(out)
+
+
+def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
+    """The verdict on one message: pure, deterministic, explained."""
+    config = config or PolicyConfig()
+    scored = score_symbols(facts.symbols, config)
+    total = round(sum(s.score for s in scored), 6)
+    names = {s.name: s for s in scored}
+
+    def verdict(
+        action: Action, reasons: Sequence[str], reply: SmtpReply | None = None, spam: bool = False
+    ) -> Verdict:
+        return Verdict(
+            action,
+            total,
+            scored,
+            tuple(reasons),
+            reply,
+            spam,
+            config.add_header_threshold,
+            config.spam_header_prefix,
+        )
+
+    if facts.authenticated or facts.trusted_network:
+        why = "authenticated client" if facts.authenticated else "trusted network"
+        return verdict(Action.ACCEPT, [f"{why}: not filtered"])
+
+    for name in config.hard_reject_symbols:
+        if name in names:
+            detail = names[name].detail
+            return verdict(
+                Action.REJECT,
+                [f"{name} is a hard reject: {detail}".rstrip(": ")],
+                SmtpReply(554, "5.7.1", f"Service unavailable; client blocked ({name})"),
+            )
+    if facts.dmarc_disposition == "reject" and config.dmarc_reject:
+        domain = facts.dmarc_domain or "the author domain"
+        return verdict(
+            Action.REJECT,
+            [f"DMARC policy of {domain} is reject and the message failed DMARC"],
+            SmtpReply(550, "5.7.1", f"Rejected by the DMARC policy of {domain}"),
+        )
+    temperrors = [name for name in config.temperror_symbols if name in names]
+    if temperrors and config.on_temperror is TemperrorHandling.TEMPFAIL:
+        return verdict(
+            Action.SOFT_REJECT,
+            [f"{', '.join(temperrors)}: a deciding check could not finish; try later"],
+            SmtpReply(451, "4.4.3", "Temporary DNS failure while checking; try again later"),
+        )
+
+    action = Action.ACCEPT
+    reasons: list[str] = []
+    for candidate in (Action.GREYLIST, Action.ADD_HEADER, Action.SOFT_REJECT, Action.REJECT):
+        threshold = config.threshold_of(candidate)
+        if threshold is not None and total >= threshold:
+            action = candidate
+            reasons = [f"score {total:g} reached the {candidate.value} threshold {threshold:g}"]
+    if not reasons:
+        reasons.append(f"score {total:g} is below every threshold")
+    spam = action is Action.ADD_HEADER
+    if facts.dmarc_disposition == "quarantine" and config.dmarc_quarantine:
+        spam = True
+        reasons.append(f"DMARC policy of {facts.dmarc_domain or 'the author domain'} is quarantine")
+        if SEVERITY[action] < SEVERITY[Action.ADD_HEADER]:
+            action = Action.ADD_HEADER
+    if action is Action.GREYLIST and any(n.startswith("DNSWL_") for n in names):
+        action = Action.ACCEPT
+        reasons.append("listed on a DNS allow list: never greylisted")
+    if temperrors:
+        reasons.append(f"{', '.join(temperrors)}: judged on what is known (on_temperror=accept)")
+    reply = {
+        Action.GREYLIST: SmtpReply(451, "4.7.1", "Greylisted, please try again later"),
+        Action.SOFT_REJECT: SmtpReply(
+            451, "4.7.1", f"Message deferred, score {total:.1f}; try again later"
+        ),
+        Action.REJECT: SmtpReply(550, "5.7.1", f"Message refused as spam (score {total:.1f})"),
+    }.get(action)
+    return verdict(action, reasons, reply, spam)

@@ -1,0 +1,25 @@
+"""Named findings the checks hand to the scoring policy.
+
+Every network check (iprev, HELO, DNS lists, ...) reports what it saw as `Symbol`s: a stable
+name the policy can weigh (`IPREV_FAIL`, `RBL_ZEN_SBL`, `DNSWL_HI`), the score the check
+suggests by default, and a detail for logs and headers. Checks never reject by themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Symbol"]
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    """One finding: `name` (upper-case, stable), a default `score` (negative is good news)
+    and a `detail` saying what was seen."""
+
+    name: str
+    score: float = 0.0
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name}({self.score:g})" + (f": {self.detail}" if self.detail else "")

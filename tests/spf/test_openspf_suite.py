@@ -12,6 +12,7 @@ import pytest
 from tests.spf.suite import SuiteCase, build_resolver, collect_cases, load_cases
 from tests.testdata import require_testdata
 
+from mailwarden.dns.cache import CachingResolver
 from mailwarden.spf import SPFChecker
 
 RFC7208 = collect_cases("openspf-rfc7208", "rfc7208-tests.yml")
@@ -24,15 +25,18 @@ PYSPF_ONLY = {"default-modifier", "default-modifier-harsh"}
 
 
 async def run_case(case: SuiteCase) -> tuple[str, str | None]:
-    """The interpreter's answer, checked to be the compiled policy's answer too, field by field.
-
-    compile_after=1 compiles every policy that can be compiled on first sight.
-    """
+    """The interpreter's answer, checked to be the same, field by field, when policies are
+    compiled (compile_after=1: on first sight) and when policy trees are prefetched."""
     receiver = case.receiver or "unknown"
     interpreter = SPFChecker(build_resolver(case.zone), receiver=receiver, compile_after=None)
     compiled = SPFChecker(build_resolver(case.zone), receiver=receiver, compile_after=1)
+    prefetching = SPFChecker(
+        CachingResolver(build_resolver(case.zone)), receiver=receiver, prefetch=True
+    )
     result = await interpreter.check_mailfrom(case.host, case.mailfrom, case.helo)
     assert await compiled.check_mailfrom(case.host, case.mailfrom, case.helo) == result
+    assert await prefetching.check_mailfrom(case.host, case.mailfrom, case.helo) == result
+    await prefetching.drain()
     return result.result.value, result.explanation
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -24,6 +26,8 @@ EXIT_BAD_INPUT = 2  # bad option, address, domain or file: nothing was evaluated
 EXIT_INTERNAL = 70  # a bug: please report it (EX_SOFTWARE)
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class BadInput(click.ClickException):
@@ -130,3 +134,20 @@ def print_json(data: Any) -> None:
 def console() -> Console:
     """Rich console for human output; plain (no colour codes) when not a terminal."""
     return Console(highlight=False, soft_wrap=True)
+
+
+async def ordered_map(
+    items: Iterable[T], work: Callable[[T], Awaitable[R]], concurrency: int = 64
+) -> AsyncIterator[R]:
+    """`work` over `items` with at most `concurrency` in flight, results in input order."""
+    window: collections.deque[asyncio.Task[R]] = collections.deque()
+    try:
+        for item in items:
+            window.append(asyncio.ensure_future(work(item)))
+            if len(window) >= concurrency:
+                yield await window.popleft()
+        while window:
+            yield await window.popleft()
+    finally:
+        for task in window:
+            task.cancel()

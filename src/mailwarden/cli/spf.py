@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterable
 from typing import Any, TextIO
 
 import click
@@ -32,6 +30,7 @@ from .common import (
     dns_options,
     fail,
     json_option,
+    ordered_map,
     print_json,
 )
 
@@ -197,24 +196,15 @@ def show_check(mailfrom: SPFResult, helo: SPFResult, receiver: str) -> None:
 async def run_batch(stream: TextIO, checker: SPFChecker, receiver: str) -> int:
     """Evaluate JSON lines concurrently, writing results in input order; returns error count."""
     errors = 0
-    async for line in ordered_results(enumerate(stream, 1), checker, receiver):
+
+    async def work(item: tuple[int, str]) -> dict[str, Any]:
+        return await evaluate_line(item[0], item[1], checker, receiver)
+
+    async for line in ordered_map(enumerate(stream, 1), work, BATCH_CONCURRENCY):
         if "error" in line:
             errors += 1
         print_json(line)
     return errors
-
-
-async def ordered_results(
-    lines: Iterable[tuple[int, str]], checker: SPFChecker, receiver: str
-) -> AsyncIterator[dict[str, Any]]:
-    """A sliding window of at most BATCH_CONCURRENCY checks in flight, yielded in order."""
-    window: collections.deque[asyncio.Task[dict[str, Any]]] = collections.deque()
-    for number, text in lines:
-        window.append(asyncio.create_task(evaluate_line(number, text, checker, receiver)))
-        if len(window) >= BATCH_CONCURRENCY:
-            yield await window.popleft()
-    while window:
-        yield await window.popleft()
 
 
 async def evaluate_line(

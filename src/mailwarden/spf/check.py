@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import re
 import time
@@ -26,7 +27,7 @@ from mailwarden.dns import (
     to_ascii,
 )
 
-from .compiled import Abort, Compiler, NotCompilable, Policy, Run, run_policy
+from .compiled import Abort, Compiler, NotCompilable, Policy, Run, literal_domain, run_policy
 from .record import (
     Macro,
     MacroString,
@@ -96,15 +97,6 @@ class SPFResult:
     void_lookups: int = 0
 
 
-class _Abort(Exception):
-    """Ends the whole evaluation with a temperror or permerror."""
-
-    def __init__(self, result: Result, reason: str) -> None:
-        super().__init__(reason)
-        self.result = result
-        self.reason = reason
-
-
 @dataclass(slots=True)
 class _Outcome:
     result: Result
@@ -152,6 +144,7 @@ class SPFChecker:
         record_cache_size: int = 4096,
         compile_after: int | None = 2,
         max_policy_ttl: int = 3600,
+        prefetch: bool = False,
     ) -> None:
         self.resolver = resolver
         self.receiver = receiver
@@ -165,6 +158,10 @@ class SPFChecker:
         self.max_policy_ttl = max_policy_ttl
         self._compiled: dict[tuple[str, int], tuple[float, Policy | None]] = {}
         self._sightings: dict[tuple[str, int], int] = {}
+        # With a caching resolver, fetch a policy's whole tree at once while the interpreter
+        # walks it in order: the wait is the tree's depth, not its number of lookups.
+        self.prefetch = prefetch
+        self._background: set[asyncio.Task[None]] = set()
 
     async def check_mailfrom(self, ip: IPAddress | str, mail_from: str, helo: str) -> SPFResult:
         """The MAIL FROM identity; a null reverse-path checks postmaster@<HELO> (RFC 7208 §2.4)."""
@@ -212,6 +209,10 @@ class SPFChecker:
         evaluation = _Evaluation(
             self, address, local or "postmaster", _to_ascii(sender_domain) or domain, helo
         )
+        if self.prefetch and valid_domain(domain):
+            task = asyncio.ensure_future(self._prefetch(domain, address.version, 0))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         policy = None
         if self.compile_after is not None and domain == normalize(domain):
             policy = await self._compiled_policy(domain, address.version)
@@ -219,8 +220,8 @@ class SPFChecker:
             return await self._run_compiled(policy, evaluation, domain, identity)
         try:
             outcome = await evaluation.check_host(domain, top=True)
-        except _Abort as abort:
-            outcome = _Outcome(abort.result, abort.reason)
+        except Abort as abort:
+            outcome = _Outcome(Result(abort.result), abort.reason)
         return SPFResult(
             result=outcome.result,
             identity=identity,
@@ -235,6 +236,52 @@ class SPFChecker:
             dns_mechanisms=evaluation.dns_mechanisms,
             void_lookups=evaluation.void_lookups,
         )
+
+    async def drain(self) -> None:
+        """Wait for background prefetches (before closing the event loop)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _prefetch(self, domain: str, version: int, depth: int) -> None:
+        """Ask for every record a policy tree needs, concurrently; answers land in the cache."""
+        try:
+            answer = await self.resolver.resolve(domain, RdType.TXT)
+            texts = [t.joined for t in answer.txt() if is_spf_record(t.joined)]
+            record = self.parse_cached(texts[0]) if len(texts) == 1 else None
+        except (DNSError, SPFSyntaxError):
+            return
+        if record is None or depth >= self.limits.dns_mechanisms:
+            return
+        address_type = RdType.A if version == 4 else RdType.AAAA
+        work = []
+        targets = [(m.kind, m.domain) for m in record.mechanisms]
+        if record.redirect is not None and not record.has_all:
+            targets.append((MechanismKind.INCLUDE, record.redirect))
+        for kind, spec in targets:
+            if spec is not None and not spec.is_literal:
+                continue
+            target = literal_domain(spec) if spec is not None else domain
+            if not valid_domain(target):
+                continue
+            if kind is MechanismKind.INCLUDE:
+                work.append(self._prefetch(target, version, depth + 1))
+            elif kind is MechanismKind.A:
+                work.append(self._quietly(target, address_type))
+            elif kind is MechanismKind.MX:
+                work.append(self._prefetch_mx(target, address_type))
+        await asyncio.gather(*work)
+
+    async def _prefetch_mx(self, domain: str, address_type: RdType) -> None:
+        try:
+            answer = await self.resolver.resolve(domain, RdType.MX)
+        except DNSError:
+            return
+        hosts = [mx.exchange for mx in answer.mx()][: self.limits.mx_names]
+        await asyncio.gather(*(self._quietly(h, address_type) for h in hosts if valid_domain(h)))
+
+    async def _quietly(self, name: str, rdtype: RdType) -> None:
+        with contextlib.suppress(DNSError):
+            await self.resolver.resolve(name, rdtype)
 
     async def _compiled_policy(self, domain: str, version: int) -> Policy | None:
         """The compiled policy of a domain seen often enough, or None to interpret."""
@@ -342,8 +389,6 @@ class _Evaluation:
         self.void_lookups = state.void_lookups
         try:
             return await self.matches(mechanism, domain)
-        except _Abort as abort:
-            raise Abort(abort.result.value, abort.reason) from None
         finally:
             state.dns_terms = self.dns_mechanisms
             state.void_lookups = self.void_lookups
@@ -367,7 +412,7 @@ class _Evaluation:
             target = await self.expand_domain(record.redirect, domain)
             outcome = await self.check_host(target, top=top)
             if outcome.result is Result.NONE:
-                raise _Abort(Result.PERMERROR, f"redirect target {target} has no SPF record")
+                raise Abort(Result.PERMERROR, f"redirect target {target} has no SPF record")
             return outcome
         return _Outcome(Result.NEUTRAL, f"no mechanism matched in the policy of {domain}")
 
@@ -375,7 +420,7 @@ class _Evaluation:
         try:
             answer = await self.resolver.resolve(domain, RdType.TXT)
         except TemporaryFailure as exc:
-            raise _Abort(
+            raise Abort(
                 Result.TEMPERROR,
                 f"DNS failure fetching the SPF record of {domain}: {exc.detail or exc.kind}",
             ) from None
@@ -385,11 +430,11 @@ class _Evaluation:
         if not candidates:
             return None
         if len(candidates) > 1:  # RFC 7208 §4.5
-            raise _Abort(Result.PERMERROR, f"{domain} publishes {len(candidates)} SPF records")
+            raise Abort(Result.PERMERROR, f"{domain} publishes {len(candidates)} SPF records")
         try:
             return self.checker.parse_cached(candidates[0])
         except SPFSyntaxError as exc:
-            raise _Abort(
+            raise Abort(
                 Result.PERMERROR, f"syntax error in the SPF record of {domain}: {exc}"
             ) from None
 
@@ -397,7 +442,7 @@ class _Evaluation:
     def count_dns_mechanism(self, term: str) -> None:
         self.dns_mechanisms += 1
         if self.dns_mechanisms > self.limits.dns_mechanisms:
-            raise _Abort(
+            raise Abort(
                 Result.PERMERROR,
                 f"more than {self.limits.dns_mechanisms} DNS-querying terms (at {term})",
             )
@@ -405,7 +450,7 @@ class _Evaluation:
     def count_void(self, name: str) -> None:
         self.void_lookups += 1
         if self.void_lookups > self.limits.void_lookups:
-            raise _Abort(
+            raise Abort(
                 Result.PERMERROR,
                 f"more than {self.limits.void_lookups} void DNS lookups (at {name})",
             )
@@ -420,7 +465,7 @@ class _Evaluation:
         try:
             answer = await self.resolver.resolve(name, rdtype)
         except TemporaryFailure as exc:
-            raise _Abort(
+            raise Abort(
                 Result.TEMPERROR,
                 f"DNS failure looking up {name}/{rdtype}: {exc.detail or exc.kind}",
             ) from None
@@ -475,14 +520,14 @@ class _Evaluation:
         if outcome.result is Result.PASS:
             return True
         if outcome.result is Result.NONE:
-            raise _Abort(Result.PERMERROR, f"included domain {target} has no SPF record")
+            raise Abort(Result.PERMERROR, f"included domain {target} has no SPF record")
         return False
 
     async def mx(self, target: str, mechanism: Mechanism) -> bool:
         """RFC 7208 §5.4: the addresses of every MX host, at most 10 MX records."""
         exchanges = await self.lookup(target, RdType.MX, void=True)
         if len(exchanges) > self.limits.mx_names:  # RFC 7208 §4.6.4
-            raise _Abort(
+            raise Abort(
                 Result.PERMERROR, f"{target} has more than {self.limits.mx_names} MX records"
             )
         names = [str(name) for name in exchanges if name]
@@ -490,9 +535,9 @@ class _Evaluation:
             *(self.lookup(name, self.address_type, void=False) for name in names),
             return_exceptions=True,
         )
-        failure: _Abort | None = None
+        failure: Abort | None = None
         for found in results:
-            if isinstance(found, _Abort):
+            if isinstance(found, Abort):
                 failure = failure or found
             elif isinstance(found, BaseException):
                 raise found
@@ -610,5 +655,5 @@ class _Evaluation:
                 return None
             text = records[0].joined.decode("ascii")
             return await self.expand(parse_explanation(text), domain, explanation=True)
-        except (DNSError, _Abort, UnicodeDecodeError, SPFSyntaxError):
+        except (DNSError, Abort, UnicodeDecodeError, SPFSyntaxError):
             return None

@@ -13,9 +13,11 @@ shortest TTL of the answers it was built from.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from mailwarden.dns import (
     MX,
@@ -41,6 +43,7 @@ from .record import (
 )
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+T = TypeVar("T")
 
 QUALIFIER_RESULT = {
     Qualifier.PASS: "pass",
@@ -146,12 +149,12 @@ class Compiler:
             policy.abort = ("permerror", f"syntax error in the SPF record of {domain}: {exc}")
             return policy
         policy.record = record
-        for mechanism in record.mechanisms:
-            policy.steps.append(await self.step(mechanism, domain, depth))
+        steps = await _all(self.step(m, domain, depth) for m in record.mechanisms)
+        policy.steps.extend(steps)
         if record.redirect is not None and not record.has_all:  # RFC 7208 §6.1
             if not record.redirect.is_literal:
                 raise NotCompilable("redirect= uses macros")
-            target = _literal_domain(record.redirect)
+            target = literal_domain(record.redirect)
             policy.redirect = Step(None, dns_terms=1, sub=await self.compile(target, depth + 1))
         policy.ttl = self.ttl
         return policy
@@ -166,7 +169,7 @@ class Compiler:
             mechanism.domain is not None and not mechanism.domain.is_literal
         ):  # depends on the client: the interpreter evaluates this one term at run time
             return Step(mechanism, domain, dynamic=True)
-        target = _literal_domain(mechanism.domain) if mechanism.domain else domain
+        target = literal_domain(mechanism.domain) if mechanism.domain else domain
         if kind is MechanismKind.INCLUDE:
             return Step(mechanism, dns_terms=1, sub=await self.compile(target, depth + 1))
         bits = mechanism.cidr4 if self.address_type is RdType.A else mechanism.cidr6
@@ -191,11 +194,10 @@ class Compiler:
         if len(names) > self.mx_limit:
             step.abort = ("permerror", f"{target} has more than {self.mx_limit} MX records")
             return step
-        addresses: list[RData] = []
-        for name in names:
-            if name and self.valid_domain(name):
-                step.queries += 1
-                addresses.extend(await self.answer(name, self.address_type) or ())
+        hosts = [name for name in names if name and self.valid_domain(name)]
+        step.queries += len(hosts)
+        answers = await _all(self.answer(h, self.address_type) for h in hosts)
+        addresses = [address for found in answers for address in found or ()]
         step.ranges = self.ranges(_networks(addresses, bits))
         return step
 
@@ -208,7 +210,16 @@ class Compiler:
         )
 
 
-def _literal_domain(spec: MacroString) -> str:
+async def _all(work: Iterable[Awaitable[T]]) -> list[T]:
+    """Run concurrently; the first failure is raised once every one has finished."""
+    results = await asyncio.gather(*work, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]
+
+
+def literal_domain(spec: MacroString) -> str:
     """A domain-spec without macros, as the interpreter's expand_domain() would give it."""
     text = "".join(part for part in spec.parts if isinstance(part, str))  # %% %_ %- decoded
     if text.endswith("."):
@@ -240,7 +251,7 @@ class Run:
 
 
 class Abort(Exception):
-    """A compiled run ended in permerror or temperror (the interpreter's _Abort)."""
+    """An evaluation (interpreted or compiled) ends in permerror or temperror."""
 
     def __init__(self, result: str, reason: str) -> None:
         super().__init__(reason)

@@ -15,14 +15,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Until the gateway exists: an offline SPF demo against the bundled example zone.
+# The receiving gateway on the embedded defaults, offline: DNS from the bundled demo zone, mail
+# accepted for example.net delivered into the built-in sink (data/sink/Maildir).
+DEMO_SWAKS := swaks --server 127.0.0.1:2525 --helo mail.example.com --from alice@example.com \
+	--to postmaster@example.net
 run: install
-	$(BIN)/mailwarden spf check --dns-zone examples/example.zone --receiver mx.example.net \
-		--ip 192.0.2.10 --mail-from alice@example.com --helo mail.example.com
-	$(BIN)/mailwarden spf check --dns-zone examples/example.zone --receiver mx.example.net \
-		--ip 203.0.113.66 --mail-from alice@example.com --helo spammer.example
-	$(BIN)/mailwarden spf check --dns-zone examples/example.zone --receiver mx.example.net \
-		--ip 198.51.100.7 --mail-from bob@example.org --helo relay.example.org
+	@echo "mailwarden demo: the gateway on 127.0.0.1:2525, DNS from examples/demo.zone"
+	@echo "  accepted (SPF, DKIM and DMARC pass): $(DEMO_SWAKS) --data @examples/legit.eml"
+	@echo "  refused (From forged, DMARC p=reject): $(DEMO_SWAKS) --data @examples/spoof.eml"
+	@echo "  delivered mail lands in data/sink/Maildir/new; Ctrl-C stops the gateway"
+	$(BIN)/mailwarden serve --dns-zone examples/demo.zone --local-domain example.net \
+		--hostname mx.example.net --data-dir data
 
 # Debian packages the tests need (redis-server, ...), installed when missing.
 system-deps:

@@ -104,9 +104,17 @@ class DNSTestServer:
                 if answer is not None:
                     self.transport.sendto(answer, addr)  # type: ignore[attr-defined]
 
-        self._udp, _ = await loop.create_datagram_endpoint(UDP, local_addr=("127.0.0.1", 0))
-        self.port = self._udp.get_extra_info("sockname")[1]
-        self._tcp = await asyncio.start_server(self._serve_tcp, "127.0.0.1", self.port)
+        for attempt in range(20):  # the TCP port of the same number may be taken: try another
+            self._udp, _ = await loop.create_datagram_endpoint(UDP, local_addr=("127.0.0.1", 0))
+            self.port = self._udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(self._serve_tcp, "127.0.0.1", self.port)
+            except OSError:
+                self._udp.close()
+                if attempt == 19:
+                    raise
+                continue
+            return
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -10,8 +10,17 @@ import click
 
 from mailwarden import __version__
 
+from .analyze import analyze
+from .check import check
 from .common import EXIT_BAD_INPUT, EXIT_INTERNAL
+from .dkim import dkim
+from .dmarc import dmarc
+from .domain import domain
+from .greylist import greylist
+from .netchecks import dnsbl, helo, iprev
+from .serve import serve, sink
 from .spf import spf
+from .spfbuild import build as spf_build
 
 EPILOG = """\b
 Exit status:
@@ -29,6 +38,18 @@ def cli() -> None:
 
 
 cli.add_command(spf)
+cli.add_command(check)
+cli.add_command(dkim)
+cli.add_command(serve)
+cli.add_command(sink)
+cli.add_command(dmarc)
+cli.add_command(greylist)
+cli.add_command(iprev)
+cli.add_command(helo)
+cli.add_command(dnsbl)
+cli.add_command(analyze)
+cli.add_command(domain)
+spf.add_command(spf_build)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

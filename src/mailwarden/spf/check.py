@@ -209,15 +209,15 @@ class SPFChecker:
         evaluation = _Evaluation(
             self, address, local or "postmaster", _to_ascii(sender_domain) or domain, helo
         )
-        if self.prefetch and valid_domain(domain):
-            task = asyncio.ensure_future(self._prefetch(domain, address.version, 0))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
         policy = None
         if self.compile_after is not None and domain == normalize(domain):
             policy = await self._compiled_policy(domain, address.version)
         if policy is not None:
             return await self._run_compiled(policy, evaluation, domain, identity)
+        if self.prefetch and valid_domain(domain):
+            task = asyncio.ensure_future(self._prefetch(domain, address.version, 0))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         try:
             outcome = await evaluation.check_host(domain, top=True)
         except Abort as abort:

@@ -1,0 +1,302 @@
+"""Gateway throughput and memory: messages per second through `mailwarden serve` against the
+same clients talking straight to the downstream, in the same run.
+
+Run from the project root::
+
+    python benchmarks/gateway_bench.py                # default sizes (about a minute)
+    python benchmarks/gateway_bench.py --quick --json # small sizes, machine-readable summary
+
+Every server is a separate process on loopback: the downstream (the built-in sink,
+`mailwarden sink`, and a private Postfix when Postfix is installed and we are root), and a
+gateway (`mailwarden serve`, no checks, no greet pause, no log) relaying to it. The clients
+are asyncio tasks in this process: --clients of them (50) each send messages one connection
+at a time (EHLO, MAIL, RCPT, DATA, QUIT), first straight to the downstream, then through the
+gateway, round after round, the best round kept. The ratio gateway/direct is the share of the
+downstream's throughput left when the gateway sits in front of it (1.0: no overhead).
+
+Then --idle connections (1,000) are opened to the gateway and left idle after the greeting:
+the gateway's resident memory before and with them gives the cost of an idle connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAIN = "example.net"
+RCPT = f"bob@{DOMAIN}"  # a user the private Postfix knows
+BODY_LINE = b"The quick brown fox jumps over the lazy dog, again and again and again.\r\n"
+
+
+def message(size: int) -> bytes:
+    head = b"From: alice@example.com\r\nTo: bob@example.net\r\nSubject: bench\r\n\r\n"
+    lines = max(1, (size - len(head)) // len(BODY_LINE))
+    return head + BODY_LINE * lines
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+@contextmanager
+def mailwarden(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """`mailwarden ARGS --json` in a subprocess, ready when it printed its address."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailwarden", *args, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        if not proc.stdout.readline():
+            assert proc.stderr is not None
+            raise RuntimeError(f"mailwarden {args[0]} did not start: {proc.stderr.read()}")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def gateway_config(folder: Path, port: int, downstream: int) -> Path:
+    path = folder / f"gateway-{port}.toml"
+    path.write_text(
+        f"""
+[gateway]
+listen = "127.0.0.1:{port}"
+hostname = "mx.bench.example"
+local_domains = ["{DOMAIN}"]
+relay_to = "127.0.0.1:{downstream}"
+greet_pause = 0
+log_file = ""
+data_dir = "{folder / "data"}"
+[gateway.limits]
+max_connections = 5000
+max_connections_per_client = 5000
+[gateway.tls]
+enabled = false
+"""
+    )
+    return path
+
+
+class SMTPError(Exception):
+    pass
+
+
+async def expect(reader: asyncio.StreamReader, code: int) -> None:
+    while True:
+        line = await reader.readline()
+        if not line:
+            raise SMTPError(f"connection closed, expected {code}")
+        if line[3:4] != b"-":
+            break
+    if int(line[:3]) != code:
+        raise SMTPError(line.decode(errors="replace").strip())
+
+
+async def send_one(port: int, data: bytes) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        await expect(reader, 220)
+        for command, code in (
+            (b"EHLO client.bench.example", 250),
+            (b"MAIL FROM:<alice@example.com>", 250),
+            (f"RCPT TO:<{RCPT}>".encode(), 250),
+            (b"DATA", 354),
+        ):
+            writer.write(command + b"\r\n")
+            await expect(reader, code)
+        writer.write(data + b".\r\n")
+        await expect(reader, 250)
+        writer.write(b"QUIT\r\n")
+        await expect(reader, 221)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def throughput(port: int, messages: int, clients: int, data: bytes) -> float:
+    """Messages per second with `clients` concurrent senders."""
+    remaining = messages
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await send_one(port, data)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return messages / (time.perf_counter() - started)
+
+
+async def idle_memory(pid: int, port: int, count: int) -> dict[str, float]:
+    before = rss_kib(pid)
+    writers: list[asyncio.StreamWriter] = []
+    try:
+        for start in range(0, count, 100):
+            opened = await asyncio.gather(
+                *(
+                    asyncio.open_connection("127.0.0.1", port)
+                    for _ in range(min(100, count - start))
+                )
+            )
+            for reader, writer in opened:
+                await expect(reader, 220)
+                writers.append(writer)
+        await asyncio.sleep(0.5)
+        during = rss_kib(pid)
+    finally:
+        for writer in writers:
+            writer.close()
+    return {
+        "connections": count,
+        "rss_before_mib": round(before / 1024, 1),
+        "rss_idle_mib": round(during / 1024, 1),
+        "kib_per_connection": round((during - before) / count, 1),
+    }
+
+
+def start_postfix(folder: Path) -> Any:
+    """The tests' private Postfix, when this machine can run one; else None."""
+    if os.geteuid() != 0 or not shutil.which("postfix", path="/usr/sbin:/usr/bin:/sbin:/bin"):
+        return None
+    sys.path.insert(0, str(ROOT))
+    from tests.gateway.postfix import start_postfix as start
+
+    root = folder / "postfix"
+    root.mkdir()
+    return start(root)
+
+
+def compare(
+    port_direct: int, port_gateway: int, args: argparse.Namespace, data: bytes
+) -> dict[str, Any]:
+    direct: list[float] = []
+    through: list[float] = []
+    for _ in range(args.repeat):  # interleaved rounds, the best of each kept
+        direct.append(asyncio.run(throughput(port_direct, args.messages, args.clients, data)))
+        through.append(asyncio.run(throughput(port_gateway, args.messages, args.clients, data)))
+    best_direct, best_gateway = max(direct), max(through)
+    return {
+        "direct_msgs_per_s": round(best_direct, 1),
+        "gateway_msgs_per_s": round(best_gateway, 1),
+        "ratio": round(best_gateway / best_direct, 3),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--messages", type=int, default=1000, help="messages per round (1000)")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent clients (50)")
+    parser.add_argument("--size", type=int, default=4096, help="message size in octets (4096)")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds, best kept (2)")
+    parser.add_argument("--idle", type=int, default=1000, help="idle connections (1000)")
+    parser.add_argument("--no-postfix", action="store_true", help="only the built-in sink")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary only")
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.messages, args.clients, args.repeat, args.idle = 40, 10, 1, 50
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, max(soft, args.idle * 2 + 256))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))  # inherited by the servers
+    data = message(args.size)
+    summary: dict[str, Any] = {
+        "config": {
+            "messages": args.messages,
+            "clients": args.clients,
+            "size": len(data),
+            "repeat": args.repeat,
+            "idle": args.idle,
+        },
+        "downstreams": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="mailwarden-bench-") as tmp:
+        folder = Path(tmp)
+        folder.chmod(0o755)
+        sink_port, gw_port = free_port(), free_port()
+        with (
+            mailwarden(
+                "sink",
+                "--listen",
+                f"127.0.0.1:{sink_port}",
+                "--maildir",
+                str(folder / "sink"),
+                "--no-fsync",
+            ),
+            mailwarden("serve", "--config", str(gateway_config(folder, gw_port, sink_port))) as gw,
+        ):
+            summary["downstreams"]["sink"] = compare(sink_port, gw_port, args, data)
+            summary["idle_memory"] = asyncio.run(idle_memory(gw.pid, gw_port, args.idle))
+        postfix = None if args.no_postfix else start_postfix(folder)
+        if postfix is None:
+            summary["downstreams"]["postfix"] = None
+        else:
+            try:
+                pf_gw_port = free_port()
+                config = gateway_config(folder, pf_gw_port, postfix.port)
+                with mailwarden("serve", "--config", str(config)):
+                    summary["downstreams"]["postfix"] = compare(
+                        postfix.port, pf_gw_port, args, data
+                    )
+            finally:
+                postfix.stop()
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    config = summary["config"]
+    print(
+        f"{config['messages']} messages of {config['size']} octets per round, "
+        f"{config['clients']} concurrent clients, best of {config['repeat']} rounds"
+    )
+    for name, figures in summary["downstreams"].items():
+        if figures is None:
+            print(f"  {name:8} skipped (needs root and Postfix)")
+            continue
+        print(
+            f"  {name:8} direct {figures['direct_msgs_per_s']:8.1f} msg/s   through the gateway "
+            f"{figures['gateway_msgs_per_s']:8.1f} msg/s   ratio {figures['ratio']:.2f}"
+        )
+    idle = summary["idle_memory"]
+    print(
+        f"  idle: {idle['connections']} connections, gateway RSS {idle['rss_before_mib']} MiB -> "
+        f"{idle['rss_idle_mib']} MiB ({idle['kib_per_connection']} KiB per connection)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

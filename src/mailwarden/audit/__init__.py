@@ -1,0 +1,102 @@
+"""mailwarden.audit: check a domain's mail setup the way a receiver sees it.
+
+`await audit_domain(resolver, "example.com", selectors=("s1",), dns_lists=lists)` returns a
+`DomainAudit`: one `Section` per check (mx, spf, dkim, dmarc, bimi), each with typed `Finding`s
+(severity ok/info/warning/error, a stable code, a message and a concrete fix) and the data it
+looked at. Every check runs concurrently through the one resolver; a DNS timeout is a finding
+of its own ("timed out"), never "not found". `to_dict()` is the JSON of
+`mailwarden domain check`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mailwarden.dns import Resolver
+from mailwarden.dns.cache import CachingResolver
+from mailwarden.dnsbl import DNSList, DNSListChecker
+
+from .bimi import DMARCEnforcement, bimi_section, fetch_bimi
+from .dkim import COMMON_SELECTORS, check_dkim
+from .dmarc import authorization_name, check_dmarc
+from .findings import Finding, LookupStatus, Outcome, Section, Severity, query
+from .mx import check_mx
+from .spf import check_spf, lookups_past_limit
+
+__all__ = [
+    "CHECKS",
+    "COMMON_SELECTORS",
+    "DMARCEnforcement",
+    "DomainAudit",
+    "Finding",
+    "LookupStatus",
+    "Outcome",
+    "Section",
+    "Severity",
+    "audit_domain",
+    "authorization_name",
+    "lookups_past_limit",
+    "query",
+]
+
+CHECKS = ("mx", "spf", "dkim", "dmarc", "bimi")
+
+
+@dataclass(frozen=True, slots=True)
+class DomainAudit:
+    domain: str
+    sections: dict[str, Section]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for name in CHECKS for f in self.sections[name].findings]
+
+    @property
+    def worst(self) -> Severity:
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=Severity.OK)
+
+    @property
+    def has_errors(self) -> bool:
+        return self.worst is Severity.ERROR
+
+    def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Severity}
+        for finding in self.findings:
+            counts[finding.severity.value] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "status": self.worst.value,
+            "counts": self.counts(),
+            **{name: self.sections[name].to_dict() for name in CHECKS},
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+async def audit_domain(
+    resolver: Resolver,
+    domain: str,
+    *,
+    selectors: Iterable[str] = (),
+    common_selectors: Iterable[str] = COMMON_SELECTORS,
+    dns_lists: Iterable[DNSList] = (),
+) -> DomainAudit:
+    """Every check of `domain` (A-labels, no trailing dot), concurrently."""
+    if not isinstance(resolver, CachingResolver):
+        resolver = CachingResolver(resolver)
+    lists = tuple(dns_lists)
+    checker = DNSListChecker(resolver, lists) if lists else None
+    mx, spf, dkim, (dmarc, enforced), bimi_outcome = await asyncio.gather(
+        check_mx(resolver, domain, checker),
+        check_spf(resolver, domain),
+        check_dkim(resolver, domain, tuple(selectors), tuple(common_selectors)),
+        check_dmarc(resolver, domain),
+        fetch_bimi(resolver, domain),
+    )
+    bimi = bimi_section(domain, bimi_outcome, enforced)
+    return DomainAudit(domain, {"mx": mx, "spf": spf, "dkim": dkim, "dmarc": dmarc, "bimi": bimi})

@@ -1,0 +1,331 @@
+"""`mailwarden check`: the full verdict on a message (SPF, DKIM, DMARC, ARC, network checks,
+policy), for one message or a manifest of many."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+from rich.table import Table
+
+from mailwarden.arc import ARCResult
+from mailwarden.dkim import DKIMVerifier
+from mailwarden.dmarc import DMARCEvaluator, DMARCResult
+from mailwarden.dns import Resolver
+from mailwarden.dnsbl import DNSListChecker, DNSListReport
+from mailwarden.message import MessageError, read_message
+from mailwarden.policy import ConfigError
+from mailwarden.settings import CheckSettings, check_settings_from_mapping, load_check_settings
+from mailwarden.spf import SPFChecker
+from mailwarden.verdict import Authenticator, MessageVerdict
+
+from .common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    DNSOptions,
+    console,
+    dns_options,
+    fail,
+    json_option,
+    ordered_map,
+    print_json,
+)
+from .dkim import parse_now, result_dict
+from .spf import check_dict, default_receiver, parse_helo, parse_ip_arg, parse_mail_from
+
+BATCH_CONCURRENCY = 32
+
+
+def dmarc_dict(result: DMARCResult) -> dict[str, Any]:
+    return {
+        "result": result.result.value,
+        "domain": result.domain,
+        "policy": result.policy.value if result.policy else None,
+        "disposition": result.disposition.value,
+        "reason": result.reason,
+        "discovery_method": result.discovery_method.value,
+        "alignment": {
+            "spf": bool(result.spf_aligned),
+            "dkim": bool(result.dkim_aligned),
+            "spf_domain": result.spf_domain,
+            "dkim_domains": list(result.dkim_aligned),
+        },
+        "policy_domain": result.policy_domain,
+        "policy_tag": result.policy_tag.value if result.policy_tag else None,
+        "override_reason": result.override_reason.value if result.override_reason else None,
+        "testing": result.testing,
+        "evaluated": result.evaluated,
+    }
+
+
+def arc_dict(result: ARCResult | None) -> dict[str, Any]:
+    if result is None:
+        return {"result": "none", "oldest_pass": None, "reason": "ARC not checked", "sets": 0}
+    return {
+        "result": result.result.value,
+        "oldest_pass": result.oldest_pass,
+        "reason": result.reason,
+        "sets": result.instances,
+    }
+
+
+def report_dict(report: DNSListReport) -> list[dict[str, Any]]:
+    return [
+        {
+            "list": r.list,
+            "zone": r.zone,
+            "status": r.status.value,
+            "codes": [str(c) for c in r.codes],
+            "symbols": [s.name for s in r.symbols],
+            "reason": r.reason,
+            "allow": r.allow,
+        }
+        for r in report.results
+    ]
+
+
+def verdict_dict(verdict: MessageVerdict, receiver: str) -> dict[str, Any]:
+    """The JSON object of one verdict (keys are a contract: add, never rename)."""
+    iprev = verdict.iprev
+    helo = verdict.helo
+    return {
+        "spf": check_dict(verdict.spf, verdict.spf_helo, receiver),
+        "dkim": [result_dict(r) for r in verdict.dkim],
+        "dmarc": dmarc_dict(verdict.dmarc),
+        "arc": arc_dict(verdict.arc),
+        "authentication_results": verdict.authentication_results,
+        "iprev": None
+        if iprev is None
+        else {
+            "result": iprev.result.value,
+            "name": iprev.name,
+            "names": list(iprev.names),
+            "reason": iprev.reason,
+        },
+        "helo": None
+        if helo is None
+        else {
+            "name": helo.helo.text,
+            "symbols": [{"name": s.name, "detail": s.detail} for s in helo.symbols],
+        },
+        "dnsbl": {
+            "ip": report_dict(verdict.dnsbl) if verdict.dnsbl is not None else [],
+            "domains": {key: report_dict(r) for key, r in verdict.rhsbl.items()},
+        },
+        "policy": verdict.policy.to_dict(),
+    }
+
+
+def load_settings(config: str | None) -> CheckSettings:
+    try:
+        if config:
+            return load_check_settings(config)
+        return check_settings_from_mapping({}, default_dnsbl=False)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def build_authenticator(
+    resolver: Resolver,
+    settings: CheckSettings,
+    receiver: str,
+    *,
+    now: float | None,
+    network_checks: bool,
+) -> Authenticator:
+    def clock() -> float:
+        return time.time() if now is None else now
+
+    return Authenticator(
+        resolver,
+        authserv_id=receiver,
+        clock=clock,
+        spf=SPFChecker(resolver, receiver=receiver),
+        dkim=DKIMVerifier(resolver, clock=clock),
+        dmarc=DMARCEvaluator(resolver, discovery=settings.dmarc_discovery),
+        dnsbl=DNSListChecker(resolver, settings.dnsbl_lists) if settings.dnsbl_lists else None,
+        policy=settings.policy,
+        network_checks=network_checks,
+        trusted_sealers=settings.trusted_sealers,
+    )
+
+
+@click.command("check")
+@click.argument("file", required=False)
+@click.option("--ip", help="Client IP address the message came from.")
+@click.option("--helo", help="HELO/EHLO name the client gave.")
+@click.option("--mail-from", default="", help="Envelope sender; empty for a null reverse-path.")
+@click.option("--rcpt", multiple=True, help="Envelope recipient (repeatable).")
+@click.option("--hostname", help="Our host name: the authserv-id. [default: this host]")
+@click.option("--config", type=click.Path(), help="TOML file: [policy], [dnsbl], [dmarc].")
+@click.option("--now", "now_text", metavar="TIMESTAMP", help="Check DKIM t=/x= at this time.")
+@click.option(
+    "--network-checks/--no-network-checks",
+    default=True,
+    show_default=True,
+    help="iprev, HELO and DNS-list checks.",
+)
+@click.option(
+    "--batch",
+    type=click.File("r", encoding="utf-8"),
+    metavar="MANIFEST",
+    help='JSON lines {"file", "ip", "helo", "mail_from", "rcpt"} (files relative to it).',
+)
+@json_option
+@dns_options
+def check(
+    file: str | None,
+    ip: str | None,
+    helo: str | None,
+    mail_from: str,
+    rcpt: tuple[str, ...],
+    hostname: str | None,
+    config: str | None,
+    now_text: str | None,
+    network_checks: bool,
+    batch: TextIO | None,
+    as_json: bool,
+    dns: DNSOptions,
+) -> None:
+    """The full verdict on a message: SPF, DKIM, DMARC, ARC, iprev, HELO, DNS lists, policy.
+
+    Prints every result, the policy's action with its reasons, and the Authentication-Results
+    field mailwarden would add.
+    """
+    receiver = hostname or default_receiver()
+    now = parse_now(now_text) if now_text else None
+    settings = load_settings(config)
+    if batch is not None:
+        if file or ip or helo or mail_from or rcpt:
+            fail("--batch takes everything from the manifest: drop FILE, --ip, --helo, ...")
+        if not as_json:
+            fail("--batch writes JSON lines: add --json")
+        authenticator = build_authenticator(
+            dns.build(), settings, receiver, now=now, network_checks=network_checks
+        )
+        base = Path(batch.name).parent if batch.name not in ("-", "<stdin>") else Path()
+        try:
+            errors = asyncio.run(run_batch(batch, base, authenticator, receiver))
+        except UnicodeDecodeError:
+            fail(f"{batch.name} is not UTF-8 text")
+        sys.exit(EXIT_PARTIAL if errors else EXIT_OK)
+    if not file or not ip or not helo:
+        fail("FILE, --ip and --helo are required (or --batch MANIFEST)")
+    try:
+        address = parse_ip_arg(ip)
+        sender = parse_mail_from(mail_from)
+        helo_name = parse_helo(helo)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        message = read_message(Path(file).read_bytes())
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}")
+    except MessageError as exc:
+        fail(f"{file}: {exc}")
+    authenticator = build_authenticator(
+        dns.build(), settings, receiver, now=now, network_checks=network_checks
+    )
+    verdict = asyncio.run(
+        authenticator.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)
+    )
+    if as_json:
+        print_json(verdict_dict(verdict, receiver))
+        return
+    show_verdict(verdict)
+
+
+async def run_batch(stream: TextIO, base: Path, authenticator: Authenticator, receiver: str) -> int:
+    """One output line per manifest line, in order, messages checked concurrently."""
+    errors = 0
+
+    async def work(item: tuple[int, str]) -> dict[str, Any]:
+        return await check_line(item[0], item[1], base, authenticator, receiver)
+
+    async for line in ordered_map(enumerate(stream, 1), work, BATCH_CONCURRENCY):
+        if "error" in line:
+            errors += 1
+        print_json(line)
+    return errors
+
+
+async def check_line(
+    number: int, text: str, base: Path, authenticator: Authenticator, receiver: str
+) -> dict[str, Any]:
+    name: object = None
+    try:
+        item = json.loads(text)
+        if not isinstance(item, dict):
+            raise ValueError("expected a JSON object")
+        name = item.get("file")
+        if not isinstance(name, str) or not name:
+            raise ValueError('"file" is missing or not a string')
+        for key in ("ip", "helo"):
+            if not isinstance(item.get(key), str):
+                raise ValueError(f'"{key}" is missing or not a string')
+        mail_from_value = item.get("mail_from") or ""
+        if not isinstance(mail_from_value, str):
+            raise ValueError('"mail_from" is not a string')
+        rcpt = item.get("rcpt") or []
+        if isinstance(rcpt, str):
+            rcpt = [rcpt]
+        if not isinstance(rcpt, list) or not all(isinstance(r, str) for r in rcpt):
+            raise ValueError('"rcpt" is not a string or a list of strings')
+        address = parse_ip_arg(item["ip"])
+        sender = parse_mail_from(mail_from_value)
+        helo = parse_helo(item["helo"])
+        path = base / name
+        message = read_message(await asyncio.to_thread(path.read_bytes))
+    except OSError as exc:
+        return {"line": number, "file": name, "error": f"cannot read: {exc.strerror or exc}"}
+    except (ValueError, MessageError) as exc:  # JSONDecodeError is a ValueError
+        return {"line": number, "file": name, "error": str(exc)}
+    verdict = await authenticator.check(message, ip=address, helo=helo, mail_from=sender, rcpt=rcpt)
+    return {"file": name, **verdict_dict(verdict, receiver)}
+
+
+def show_verdict(verdict: MessageVerdict) -> None:
+    out = console()
+    table = Table(title="Authentication and reputation", title_justify="left")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("details")
+    table.add_row("spf (mail from)", verdict.spf.result.value, verdict.spf.reason)
+    table.add_row("spf (helo)", verdict.spf_helo.result.value, verdict.spf_helo.reason)
+    if not verdict.dkim:
+        table.add_row("dkim", "none", "no DKIM signature")
+    for result in verdict.dkim:
+        where = f"d={result.domain} s={result.selector}" if result.domain else ""
+        table.add_row("dkim", result.result.value, f"{where} {result.reason}".strip())
+    dmarc = verdict.dmarc
+    table.add_row(
+        "dmarc",
+        dmarc.result.value,
+        f"{dmarc.domain or '-'}: {dmarc.reason} (disposition {dmarc.disposition.value}, "
+        f"{dmarc.discovery_method.value})",
+    )
+    arc = arc_dict(verdict.arc)
+    table.add_row("arc", arc["result"], arc["reason"] or "")
+    if verdict.iprev is not None:
+        iprev = verdict.iprev
+        table.add_row("iprev", iprev.result.value, iprev.name or iprev.reason)
+    if verdict.helo is not None:
+        table.add_row("helo", verdict.helo.helo.text, verdict.helo.reason or "ok")
+    for report in [verdict.dnsbl, *verdict.rhsbl.values()]:
+        if report is None:
+            continue
+        for hit in (*report.listed, *report.allowed):
+            table.add_row(f"dns list {hit.list}", "listed", f"{report.subject}: {hit.reason}")
+    out.print(table, markup=False)
+    policy = verdict.policy
+    out.print(f"action: {policy.action.value} (score {policy.score:g})", markup=False)
+    for reason in policy.reasons:
+        out.print(f"  because {reason}", markup=False)
+    for symbol in policy.symbols:
+        out.print(f"  {symbol.name:<28} {symbol.score:>6g}  {symbol.detail}", markup=False)
+    out.print(verdict.authentication_results.rstrip("\r\n"), markup=False)

@@ -1,0 +1,304 @@
+"""`mailwarden greylist list|allow|forget`: see, allow and remove greylisting state."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from mailwarden.dns import normalize
+from mailwarden.greylist import (
+    AllowEntry,
+    Entry,
+    GreylistConfig,
+    GreylistStore,
+    RedisStore,
+    SQLiteStore,
+    TripletField,
+    client_network,
+    normalize_sender,
+    parse_allow_target,
+)
+
+from .common import console, fail, json_option, print_json
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+STORE_FILE = "greylist.sqlite3"
+
+
+def store_options(command: F) -> F:
+    """--data-dir and --redis: where the greylist state is."""
+
+    @click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("data"),
+        show_default=True,
+        help=f"Directory of the embedded store ({STORE_FILE}).",
+    )
+    @click.option("--redis", "redis_url", metavar="URL", help="Use the Redis store at URL.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, data_dir: Path, redis_url: str | None, **kwargs: Any) -> Any:
+        return command(*args, location=(data_dir, redis_url), **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_store(location: tuple[Path, str | None], *, create: bool) -> GreylistStore | None:
+    """The store named by the options; None when the SQLite file does not exist yet."""
+    data_dir, redis_url = location
+    if redis_url:
+        try:
+            return RedisStore.from_url(redis_url)
+        except ValueError as exc:
+            fail(f"bad --redis URL {redis_url!r}: {exc}")
+    path = data_dir / STORE_FILE
+    if not path.exists() and not create:
+        return None
+    if path.exists() and not path.is_file():
+        fail(f"{path} is not a file")
+    return SQLiteStore(path)
+
+
+def run_on(
+    location: tuple[Path, str | None], create: bool, work: Callable[[GreylistStore], Awaitable[T]]
+) -> T | None:
+    """Run `work` on the store, closing it afterwards; store errors become one line."""
+    store = open_store(location, create=create)
+    if store is None:
+        return None
+
+    async def main() -> T:
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except (OSError, ConnectionError) as exc:
+        fail(f"cannot use the greylist store: {exc}")
+    except Exception as exc:
+        if type(exc).__module__.startswith(("redis", "sqlite3")):
+            fail(f"cannot use the greylist store: {type(exc).__name__}: {exc}")
+        raise
+
+
+def iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def entry_dict(entry: Entry) -> dict[str, Any]:
+    return {
+        "origin": entry.key.origin,
+        "sender": entry.key.sender,
+        "recipient": entry.key.recipient,
+        "state": "passed" if entry.passed else "pending",
+        "first_seen": iso(entry.first_seen),
+        "last_seen": iso(entry.last_seen),
+        "attempts": entry.attempts,
+        "passed_at": iso(entry.passed_at),
+        "expires_at": iso(entry.expires_at),
+    }
+
+
+def allow_dict(entry: AllowEntry) -> dict[str, Any]:
+    return {
+        "target": entry.target,
+        "added_at": iso(entry.added_at),
+        "expires_at": iso(entry.expires_at),
+        "note": entry.note,
+    }
+
+
+@click.group()
+def greylist() -> None:
+    """Greylisting (RFC 6647): list pending and passed entries, allow, forget."""
+
+
+@greylist.command("list")
+@click.option(
+    "--state",
+    type=click.Choice(["all", "pending", "passed"]),
+    default="all",
+    show_default=True,
+    help="Which triplets to show.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
+@store_options
+@json_option
+def list_entries(state: str, limit: int, location: tuple[Path, str | None], as_json: bool) -> None:
+    """Show triplets (pending and passed), allow entries and auto-allow counters."""
+    now = time.time()
+
+    async def work(store: GreylistStore) -> dict[str, Any]:
+        entries = await store.entries(now)
+        if state != "all":
+            entries = [e for e in entries if e.passed == (state == "passed")]
+        return {
+            "entries": [entry_dict(e) for e in entries[:limit]],
+            "total": len(entries),
+            "allowed": [allow_dict(a) for a in await store.allowed(now)],
+            "networks": [
+                {"network": n.network, "passes": n.passes, "expires_at": iso(n.expires_at)}
+                for n in await store.networks(now)
+            ],
+        }
+
+    data = run_on(location, False, work) or {
+        "entries": [],
+        "total": 0,
+        "allowed": [],
+        "networks": [],
+    }
+    if as_json:
+        print_json(data)
+        return
+    out = console()
+    table = Table(title=f"greylist: {data['total']} triplets", title_justify="left")
+    for column in ("state", "origin", "sender", "recipient", "attempts", "last seen", "expires"):
+        table.add_column(column)
+    for e in data["entries"]:
+        table.add_row(
+            e["state"],
+            Text(e["origin"]),
+            Text(e["sender"]),
+            Text(e["recipient"]),
+            str(e["attempts"]),
+            e["last_seen"],
+            e["expires_at"],
+        )
+    out.print(table)
+    if data["allowed"]:
+        allowed = Table(title="allowed", title_justify="left")
+        for column in ("target", "expires", "note"):
+            allowed.add_column(column)
+        for a in data["allowed"]:
+            allowed.add_row(Text(a["target"]), a["expires_at"] or "never", Text(a["note"]))
+        out.print(allowed)
+    if data["networks"]:
+        nets = Table(title="client networks that passed", title_justify="left")
+        nets.add_column("network")
+        nets.add_column("passes", justify="right")
+        for n in data["networks"]:
+            nets.add_row(n["network"], str(n["passes"]))
+        out.print(nets)
+
+
+@greylist.command("allow")
+@click.argument("target")
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Expire after DAYS [default: never].",
+)
+@click.option("--note", default="", help="Why (shown in decisions and listings).")
+@store_options
+@json_option
+def allow(
+    target: str, days: float | None, note: str, location: tuple[Path, str | None], as_json: bool
+) -> None:
+    """Never greylist TARGET: an IP address, a network (CIDR), a sender domain (with its
+    subdomains) or a sender address."""
+    try:
+        parsed = parse_allow_target(target)
+    except ValueError as exc:
+        fail(str(exc))
+    now = time.time()
+    entry = AllowEntry(parsed, now, now + days * 86_400 if days else None, note)
+
+    async def work(store: GreylistStore) -> None:
+        await store.allow(entry)
+
+    run_on(location, True, work)
+    if as_json:
+        print_json(allow_dict(entry))
+        return
+    until = f" until {iso(entry.expires_at)}" if entry.expires_at else ""
+    console().print(f"allowed {parsed}{until}", markup=False)
+
+
+@greylist.command("forget")
+@click.argument("target")
+@store_options
+@json_option
+def forget(target: str, location: tuple[Path, str | None], as_json: bool) -> None:
+    """Remove what is known about TARGET: an IP address (its network's triplets and
+    counter), a network, a sender address, a domain (its senders and SPF pool), or an
+    "spf:DOMAIN" pool; allow entries for it go too."""
+    plan = forget_plan(target)
+
+    async def work(store: GreylistStore) -> dict[str, int]:
+        triplets = 0
+        for field, value in plan["triplets"]:
+            triplets += await store.forget_triplets(field, value)
+        allows = sum([await store.forget_allow(t) for t in plan["allow"]])
+        counters = sum([await store.forget_network(n) for n in plan["networks"]])
+        return {"triplets": triplets, "allow_entries": allows, "network_counters": counters}
+
+    counts = run_on(location, False, work) or {
+        "triplets": 0,
+        "allow_entries": 0,
+        "network_counters": 0,
+    }
+    if as_json:
+        print_json({"target": target, **counts})
+        return
+    console().print(
+        f"forgot {counts['triplets']} triplets, {counts['allow_entries']} allow entries and "
+        f"{counts['network_counters']} network counters for {target}",
+        markup=False,
+    )
+
+
+def forget_plan(target: str) -> dict[str, Any]:
+    """What `forget TARGET` deletes: triplet selectors, allow targets, network counters."""
+    text = target.strip()
+    config = GreylistConfig()
+    if text.lower().startswith("spf:"):
+        domain = normalize(text[4:])
+        if not domain:
+            fail("spf: needs a domain")
+        return {"triplets": [(TripletField.ORIGIN, f"spf:{domain}")], "allow": [], "networks": []}
+    try:
+        allow_target = parse_allow_target(text)
+    except ValueError as exc:
+        fail(str(exc))
+    kind, _, value = allow_target.partition(":")
+    if kind == "net":
+        network = ipaddress.ip_network(value)
+        origins = {allow_target}
+        if network.prefixlen == network.max_prefixlen:  # one address: its greylist network
+            origins.add(client_network(network.network_address, config))
+        return {
+            "triplets": [(TripletField.ORIGIN, o) for o in sorted(origins)],
+            "allow": [allow_target],
+            "networks": sorted(origins),
+        }
+    if kind == "sender":
+        return {
+            "triplets": [(TripletField.SENDER, normalize_sender(value))],
+            "allow": [allow_target],
+            "networks": [],
+        }
+    return {
+        "triplets": [
+            (TripletField.SENDER_DOMAIN, value),
+            (TripletField.ORIGIN, f"spf:{value}"),
+        ],
+        "allow": [allow_target],
+        "networks": [],
+    }

@@ -1,0 +1,317 @@
+"""`mailwarden iprev`, `mailwarden helo` and `mailwarden dnsbl`: the connection-time checks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from mailwarden.dns import IPAddress, is_domain_name, parse_ip, to_ascii
+from mailwarden.dnsbl import (
+    DEFAULT_LISTS,
+    DNSList,
+    DNSListChecker,
+    DNSListReport,
+    ListKind,
+    ListStatus,
+    ListType,
+)
+from mailwarden.helo import HeloResult, check_helo
+from mailwarden.iprev import IprevResult, IprevStatus, check_iprev
+from mailwarden.symbols import Symbol
+
+from .common import DNSOptions, console, dns_options, fail, json_option, print_json
+
+STATUS_STYLE = {
+    IprevStatus.PASS: "bold green",
+    IprevStatus.FAIL: "bold red",
+    IprevStatus.TEMPERROR: "magenta",
+    IprevStatus.PERMERROR: "yellow",
+}
+
+
+def _ip(text: str) -> IPAddress:
+    try:
+        return parse_ip(text)
+    except ValueError:
+        fail(f"invalid IP address {text!r}")
+
+
+def symbol_dict(symbol: Symbol) -> dict[str, Any]:
+    return {"name": symbol.name, "score": symbol.score, "detail": symbol.detail}
+
+
+def iprev_dict(result: IprevResult) -> dict[str, Any]:
+    return {
+        "ip": str(result.ip),
+        "result": result.result.value,
+        "name": result.name,
+        "names": list(result.names),
+        "reason": result.reason,
+        "policy_iprev": result.policy_iprev,
+        "dns_queries": result.dns_queries,
+        "symbol": symbol_dict(result.symbol),
+    }
+
+
+@click.command("iprev")
+@click.argument("ip")
+@json_option
+@dns_options
+def iprev(ip: str, as_json: bool, dns: DNSOptions) -> None:
+    """Reverse DNS check of a client address (iprev, RFC 8601 §3).
+
+    Looks up the PTR names of IP and the addresses of each name: pass when one leads back.
+    """
+    address = _ip(ip)
+    result = asyncio.run(check_iprev(dns.build(), address))
+    if as_json:
+        print_json(iprev_dict(result))
+        return
+    out = console()
+    out.print(f"iprev {result.ip}: [{STATUS_STYLE[result.result]}]{result.result.value}[/]")
+    if result.name:
+        out.print(f"  confirmed name: {result.name}", markup=False)
+    if result.names:
+        out.print(f"  PTR names: {', '.join(result.names)}", markup=False)
+    if result.reason:
+        out.print(f"  reason: {result.reason}", markup=False)
+
+
+def helo_dict(result: HeloResult) -> dict[str, Any]:
+    return {
+        "helo": result.helo.text,
+        "kind": result.helo.kind.value,
+        "ip": str(result.ip),
+        "addresses": [str(a) for a in result.addresses],
+        "ptr_names": list(result.ptr_names),
+        "symbols": [symbol_dict(s) for s in result.symbols],
+        "score": result.score,
+        "rejected_by": result.rejected_by.name if result.rejected_by else None,
+    }
+
+
+@click.command("helo")
+@click.argument("name")
+@click.option("--ip", required=True, help="The client's IP address.")
+@click.option("--our-name", multiple=True, help="One of our own host names (repeatable).")
+@click.option("--our-address", multiple=True, help="One of our own addresses (repeatable).")
+@json_option
+@dns_options
+def helo(
+    name: str,
+    ip: str,
+    our_name: tuple[str, ...],
+    our_address: tuple[str, ...],
+    as_json: bool,
+    dns: DNSOptions,
+) -> None:
+    """Check a HELO/EHLO name given by the client at --ip: syntax, resolution, match with the
+    client and its PTR names, and forgery of our own names. Prints symbols, never rejects."""
+    client = _ip(ip)
+    ours = [_ip(a) for a in our_address]
+    result = asyncio.run(
+        check_helo(dns.build(), name, client, our_names=our_name, our_addresses=ours)
+    )
+    if as_json:
+        print_json(helo_dict(result))
+        return
+    out = console()
+    out.print(f"HELO {name!r} from {client} ({result.helo.kind.value})", markup=False)
+    _symbol_table(out, result.symbols)
+
+
+def _symbol_table(out: Any, symbols: tuple[Symbol, ...]) -> None:
+    if not symbols:
+        out.print("  no findings")
+        return
+    table = Table()
+    table.add_column("symbol")
+    table.add_column("score", justify="right")
+    table.add_column("detail")
+    for symbol in symbols:
+        table.add_row(symbol.name, f"{symbol.score:g}", Text(symbol.detail))
+    out.print(table)
+
+
+def report_dict(report: DNSListReport, kind: ListKind) -> dict[str, Any]:
+    return {
+        "subject": report.subject,
+        "kind": kind.value,
+        "results": [
+            {
+                "list": r.list,
+                "zone": r.zone,
+                "query": r.query,
+                "status": r.status.value,
+                "codes": [str(c) for c in r.codes],
+                "symbols": [symbol_dict(s) for s in r.symbols],
+                "reason": r.reason,
+            }
+            for r in report.results
+        ],
+        "symbols": [symbol_dict(s) for s in report.symbols],
+        "listed": [r.list for r in report.listed],
+        "allowed": [r.list for r in report.allowed],
+        "warnings": list(report.warnings),
+    }
+
+
+def _lists(
+    names: tuple[str, ...], zones: tuple[str, ...], allow_zones: tuple[str, ...]
+) -> list[DNSList]:
+    by_name = {lst.name: lst for lst in DEFAULT_LISTS}
+    chosen: list[DNSList] = []
+    for name in names:
+        if name not in by_name:
+            fail(f"unknown list {name!r} (known: {', '.join(by_name)})")
+        chosen.append(by_name[name])
+    for zone, list_type in [(z, ListType.BLOCK) for z in zones] + [
+        (z, ListType.ALLOW) for z in allow_zones
+    ]:
+        kind_text, _, zone_name = zone.rpartition(":")
+        kind = ListKind.DOMAIN if kind_text == "domain" else ListKind.IP
+        if kind_text not in ("", "ip", "domain") or not is_domain_name(zone_name):
+            fail(f"bad zone {zone!r}: expected ZONE, ip:ZONE or domain:ZONE")
+        chosen.append(DNSList(zone_name.lower(), zone_name.lower(), kind=kind, type=list_type))
+    return chosen if (names or zones or allow_zones) else list(DEFAULT_LISTS)
+
+
+@click.command("dnsbl")
+@click.argument("subject", required=False)
+@click.option(
+    "--list",
+    "list_names",
+    multiple=True,
+    metavar="NAME",
+    help="Query this built-in list only (repeatable): "
+    + ", ".join(lst.name for lst in DEFAULT_LISTS),
+)
+@click.option(
+    "--zone",
+    multiple=True,
+    metavar="[ip:|domain:]ZONE",
+    help="Also query this block list (repeatable).",
+)
+@click.option("--allow-zone", multiple=True, metavar="[ip:|domain:]ZONE", help="An allow list.")
+@click.option("--health", is_flag=True, help="Run the RFC 5782 health checks first.")
+@click.option("--show-lists", is_flag=True, help="Describe the built-in lists and what each needs.")
+@json_option
+@dns_options
+def dnsbl(
+    subject: str | None,
+    list_names: tuple[str, ...],
+    zone: tuple[str, ...],
+    allow_zone: tuple[str, ...],
+    health: bool,
+    show_lists: bool,
+    as_json: bool,
+    dns: DNSOptions,
+) -> None:
+    """Look an address (DNSBL/DNSWL) or a domain (RHSBL) up in DNS lists.
+
+    Without --list/--zone the built-in lists are used; some need a registered key or a
+    non-public resolver: --show-lists says which.
+    """
+    if show_lists:
+        describe_lists(as_json)
+        return
+    if subject is None:
+        fail("give an IP address or a domain (or --show-lists)")
+    text = subject.strip()
+    kind = ListKind.IP
+    try:
+        address: IPAddress | None = parse_ip(text)
+    except ValueError:
+        address = None
+        kind = ListKind.DOMAIN
+        try:
+            domain = to_ascii(text.rstrip(".").lower())
+        except ValueError as exc:
+            fail(str(exc))
+        if not is_domain_name(domain) or "." not in domain:
+            fail(f"{subject!r} is neither an IP address nor a domain name")
+    lists = [lst for lst in _lists(list_names, zone, allow_zone) if lst.kind is kind]
+    if not lists:
+        fail(f"no {kind.value} list selected for {subject!r}")
+    checker = DNSListChecker(dns.build(), lists)
+
+    async def run() -> DNSListReport:
+        if health:
+            await checker.health_check()
+        if address is not None:
+            return await checker.check_ip(address)
+        return await checker.check_domain(domain)
+
+    report = asyncio.run(run())
+    if as_json:
+        data = report_dict(report, kind)
+        if health:
+            data["health"] = {
+                lst.name: {
+                    "healthy": checker.health[lst.name].healthy,
+                    "reason": checker.health[lst.name].reason,
+                    "needs_key": lst.needs_key,
+                }
+                for lst in lists
+            }
+        print_json(data)
+        return
+    out = console()
+    table = Table(title=f"DNS lists for {report.subject}", title_justify="left")
+    for column in ("list", "status", "codes", "symbols", "reason"):
+        table.add_column(column)
+    style = {ListStatus.LISTED: "bold red", ListStatus.ERROR: "magenta"}
+    for r in report.results:
+        status = r.status.value
+        if r.status is ListStatus.LISTED and r.allow:
+            status = "[bold green]listed (allow)[/]"
+        elif r.status in style:
+            status = f"[{style[r.status]}]{status}[/]"
+        table.add_row(
+            r.list,
+            status,
+            " ".join(str(c) for c in r.codes),
+            " ".join(f"{s.name}({s.score:g})" for s in r.symbols),
+            Text(r.reason),
+        )
+    out.print(table)
+    for warning in [*checker.warnings(), *report.warnings]:
+        out.print("[yellow]warning[/]: ", end="")
+        out.print(warning, markup=False)
+
+
+def describe_lists(as_json: bool) -> None:
+    rows = [
+        {
+            "name": lst.name,
+            "zone": lst.zone,
+            "kind": lst.kind.value,
+            "type": lst.type.value,
+            "ipv6": lst.ipv6,
+            "codes": {str(c.pattern): {"symbol": c.symbol, "score": c.score} for c in lst.codes},
+            "bitmask": {str(b.bit): {"symbol": b.symbol, "score": b.score} for b in lst.bitmask},
+            "needs_key": lst.needs_key,
+        }
+        for lst in DEFAULT_LISTS
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="built-in DNS lists", title_justify="left")
+    for column in ("name", "zone", "kind", "type", "symbols", "needs"):
+        table.add_column(column)
+    for lst in DEFAULT_LISTS:
+        symbols = [c.symbol for c in lst.codes] + [b.symbol for b in lst.bitmask]
+        table.add_row(
+            lst.name,
+            lst.zone,
+            lst.kind.value,
+            lst.type.value,
+            " ".join(dict.fromkeys(symbols)),
+            Text(lst.needs_key or "nothing (free, through your own resolver)"),
+        )
+    console().print(table)

@@ -1,0 +1,460 @@
+"""DMARC evaluation (RFC 9989 §5.3, RFC 7489 compatible) from the typed SPF and DKIM results.
+
+`DMARCEvaluator(resolver).evaluate(from_values, spf, dkim)` never raises for a protocol outcome:
+the `DMARCResult` says what happened and why. Nothing is re-verified here: SPF and DKIM come in
+as results; the only I/O is DMARC record discovery (and, when np= matters, whether the Author
+Domain exists) through the injected resolver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Protocol
+
+from mailwarden.address import AddressError, Mailbox, parse_address_list
+from mailwarden.dns import Resolver, TemporaryFailure, is_domain_name, normalize, to_ascii
+from mailwarden.spf import Identity, SPFResult
+
+from .discovery import (
+    Discovery,
+    DiscoveryTempError,
+    Lookup,
+    PolicyDiscovery,
+    PublicSuffixes,
+    RecordSource,
+    discover_policy,
+    domain_exists,
+    organizational_domain,
+)
+from .record import Alignment, DMARCRecord, Policy
+
+__all__ = [
+    "DKIMLike",
+    "DMARCEvaluator",
+    "DMARCResult",
+    "LocalPolicy",
+    "MultipleAuthors",
+    "Override",
+    "OverrideReason",
+    "PolicyTag",
+    "Result",
+    "author_domains",
+]
+
+
+class Result(StrEnum):
+    """RFC 9989 / RFC 8601 §2.7.7 dmarc results."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NONE = "none"
+    TEMPERROR = "temperror"
+    PERMERROR = "permerror"
+
+
+class OverrideReason(StrEnum):
+    """Why the disposition differs from the domain's policy (RFC 9990 PolicyOverrideType)."""
+
+    LOCAL_POLICY = "local_policy"
+    MAILING_LIST = "mailing_list"
+    TRUSTED_FORWARDER = "trusted_forwarder"
+    POLICY_TEST_MODE = "policy_test_mode"
+    OTHER = "other"
+
+
+class PolicyTag(StrEnum):
+    """Which tag of the record gave the policy."""
+
+    P = "p"
+    SP = "sp"
+    NP = "np"
+
+
+class MultipleAuthors(StrEnum):
+    """What to do when the From field names several Author Domains (RFC 9989 §5.3.1)."""
+
+    NOT_EVALUATED = "not_evaluated"  # DMARC validation is not possible: permerror
+    STRICTEST = "strictest"  # the MAY of §5.3.1: evaluate each, report the strictest
+
+
+class DKIMLike(Protocol):
+    """A DKIM verification outcome: `result` is "pass" for a valid signature, `domain` its d=."""
+
+    @property
+    def result(self) -> str: ...
+
+    @property
+    def domain(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A local-policy decision replacing the domain's requested disposition."""
+
+    disposition: Policy
+    reason: OverrideReason
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DMARCResult:
+    """One DMARC verdict, with everything needed to explain it and to report it (RFC 9990).
+
+    `policy` is the policy applied after sp/np selection, t=y and pct (Authentication-Results
+    policy.dmarc); `disposition` is what the receiver should do with this message (none for
+    anything but fail, unless local policy says otherwise).
+    """
+
+    result: Result
+    reason: str
+    domain: str  # the Author Domain (A-labels, lower case); "" when none could be found
+    discovery_method: Discovery
+    authors: tuple[str, ...] = ()  # every Author Domain of the From field
+    evaluated: bool = True  # False: the message was not DMARC-evaluable (From problems)
+    policy_domain: str | None = None  # where the record was found
+    record: DMARCRecord | None = None
+    record_source: RecordSource = RecordSource.NONE
+    organizational_domain: str | None = None
+    requested_policy: Policy | None = None  # from p, sp or np, before t=y / pct
+    policy_tag: PolicyTag | None = None
+    policy: Policy | None = None
+    disposition: Policy = Policy.NONE
+    override_reason: OverrideReason | None = None
+    override_comment: str = ""
+    testing: bool = False  # t=y
+    pct: int | None = None  # RFC 7489 pct, when honoured
+    sampled_out: bool = False  # RFC 7489 §6.6.4: the message fell outside pct
+    author_exists: bool | None = None  # checked only when np= could apply
+    spf_domain: str | None = None  # the MAIL FROM domain with an SPF pass, if any
+    spf_aligned: bool | None = None  # None: no SPF pass for the MAIL FROM identity
+    dkim_domains: tuple[str, ...] = ()  # d= of every passing signature
+    dkim_aligned: tuple[str, ...] = ()  # those that align with the Author Domain
+    dns_queries: int = 0
+
+
+MAX_AUTHOR_DOMAINS = 10  # more Author Domains than this is an attack, not mail
+
+LocalPolicy = Callable[[DMARCResult], Override | None]
+
+_RESULT_RANK = {Result.PASS: 0, Result.NONE: 1, Result.PERMERROR: 2, Result.TEMPERROR: 3}
+_POLICY_RANK = {Policy.NONE: 0, Policy.QUARANTINE: 1, Policy.REJECT: 2}
+
+
+def _strictness(result: DMARCResult) -> tuple[int, int]:
+    return (_RESULT_RANK.get(result.result, 4), _POLICY_RANK[result.disposition])
+
+
+def author_domains(from_values: Sequence[str]) -> tuple[list[str], list[Mailbox]]:
+    """The distinct Author Domains (A-labels, lower case) of the From field values.
+
+    Raises ValueError with a plain message when the From fields cannot give any.
+    """
+    mailboxes: list[Mailbox] = []
+    for value in from_values:
+        try:
+            mailboxes.extend(parse_address_list(value))
+        except AddressError as exc:
+            raise ValueError(f"unparseable From field: {exc}") from None
+    if not mailboxes:
+        raise ValueError("no address in the From field")
+    domains: list[str] = []
+    for mailbox in mailboxes:
+        if mailbox.domain.startswith("["):
+            raise ValueError(f"From address {mailbox.address!r} has a domain literal")
+        try:
+            domain = normalize(to_ascii(mailbox.domain))  # RFC 9989 §5.3.1: U-labels to A-labels
+        except ValueError:
+            raise ValueError(f"invalid domain in From address {mailbox.address!r}") from None
+        if not is_domain_name(domain):
+            raise ValueError(f"invalid domain in From address {mailbox.address!r}")
+        if domain not in domains:
+            domains.append(domain)
+    return domains, mailboxes
+
+
+def _identifier(domain: str) -> str | None:
+    try:
+        name = normalize(to_ascii(domain.strip()))
+    except ValueError:
+        return None
+    return name if is_domain_name(name) else None
+
+
+class DMARCEvaluator:
+    """Evaluates DMARC for messages through a resolver.
+
+    `discovery` chooses the RFC 9989 DNS Tree Walk (default) or the RFC 7489 Public Suffix List
+    method (`psl`: a `publicsuffixlist.PublicSuffixList`, loaded on first use when not given).
+    `local_policy` may override the disposition of a verdict; `multiple_authors` says what a
+    From field with several Author Domains gets; `random` draws RFC 7489 pct samples.
+    """
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        *,
+        discovery: Discovery = Discovery.TREE_WALK,
+        psl: PublicSuffixes | None = None,
+        local_policy: LocalPolicy | None = None,
+        multiple_authors: MultipleAuthors = MultipleAuthors.NOT_EVALUATED,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        self.resolver = resolver
+        self.discovery = discovery
+        self._psl = psl
+        self.local_policy = local_policy
+        self.multiple_authors = multiple_authors
+        self.random = random
+
+    @property
+    def psl(self) -> PublicSuffixes | None:
+        if self.discovery is Discovery.PSL and self._psl is None:
+            from publicsuffixlist import PublicSuffixList
+
+            self._psl = PublicSuffixList()
+        return self._psl
+
+    async def evaluate(
+        self,
+        from_values: Sequence[str],
+        spf: SPFResult | None,
+        dkim: Sequence[DKIMLike] = (),
+    ) -> DMARCResult:
+        """The verdict for a message whose From header field(s) have these values."""
+        if not from_values:
+            return self._not_evaluated("message has no From field", ())
+        if len(from_values) > 1 and self.multiple_authors is MultipleAuthors.NOT_EVALUATED:
+            return self._not_evaluated(f"message has {len(from_values)} From fields", ())
+        try:
+            domains, _ = author_domains(from_values)
+        except ValueError as exc:
+            return self._not_evaluated(str(exc), ())
+        if len(domains) > MAX_AUTHOR_DOMAINS:
+            return self._not_evaluated(f"{len(domains)} Author Domains", tuple(domains))
+        if len(domains) > 1 and self.multiple_authors is MultipleAuthors.NOT_EVALUATED:
+            listed = ", ".join(domains)
+            return self._not_evaluated(f"several Author Domains ({listed})", tuple(domains))
+        lookup = Lookup(self.resolver)
+        results = await asyncio.gather(
+            *(self._evaluate(d, spf, dkim, lookup, tuple(domains)) for d in domains)
+        )
+        return max(results, key=_strictness)  # §5.3.1 MAY: the strictest verdict
+
+    async def evaluate_domain(
+        self, author_domain: str, spf: SPFResult | None, dkim: Sequence[DKIMLike] = ()
+    ) -> DMARCResult:
+        """The verdict for an Author Domain already extracted from the message."""
+        domain = _identifier(author_domain)
+        if domain is None:
+            return self._not_evaluated(f"invalid Author Domain {author_domain!r}", ())
+        return await self._evaluate(domain, spf, dkim, Lookup(self.resolver), (domain,))
+
+    def _not_evaluated(self, why: str, authors: tuple[str, ...]) -> DMARCResult:
+        # RFC 9989 §5.3.1: zero or several Author Domains: DMARC validation is not possible.
+        return DMARCResult(
+            Result.PERMERROR,
+            f"{why}: DMARC not evaluated",
+            "",
+            self.discovery,
+            authors=authors,
+            evaluated=False,
+        )
+
+    async def _evaluate(
+        self,
+        author: str,
+        spf: SPFResult | None,
+        dkim: Sequence[DKIMLike],
+        lookup: Lookup,
+        authors: tuple[str, ...],
+    ) -> DMARCResult:
+        base = DMARCResult(Result.NONE, "", author, self.discovery, authors=authors)
+        try:
+            found = await discover_policy(lookup, author, self.discovery, self.psl)
+        except DiscoveryTempError as exc:
+            return replace(
+                base, result=Result.TEMPERROR, reason=str(exc), dns_queries=lookup.queries
+            )
+        base = replace(
+            base,
+            policy_domain=found.policy_domain,
+            record=found.record,
+            record_source=found.source,
+            organizational_domain=found.organizational_domain,
+            dns_queries=lookup.queries,
+        )
+        record = found.record
+        if record is None:  # §4.10.1: no record, DMARC does not apply
+            return replace(base, reason=f"no DMARC record for {author}")
+        if not record.policy_usable and not record.rua:
+            # §4.10.1: no valid p (or an invalid sp/np) and no valid rua: no DMARC processing
+            problem = "no valid p" if record.p is None else "an invalid sp/np"
+            return replace(
+                base,
+                reason=f"record at {found.policy_domain} has {problem} and no valid rua",
+            )
+        verdict = await self._align(base, found, record, spf, dkim, lookup)
+        return replace(verdict, dns_queries=lookup.queries)
+
+    async def _align(
+        self,
+        base: DMARCResult,
+        found: PolicyDiscovery,
+        record: DMARCRecord,
+        spf: SPFResult | None,
+        dkim: Sequence[DKIMLike],
+        lookup: Lookup,
+    ) -> DMARCResult:
+        author = base.domain
+        org_cache: dict[str, str] = {}
+        if found.organizational_domain is not None:
+            org_cache[author] = found.organizational_domain
+
+        async def org_of(domain: str) -> str:
+            if domain not in org_cache:
+                org_cache[domain] = await organizational_domain(
+                    lookup, domain, self.discovery, self.psl
+                )
+            return org_cache[domain]
+
+        async def aligned(identifier: str, mode: Alignment) -> bool | None:
+            """True/False, or None when DNS trouble leaves it open (RFC 9989 §4.10.2)."""
+            if identifier == author:
+                return True
+            if mode is Alignment.STRICT:
+                return False
+            try:
+                org = await org_of(author)
+                if identifier != org and not identifier.endswith("." + org):
+                    return False  # cannot share an Organizational Domain
+                return await org_of(identifier) == org
+            except DiscoveryTempError:
+                return None
+
+        spf_domain: str | None = None
+        if (
+            spf is not None
+            and spf.identity is Identity.MAILFROM  # §4.4.2: the MAIL FROM identity only
+            and spf.result.value == "pass"
+        ):
+            spf_domain = _identifier(spf.domain)
+        dkim_domains: list[str] = []
+        for signature in dkim:
+            if str(signature.result).lower() == "pass" and signature.domain:
+                d = _identifier(signature.domain)
+                if d is not None and d not in dkim_domains:
+                    dkim_domains.append(d)
+
+        checks = [aligned(d, record.adkim) for d in dkim_domains]
+        if spf_domain:
+            checks.append(aligned(spf_domain, record.aspf))
+        outcomes = await asyncio.gather(*checks)  # independent lookups run together
+        dkim_ok = outcomes[: len(dkim_domains)]
+        spf_ok = outcomes[-1] if spf_domain else None
+        dkim_aligned = tuple(d for d, ok in zip(dkim_domains, dkim_ok, strict=True) if ok)
+        temp = (spf_domain is not None and spf_ok is None) or any(ok is None for ok in dkim_ok)
+        if spf_ok or dkim_aligned:
+            result, reason = Result.PASS, _pass_reason(spf_ok, dkim_aligned, spf_domain)
+        elif temp:
+            result, reason = Result.TEMPERROR, "temporary DNS failure while checking alignment"
+        else:
+            result, reason = Result.FAIL, _fail_reason(spf_domain, dkim_domains)
+        verdict = replace(
+            base,
+            result=result,
+            reason=reason,
+            organizational_domain=org_cache.get(author, base.organizational_domain),
+            spf_domain=spf_domain,
+            spf_aligned=bool(spf_ok) if spf_domain else None,
+            dkim_domains=tuple(dkim_domains),
+            dkim_aligned=dkim_aligned,
+        )
+        return await self._apply_policy(verdict, found, record, lookup)
+
+    async def _apply_policy(
+        self, verdict: DMARCResult, found: PolicyDiscovery, record: DMARCRecord, lookup: Lookup
+    ) -> DMARCResult:
+        author = verdict.domain
+        exists: bool | None = None
+        requested: Policy | None
+        if not record.policy_usable:  # §4.10.1: act as if the record said p=none
+            requested, tag = Policy.NONE, PolicyTag.P
+        elif found.source is RecordSource.AUTHOR:  # §4.10.1: the Author Domain's own record
+            requested, tag = record.p, PolicyTag.P
+        else:
+            if author == found.organizational_domain:
+                # The Author Domain is itself the Organizational Domain below a PSD (psd=y):
+                # the PSD record's p applies to it, sp to its subdomains (RFC 9091 semantics).
+                existing = (record.p, PolicyTag.P)
+            else:  # §4.10.1: an existing subdomain gets sp, else p
+                existing = (record.subdomain_policy, PolicyTag.SP if record.sp else PolicyTag.P)
+            missing = (  # §4.7 np: a non-existent subdomain gets np, else sp, else p
+                record.nonexistent_policy,
+                PolicyTag.NP if record.np else PolicyTag.SP if record.sp else PolicyTag.P,
+            )
+            if missing != existing:  # only then does existence matter (and cost a query)
+                lookup.queries += 1
+                try:
+                    exists = await domain_exists(self.resolver, author)
+                except TemporaryFailure as exc:
+                    if verdict.result is Result.FAIL:
+                        return replace(
+                            verdict,
+                            result=Result.TEMPERROR,
+                            reason=f"cannot tell whether {author} exists: {exc}",
+                        )
+            requested, tag = missing if exists is False else existing
+        assert requested is not None
+        policy = requested.lowered() if record.testing else requested  # t=y: one level lower
+        override = OverrideReason.POLICY_TEST_MODE if policy is not requested else None
+        pct = record.pct if record.is_rfc7489 else None  # RFC 7489 pct, only without t
+        sampled_out = False
+        sample = verdict.result is Result.FAIL and pct is not None and pct < 100
+        if sample and self.random() * 100 >= (pct or 0):  # RFC 7489 §6.6.4: next policy down
+            sampled_out = True
+            policy = policy.lowered()
+            override = OverrideReason.POLICY_TEST_MODE
+        failed = verdict.result is Result.FAIL
+        verdict = replace(
+            verdict,
+            requested_policy=requested,
+            policy_tag=tag,
+            policy=policy,
+            disposition=policy if failed else Policy.NONE,
+            override_reason=override if failed and policy is not requested else None,
+            testing=record.testing,
+            pct=pct,
+            sampled_out=sampled_out,
+            author_exists=exists,
+        )
+        if self.local_policy is not None:
+            decision = self.local_policy(verdict)
+            if decision is not None:
+                verdict = replace(
+                    verdict,
+                    disposition=decision.disposition,
+                    override_reason=decision.reason,
+                    override_comment=decision.comment,
+                )
+        return verdict
+
+
+def _pass_reason(spf_ok: bool | None, dkim_aligned: tuple[str, ...], spf: str | None) -> str:
+    parts = []
+    if dkim_aligned:
+        parts.append("DKIM d=" + ",".join(dkim_aligned))
+    if spf_ok:
+        parts.append(f"SPF {spf}")
+    return "aligned pass: " + " and ".join(parts)
+
+
+def _fail_reason(spf_domain: str | None, dkim_domains: list[str]) -> str:
+    if not spf_domain and not dkim_domains:
+        return "no SPF or DKIM pass to align"
+    passed = [f"SPF {spf_domain}"] if spf_domain else []
+    passed += [f"DKIM d={d}" for d in dkim_domains]
+    return "no aligned identifier (passing but not aligned: " + ", ".join(passed) + ")"

@@ -1,0 +1,321 @@
+"""Relaying to the downstream mailbox server over SMTP or LMTP (RFC 5321, RFC 2033).
+
+The gateway is a before-queue proxy: it opens one downstream transaction per client
+transaction at the first accepted RCPT, passes each RCPT on at once (so a downstream refusal
+of one recipient reaches the client as that RCPT's reply), and sends the message only when the
+checks accepted it. Any failure to reach or hear the downstream becomes a `Unavailable` whose
+reply is a 451: the client keeps the message and retries.
+
+aiosmtplib has no LMTP and hides the per-recipient replies after DATA; this client is small,
+speaks both, and pipelines nothing, so every reply maps to one command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Protocol
+
+from .config import Protocol as Dialect
+from .config import Timeouts
+from .hooks import Reply, Session
+
+__all__ = ["DownstreamRelay", "Outbound", "Relay", "Unavailable", "dot_stuff"]
+
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
+REPLY_LINE_MAX = 4096
+
+
+class Unavailable(Exception):
+    """The downstream is down, slow or broke off: answer the client with `reply` (451)."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(str(reply))
+        self.reply = reply
+
+
+class Outbound(Protocol):
+    """One open transaction towards the next hop."""
+
+    async def mail(self, sender: str, params: dict[str, str | None]) -> Reply: ...
+
+    async def rcpt(self, rcpt: str) -> Reply: ...
+
+    async def data(self, message: bytes) -> list[Reply]:
+        """One reply (SMTP) or one per accepted recipient (LMTP)."""
+        ...
+
+    async def reset(self) -> Reply: ...
+
+    async def close(self) -> None: ...
+
+
+class Relay(Protocol):
+    """Where accepted mail goes: opens one Outbound per client transaction."""
+
+    async def open(self, session: Session) -> Outbound: ...
+
+    async def close(self) -> None:
+        """The gateway stops: release what is kept between transactions."""
+        ...
+
+
+def dot_stuff(message: bytes) -> bytes:
+    """RFC 5321 §4.5.2: double a leading dot on every line; end with CRLF.CRLF."""
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed + b".\r\n"
+
+
+def parse_reply_text(code: int, text: str) -> Reply:
+    match = _ENHANCED.match(text)
+    if match and match.group(1) == str(code)[0]:
+        status = f"{match.group(1)}.{match.group(2)}.{match.group(3)}"
+        return Reply(code, status, text[match.end() :])
+    return Reply(code, f"{str(code)[0]}.0.0" if code >= 200 else "", text)
+
+
+class DownstreamRelay:
+    """Connects to host:port and speaks SMTP (EHLO) or LMTP (LHLO) as `helo_name`.
+
+    Connections that ended their transaction cleanly wait in a small pool for the next one
+    (as Postfix's connection cache does): the next message skips the connect, the greeting,
+    EHLO and QUIT. A pooled connection the downstream has meanwhile closed is replaced by a
+    fresh one before MAIL, so reuse never costs the client a 451.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        dialect: Dialect = Dialect.SMTP,
+        helo_name: str = "localhost",
+        timeouts: Timeouts | None = None,
+        pool_size: int = 32,
+        pool_idle: float = 20.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.dialect = dialect
+        self.helo_name = helo_name
+        self.timeouts = timeouts or Timeouts()
+        self.pool_size = pool_size
+        self.pool_idle = pool_idle
+        self._idle: list[tuple[float, DownstreamConnection]] = []
+
+    async def open(self, session: Session) -> DownstreamConnection:
+        now = time.monotonic()
+        while self._idle:
+            since, connection = self._idle.pop()
+            if now - since < self.pool_idle and connection.healthy():
+                connection.reused = True
+                return connection
+            connection.abort()
+        return await self.connect()
+
+    def release(self, connection: DownstreamConnection) -> bool:
+        """Keep a connection for the next transaction; False if the pool is full."""
+        if len(self._idle) >= self.pool_size or not connection.healthy():
+            return False
+        self._idle.append((time.monotonic(), connection))
+        return True
+
+    async def close(self) -> None:
+        """Close the pooled connections."""
+        idle, self._idle = self._idle, []
+        for _, connection in idle:
+            connection.relay = None
+            await connection.close()
+
+    async def connect(self) -> DownstreamConnection:
+        timeouts = self.timeouts
+        try:
+            async with asyncio.timeout(timeouts.downstream_connect):
+                reader, writer = await asyncio.open_connection(
+                    self.host, self.port, limit=REPLY_LINE_MAX * 4
+                )
+        except (OSError, TimeoutError) as exc:
+            raise Unavailable(
+                Reply(451, "4.4.1", f"Downstream server unavailable, try again later ({exc!r})")
+            ) from None
+        connection = DownstreamConnection(reader, writer, self.dialect, timeouts, self)
+        try:
+            greeting = await connection.read_reply(timeouts.downstream_connect)
+            if greeting.code != 220:
+                raise Unavailable(Reply(451, "4.4.1", f"Downstream refused us: {greeting}"))
+            await connection.hello(self.helo_name)
+        except Unavailable:
+            await connection.close()
+            raise
+        return connection
+
+
+class DownstreamConnection:
+    """One connection to the downstream; each method sends one command and reads its reply."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        dialect: Dialect,
+        timeouts: Timeouts,
+        relay: DownstreamRelay | None = None,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.dialect = dialect
+        self.timeouts = timeouts
+        self.relay = relay
+        self.reused = False  # taken from the pool
+        self.idle = False  # between transactions: may go back to the pool
+        self.broken = False
+        self.extensions: dict[str, str] = {}
+        self.accepted = 0  # recipients accepted in this transaction (LMTP replies after DATA)
+        self._last_lines: list[str] = []
+
+    def healthy(self) -> bool:
+        return not (self.broken or self.reader.at_eof() or self.writer.is_closing())
+
+    def abort(self) -> None:
+        self.broken = True
+        self.writer.close()
+
+    async def read_reply(self, seconds: float) -> Reply:
+        try:
+            return await self._read_reply(seconds)
+        except Unavailable:
+            self.broken = True
+            raise
+
+    async def _read_reply(self, seconds: float) -> Reply:
+        lines: list[str] = []
+        code = 0
+        try:
+            async with asyncio.timeout(seconds):
+                while True:
+                    raw = await self.reader.readline()
+                    if not raw.endswith(b"\n"):
+                        raise Unavailable(
+                            Reply(451, "4.4.2", "Downstream server closed the connection")
+                        )
+                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    if len(line) < 3 or not line[:3].isdigit() or line[3:4] not in ("", " ", "-"):
+                        raise Unavailable(Reply(451, "4.4.2", "Downstream server: bad reply"))
+                    code = int(line[:3])
+                    lines.append(line[4:])
+                    if line[3:4] != "-":
+                        break
+        except TimeoutError:
+            raise Unavailable(
+                Reply(451, "4.4.1", "Downstream server timed out, try again later")
+            ) from None
+        except (OSError, ValueError, asyncio.LimitOverrunError) as exc:
+            raise Unavailable(Reply(451, "4.4.2", f"Downstream server: {exc!r}")) from None
+        reply = parse_reply_text(code, lines[-1])
+        self._last_lines = lines
+        return reply
+
+    async def command(self, line: str, seconds: float | None = None) -> Reply:
+        try:
+            self.writer.write(line.encode("utf-8") + b"\r\n")
+            await self.writer.drain()
+        except OSError as exc:
+            self.broken = True
+            raise Unavailable(Reply(451, "4.4.2", f"Downstream server: {exc!r}")) from None
+        return await self.read_reply(seconds or self.timeouts.downstream_command)
+
+    async def hello(self, name: str) -> None:
+        verb = "LHLO" if self.dialect is Dialect.LMTP else "EHLO"
+        reply = await self.command(f"{verb} {name}")
+        if reply.code != 250:
+            raise Unavailable(Reply(451, "4.4.1", f"Downstream refused {verb}: {reply}"))
+        for line in self._last_lines[1:]:
+            keyword, _, value = line.partition(" ")
+            self.extensions[keyword.upper()] = value
+        self.idle = True
+
+    async def mail(self, sender: str, params: dict[str, str | None]) -> Reply:
+        if self.reused and self.relay is not None:
+            try:
+                return await self._mail(sender, params)
+            except Unavailable:
+                # The pooled connection went stale: start over on a fresh one, once.
+                self.abort()
+                fresh = await self.relay.connect()
+                self.reader, self.writer, self.extensions = (
+                    fresh.reader,
+                    fresh.writer,
+                    fresh.extensions,
+                )
+                self.broken, self.reused = False, False
+        return await self._mail(sender, params)
+
+    async def _mail(self, sender: str, params: dict[str, str | None]) -> Reply:
+        self.accepted = 0
+        self.idle = False
+        extra = ""
+        body = params.get("BODY")
+        if body and "8BITMIME" in self.extensions:
+            extra += f" BODY={body}"
+        if "SMTPUTF8" in params:
+            if "SMTPUTF8" not in self.extensions:
+                return Reply(553, "5.6.7", "Downstream server does not support SMTPUTF8")
+            extra += " SMTPUTF8"
+        if params.get("SIZE") and "SIZE" in self.extensions:
+            extra += f" SIZE={params['SIZE']}"
+        return await self.command(f"MAIL FROM:<{sender}>{extra}")
+
+    async def rcpt(self, rcpt: str) -> Reply:
+        reply = await self.command(f"RCPT TO:<{rcpt}>")
+        if reply.code < 300:
+            self.accepted += 1
+        return reply
+
+    async def data(self, message: bytes) -> list[Reply]:
+        reply = await self.command("DATA")
+        if reply.code != 354:
+            return [reply]
+        try:
+            self.writer.write(dot_stuff(message))
+            await self.writer.drain()
+        except OSError as exc:
+            raise Unavailable(Reply(451, "4.4.2", f"Downstream server: {exc!r}")) from None
+        count = self.accepted if self.dialect is Dialect.LMTP else 1
+        # RFC 2033 §4.2: LMTP answers once per accepted recipient, in RCPT order.
+        replies = [await self.read_reply(self.timeouts.downstream_data) for _ in range(count)]
+        self.idle = True
+        return replies
+
+    async def reset(self) -> Reply:
+        self.accepted = 0
+        reply = await self.command("RSET")
+        self.idle = reply.code == 250
+        return reply
+
+    async def close(self) -> None:
+        """End this transaction: back to the pool when clean, else QUIT."""
+        if self.idle and self.relay is not None and self.relay.release(self):
+            return
+        if self.broken:
+            self.writer.close()
+            return
+        try:
+            if not self.writer.is_closing():
+                self.writer.write(b"QUIT\r\n")
+                async with asyncio.timeout(2):
+                    await self.writer.drain()
+                    await self.reader.readline()
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            self.writer.close()
+            try:
+                async with asyncio.timeout(2):
+                    await self.writer.wait_closed()
+            except (OSError, TimeoutError):
+                pass

@@ -1,0 +1,193 @@
+"""A byte stream over one asyncio connection that can see what the client has sent ahead.
+
+asyncio's StreamReader hides its buffer; the strict-SMTP tests need it: a client that talks
+before the greeting (pregreet) or sends commands ahead of a reply without PIPELINING is found
+by looking at what is already buffered, without consuming it. The stream also upgrades to TLS
+in place (STARTTLS) and applies flow control in both directions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+
+__all__ = ["ConnectionClosed", "LineTooLong", "Stream"]
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+HIGH_WATER = 256 * 1024  # stop reading from the socket above this many buffered octets
+
+
+class ConnectionClosed(Exception):
+    """The peer closed the connection (or it broke) before a full line arrived."""
+
+
+class LineTooLong(Exception):
+    """A line exceeded the limit; it has been read and thrown away up to its LF."""
+
+
+class Stream(asyncio.Protocol):
+    """The server side of one connection; `on_open(stream)` is started as a task."""
+
+    def __init__(self, on_open: Callable[[Stream], object]) -> None:
+        self._on_open = on_open
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._scanned = 0  # octets of the buffer already searched for LF
+        self._eof = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused_reading = False
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self._discarding = False  # inside a line too long: drop input up to its LF
+        self._tls = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._on_open(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > HIGH_WATER and not self._paused_reading and self.transport:
+            self._paused_reading = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        """The client half-closed: keep the connection to answer what it sent (not on TLS,
+        where asyncio cannot half-close)."""
+        self._eof = True
+        self._wake()
+        return not self._tls
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._can_write.set()
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    # reading
+
+    @property
+    def buffered(self) -> int:
+        """Octets received and not read yet."""
+        return len(self._buffer)
+
+    @property
+    def at_eof(self) -> bool:
+        return self._eof and not self._buffer
+
+    def discard_buffer(self) -> int:
+        """Throw away what was received and not read (before STARTTLS); return its size."""
+        size = len(self._buffer)
+        self._buffer.clear()
+        self._scanned = 0
+        self._resume()
+        return size
+
+    async def wait_for_data(self, seconds: float) -> bool:
+        """True as soon as something is buffered (or the peer closed), False after `seconds`."""
+        if self._buffer or self._eof:
+            return True
+        try:
+            async with asyncio.timeout(seconds):
+                await self._wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def readline(self, limit: int, seconds: float) -> bytes:
+        """One line up to and including its LF, at most `limit` octets, within `seconds`.
+
+        Raises LineTooLong (the line is consumed), ConnectionClosed or TimeoutError. The timer
+        is only armed when the line is not buffered yet (the common case in DATA).
+        """
+        deadline: float | None = None
+        while True:
+            index = self._buffer.find(b"\n", self._scanned)
+            if index >= 0:
+                line = bytes(self._buffer[: index + 1])
+                del self._buffer[: index + 1]
+                self._scanned = 0
+                self._resume()
+                if self._discarding or len(line) > limit:
+                    self._discarding = False
+                    raise LineTooLong
+                return line
+            if len(self._buffer) > limit:
+                self._discarding = True
+                self._buffer.clear()
+                self._resume()
+            self._scanned = len(self._buffer)
+            if self._eof:
+                raise ConnectionClosed
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + seconds
+            await self._wait(deadline)
+
+    async def _wait(self, deadline: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        timer = None
+        if deadline is not None:
+            timer = loop.call_at(deadline, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _resume(self) -> None:
+        if self._paused_reading and len(self._buffer) <= HIGH_WATER // 2 and self.transport:
+            self._paused_reading = False
+            self.transport.resume_reading()
+
+    # writing
+
+    async def write(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionClosed
+        self.transport.write(data)
+        await self._can_write.wait()
+
+    async def start_tls(self, context: ssl.SSLContext, seconds: float) -> None:
+        """Upgrade the connection to TLS (server side); raises on handshake failure."""
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        transport = await loop.start_tls(
+            self.transport, self, context, server_side=True, ssl_handshake_timeout=seconds
+        )
+        if transport is None:
+            raise ConnectionClosed
+        self.transport = transport
+        self._tls = True
+
+    def extra(self, name: str) -> object:
+        return self.transport.get_extra_info(name) if self.transport else None
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()

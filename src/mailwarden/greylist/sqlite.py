@@ -1,0 +1,247 @@
+"""The embedded greylist store: one SQLite file, shared safely by several processes.
+
+WAL journaling lets readers and one writer work at once; `busy_timeout` makes a process wait
+for another's write instead of failing; read-modify-write runs in a BEGIN IMMEDIATE
+transaction, so two processes deciding on one triplet see each other's result. The blocking
+sqlite3 calls run on one worker thread per store, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from .core import AllowEntry, Entry, GreylistConfig, NetworkEntry, TripletKey, advance
+from .store import Attempt, AttemptResult, TripletField
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS triplets (
+    origin TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    passed_at REAL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (origin, sender, recipient)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS triplets_expiry ON triplets (expires_at);
+CREATE TABLE IF NOT EXISTS networks (
+    network TEXT PRIMARY KEY,
+    passes INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS allowed (
+    target TEXT PRIMARY KEY,
+    added_at REAL NOT NULL,
+    expires_at REAL,
+    note TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+"""
+
+_ENTRY_COLUMNS = "origin, sender, recipient, first_seen, last_seen, attempts, passed_at, expires_at"
+
+
+def _entry(row: Sequence[object]) -> Entry:
+    origin, sender, recipient, first, last, attempts, passed, expires = row
+    return Entry(
+        TripletKey(str(origin), str(sender), str(recipient)),
+        float(first),  # type: ignore[arg-type]
+        float(last),  # type: ignore[arg-type]
+        int(attempts),  # type: ignore[call-overload]
+        None if passed is None else float(passed),  # type: ignore[arg-type]
+        float(expires),  # type: ignore[arg-type]
+    )
+
+
+class SQLiteStore:
+    """Greylist state in the SQLite file at `path` (created with its tables if missing)."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="greylist-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
+            db.executescript(SCHEMA)
+            self._db = db
+        return self._db
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: work(self._connect()))
+
+    @staticmethod
+    def _transaction(db: sqlite3.Connection, work: Callable[[], T]) -> T:
+        db.execute("BEGIN IMMEDIATE")  # take the write lock before reading
+        try:
+            result = work()
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    async def attempt(self, attempt: Attempt, now: float, config: GreylistConfig) -> AttemptResult:
+        def work(db: sqlite3.Connection) -> AttemptResult:
+            return self._transaction(db, lambda: self._attempt(db, attempt, now, config))
+
+        return await self._run(work)
+
+    @staticmethod
+    def _attempt(
+        db: sqlite3.Connection, attempt: Attempt, now: float, config: GreylistConfig
+    ) -> AttemptResult:
+        targets = attempt.allow_targets
+        if targets:
+            marks = ",".join("?" * len(targets))
+            rows = db.execute(
+                f"SELECT target, added_at, expires_at, note FROM allowed "
+                f"WHERE target IN ({marks}) AND (expires_at IS NULL OR expires_at > ?)",
+                (*targets, now),
+            ).fetchall()
+            if rows:
+                by_target = {row[0]: row for row in rows}
+                first = next(t for t in targets if t in by_target)
+                return AttemptResult(allowed=AllowEntry(*by_target[first]))
+        row = db.execute(
+            "SELECT passes FROM networks WHERE network = ? AND expires_at > ?",
+            (attempt.network, now),
+        ).fetchone()
+        passes = int(row[0]) if row else 0
+        if config.auto_allow_after and passes >= config.auto_allow_after:
+            return AttemptResult(passes=passes)
+        key = attempt.key
+        row = db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM triplets "
+            "WHERE origin = ? AND sender = ? AND recipient = ? AND expires_at > ?",
+            (key.origin, key.sender, key.recipient, now),
+        ).fetchone()
+        old = _entry(row) if row else None
+        new = advance(old, key, now, config)
+        db.execute(
+            f"INSERT OR REPLACE INTO triplets ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key.origin,
+                key.sender,
+                key.recipient,
+                new.first_seen,
+                new.last_seen,
+                new.attempts,
+                new.passed_at,
+                new.expires_at,
+            ),
+        )
+        if new.passed:
+            passes += 1
+            db.execute(
+                "INSERT OR REPLACE INTO networks (network, passes, expires_at) VALUES (?, ?, ?)",
+                (attempt.network, passes, now + config.pass_ttl),
+            )
+        return AttemptResult(None, passes, old, new)
+
+    async def allow(self, entry: AllowEntry) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO allowed (target, added_at, expires_at, note) "
+                "VALUES (?, ?, ?, ?)",
+                (entry.target, entry.added_at, entry.expires_at, entry.note),
+            )
+
+        await self._run(work)
+
+    async def forget_allow(self, target: str) -> bool:
+        return await self._run(
+            lambda db: db.execute("DELETE FROM allowed WHERE target = ?", (target,)).rowcount > 0
+        )
+
+    async def forget_network(self, network: str) -> bool:
+        return await self._run(
+            lambda db: db.execute("DELETE FROM networks WHERE network = ?", (network,)).rowcount > 0
+        )
+
+    async def forget_triplets(self, field: TripletField, value: str) -> int:
+        if field is TripletField.SENDER_DOMAIN:
+            where, args = "sender LIKE ? ESCAPE '\\'", ("%@" + _like_escape(value),)
+        else:
+            where, args = f"{field.value} = ?", (value,)
+        return await self._run(
+            lambda db: db.execute(f"DELETE FROM triplets WHERE {where}", args).rowcount
+        )
+
+    async def entries(self, now: float, *, limit: int | None = None) -> list[Entry]:
+        def work(db: sqlite3.Connection) -> list[Entry]:
+            rows = db.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM triplets WHERE expires_at > ? "
+                "ORDER BY last_seen DESC LIMIT ?",
+                (now, -1 if limit is None else limit),
+            ).fetchall()
+            return [_entry(row) for row in rows]
+
+        return await self._run(work)
+
+    async def allowed(self, now: float) -> list[AllowEntry]:
+        def work(db: sqlite3.Connection) -> list[AllowEntry]:
+            rows = db.execute(
+                "SELECT target, added_at, expires_at, note FROM allowed "
+                "WHERE expires_at IS NULL OR expires_at > ? ORDER BY target",
+                (now,),
+            ).fetchall()
+            return [AllowEntry(*row) for row in rows]
+
+        return await self._run(work)
+
+    async def networks(self, now: float) -> list[NetworkEntry]:
+        def work(db: sqlite3.Connection) -> list[NetworkEntry]:
+            rows = db.execute(
+                "SELECT network, passes, expires_at FROM networks WHERE expires_at > ? "
+                "ORDER BY network",
+                (now,),
+            ).fetchall()
+            return [NetworkEntry(*row) for row in rows]
+
+        return await self._run(work)
+
+    async def purge(self, now: float) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            def delete() -> int:
+                count = db.execute("DELETE FROM triplets WHERE expires_at <= ?", (now,)).rowcount
+                count += db.execute("DELETE FROM networks WHERE expires_at <= ?", (now,)).rowcount
+                count += db.execute(
+                    "DELETE FROM allowed WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+                ).rowcount
+                return count
+
+            return self._transaction(db, delete)
+
+        return await self._run(work)
+
+    async def close(self) -> None:
+        def work() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, work)
+        self._executor.shutdown(wait=True)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

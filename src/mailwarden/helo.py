@@ -1,0 +1,284 @@
+"""HELO/EHLO checks: what the name a client announced says about it.
+
+RFC 5321 §4.1.4 forbids refusing a message only because the HELO name does not match the
+client, so every finding here is a `Symbol` for the scoring policy; a rejection happens only
+for the symbols the caller names in `reject` (a local configuration choice).
+
+Findings, with their default scores:
+
+============================  =====  ====================================================
+HELO_BAD_SYNTAX               2.0    neither a domain name nor an address literal
+HELO_BARE_IP                  2.0    an address without the brackets of a literal
+HELO_NOT_FQDN                 1.5    a single label ("localhost", "PC-1234")
+HELO_IP_LITERAL               0.0    an address literal naming the client (legal)
+HELO_IP_LITERAL_MISMATCH      2.5    an address literal naming another host
+HELO_FORGED                   5.0    one of our own names or addresses
+HELO_NORESOLVE                1.0    the name has no A or AAAA record
+HELO_TEMPERROR                0.0    the name could not be resolved now
+HELO_MISMATCH_PTR             0.5    resolves, but neither to the client nor a PTR name
+HELO_MATCHES_CLIENT           0.0    the name resolves to the client address
+HELO_MATCHES_PTR              0.0    the name is one of the client's PTR names
+============================  =====  ====================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mailwarden.dns import (
+    IPAddress,
+    NoData,
+    NXDomain,
+    RdType,
+    Resolver,
+    TemporaryFailure,
+    is_domain_name,
+    normalize,
+    parse_ip,
+    reverse_pointer,
+)
+from mailwarden.symbols import Symbol
+
+__all__ = [
+    "HELO_SCORES",
+    "HeloKind",
+    "HeloName",
+    "HeloResult",
+    "check_helo",
+    "format_helo",
+    "parse_helo",
+]
+
+HELO_SCORES: Mapping[str, float] = {
+    "HELO_BAD_SYNTAX": 2.0,
+    "HELO_BARE_IP": 2.0,
+    "HELO_NOT_FQDN": 1.5,
+    "HELO_IP_LITERAL": 0.0,
+    "HELO_IP_LITERAL_MISMATCH": 2.5,
+    "HELO_FORGED": 5.0,
+    "HELO_NORESOLVE": 1.0,
+    "HELO_TEMPERROR": 0.0,
+    "HELO_MISMATCH_PTR": 0.5,
+    "HELO_MATCHES_CLIENT": 0.0,
+    "HELO_MATCHES_PTR": 0.0,
+}
+
+
+class HeloKind(StrEnum):
+    """What the HELO argument is, syntactically."""
+
+    DOMAIN = "domain"  # a fully qualified domain name
+    SHORT_NAME = "short-name"  # a valid single-label name, not an FQDN
+    ADDRESS_LITERAL = "address-literal"  # [192.0.2.1] or [IPv6:2001:db8::1] (RFC 5321 §4.1.3)
+    BARE_IP = "bare-ip"  # 192.0.2.1 without brackets
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class HeloName:
+    """A parsed HELO argument: `name` (normalized) for names, `address` for literals."""
+
+    kind: HeloKind
+    text: str
+    name: str | None = None
+    address: IPAddress | None = None
+    reason: str = ""
+
+
+def parse_helo(text: str) -> HeloName:
+    """Classify a HELO/EHLO argument (RFC 5321 §4.1.1.1, §4.1.3); never raises."""
+    raw = text.strip()
+    if not raw:
+        return HeloName(HeloKind.INVALID, text, reason="empty HELO")
+    if raw.startswith("[") and raw.endswith("]"):
+        return _parse_literal(text, raw[1:-1])
+    if raw.startswith("[") or raw.endswith("]"):
+        return HeloName(HeloKind.INVALID, text, reason="unbalanced brackets")
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        pass
+    else:
+        return HeloName(HeloKind.BARE_IP, text, address=address, reason="address without []")
+    if not is_domain_name(raw):
+        return HeloName(HeloKind.INVALID, text, reason="not a valid domain name")
+    name = normalize(raw)
+    labels = name.split(".")
+    if len(labels) < 2:
+        return HeloName(HeloKind.SHORT_NAME, text, name=name, reason="not a fully qualified name")
+    if labels[-1].isdigit():  # RFC 3696 §2: a top-level domain is never all-numeric
+        return HeloName(HeloKind.INVALID, text, reason="all-numeric top-level label")
+    return HeloName(HeloKind.DOMAIN, text, name=name)
+
+
+def _parse_literal(text: str, inner: str) -> HeloName:
+    # RFC 5321 §4.1.3: IPv4-address-literal / "IPv6:" IPv6-addr / General-address-literal
+    if inner[:5].lower() == "ipv6:":
+        try:
+            v6 = ipaddress.IPv6Address(inner[5:])
+        except ValueError:
+            return HeloName(HeloKind.INVALID, text, reason="malformed IPv6 address literal")
+        mapped = v6.ipv4_mapped
+        return HeloName(HeloKind.ADDRESS_LITERAL, text, address=mapped if mapped else v6)
+    try:
+        v4 = ipaddress.IPv4Address(inner)
+    except ValueError:
+        return HeloName(HeloKind.INVALID, text, reason="malformed address literal")
+    return HeloName(HeloKind.ADDRESS_LITERAL, text, address=v4)
+
+
+def format_helo(helo: HeloName) -> str:
+    """The canonical text of a parsed name or literal (the inverse of `parse_helo`)."""
+    if helo.kind is HeloKind.ADDRESS_LITERAL and helo.address is not None:
+        if helo.address.version == 6:
+            return f"[IPv6:{helo.address.compressed}]"
+        return f"[{helo.address}]"
+    if helo.kind is HeloKind.BARE_IP and helo.address is not None:
+        return str(helo.address)
+    return helo.name if helo.name is not None else helo.text
+
+
+@dataclass(frozen=True, slots=True)
+class HeloResult:
+    """Findings about one HELO argument. `rejected_by` is the first finding the caller
+    configured as a rejection (None: the policy decides)."""
+
+    helo: HeloName
+    ip: IPAddress
+    symbols: tuple[Symbol, ...]
+    addresses: tuple[IPAddress, ...] = ()
+    ptr_names: tuple[str, ...] = ()
+    rejected_by: Symbol | None = None
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(s.name for s in self.symbols)
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{s.name}: {s.detail}" for s in self.symbols if s.detail)
+
+    @property
+    def score(self) -> float:
+        return sum(s.score for s in self.symbols)
+
+
+def _symbol(name: str, detail: str, scores: Mapping[str, float]) -> Symbol:
+    return Symbol(name, scores.get(name, HELO_SCORES[name]), detail)
+
+
+async def check_helo(
+    resolver: Resolver,
+    helo: str,
+    ip: IPAddress | str,
+    *,
+    our_names: Iterable[str] = (),
+    our_addresses: Iterable[IPAddress | str] = (),
+    ptr_names: Iterable[str] | None = None,
+    reject: Collection[str] = frozenset(),
+    scores: Mapping[str, float] | None = None,
+) -> HeloResult:
+    """Check `helo` given by the client at `ip`.
+
+    `our_names`/`our_addresses` are this gateway's own (a client using them forges us);
+    `ptr_names` are the client's PTR names when iprev already found them (else looked up
+    here); `reject` names the symbols that should reject; `scores` overrides defaults.
+    """
+    client = parse_ip(ip) if isinstance(ip, str) else ip
+    score_map: Mapping[str, float] = scores or HELO_SCORES
+    own_names = {normalize(n) for n in our_names}
+    own_addresses = {parse_ip(a) if isinstance(a, str) else a for a in our_addresses}
+    parsed = parse_helo(helo)
+    symbols: list[Symbol] = []
+    addresses: tuple[IPAddress, ...] = ()
+    ptrs: tuple[str, ...] = tuple(normalize(n) for n in ptr_names) if ptr_names else ()
+
+    def add(name: str, detail: str) -> None:
+        symbols.append(_symbol(name, detail, score_map))
+
+    is_us = client in own_addresses
+    if parsed.kind is HeloKind.INVALID:
+        add("HELO_BAD_SYNTAX", f"{helo.strip()!r}: {parsed.reason}")
+    elif parsed.kind is HeloKind.BARE_IP:
+        add("HELO_BARE_IP", f"{parsed.address} is not an address literal")
+        if parsed.address in own_addresses and not is_us:
+            add("HELO_FORGED", f"{parsed.address} is one of our addresses")
+    elif parsed.kind is HeloKind.ADDRESS_LITERAL:
+        assert parsed.address is not None
+        if parsed.address in own_addresses and not is_us:
+            add("HELO_FORGED", f"{parsed.address} is one of our addresses")
+        elif parsed.address != client:  # RFC 5321 §4.1.4: the literal should be the client
+            add("HELO_IP_LITERAL_MISMATCH", f"literal {parsed.address}, client {client}")
+        else:
+            add("HELO_IP_LITERAL", f"literal {parsed.address} is the client")
+    else:
+        assert parsed.name is not None
+        name = parsed.name
+        if parsed.kind is HeloKind.SHORT_NAME:
+            add("HELO_NOT_FQDN", f"{name!r} is not a fully qualified domain name")
+        if name in own_names and not is_us:
+            add("HELO_FORGED", f"{name} is one of our names")
+        if parsed.kind is HeloKind.DOMAIN:
+            addresses, status, ptrs = await _resolve(resolver, name, client, ptr_names)
+            if status == "temperror":
+                add("HELO_TEMPERROR", f"resolving {name} failed temporarily")
+            elif not addresses:
+                add("HELO_NORESOLVE", f"{name} has no address record")
+            elif addresses and client in addresses:
+                add("HELO_MATCHES_CLIENT", f"{name} resolves to {client}")
+            if name in ptrs:
+                add("HELO_MATCHES_PTR", f"{name} is a PTR name of {client}")
+            elif addresses and client not in addresses:
+                add(
+                    "HELO_MISMATCH_PTR",
+                    f"{name} resolves elsewhere and is not a PTR name of {client}",
+                )
+            if not is_us and own_addresses.intersection(addresses) and name not in own_names:
+                add("HELO_FORGED", f"{name} resolves to one of our addresses")
+    rejected = next((s for s in symbols if s.name in reject), None)
+    return HeloResult(parsed, client, tuple(symbols), addresses, ptrs, rejected)
+
+
+async def _resolve(
+    resolver: Resolver, name: str, client: IPAddress, ptr_names: Iterable[str] | None
+) -> tuple[tuple[IPAddress, ...], str, tuple[str, ...]]:
+    """Addresses of `name` (A and AAAA together), a status, and the client's PTR names."""
+    lookups = [_addresses(resolver, name, RdType.A), _addresses(resolver, name, RdType.AAAA)]
+    if ptr_names is None:
+        lookups.append(_ptr(resolver, client))
+    outcomes = await asyncio.gather(*lookups)
+    found: list[IPAddress] = []
+    temporary = False
+    for outcome in outcomes[:2]:
+        if outcome is None:
+            temporary = True
+        else:
+            found.extend(a for a in outcome if isinstance(a, IPAddress))
+    if ptr_names is None:
+        ptrs = tuple(str(n) for n in (outcomes[2] or ()))
+    else:
+        ptrs = tuple(normalize(n) for n in ptr_names)
+    status = "temperror" if temporary and not found else "ok"
+    return tuple(dict.fromkeys(found)), status, ptrs
+
+
+async def _addresses(resolver: Resolver, name: str, rdtype: RdType) -> list[object] | None:
+    try:
+        answer = await resolver.resolve(name, rdtype)
+    except (NXDomain, NoData):
+        return []
+    except TemporaryFailure:
+        return None
+    return list(answer.addresses())
+
+
+async def _ptr(resolver: Resolver, client: IPAddress) -> list[object] | None:
+    try:
+        answer = await resolver.resolve(reverse_pointer(client), RdType.PTR)
+    except (NXDomain, NoData, TemporaryFailure):
+        return []
+    return [normalize(n) for n in answer.names()]

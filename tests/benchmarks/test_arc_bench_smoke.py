@@ -1,0 +1,57 @@
+"""Smoke test of benchmarks/arc_bench.py: it runs, both implementations agree, JSON is complete.
+
+No timing assertion: the figures depend on the machine. The script is loaded from its path
+(benchmarks/ is not a package).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "arc_bench.py"
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("arc_bench_under_test", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--quick", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+
+    assert set(summary) >= {
+        "config",
+        "agreement",
+        "outcomes",
+        "validations_per_second",
+        "ratios",
+        "goal",
+        "goal_met",
+    }
+    agreement = summary["agreement"]
+    assert agreement["total"] == summary["config"]["messages"] == 12
+    assert agreement["disagreements"] == 0, agreement["examples"]
+    # both outcomes were exercised, chains of one to three sets
+    assert summary["outcomes"]["pass"] > 0
+    assert summary["outcomes"]["fail"] > 0
+    assert summary["config"]["arc_sets_per_message"] == 2.0
+    assert set(summary["validations_per_second"]) == {
+        "mailwarden_cold",
+        "mailwarden_warm",
+        "dkimpy",
+    }
+    assert all(value > 0 for value in summary["validations_per_second"].values())
+    assert set(summary["ratios"]) == {"cold", "warm"}

@@ -1,0 +1,70 @@
+"""Smoke test of benchmarks/dkim_bench.py: it runs at a tiny size and both sides agree.
+
+No timing assertion: the figures depend on the machine. The script is loaded from its path
+(benchmarks/ is not a package).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "dkim_bench.py"
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dkim_bench_under_test", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look the module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--quick", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) >= {
+        "config",
+        "agreement",
+        "per_second",
+        "ratios",
+        "goal",
+        "goal_met",
+        "primitive_verify_us",
+        "goal_met_by_algorithm",
+    }
+    assert all(value > 0 for value in summary["primitive_verify_us"].values())
+    assert summary["agreement"] == {"total": 20, "disagreements": 0}
+    expected = {
+        f"{kind}_{alg}_{who}"
+        for kind in ("verify", "sign")
+        for alg in ("rsa", "ed25519")
+        for who in ("mailwarden", "dkimpy")
+    }
+    assert set(summary["per_second"]) == expected
+    assert all(value > 0 for value in summary["per_second"].values())
+    assert set(summary["ratios"]) == {"verify_rsa", "verify_ed25519", "sign_rsa", "sign_ed25519"}
+
+
+def test_messages_are_the_asked_size(bench: ModuleType) -> None:
+    import random
+
+    message = bench.make_message(random.Random(1), 0, 10_240)
+    assert 9_000 < len(message) < 11_500
+    assert b"\r\n\r\n" in message
+    assert b"\n" not in message.replace(b"\r\n", b"")
+
+
+def test_human_report(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "verify rsa-2048" in out
+    assert "ratio" in out

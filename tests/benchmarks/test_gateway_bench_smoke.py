@@ -1,0 +1,48 @@
+"""Smoke test of benchmarks/gateway_bench.py: it runs end to end and its JSON is complete.
+
+No timing assertion: the figures depend on the machine. The script is loaded from its path
+(benchmarks/ is not a package). Postfix takes part when the machine can run it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "gateway_bench.py"
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gateway_bench_under_test", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--quick", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) == {"config", "downstreams", "idle_memory"}
+    assert summary["config"]["clients"] == 10
+    sink = summary["downstreams"]["sink"]
+    assert set(sink) == {"direct_msgs_per_s", "gateway_msgs_per_s", "ratio"}
+    assert sink["direct_msgs_per_s"] > 0
+    assert sink["gateway_msgs_per_s"] > 0
+    assert sink["ratio"] == pytest.approx(
+        sink["gateway_msgs_per_s"] / sink["direct_msgs_per_s"], rel=0.01
+    )
+    postfix = summary["downstreams"]["postfix"]
+    assert postfix is None or postfix["gateway_msgs_per_s"] > 0
+    idle = summary["idle_memory"]
+    assert idle["connections"] == 50
+    assert idle["rss_idle_mib"] > 0
+    assert idle["rss_before_mib"] > 0

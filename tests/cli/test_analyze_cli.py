@@ -1,0 +1,221 @@
+"""`mailwarden analyze FILE`: JSON field by field, the human output's key lines, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mailwarden.cli import run
+
+DATA = Path(__file__).resolve().parents[1] / "analyze" / "data"
+ZONE = str(DATA / "zone.txt")
+NOW = "2026-11-23T12:00:00"
+
+
+def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = run(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> str:
+    path = tmp_path / "mailwarden.toml"
+    path.write_text(
+        '[dnsbl]\nuse = []\n[[dnsbl.lists]]\nname = "testbl"\nzone = "bl.example.test"\n'
+    )
+    return str(path)
+
+
+def analyze_json(capsys: pytest.CaptureFixture[str], name: str, *extra: str) -> dict[str, object]:
+    code, out, err = invoke(
+        capsys, "analyze", str(DATA / name), "--dns-zone", ZONE, "--now", NOW, "--json", *extra
+    )
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_json_keys_and_hops(capsys: pytest.CaptureFixture[str], config: str) -> None:
+    data = analyze_json(capsys, "postfix_chain.eml", "--config", config)
+    assert list(data) == ["file", "summary", "hops", "boundary", "headers", "reverify", "changes"]
+    assert data["file"].endswith("postfix_chain.eml")
+    hops = data["hops"]
+    assert isinstance(hops, list)
+    assert set(hops[0]) == {
+        "index",
+        "position",
+        "from",
+        "by",
+        "by_comment",
+        "with",
+        "id",
+        "for",
+        "time",
+        "time_text",
+        "delay",
+        "trusted",
+        "flags",
+        "notes",
+        "problems",
+        "error",
+    }
+    boundary = hops[1]
+    assert boundary["from"]["ip"] == "192.0.2.10"
+    assert boundary["with"]["tls"]["version"] == "TLSv1.3"
+    assert boundary["id"] == "4Zx1y2"
+    assert boundary["delay"] == 2.0
+    assert data["boundary"]["hop"] == 2
+    assert data["boundary"]["method"] == "authserv-id"
+    reverify = data["reverify"]
+    assert set(reverify) == {
+        "ip",
+        "ip_source",
+        "helo",
+        "mail_from",
+        "spf",
+        "dkim",
+        "arc",
+        "dmarc",
+        "relays",
+    }
+    relay = next(r for r in reverify["relays"] if r["ip"] == "192.0.2.10")
+    assert relay["dnsbl"][0]["list"] == "testbl"
+    rotated = next(c for c in data["changes"] if c["subject"] == "d=example.com s=old2020")
+    assert rotated == {
+        "method": "dkim",
+        "subject": "d=example.com s=old2020",
+        "then": "pass",
+        "now": "permerror",
+        "changed": True,
+        "note": rotated["note"],
+    }
+
+
+def test_forged_hop_json(capsys: pytest.CaptureFixture[str], config: str) -> None:
+    data = analyze_json(capsys, "forged_hop.eml", "--config", config)
+    flags = [h["flags"] for h in data["hops"]]
+    assert "forged" in flags[0]
+    assert "out-of-order" in flags[1]
+    assert flags[2] == ["clock-skew"]
+    relay = next(r for r in data["reverify"]["relays"] if r["ip"] == "203.0.113.77")
+    assert relay["listed"] == ["testbl"]
+    assert [h["trusted"] for h in data["headers"]] == [True, False]
+
+
+def test_trusted_host_ip_and_no_dnsbl(capsys: pytest.CaptureFixture[str]) -> None:
+    data = analyze_json(
+        capsys,
+        "list_arc.eml",
+        "--trusted-host",
+        "example.net",
+        "--ip",
+        "192.0.2.200",
+        "--helo",
+        "x.example",
+        "--no-dnsbl",
+    )
+    assert data["boundary"]["method"] == "trusted-host"
+    assert data["reverify"]["ip"] == "192.0.2.200"
+    assert data["reverify"]["ip_source"] == "option"
+    assert data["reverify"]["spf"]["result"] == "fail"
+    assert data["reverify"]["arc"]["result"] == "pass"
+    assert all(r["dnsbl"] is None for r in data["reverify"]["relays"])
+
+
+def test_no_reverify_reads_only(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = invoke(capsys, "analyze", str(DATA / "list_arc.eml"), "--no-reverify", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["reverify"] is None
+    assert data["changes"] == []
+    assert [h["kind"] for h in data["headers"]] == [
+        "authentication-results",
+        "arc-set",
+        "dkim-signature",
+    ]
+
+
+def test_human_output_key_lines(capsys: pytest.CaptureFixture[str], config: str) -> None:
+    code, out, err = invoke(
+        capsys,
+        "analyze",
+        str(DATA / "forged_hop.eml"),
+        "--dns-zone",
+        ZONE,
+        "--now",
+        NOW,
+        "--config",
+        config,
+    )
+    assert (code, err) == (0, "")
+    assert "Received chain (oldest first)" in out
+    assert "trust boundary: hop 3 (*), client 203.0.113.77" in out
+    assert "hop 1: claims to be written by mx.example.net, a trusted host" in out
+    assert "hop 3: 60 s earlier than the hop before" in out
+    assert "authentication-results #3 (untrusted):" in out
+    assert "Checked again now (client 203.0.113.77, boundary)" in out
+    assert "LISTED: relay 203.0.113.77 (hop 3) on testbl: listed for spam" in out
+    lines = out.splitlines()
+    summary = next(line for line in lines if line.startswith("summary: "))
+    assert "3 hops; entered at hop 3 from 203.0.113.77" in summary
+    assert "flags: chain-break, clock-skew, forged, out-of-order" in summary
+
+
+def test_human_output_of_a_rotated_key(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = invoke(
+        capsys, "analyze", str(DATA / "postfix_chain.eml"), "--dns-zone", ZONE, "--now", NOW
+    )
+    assert code == 0
+    assert "Since the message was received" in out
+    assert (
+        "CHANGED: dkim d=example.com s=old2020: pass -> permerror (the key was removed since"
+        " (rotated away)" in out
+    )
+    assert "summary: 4 hops" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["/nonexistent/file.eml"], "cannot read /nonexistent/file.eml"),
+        ([str(DATA / "postfix_chain.eml"), "--ip", "999.1.1.1"], "invalid IP address"),
+        ([str(DATA / "postfix_chain.eml"), "--trusted-host", "bad host"], "--trusted-host"),
+        ([str(DATA / "postfix_chain.eml"), "--now", "yesterday"], "--now"),
+        ([str(DATA / "postfix_chain.eml"), "--dns-zone", "/nonexistent.zone"], "zone file"),
+        ([str(DATA / "postfix_chain.eml"), "--config", "/nonexistent.toml"], "cannot read"),
+    ],
+)
+def test_bad_input_exits_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = invoke(capsys, "analyze", *args)
+    assert (code, out) == (2, "")
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_not_a_message_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "bad.eml"
+    path.write_bytes(b"no colon on this line\r\nX: y\r\n\r\nbody\r\n")
+    code, out, err = invoke(capsys, "analyze", str(path), "--no-reverify")
+    assert (code, out) == (2, "")
+    assert err == f"mailwarden: error: {path}: header line 1 is not a header field: " + (
+        "'no colon on this line'\n"
+    )
+
+
+def test_a_message_without_received_fields(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "draft.eml"
+    path.write_bytes(b"From: a@example.com\r\nSubject: draft\r\n\r\nbody\r\n")
+    code, out, _ = invoke(capsys, "analyze", str(path), "--no-reverify", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["hops"] == []
+    assert data["boundary"]["hop"] is None
+    assert data["boundary"]["reason"] == "no readable Received field"

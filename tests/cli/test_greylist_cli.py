@@ -1,0 +1,204 @@
+"""`mailwarden greylist list|allow|forget` on the SQLite store and on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.greylist.redis_server import redis_server
+
+from mailwarden.cli import run
+from mailwarden.greylist import Greylister, GreylistStore, RedisStore, SQLiteStore
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = run(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def populate(store: GreylistStore) -> None:
+    """Two pending triplets and one passed one, written with the real clock."""
+
+    async def work() -> None:
+        clock = [time.time() - 600]
+        g = Greylister(store, clock=lambda: clock[0])
+        await g.check("192.0.2.10", "alice@example.com", "bob@example.net")
+        await g.check("198.51.100.7", "carol@other.example", "bob@example.net")
+        await g.check(
+            "2001:db8::1", "dave@big.example", "eve@example.net", spf_pass_domain="big.example"
+        )
+        clock[0] += 400
+        await g.check("192.0.2.10", "alice@example.com", "bob@example.net")
+        await store.close()
+
+    asyncio.run(work())
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    """Store options for the CLI, with the store already holding some entries."""
+    if request.param == "sqlite":
+        populate(SQLiteStore(tmp_path / "data" / "greylist.sqlite3"))
+        return ["--data-dir", str(tmp_path / "data")]
+    url = request.getfixturevalue("redis_url")
+    # The CLI uses the default prefix: give each test its own database number instead.
+    db = int(uuid.uuid4().int % 15) + 1
+    db_url = url.rsplit("/", 1)[0] + f"/{db}"
+
+    async def flush() -> None:
+        store = RedisStore.from_url(db_url)
+        await store.redis.flushdb()
+        await store.close()
+
+    asyncio.run(flush())
+    populate(RedisStore.from_url(db_url))
+    return ["--redis", db_url]
+
+
+def test_list_json(capsys: pytest.CaptureFixture[str], location: list[str]) -> None:
+    code, out, err = invoke(capsys, "greylist", "list", *location, "--json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert set(data) == {"entries", "total", "allowed", "networks"}
+    assert data["total"] == 3
+    states = {(e["origin"], e["sender"], e["state"]) for e in data["entries"]}
+    assert states == {
+        ("net:192.0.2.0/24", "alice@example.com", "passed"),
+        ("net:198.51.100.0/24", "carol@other.example", "pending"),
+        ("spf:big.example", "dave@big.example", "pending"),
+    }
+    alice = next(e for e in data["entries"] if e["sender"] == "alice@example.com")
+    assert alice["attempts"] == 2
+    assert alice["passed_at"].endswith("Z")
+    assert data["networks"] == [
+        {
+            "network": "net:192.0.2.0/24",
+            "passes": 1,
+            "expires_at": data["networks"][0]["expires_at"],
+        }
+    ]
+    code, out, _ = invoke(capsys, "greylist", "list", *location, "--state", "pending", "--json")
+    assert {e["state"] for e in json.loads(out)["entries"]} == {"pending"}
+
+
+def test_allow_list_and_forget(capsys: pytest.CaptureFixture[str], location: list[str]) -> None:
+    code, out, err = invoke(
+        capsys, "greylist", "allow", "203.0.113.0/28", "--note", "partner", *location, "--json"
+    )
+    assert (code, err) == (0, "")
+    assert json.loads(out)["target"] == "net:203.0.113.0/28"
+    code, out, _ = invoke(
+        capsys, "greylist", "allow", "News@Letters.example", "--days", "2", *location, "--json"
+    )
+    allowed = json.loads(out)
+    assert allowed["target"] == "sender:news@letters.example"
+    assert allowed["expires_at"] is not None
+
+    data = json.loads(invoke(capsys, "greylist", "list", *location, "--json")[1])
+    assert [a["target"] for a in data["allowed"]] == [
+        "net:203.0.113.0/28",
+        "sender:news@letters.example",
+    ]
+
+    code, out, _ = invoke(capsys, "greylist", "forget", "192.0.2.10", *location, "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "target": "192.0.2.10",
+        "triplets": 1,
+        "allow_entries": 0,
+        "network_counters": 1,
+    }
+    code, out, _ = invoke(capsys, "greylist", "forget", "big.example", *location, "--json")
+    assert json.loads(out)["triplets"] == 1  # the spf:big.example pool
+    code, out, _ = invoke(capsys, "greylist", "forget", "203.0.113.0/28", *location, "--json")
+    assert json.loads(out)["allow_entries"] == 1
+    data = json.loads(invoke(capsys, "greylist", "list", *location, "--json")[1])
+    assert [e["sender"] for e in data["entries"]] == ["carol@other.example"]
+    assert data["networks"] == []
+    assert [a["target"] for a in data["allowed"]] == ["sender:news@letters.example"]
+
+
+def test_human_output(capsys: pytest.CaptureFixture[str], location: list[str]) -> None:
+    code, out, _ = invoke(capsys, "greylist", "list", *location)
+    assert code == 0
+    assert "greylist: 3 triplets" in out
+    assert "carol" in out
+    assert "pending" in out
+    code, out, _ = invoke(capsys, "greylist", "allow", "example.com", *location)
+    assert out.strip() == "allowed domain:example.com"
+    code, out, _ = invoke(capsys, "greylist", "forget", "carol@other.example", *location)
+    assert "forgot 1 triplets" in out
+
+
+def test_missing_store_lists_nothing_and_creates_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = invoke(capsys, "greylist", "list", "--data-dir", str(tmp_path / "x"), "--json")
+    assert code == 0
+    assert json.loads(out) == {"entries": [], "total": 0, "allowed": [], "networks": []}
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["allow", "not a thing"], "is neither an address"),
+        (["forget", "@@"], "not a valid e-mail address"),
+        (["forget", "spf:"], "spf: needs a domain"),
+        (["list", "--redis", "http://example.invalid"], "bad --redis URL"),
+        (["list", "--redis", "redis://127.0.0.1:1/0"], "cannot use the greylist store"),
+        (["allow", "--days", "0", "192.0.2.1"], "--days"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    code, out, err = invoke(capsys, "greylist", *args, "--data-dir", str(tmp_path))
+    assert code == 2
+    assert out == ""
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_corrupt_store_file_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "greylist.sqlite3").write_bytes(b"this is not a database" * 100)
+    code, _, err = invoke(capsys, "greylist", "list", "--data-dir", str(tmp_path))
+    assert code == 2
+    assert "cannot use the greylist store" in err
+
+
+def test_subprocess_entry_point(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mailwarden",
+            "greylist",
+            "allow",
+            "192.0.2.1",
+            "--data-dir",
+            str(tmp_path),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["target"] == "net:192.0.2.1/32"
+    assert (tmp_path / "greylist.sqlite3").is_file()

@@ -1,0 +1,564 @@
+"""DMARC evaluation, one branch at a time: each case is a DNS table, the From field, the SPF and
+DKIM results, and the verdict expected."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from publicsuffixlist import PublicSuffixList
+from tests.dmarc.fakedns import TEMPFAIL, TableResolver
+
+from mailwarden.dmarc import (
+    Discovery,
+    DMARCEvaluator,
+    DMARCResult,
+    MultipleAuthors,
+    Override,
+    OverrideReason,
+    Policy,
+    PolicyTag,
+    Result,
+)
+from mailwarden.spf import Identity, SPFResult
+from mailwarden.spf import Result as SPF
+
+PSL = PublicSuffixList()
+
+
+@dataclass(frozen=True)
+class DKIM:
+    result: str
+    domain: str
+
+
+def spf_pass(domain: str, identity: Identity = Identity.MAILFROM) -> SPFResult:
+    ip = ipaddress.ip_address("192.0.2.1")
+    return SPFResult(SPF.PASS, identity, domain, f"bounce@{domain}", ip, domain, "matched")
+
+
+async def evaluate(
+    table: dict[str, str | None],
+    from_: str | list[str],
+    *,
+    spf: SPFResult | None = None,
+    dkim: tuple[DKIM, ...] = (),
+    discovery: Discovery = Discovery.TREE_WALK,
+    **options: object,
+) -> tuple[DMARCResult, TableResolver]:
+    resolver = TableResolver(table)
+    evaluator = DMARCEvaluator(resolver, discovery=discovery, psl=PSL, **options)  # type: ignore[arg-type]
+    values = [from_] if isinstance(from_, str) else from_
+    return await evaluator.evaluate(values, spf, list(dkim)), resolver
+
+
+ORG = {
+    "_dmarc.example.com": "v=DMARC1; p=reject; sp=quarantine; np=none",
+    "mail.example.com": "",
+    "other.example.com": "",
+}
+
+
+# -- the Author Domain's own record, and alignment ---------------------------------------------
+
+
+async def test_own_record_pass_by_dkim() -> None:
+    result, resolver = await evaluate(ORG, "A <a@example.com>", dkim=(DKIM("pass", "example.com"),))
+    assert result.result is Result.PASS
+    assert (result.policy_tag, result.policy, result.disposition) == (
+        PolicyTag.P,
+        Policy.REJECT,
+        Policy.NONE,
+    )
+    assert result.record_source == "author"
+    assert result.dkim_aligned == ("example.com",)
+    assert result.discovery_method is Discovery.TREE_WALK
+    assert resolver.txt_queries() == ["_dmarc.example.com"]  # identical domains: no walk
+
+
+async def test_own_record_fail_applies_p() -> None:
+    result, _ = await evaluate(ORG, "a@example.com", dkim=(DKIM("fail", "example.com"),))
+    assert result.result is Result.FAIL
+    assert result.disposition is Policy.REJECT
+    assert result.dkim_domains == ()
+    assert "no SPF or DKIM pass" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("record", "spf_domain", "dkim_domain", "expected"),
+    [
+        ("v=DMARC1; p=reject", "mail.example.com", None, Result.PASS),  # relaxed SPF
+        ("v=DMARC1; p=reject; aspf=s", "mail.example.com", None, Result.FAIL),  # strict SPF
+        ("v=DMARC1; p=reject; aspf=s", "example.com", None, Result.PASS),
+        ("v=DMARC1; p=reject", None, "mail.example.com", Result.PASS),  # relaxed DKIM
+        ("v=DMARC1; p=reject; adkim=s", None, "mail.example.com", Result.FAIL),  # strict DKIM
+        ("v=DMARC1; p=reject; adkim=s", None, "Example.COM.", Result.PASS),  # case, root dot
+        ("v=DMARC1; p=reject", "example.net", "example.org", Result.FAIL),  # not aligned
+        ("v=DMARC1; p=reject; adkim=s", "mail.example.com", "mail.example.com", Result.PASS),
+    ],
+)
+async def test_alignment_modes(
+    record: str, spf_domain: str | None, dkim_domain: str | None, expected: Result
+) -> None:
+    table = {"_dmarc.example.com": record, "mail.example.com": ""}
+    result, _ = await evaluate(
+        table,
+        "a@example.com",
+        spf=spf_pass(spf_domain) if spf_domain else None,
+        dkim=(DKIM("pass", dkim_domain),) if dkim_domain else (),
+    )
+    assert result.result is expected, result.reason
+
+
+async def test_spf_helo_identity_and_non_pass_do_not_align() -> None:
+    helo = spf_pass("example.com", Identity.HELO)
+    result, _ = await evaluate(ORG, "a@example.com", spf=helo)
+    assert result.result is Result.FAIL
+    assert result.spf_aligned is None
+    softfail = SPFResult(
+        SPF.SOFTFAIL,
+        Identity.MAILFROM,
+        "example.com",
+        "x@example.com",
+        ipaddress.ip_address("192.0.2.1"),
+        "h",
+        "r",
+    )
+    result, _ = await evaluate(ORG, "a@example.com", spf=softfail)
+    assert result.result is Result.FAIL
+
+
+async def test_spf_alignment_is_reported() -> None:
+    result, _ = await evaluate(ORG, "a@example.com", spf=spf_pass("mail.example.com"))
+    assert result.result is Result.PASS
+    assert (result.spf_domain, result.spf_aligned) == ("mail.example.com", True)
+    assert result.organizational_domain == "example.com"
+
+
+# -- policy selection: p, sp, np ----------------------------------------------------------------
+
+
+async def test_existing_subdomain_gets_sp() -> None:
+    result, _ = await evaluate(ORG, "a@mail.example.com")
+    assert (result.record_source, result.policy_domain) == ("organizational", "example.com")
+    assert (result.policy_tag, result.policy, result.disposition) == (
+        PolicyTag.SP,
+        Policy.QUARANTINE,
+        Policy.QUARANTINE,
+    )
+    assert result.author_exists is True
+
+
+async def test_nonexistent_subdomain_gets_np() -> None:
+    table = {**ORG, "_dmarc.example.com": "v=DMARC1; p=none; sp=quarantine; np=reject"}
+    result, resolver = await evaluate(table, "a@ghost.example.com")
+    assert (result.policy_tag, result.policy) == (PolicyTag.NP, Policy.REJECT)
+    assert result.author_exists is False
+    assert ("ghost.example.com", "A") in [(n, t.value) for n, t in resolver.queries]
+
+
+@pytest.mark.parametrize(
+    ("record", "tag", "policy"),
+    [
+        ("v=DMARC1; p=reject; sp=quarantine", PolicyTag.SP, Policy.QUARANTINE),  # np absent
+        ("v=DMARC1; p=quarantine", PolicyTag.P, Policy.QUARANTINE),  # neither np nor sp
+    ],
+)
+async def test_np_falls_back_to_sp_then_p(record: str, tag: PolicyTag, policy: Policy) -> None:
+    result, resolver = await evaluate({"_dmarc.example.com": record}, "a@ghost.example.com")
+    assert (result.policy_tag, result.policy) == (tag, policy)
+    assert all(t.value == "TXT" for _, t in resolver.queries)  # existence not needed
+
+
+async def test_no_record_is_none() -> None:
+    result, resolver = await evaluate({"example.org": ""}, "a@mail.example.org")
+    assert result.result is Result.NONE
+    assert result.disposition is Policy.NONE
+    assert resolver.txt_queries() == ["_dmarc.mail.example.org", "_dmarc.example.org", "_dmarc.org"]
+
+
+async def test_several_records_are_discarded() -> None:
+    resolver = TableResolver({})
+    evaluator = DMARCEvaluator(resolver)
+
+    async def two(name: str, rdtype: object) -> object:
+        from mailwarden.dns import TXT, Answer, NXDomain, RdType
+
+        if name == "_dmarc.example.com":
+            records = (TXT((b"v=DMARC1; p=reject",)), TXT((b"v=DMARC1; p=none",)))
+            return Answer(name, RdType.TXT, records, 60)
+        raise NXDomain(name, RdType.TXT)
+
+    resolver.resolve = two  # type: ignore[assignment,method-assign]
+    result = await evaluator.evaluate(["a@example.com"], None, [])
+    assert result.result is Result.NONE
+
+
+async def test_unrelated_txt_records_are_ignored() -> None:
+    table = {"_dmarc.example.com": "google-site-verification=abc", "_dmarc.com": ""}
+    result, _ = await evaluate(table, "a@example.com")
+    assert result.result is Result.NONE
+
+
+# -- psd=y / psd=n and the tree walk --------------------------------------------------------------
+
+
+PSD_TABLE = {
+    "_dmarc.example": "v=DMARC1; p=reject; sp=none; np=quarantine; psd=y",
+    "brand.example": "",
+    "www.brand.example": "",
+}
+
+
+async def test_psd_record_applies_below_the_psd() -> None:
+    result, _ = await evaluate(PSD_TABLE, "a@brand.example")
+    assert (result.record_source, result.policy_domain) == ("psd", "example")
+    assert result.organizational_domain == "brand.example"
+    assert (result.policy_tag, result.policy) == (PolicyTag.P, Policy.REJECT)
+    sub, _ = await evaluate(PSD_TABLE, "a@www.brand.example")
+    assert (sub.policy_tag, sub.policy, sub.organizational_domain) == (
+        PolicyTag.SP,
+        Policy.NONE,
+        "brand.example",
+    )
+    ghost, _ = await evaluate(PSD_TABLE, "a@nobody.example")
+    assert (ghost.policy_tag, ghost.policy) == (PolicyTag.NP, Policy.QUARANTINE)
+
+
+async def test_psd_y_sets_the_organizational_domain_for_alignment() -> None:
+    # d=example (the PSD itself) does not align with brand.example; d=www.brand.example does
+    result, _ = await evaluate(PSD_TABLE, "a@brand.example", dkim=(DKIM("pass", "example"),))
+    assert result.result is Result.FAIL
+    result, _ = await evaluate(
+        PSD_TABLE, "a@brand.example", dkim=(DKIM("pass", "www.brand.example"),)
+    )
+    assert result.result is Result.PASS
+
+
+async def test_org_record_wins_over_psd_record() -> None:
+    table = {**PSD_TABLE, "_dmarc.brand.example": "v=DMARC1; p=quarantine; sp=reject"}
+    result, _ = await evaluate(table, "a@www.brand.example")
+    assert (result.policy_domain, result.policy_tag, result.policy) == (
+        "brand.example",
+        PolicyTag.SP,
+        Policy.REJECT,
+    )
+
+
+DEPT = {
+    "_dmarc.example.com": "v=DMARC1; p=reject",
+    "_dmarc.dept.example.com": "v=DMARC1; p=quarantine; psd=n",
+    "a.dept.example.com": "",
+}
+
+
+async def test_psd_n_stops_the_walk_and_is_the_org_domain() -> None:
+    result, resolver = await evaluate(DEPT, "x@a.dept.example.com")
+    assert (result.policy_domain, result.organizational_domain) == (
+        "dept.example.com",
+        "dept.example.com",
+    )
+    assert result.policy is Policy.QUARANTINE
+    assert resolver.txt_queries() == ["_dmarc.a.dept.example.com", "_dmarc.dept.example.com"]
+
+
+async def test_tree_walk_and_psl_differ_on_psd_n() -> None:
+    """d=example.com aligns with a.dept.example.com under the PSL (both example.com) but not
+    under the tree walk, where dept.example.com (psd=n) is the Organizational Domain."""
+    dkim = (DKIM("pass", "example.com"),)
+    walk, _ = await evaluate(DEPT, "x@a.dept.example.com", dkim=dkim)
+    psl, _ = await evaluate(DEPT, "x@a.dept.example.com", dkim=dkim, discovery=Discovery.PSL)
+    assert (walk.result, walk.discovery_method) == (Result.FAIL, Discovery.TREE_WALK)
+    assert (psl.result, psl.discovery_method) == (Result.PASS, Discovery.PSL)
+    assert psl.policy_domain == "example.com"  # the PSL method never looks at dept
+
+
+async def test_tree_walk_and_psl_differ_on_private_suffixes() -> None:
+    """blogspot.com is a (private) public suffix: the PSL makes each blog its own
+    Organizational Domain, the tree walk finds blogspot.com's record."""
+    table = {"_dmarc.blogspot.com": "v=DMARC1; p=reject", "me.blogspot.com": ""}
+    walk, _ = await evaluate(table, "a@me.blogspot.com")
+    psl, _ = await evaluate(table, "a@me.blogspot.com", discovery=Discovery.PSL)
+    assert (walk.result, walk.policy_domain, walk.policy) == (
+        Result.FAIL,
+        "blogspot.com",
+        Policy.REJECT,
+    )
+    assert (psl.result, psl.organizational_domain) == (Result.NONE, "me.blogspot.com")
+
+
+async def test_psd_y_at_the_author_domain_itself_uses_p() -> None:
+    table = {"_dmarc.example": "v=DMARC1; p=reject; sp=none; psd=y"}
+    result, _ = await evaluate(table, "a@example")
+    assert (result.record_source, result.policy_tag, result.policy) == (
+        "author",
+        PolicyTag.P,
+        Policy.REJECT,
+    )
+
+
+async def test_long_names_take_at_most_eight_queries() -> None:
+    author = "a.b.c.d.e.f.g.h.i.j.mail.example.com"
+    result, resolver = await evaluate({"_dmarc.example.com": "v=DMARC1; p=reject"}, f"x@{author}")
+    assert resolver.txt_queries() == [
+        f"_dmarc.{author}",
+        "_dmarc.g.h.i.j.mail.example.com",
+        "_dmarc.h.i.j.mail.example.com",
+        "_dmarc.i.j.mail.example.com",
+        "_dmarc.j.mail.example.com",
+        "_dmarc.mail.example.com",
+        "_dmarc.example.com",
+        "_dmarc.com",
+    ]
+    assert result.policy_domain == "example.com"
+    assert result.dns_queries == 8
+
+
+async def test_shortest_record_is_the_org_domain() -> None:
+    table = {
+        "_dmarc.mail.example.com": "v=DMARC1; p=none",
+        "_dmarc.example.com": "v=DMARC1; p=reject; sp=quarantine",
+        "a.mail.example.com": "",
+    }
+    result, _ = await evaluate(table, "x@a.mail.example.com")
+    assert (result.organizational_domain, result.policy_domain) == ("example.com", "example.com")
+    assert result.policy is Policy.QUARANTINE
+
+
+# -- t=y and RFC 7489 pct ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("p", "applied"),
+    [("reject", Policy.QUARANTINE), ("quarantine", Policy.NONE), ("none", Policy.NONE)],
+)
+async def test_testing_mode_applies_one_level_lower(p: str, applied: Policy) -> None:
+    result, _ = await evaluate({"_dmarc.example.com": f"v=DMARC1; p={p}; t=y"}, "a@example.com")
+    assert result.testing is True
+    assert result.requested_policy is Policy(p)
+    assert (result.policy, result.disposition) == (applied, applied)
+    expected = OverrideReason.POLICY_TEST_MODE if applied is not Policy(p) else None
+    assert result.override_reason is expected
+
+
+@pytest.mark.parametrize(("draw", "applied"), [(0.2, Policy.REJECT), (0.7, Policy.QUARANTINE)])
+async def test_rfc7489_pct_samples(draw: float, applied: Policy) -> None:
+    table = {"_dmarc.example.com": "v=DMARC1; p=reject; pct=50"}
+    result, _ = await evaluate(table, "a@example.com", random=lambda: draw)
+    assert result.pct == 50
+    assert result.disposition is applied
+    assert result.sampled_out is (applied is Policy.QUARANTINE)
+
+
+async def test_pct_ignored_in_a_record_with_t() -> None:
+    table = {"_dmarc.example.com": "v=DMARC1; p=reject; pct=0; t=n"}
+    result, _ = await evaluate(table, "a@example.com", random=lambda: 0.99)
+    assert (result.pct, result.disposition, result.sampled_out) == (None, Policy.REJECT, False)
+
+
+async def test_pct_does_not_touch_a_pass() -> None:
+    def never() -> float:
+        raise AssertionError("no sample for a pass")
+
+    table = {"_dmarc.example.com": "v=DMARC1; p=reject; pct=10"}
+    result, _ = await evaluate(
+        table, "a@example.com", dkim=(DKIM("pass", "example.com"),), random=never
+    )
+    assert (result.result, result.disposition) == (Result.PASS, Policy.NONE)
+
+
+# -- invalid p (RFC 9989 §4.7 / §4.10.1) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("record", "expected", "policy"),
+    [
+        ("v=DMARC1; rua=mailto:d@example.com", Result.FAIL, Policy.NONE),
+        ("v=DMARC1; p=bogus; rua=mailto:d@example.com", Result.FAIL, Policy.NONE),
+        ("v=DMARC1; p=reject; sp=bogus; rua=mailto:d@example.com", Result.FAIL, Policy.NONE),
+        ("v=DMARC1; p=bogus", Result.NONE, None),
+        ("v=DMARC1; sp=reject; rua=not a uri", Result.NONE, None),
+        ("v=DMARC1; p=reject; np=bogus", Result.NONE, None),
+    ],
+)
+async def test_missing_or_invalid_p(record: str, expected: Result, policy: Policy | None) -> None:
+    result, _ = await evaluate({"_dmarc.example.com": record}, "a@example.com")
+    assert result.result is expected, result.reason
+    assert result.policy is policy
+
+
+async def test_invalid_p_does_not_fall_back_to_the_org_domain() -> None:
+    table = {"_dmarc.example.com": "v=DMARC1; p=reject", "_dmarc.sub.example.com": "v=DMARC1"}
+    result, resolver = await evaluate(table, "a@sub.example.com")
+    assert result.result is Result.NONE
+    assert resolver.txt_queries() == ["_dmarc.sub.example.com"]
+
+
+# -- DNS failures --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failing", ["_dmarc.mail.example.com", "_dmarc.example.com"])
+async def test_discovery_temperror(failing: str) -> None:
+    table = {**ORG, failing: TEMPFAIL}
+    result, _ = await evaluate(table, "a@mail.example.com", dkim=(DKIM("pass", "example.com"),))
+    assert result.result is Result.TEMPERROR
+    assert result.disposition is Policy.NONE
+    assert "temporary" in result.reason
+
+
+async def test_alignment_walk_temperror_is_not_pass() -> None:
+    table = {**ORG, "_dmarc.mail.example.com": TEMPFAIL}
+    result, _ = await evaluate(table, "a@example.com", dkim=(DKIM("pass", "mail.example.com"),))
+    assert result.result is Result.TEMPERROR
+    # ...but another aligned identifier is enough for a pass
+    result, _ = await evaluate(
+        table,
+        "a@example.com",
+        dkim=(DKIM("pass", "mail.example.com"), DKIM("pass", "example.com")),
+    )
+    assert result.result is Result.PASS
+
+
+async def test_existence_temperror_on_fail() -> None:
+    table = {"_dmarc.example.com": "v=DMARC1; p=none; np=reject", "ghost.example.com": TEMPFAIL}
+    result, _ = await evaluate(table, "a@ghost.example.com")
+    assert result.result is Result.TEMPERROR
+    assert "exists" in result.reason
+
+
+# -- the From field ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("from_", "why"),
+    [
+        ([], "no From field"),
+        (["a@example.com", "b@example.com"], "2 From fields"),
+        (["a@example.com, b@example.org"], "several Author Domains (example.com, example.org)"),
+        (['"Just a name"'], "no address"),
+        (["undisclosed-recipients:;"], "no address"),
+        (["a@[192.0.2.1]"], "domain literal"),
+        (["<a@example.com"], "unparseable"),
+        (["a@-bad-.example"], "invalid domain"),
+    ],
+)
+async def test_from_problems_are_not_evaluated(from_: list[str], why: str) -> None:
+    result, resolver = await evaluate(ORG, from_)
+    assert result.result is Result.PERMERROR
+    assert result.evaluated is False
+    assert why in result.reason
+    assert resolver.queries == []
+
+
+async def test_several_addresses_of_one_domain_are_evaluated() -> None:
+    result, _ = await evaluate(ORG, "a@example.com, B <b@EXAMPLE.com>")
+    assert result.result is Result.FAIL
+    assert result.authors == ("example.com",)
+
+
+async def test_strictest_of_several_authors() -> None:
+    table = {**ORG, "_dmarc.example.org": "v=DMARC1; p=none"}
+    result, _ = await evaluate(
+        table,
+        ["a@example.org", "b@example.com"],
+        dkim=(DKIM("pass", "example.org"),),
+        multiple_authors=MultipleAuthors.STRICTEST,
+    )
+    assert (result.result, result.domain, result.disposition) == (
+        Result.FAIL,
+        "example.com",
+        Policy.REJECT,
+    )
+    assert result.authors == ("example.org", "example.com")
+
+
+async def test_u_labels_become_a_labels() -> None:
+    table = {"_dmarc.xn--bcher-kva.example": "v=DMARC1; p=reject"}
+    result, resolver = await evaluate(
+        table, "Jörg <jörg@Bücher.example>", dkim=(DKIM("pass", "bücher.example"),)
+    )
+    assert (result.result, result.domain) == (Result.PASS, "xn--bcher-kva.example")
+    assert resolver.txt_queries() == ["_dmarc.xn--bcher-kva.example"]
+
+
+async def test_evaluate_domain() -> None:
+    resolver = TableResolver(ORG)
+    evaluator = DMARCEvaluator(resolver)
+    result = await evaluator.evaluate_domain("Example.com", None, [])
+    assert (result.result, result.domain) == (Result.FAIL, "example.com")
+    bad = await evaluator.evaluate_domain("not a domain", None, [])
+    assert (bad.result, bad.evaluated) == (Result.PERMERROR, False)
+
+
+# -- local policy (RFC 9990 override reasons) ------------------------------------------------------
+
+
+async def test_local_policy_override() -> None:
+    def lists(verdict: DMARCResult) -> Override | None:
+        if verdict.result is Result.FAIL and verdict.disposition is Policy.REJECT:
+            return Override(Policy.QUARANTINE, OverrideReason.MAILING_LIST, "list traffic")
+        return None
+
+    result, _ = await evaluate(ORG, "a@example.com", local_policy=lists)
+    assert (result.result, result.policy, result.disposition) == (
+        Result.FAIL,
+        Policy.REJECT,
+        Policy.QUARANTINE,
+    )
+    assert (result.override_reason, result.override_comment) == (
+        OverrideReason.MAILING_LIST,
+        "list traffic",
+    )
+    passed, _ = await evaluate(
+        ORG, "a@example.com", dkim=(DKIM("pass", "example.com"),), local_policy=lists
+    )
+    assert passed.override_reason is None
+
+
+async def test_psl_method_default_list_loads() -> None:
+    resolver = TableResolver(ORG)
+    evaluator = DMARCEvaluator(resolver, discovery=Discovery.PSL)
+    result = await evaluator.evaluate(["a@mail.example.com"], spf_pass("example.com"), [])
+    assert (result.result, result.organizational_domain) == (Result.PASS, "example.com")
+
+
+async def test_psd_org_domain_existence_decides_between_p_and_sp() -> None:
+    table = {"_dmarc.example": "v=DMARC1; p=reject; sp=none; psd=y", "brand.example": ""}
+    existing, _ = await evaluate(table, "a@brand.example")
+    assert (existing.policy_tag, existing.policy, existing.author_exists) == (
+        PolicyTag.P,
+        Policy.REJECT,
+        True,
+    )
+    ghost, _ = await evaluate(table, "a@ghost.example")
+    assert (ghost.policy_tag, ghost.policy, ghost.author_exists) == (
+        PolicyTag.SP,
+        Policy.NONE,
+        False,
+    )
+
+
+async def test_too_many_author_domains_are_not_evaluated() -> None:
+    many = ", ".join(f"a@d{i}.example" for i in range(11))
+    result, resolver = await evaluate(ORG, many, multiple_authors=MultipleAuthors.STRICTEST)
+    assert (result.result, result.evaluated) == (Result.PERMERROR, False)
+    assert resolver.queries == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.text(max_size=40), max_size=3),
+    st.lists(st.tuples(st.sampled_from(["pass", "fail"]), st.text(max_size=20)), max_size=3),
+    st.sampled_from(list(MultipleAuthors)),
+)
+async def test_any_input_gives_a_verdict(
+    from_values: list[str], dkim: list[tuple[str, str]], mode: MultipleAuthors
+) -> None:
+    resolver = TableResolver({**ORG, "_dmarc.com": TEMPFAIL})
+    evaluator = DMARCEvaluator(resolver, multiple_authors=mode)
+    result = await evaluator.evaluate(from_values, None, [DKIM(r, d) for r, d in dkim])
+    assert isinstance(result.result, Result)
+    assert result.evaluated or result.result is Result.PERMERROR

@@ -1,0 +1,179 @@
+"""The checks by SMTP stage, driven through the gateway's hook objects (no sockets here; the
+gateway's own tests drive them over real SMTP)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from mailwarden.dkim import sign
+from mailwarden.dkim.keygen import key_record
+from mailwarden.dns import RdType, StaticResolver
+from mailwarden.dns.cache import CachingResolver
+from mailwarden.dnsbl import DEFAULT_LISTS, DNSListChecker
+from mailwarden.gateway.hooks import Event, Session, Transaction
+from mailwarden.greylist import GreylistConfig, Greylister, GreylistStage, MemoryStore
+from mailwarden.policy import PolicyConfig
+from mailwarden.staged import StagedChecks, StagedOptions
+from mailwarden.verdict import Authenticator
+
+KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
+BODY = b"From: Alice <alice@a.example>\r\nTo: bob@b.example\r\nSubject: hi\r\n\r\nHello.\r\n"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def zone() -> StaticResolver:
+    return StaticResolver(
+        {
+            "a.example": {"TXT": "v=spf1 ip4:192.0.2.0/28 -all"},
+            "mail.a.example": {"A": "192.0.2.10"},
+            "10.2.0.192.in-addr.arpa": {"PTR": "mail.a.example"},
+            "sel._domainkey.a.example": {"TXT": key_record(KEY)},
+            "_dmarc.a.example": {"TXT": "v=DMARC1; p=reject"},
+            "lax.example": {"TXT": "v=spf1 ?all"},
+            "66.113.0.203.zen.spamhaus.org": {"A": "127.0.0.2"},
+        }
+    )
+
+
+class Counting:
+    def __init__(self, inner: StaticResolver) -> None:
+        self.inner = inner
+        self.asked: list[tuple[str, RdType]] = []
+
+    async def resolve(self, name: str, rdtype: RdType) -> Any:
+        self.asked.append((name, rdtype))
+        return await self.inner.resolve(name, rdtype)
+
+
+def staged(
+    resolver: Any, *, clock: Clock | None = None, stage: GreylistStage = GreylistStage.DATA
+) -> StagedChecks:
+    clock = clock or Clock()
+    cached = CachingResolver(resolver)
+    zen = [lst for lst in DEFAULT_LISTS if lst.name == "zen"]
+    authenticator = Authenticator(
+        cached,
+        authserv_id="mx.b.example",
+        clock=clock,
+        dnsbl=DNSListChecker(cached, zen),
+        # a "?all" sender without a reverse name lands between greylist and add_header
+        policy=PolicyConfig(scores={"SPF_NEUTRAL": 4.0}, add_header_threshold=10.0),
+    )
+    greylister = Greylister(MemoryStore(), clock=clock, config=GreylistConfig(min_delay=300))
+    return StagedChecks(
+        authenticator, greylister=greylister, options=StagedOptions(greylist_stage=stage)
+    )
+
+
+async def transaction(
+    checks: StagedChecks, ip: str, helo: str, sender: str, message: bytes
+) -> tuple[Session, Any]:
+    session = Session("s1", ip, 40000, time.time())
+    assert await checks.on_connect(session) is None
+    session.helo = helo
+    assert await checks.on_helo(session) is None
+    tx = Transaction("s1.1", sender)
+    assert await checks.on_mail(session, tx) is None
+    rcpt_reply = await checks.on_rcpt(session, tx, "bob@b.example")
+    if rcpt_reply is not None:
+        await checks.on_disconnect(session)
+        return session, rcpt_reply
+    tx.rcpts.append("bob@b.example")
+    decision = await checks.on_data(session, tx, message)
+    await checks.on_disconnect(session)
+    return session, decision
+
+
+async def test_legitimate_mail_is_relayed_with_our_headers() -> None:
+    message = sign(BODY, "a.example", "sel", KEY) + BODY
+    _, decision = await transaction(
+        staged(zone()), "192.0.2.10", "mail.a.example", "alice@a.example", message
+    )
+    assert decision.reply is None
+    names = [name for name, _ in decision.prepend_headers]
+    assert names[:2] == ["Authentication-Results", "Received-SPF"]
+    assert "X-Mailwarden-Verdict" in names
+    auth = dict(decision.prepend_headers)["Authentication-Results"]
+    assert "dkim=pass" in auth
+    assert "dmarc=pass" in auth
+    assert decision.log["action"] == "accept"
+    assert decision.remove_headers("Authentication-Results", "mx.b.example; spf=pass")
+    assert not decision.remove_headers("Authentication-Results", "other.example; spf=pass")
+
+
+async def test_spoof_is_refused_at_data() -> None:
+    spoof = BODY.replace(b"alice@a.example", b"ceo@a.example").replace(b"hi", b"pay")
+    _, decision = await transaction(
+        staged(zone()), "198.51.100.1", "x.example", "ceo@lax.example", spoof
+    )
+    assert decision.reply is not None
+    assert decision.reply.code == 550
+
+
+async def test_listed_client_is_refused_at_rcpt() -> None:
+    _, reply = await transaction(staged(zone()), "203.0.113.66", "x.example", "a@lax.example", BODY)
+    assert reply.code == 554
+
+
+async def test_greylisting_at_data_defers_then_accepts_the_retry() -> None:
+    clock = Clock()
+    checks = staged(zone(), clock=clock)
+    message = BODY.replace(b"alice@a.example", b"news@lax.example")
+    _, first = await transaction(checks, "198.51.100.7", "h.lax.example", "n@lax.example", message)
+    assert first.reply is not None
+    assert (first.reply.code, first.reply.status) == (451, "4.7.1")
+    clock.now += 60  # too early
+    _, early = await transaction(checks, "198.51.100.7", "h.lax.example", "n@lax.example", message)
+    assert early.reply is not None
+    clock.now += 300
+    _, retry = await transaction(checks, "198.51.100.8", "h.lax.example", "n@lax.example", message)
+    assert retry.reply is None  # same /24, after the delay
+    assert retry.log["greylist"] == "passed"
+
+
+async def test_greylisting_at_rcpt_spares_the_body() -> None:
+    checks = staged(zone(), stage=GreylistStage.RCPT)
+    _, reply = await transaction(checks, "198.51.100.7", "h.lax.example", "n@lax.example", BODY)
+    assert reply.code == 451
+
+
+async def test_each_check_runs_once_per_transaction() -> None:
+    counting = Counting(zone())
+    checks = staged(counting)
+    session = Session("s2", "192.0.2.10", 40001, time.time())
+    await checks.on_connect(session)
+    for _ in range(3):  # EHLO, STARTTLS, EHLO again with the same name
+        session.helo = "mail.a.example"
+        await checks.on_helo(session)
+    tx = Transaction("s2.1", "alice@a.example", rcpts=["bob@b.example"])
+    await checks.on_mail(session, tx)
+    await checks.on_rcpt(session, tx, "bob@b.example")
+    await checks.on_data(session, tx, sign(BODY, "a.example", "sel", KEY) + BODY)
+    await checks.on_disconnect(session)
+    await checks.authenticator.drain()
+    asked = counting.asked
+    assert len(asked) == len(set(asked))  # nothing asked twice: one run per check
+
+
+async def test_strict_smtp_events_are_scored() -> None:
+    checks = staged(zone())
+    session = Session("s3", "192.0.2.10", 40002, time.time())
+    session.add_event(Event.PREGREET)
+    session.helo = "mail.a.example"
+    await checks.on_connect(session)
+    await checks.on_helo(session)
+    tx = Transaction("s3.1", "alice@a.example", rcpts=["bob@b.example"])
+    await checks.on_mail(session, tx)
+    decision = await checks.on_data(session, tx, sign(BODY, "a.example", "sel", KEY) + BODY)
+    assert any(symbol.startswith("PREGREET") for symbol in decision.log["symbols"])
+    await checks.on_disconnect(session)

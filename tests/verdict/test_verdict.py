@@ -1,0 +1,235 @@
+"""The full verdict: every check on one message, DMARC from SPF and DKIM, then the policy."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from mailwarden.arc import header_block, seal
+from mailwarden.dkim import sign
+from mailwarden.dkim.keygen import key_record
+from mailwarden.dmarc import Discovery, DMARCEvaluator
+from mailwarden.dns import RdType, Resolver, StaticResolver
+from mailwarden.dnsbl import DEFAULT_LISTS, DNSListChecker
+from mailwarden.policy import Action
+from mailwarden.verdict import Authenticator
+
+KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+CLIENT = "192.0.2.10"  # mail.a.example: SPF-authorised, forward-confirmed
+SPAMMER = "203.0.113.66"
+
+MESSAGE = (
+    b"From: Alice <alice@a.example>\r\n"
+    b"To: bob@b.example\r\n"
+    b"Subject: lunch\r\n"
+    b"Date: Mon, 23 Nov 2026 12:00:00 +0000\r\n"
+    b"Message-ID: <1@a.example>\r\n"
+    b"\r\n"
+    b"See you at noon.\r\n"
+)
+SPOOF = MESSAGE.replace(b"alice@a.example", b"ceo@bank.example")
+
+
+def zone() -> dict[str, dict[str, Any]]:
+    return {
+        "a.example": {"TXT": "v=spf1 ip4:192.0.2.0/28 -all", "MX": "10 mail.a.example"},
+        "mail.a.example": {"A": CLIENT},
+        "10.2.0.192.in-addr.arpa": {"PTR": "mail.a.example"},
+        "sel._domainkey.a.example": {"TXT": key_record(KEY)},
+        "_dmarc.a.example": {"TXT": "v=DMARC1; p=reject; rua=mailto:dmarc@a.example"},
+        "bank.example": {"TXT": "v=spf1 ip4:198.51.100.0/24 -all"},
+        "_dmarc.bank.example": {"TXT": "v=DMARC1; p=reject"},
+        "quiet.example": {"TXT": "v=spf1 ip4:203.0.113.0/24 -all"},
+        "_dmarc.quiet.example": {"TXT": "v=DMARC1; p=quarantine"},
+        # Spamhaus-style listing of the spammer (test zone, not the real list)
+        "66.113.0.203.zen.spamhaus.org": {"A": "127.0.0.4", "TXT": "exploited host"},
+    }
+
+
+def signed(message: bytes = MESSAGE) -> bytes:
+    header = sign(message, "a.example", "sel", KEY, timestamp=int(time.time()))
+    return header + message
+
+
+def authenticator(resolver: Resolver, **options: Any) -> Authenticator:
+    zen = [lst for lst in DEFAULT_LISTS if lst.name == "zen"]
+    return Authenticator(
+        resolver,
+        authserv_id="mx.b.example",
+        dnsbl=DNSListChecker(resolver, zen),
+        **options,
+    )
+
+
+async def test_legitimate_signed_mail_is_accepted() -> None:
+    checker = authenticator(StaticResolver(zone()))
+    verdict = await checker.check(
+        signed(), ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert verdict.spf.result.value == "pass"
+    assert [d.result.value for d in verdict.dkim] == ["pass"]
+    assert verdict.dmarc.result.value == "pass"
+    assert verdict.iprev is not None
+    assert verdict.iprev.result.value == "pass"
+    assert verdict.policy.action is Action.ACCEPT
+    header = verdict.authentication_results
+    assert header.startswith("Authentication-Results: mx.b.example;")
+    for clause in ("iprev=pass", "spf=pass", "dkim=pass", "dmarc=pass", "header.d=a.example"):
+        assert clause in header
+    assert not header.endswith("\n")  # folded with CRLF, without the final line ending
+    assert "\r\n\t" in header
+
+
+async def test_spoofed_from_under_p_reject_is_rejected() -> None:
+    checker = authenticator(StaticResolver(zone()))
+    verdict = await checker.check(
+        SPOOF, ip="192.0.2.11", helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert verdict.spf.result.value == "pass"  # the envelope is a.example's
+    assert verdict.dmarc.result.value == "fail"  # but nothing aligns with bank.example
+    assert verdict.dmarc.disposition.value == "reject"
+    assert verdict.policy.action is Action.REJECT
+    assert verdict.policy.reply is not None
+    assert verdict.policy.reply.code == 550
+    assert "DMARC_POLICY_REJECT" in {s.name for s in verdict.policy.symbols}
+
+
+async def test_quarantine_marks_as_spam() -> None:
+    message = MESSAGE.replace(b"alice@a.example", b"news@quiet.example")
+    checker = authenticator(StaticResolver(zone()))
+    verdict = await checker.check(
+        message, ip="198.51.100.1", helo="mail.a.example", mail_from="news@a.example"
+    )
+    assert verdict.dmarc.disposition.value == "quarantine"
+    assert verdict.policy.spam
+
+
+async def test_listed_client_is_rejected_by_the_hard_rule() -> None:
+    checker = authenticator(StaticResolver(zone()))
+    verdict = await checker.check(
+        MESSAGE, ip=SPAMMER, helo="spammer.example", mail_from="x@quiet.example"
+    )
+    assert verdict.dnsbl is not None
+    assert [r.list for r in verdict.dnsbl.listed] == ["zen"]
+    assert verdict.policy.action is Action.REJECT
+    assert verdict.policy.reply is not None
+    assert verdict.policy.reply.code == 554
+
+
+async def test_dmarc_dns_failure_is_a_temperror_never_a_pass() -> None:
+    resolver = StaticResolver(zone())
+    resolver.fail("_dmarc.bank.example", "TXT")
+    verdict = await authenticator(resolver).check(
+        SPOOF, ip="192.0.2.11", helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert verdict.dmarc.result.value == "temperror"
+    assert verdict.policy.action is not Action.REJECT
+    assert "DMARC_TEMPERROR" in {s.name for s in verdict.policy.symbols}
+    assert "dmarc=temperror" in verdict.authentication_results
+
+
+async def test_several_from_fields_are_not_evaluated() -> None:
+    message = b"From: a@a.example\r\nFrom: b@bank.example\r\nSubject: x\r\n\r\nbody\r\n"
+    verdict = await authenticator(StaticResolver(zone())).check(
+        message, ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert not verdict.dmarc.evaluated
+    assert verdict.dmarc.result.value in ("none", "permerror")
+
+
+async def test_unparsable_message_still_gets_a_verdict() -> None:
+    verdict = await authenticator(StaticResolver(zone())).check(
+        b"\x00" * 10, ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert verdict.policy.action in Action
+
+
+async def test_independent_lookups_run_concurrently() -> None:
+    """With every answer delayed, the verdict takes a few round trips, not one per lookup."""
+
+    class Slow:
+        def __init__(self, inner: StaticResolver) -> None:
+            self.inner = inner
+
+        async def resolve(self, name: str, rdtype: RdType) -> Any:
+            await asyncio.sleep(0.05)
+            return await self.inner.resolve(name, rdtype)
+
+    static = StaticResolver(zone())
+    checker = authenticator(Slow(static), dmarc=DMARCEvaluator(Slow(static)))
+    started = time.perf_counter()
+    await checker.check(signed(), ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example")
+    elapsed = time.perf_counter() - started
+    assert len(static.queries) >= 10
+    assert elapsed < 0.05 * len(static.queries) / 2
+
+
+@pytest.mark.parametrize("discovery", list(Discovery))
+async def test_discovery_method_is_recorded(discovery: Discovery) -> None:
+    resolver = StaticResolver(zone())
+    checker = authenticator(resolver, dmarc=DMARCEvaluator(resolver, discovery=discovery))
+    verdict = await checker.check(
+        signed(), ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert verdict.dmarc.discovery_method is discovery
+
+
+LIST_KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(100, 132)))
+
+
+def forwarded_through_list(*, footer: bool = False) -> bytes:
+    """Signed by a.example, received by list.example (dkim and dmarc pass there), given a
+    footer by the list (with `footer`: DKIM and so DMARC then fail downstream), then sealed."""
+    original = signed()
+    if footer:
+        original += b"--\r\nlist footer\r\n"
+    sealed = seal(
+        original,
+        domain="list.example",
+        selector="arc",
+        private_key=LIST_KEY,
+        authserv_id="list.example",
+        auth_results="dkim=pass header.d=a.example; dmarc=pass header.from=a.example",
+        chain_validation="none",
+        timestamp=int(time.time()),
+    )
+    return header_block(sealed) + original
+
+
+def list_zone() -> dict[str, dict[str, Any]]:
+    data = zone()
+    data["arc._domainkey.list.example"] = {"TXT": key_record(LIST_KEY)}
+    data["list.example"] = {"TXT": "v=spf1 ip4:198.51.100.0/24 -all"}
+    return data
+
+
+async def test_arc_is_verified_and_reported() -> None:
+    verdict = await authenticator(StaticResolver(list_zone())).check(
+        forwarded_through_list(), ip="198.51.100.5", helo="list.example", mail_from="l@list.example"
+    )
+    assert verdict.arc is not None
+    assert verdict.arc.result.value == "pass"
+    assert "arc=pass" in verdict.authentication_results
+
+
+async def test_trusted_sealer_overrides_a_dmarc_fail() -> None:
+    message = forwarded_through_list(footer=True)
+    resolver = StaticResolver(list_zone())
+    untrusted = await authenticator(resolver).check(
+        message, ip="198.51.100.5", helo="list.example", mail_from="l@list.example"
+    )
+    assert untrusted.dmarc.result.value == "fail"
+    assert untrusted.policy.action is Action.REJECT
+    trusted = await authenticator(resolver, trusted_sealers=["list.example"]).check(
+        message, ip="198.51.100.5", helo="list.example", mail_from="l@list.example"
+    )
+    assert trusted.dmarc.result.value == "fail"  # the result stays; the disposition changes
+    assert trusted.dmarc.override_reason is not None
+    assert trusted.dmarc.override_reason.value == "trusted_forwarder"
+    assert trusted.dmarc.disposition.value == "none"
+    assert "ARC_TRUSTED_PASS" in {s.name for s in trusted.policy.symbols}
+    assert trusted.policy.action is not Action.REJECT

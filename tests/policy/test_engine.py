@@ -125,7 +125,36 @@ def test_temperror_never_becomes_a_pass() -> None:
     tempfail = decide(facts, PolicyConfig(on_temperror=TemperrorHandling.TEMPFAIL))
     assert tempfail.action is Action.SOFT_REJECT
     assert tempfail.reply is not None
-    assert str(tempfail.reply).startswith("451 4.4.3")
+    assert str(tempfail.reply).startswith("451 4.7.24")  # RFC 7372: SPF validation error
+    dmarc_only = decide(
+        Facts(symbols("DMARC_TEMPERROR")), PolicyConfig(on_temperror=TemperrorHandling.TEMPFAIL)
+    )
+    assert dmarc_only.reply is not None
+    assert str(dmarc_only.reply).startswith("451 4.4.3")
+
+
+@pytest.mark.parametrize(
+    ("failed", "status"),
+    [
+        (["SPF_FAIL"], "5.7.23"),
+        (["DKIM_INVALID"], "5.7.20"),
+        (["IPREV_FAIL"], "5.7.25"),
+        (["SPF_FAIL", "DKIM_INVALID"], "5.7.26"),
+        ([], "5.7.1"),
+    ],
+)
+def test_refusals_by_score_name_the_failed_check(failed: list[str], status: str) -> None:
+    """RFC 7372 §3 enhanced status codes for SPF, DKIM and reverse DNS failures."""
+    verdict = decide(Facts([Symbol("CUSTOM", 20.0), *symbols(*failed)]))
+    assert verdict.action is Action.REJECT
+    assert verdict.reply is not None
+    assert (verdict.reply.code, verdict.reply.status) == (550, status)
+    soft = decide(
+        Facts([Symbol("CUSTOM", 20.0), *symbols(*failed)]),
+        PolicyConfig(soft_reject_threshold=10.0, reject_threshold=None),
+    )
+    assert soft.reply is not None
+    assert soft.reply.status == "4" + status[1:]
 
 
 def test_dnswl_clients_are_never_greylisted() -> None:

@@ -25,7 +25,8 @@ from .spfbuild import build as spf_build
 EPILOG = """\b
 Exit status:
   0   the command ran (whatever the SPF/DKIM/DMARC results were)
-  1   it ran, but some input lines could not be evaluated (see their "error")
+  1   it ran, but some input lines could not be evaluated (see their "error"),
+      or (domain check) an error-level finding exists, or (dmarc record) DNS failed
   2   bad input: option, address, domain or file; nothing was evaluated
   70  internal error (a bug: set MAILWARDEN_DEBUG=1 for the traceback and report it)
 """

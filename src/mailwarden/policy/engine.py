@@ -159,10 +159,12 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
         )
     temperrors = [name for name in config.temperror_symbols if name in names]
     if temperrors and config.on_temperror is TemperrorHandling.TEMPFAIL:
+        # RFC 7372 §3: X.7.24 names an SPF validation error; other DNS failures are X.4.3
+        status = "4.7.24" if "SPF_TEMPERROR" in temperrors else "4.4.3"
         return verdict(
             Action.SOFT_REJECT,
             [f"{', '.join(temperrors)}: a deciding check could not finish; try later"],
-            SmtpReply(451, "4.4.3", "Temporary DNS failure while checking; try again later"),
+            SmtpReply(451, status, "Temporary DNS failure while checking; try again later"),
         )
 
     action = Action.ACCEPT
@@ -185,11 +187,34 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
         reasons.append("listed on a DNS allow list: never greylisted")
     if temperrors:
         reasons.append(f"{', '.join(temperrors)}: judged on what is known (on_temperror=accept)")
+    detail, why = _authentication_code(names)
     reply = {
         Action.GREYLIST: SmtpReply(451, "4.7.1", "Greylisted, please try again later"),
         Action.SOFT_REJECT: SmtpReply(
-            451, "4.7.1", f"Message deferred, score {total:.1f}; try again later"
+            451, f"4.{detail}", f"Message deferred, score {total:.1f}{why}; try again later"
         ),
-        Action.REJECT: SmtpReply(550, "5.7.1", f"Message refused as spam (score {total:.1f})"),
+        Action.REJECT: SmtpReply(
+            550, f"5.{detail}", f"Message refused as spam (score {total:.1f}{why})"
+        ),
     }.get(action)
     return verdict(action, reasons, reply, spam)
+
+
+# RFC 7372 §3: enhanced status codes that name the authentication check that failed.
+_AUTH_CODES = (
+    ("SPF_FAIL", "7.23", "SPF validation failed"),
+    ("DKIM_INVALID", "7.20", "no passing DKIM signature found"),
+    ("IPREV_FAIL", "7.25", "reverse DNS validation failed"),
+)
+
+
+def _authentication_code(names: Iterable[str]) -> tuple[str, str]:
+    """The subject.detail of a refusal by score, and words for the reply text: the failed
+    authentication check when there is one (X.7.26 when several failed), else X.7.1."""
+    present = set(names)
+    failed = [(code, text) for name, code, text in _AUTH_CODES if name in present]
+    if len(failed) > 1:
+        return "7.26", "; multiple authentication checks failed"
+    if failed:
+        return failed[0][0], f"; {failed[0][1]}"
+    return "7.1", ""

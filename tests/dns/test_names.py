@@ -61,3 +61,31 @@ def test_name_checks_never_raise(text: str) -> None:
     assert isinstance(result, bool)
     with contextlib.suppress(ValueError):
         assert isinstance(to_ascii(text), str)
+
+
+def _reference(text: str) -> object:
+    """What ipaddress alone makes of `text` (the C fast paths must agree with it)."""
+    try:
+        ip = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return ValueError
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+ADDRESS_LIKE = st.one_of(
+    st.ip_addresses().map(str),
+    st.ip_addresses(v=6).map(lambda ip: ip.exploded),
+    st.text(alphabet="0123456789abcdefABCDEF:.% ", max_size=45),
+)
+
+
+@given(ADDRESS_LIKE)
+def test_parse_ip_agrees_with_ipaddress(text: str) -> None:
+    expected = _reference(text)
+    if expected is ValueError:
+        with pytest.raises(ValueError):  # noqa: PT011 - any ValueError, as ipaddress raises
+            parse_ip(text)
+    else:
+        assert parse_ip(text) == expected

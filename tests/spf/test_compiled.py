@@ -128,3 +128,22 @@ async def test_dns_failure_while_compiling_falls_back_to_the_interpreter() -> No
     assert not checker._compiled  # nothing cached from a failed compilation
     result = await checker.check_mailfrom("203.0.113.9", "a@example.com", "h")
     assert result.result is Result.TEMPERROR
+
+
+@pytest.mark.parametrize(
+    "ip",
+    [
+        *("192.0.2.5", "192.0.2.15", "192.0.2.16", "192.0.2.200", "10.0.0.1", "0.0.0.0"),
+        *("2001:db8::1", "255.255.255.255", "2001:db8:1::ffff", "198.51.100.1"),
+    ],
+)
+async def test_merged_address_blocks_keep_first_match_order(ip: str) -> None:
+    """Overlapping ranges with different qualifiers, merged into one bisected block."""
+    record = (
+        "v=spf1 -ip4:192.0.2.0/28 +ip4:192.0.2.0/24 ?ip6:2001:db8::/48 ip6:2001:db8::/32 "
+        "~ip4:0.0.0.0/1 a:h.example.com ip4:198.51.100.0/24 -all"
+    )
+    static = StaticResolver({"example.com": {"TXT": record}, "h.example.com": {"A": "10.9.9.9"}})
+    expected = await SPFChecker(static, compile_after=None).check_mailfrom(ip, "a@example.com", "h")
+    got = await SPFChecker(static, compile_after=1).check_mailfrom(ip, "a@example.com", "h")
+    assert got == expected

@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
 
 from .names import normalize
 from .types import Answer, DNSError, NoData, NXDomain, RdType, Resolver
@@ -57,7 +56,8 @@ class CachingResolver:
             expires, outcome = cached
             if isinstance(outcome, DNSError):
                 raise type(outcome)(outcome.name, outcome.rdtype, outcome.detail, outcome.ttl)
-            return replace(outcome, ttl=max(0, int(expires - self.clock())))
+            remaining = max(0, int(expires - self.clock()))
+            return Answer(outcome.name, outcome.rdtype, outcome.records, remaining)
         pending = self._in_flight.get(key)
         if pending is not None:
             self.coalesced += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 from .types import IPAddress
 
@@ -19,7 +20,17 @@ def reverse_pointer(ip: IPAddress) -> str:
 
 def parse_ip(text: str) -> IPAddress:
     """Parse an address; an IPv4-mapped IPv6 address becomes the IPv4 address it carries."""
-    ip = ipaddress.ip_address(text.strip())
+    text = text.strip()
+    ip: IPAddress
+    try:  # the C parsers first (strict, and several times faster); ipaddress says what is wrong
+        if ":" not in text:
+            return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
+        if "%" not in text:  # no scope ids in mail (RFC 4291 §2.2 forms only)
+            ip = ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, text))
+        else:
+            ip = ipaddress.ip_address(text)
+    except OSError:
+        ip = ipaddress.ip_address(text)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip

@@ -87,7 +87,11 @@ class DNSError(Exception):
         self.rdtype = rdtype
         self.detail = detail
         self.ttl = ttl
-        super().__init__(f"{name}/{rdtype}: {self.kind}{': ' + detail if detail else ''}")
+        super().__init__(name, rdtype, detail)
+
+    def __str__(self) -> str:  # formatted when shown, not on every (cached) raise
+        detail = f": {self.detail}" if self.detail else ""
+        return f"{self.name}/{self.rdtype}: {self.kind}{detail}"
 
     kind = "dns error"
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 from urllib.parse import quote
 
 from mailwarden.dns import (
@@ -27,7 +29,17 @@ from mailwarden.dns import (
     to_ascii,
 )
 
-from .compiled import Abort, Compiler, NotCompilable, Policy, Run, literal_domain, run_policy
+from .compiled import (
+    Abort,
+    Compiler,
+    Match,
+    NotCompilable,
+    Policy,
+    Run,
+    literal_domain,
+    run_policy,
+    run_static,
+)
 from .record import (
     Macro,
     MacroString,
@@ -52,6 +64,9 @@ class Result(StrEnum):
     SOFTFAIL = "softfail"
     TEMPERROR = "temperror"
     PERMERROR = "permerror"
+
+
+_RESULTS = {result.value: result for result in Result}
 
 
 class Identity(StrEnum):
@@ -79,9 +94,9 @@ class Limits:
     ptr_names: int = 10  # PTR names checked per ptr mechanism or %{p} (the rest ignored)
 
 
-@dataclass(frozen=True, slots=True)
-class SPFResult:
-    """The outcome of one check, with enough detail to explain it."""
+class SPFResult(NamedTuple):
+    """The outcome of one check, with enough detail to explain it (immutable; a NamedTuple
+    because a warm evaluation takes microseconds and a frozen dataclass costs several)."""
 
     result: Result
     identity: Identity
@@ -105,6 +120,7 @@ class _Outcome:
     explanation: str | None = None
 
 
+@functools.lru_cache(maxsize=65536)
 def valid_domain(domain: str) -> bool:
     """RFC 7208 §4.3: a multi-label name whose labels are 1..63 octets, 253 in all."""
     if domain.endswith("."):
@@ -206,12 +222,34 @@ class SPFChecker:
             address = address.ipv4_mapped
         domain = _to_ascii(domain)
         local, _, sender_domain = sender.rpartition("@")
-        evaluation = _Evaluation(
-            self, address, local or "postmaster", _to_ascii(sender_domain) or domain, helo
-        )
+        local = local or "postmaster"
+        sender_domain = _to_ascii(sender_domain) or domain
         policy = None
         if self.compile_after is not None and domain == normalize(domain):
             policy = await self._compiled_policy(domain, address.version)
+        if policy is not None and policy.static:  # the fast path: no DNS, no awaiting
+            state = Run(address, self.limits.dns_mechanisms, self.limits.void_lookups, int(address))
+            try:
+                match = run_static(policy, state)
+            except Abort as abort:
+                match = Match(abort.result, abort.reason)
+            record = match.policy.record if match.policy is not None else None
+            if match.result != "fail" or record is None or record.exp is None:
+                return SPFResult(
+                    _RESULTS[match.result],
+                    identity,
+                    domain,
+                    f"{local}@{sender_domain}",
+                    address,
+                    helo,
+                    match.reason,
+                    match.mechanism,
+                    None,
+                    state.queries,
+                    state.dns_terms,
+                    state.void_lookups,
+                )
+        evaluation = _Evaluation(self, address, local, sender_domain, helo)
         if policy is not None:
             return await self._run_compiled(policy, evaluation, domain, identity)
         if self.prefetch and valid_domain(domain):
@@ -333,7 +371,10 @@ class SPFChecker:
         explanation = None
         mechanism = None
         try:
-            match = await run_policy(policy, state, evaluation.dynamic_match)
+            if policy.static:
+                match = run_static(policy, state)
+            else:
+                match = await run_policy(policy, state, evaluation.dynamic_match)
             result, reason, mechanism = Result(match.result), match.reason, match.mechanism
             record = match.policy.record if match.policy is not None else None
             if result is Result.FAIL and record is not None and record.exp is not None:
@@ -382,6 +423,10 @@ class _Evaluation:
         self.void_lookups = 0
         self._validated: list[str] | None = None
         self.address_type = RdType.A if ip.version == 4 else RdType.AAAA
+
+    @functools.cached_property
+    def ip_text(self) -> str:
+        return str(self.ip)
 
     async def dynamic_match(self, mechanism: Mechanism, domain: str, state: Run) -> bool:
         """One client-dependent term of a compiled policy, with the run's counters."""
@@ -593,14 +638,20 @@ class _Evaluation:
             if isinstance(part, str):
                 out.append(part)
             else:
-                out.append(await self.expand_macro(part, domain))
+                # only %{p} needs DNS: the other letters expand without awaiting
+                value = await self.p_macro(domain) if part.letter == "p" else None
+                out.append(self.expand_macro(part, domain, value))
         return "".join(out)
 
-    async def expand_macro(self, macro: Macro, domain: str) -> str:
-        value = await self.macro_value(macro.letter, domain)
+    def expand_macro(self, macro: Macro, domain: str, value: str | None = None) -> str:
+        """One macro (RFC 7208 §7.3); `value` is the letter's value when already known."""
+        if value is None:
+            value = self.macro_value(macro.letter, domain)
         if macro.delimiters or macro.reverse or macro.digits is not None:
-            splitter = "[" + re.escape(macro.delimiters or ".") + "]"
-            parts = re.split(splitter, value)
+            if macro.delimiters in ("", "."):
+                parts = value.split(".")
+            else:
+                parts = re.split("[" + re.escape(macro.delimiters) + "]", value)
             if macro.reverse:
                 parts.reverse()
             if macro.digits is not None:
@@ -610,7 +661,8 @@ class _Evaluation:
             value = quote(value, safe="-._~")
         return value
 
-    async def macro_value(self, letter: str, domain: str) -> str:
+    def macro_value(self, letter: str, domain: str) -> str:
+        """The value of a macro letter other than "p" (RFC 7208 §7.2)."""
         if letter == "s":
             return f"{self.local}@{self.sender_domain}"
         if letter == "l":
@@ -621,16 +673,14 @@ class _Evaluation:
             return domain
         if letter == "i":
             if self.ip.version == 4:
-                return str(self.ip)
+                return self.ip_text
             return ".".join(self.ip.exploded.replace(":", ""))  # RFC 7208 §7.3: nibbles
-        if letter == "p":
-            return await self.p_macro(domain)
         if letter == "v":
             return "in-addr" if self.ip.version == 4 else "ip6"
         if letter == "h":
             return self.helo
         if letter == "c":
-            return str(self.ip)
+            return self.ip_text
         if letter == "r":
             return self.checker.receiver
         return str(int(self.checker.clock()))  # "t"

@@ -14,8 +14,9 @@ shortest TTL of the answers it was built from.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import ipaddress
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -75,6 +76,10 @@ class Step:
     matches_all: bool = False
     sub: Policy | None = None  # include target or redirect target
     dynamic: bool = False  # evaluated by the interpreter (ptr, exists, macros); target=domain
+    plain: bool = False  # costs nothing and needs nothing but the address (ip4, ip6, all)
+    block: tuple[list[int], list[Step | None]] | None = None  # merged plain steps, see blocks()
+    result: str = ""  # what a match gives, and why: filled in by `Compiler.compile`
+    reason: str = ""
 
 
 @dataclass(slots=True)
@@ -89,6 +94,7 @@ class Policy:
     steps: list[Step] = field(default_factory=list)
     redirect: Step | None = None
     ttl: int = 2**31
+    static: bool = True  # no dynamic term anywhere in the tree: runs without awaiting
 
 
 class Compiler:
@@ -150,13 +156,24 @@ class Compiler:
             return policy
         policy.record = record
         steps = await _all(self.step(m, domain, depth) for m in record.mechanisms)
-        policy.steps.extend(steps)
+        for step in steps:
+            assert step.mechanism is not None
+            step.result = QUALIFIER_RESULT[step.mechanism.qualifier]
+            step.reason = f"matched {step.mechanism.text}"
+            step.plain = not (step.dynamic or step.dns_terms or step.void or step.abort or step.sub)
+        policy.steps.extend(self.blocks(steps))
         if record.redirect is not None and not record.has_all:  # RFC 7208 §6.1
             if not record.redirect.is_literal:
                 raise NotCompilable("redirect= uses macros")
             target = literal_domain(record.redirect)
             policy.redirect = Step(None, dns_terms=1, sub=await self.compile(target, depth + 1))
         policy.ttl = self.ttl
+        subs = [step.sub for step in policy.steps if step.sub is not None]
+        if policy.redirect is not None and policy.redirect.sub is not None:
+            subs.append(policy.redirect.sub)
+        policy.static = not any(step.dynamic for step in policy.steps) and all(
+            sub.static for sub in subs
+        )
         return policy
 
     async def step(self, mechanism: Mechanism, domain: str, depth: int) -> Step:
@@ -200,6 +217,40 @@ class Compiler:
         addresses = [address for found in answers for address in found or ()]
         step.ranges = self.ranges(_networks(addresses, bits))
         return step
+
+    def blocks(self, steps: list[Step]) -> list[Step]:
+        """Runs of plain steps (ip4, ip6, all: no cost, no DNS) merged into one block each,
+        looked up by bisection: the address space cut into segments, each naming the first
+        step of the run that matches there (RFC 7208 §4.6.2: first match wins)."""
+        out: list[Step] = []
+        run: list[Step] = []
+        for step in [*steps, None]:
+            if step is not None and step.plain:
+                run.append(step)
+                continue
+            if len(run) > 1:
+                out.append(Step(run[0].mechanism, plain=True, block=self.segments(run)))
+            else:
+                out.extend(run)
+            run = []
+            if step is not None:
+                out.append(step)
+        return out
+
+    def segments(self, run: list[Step]) -> tuple[list[int], list[Step | None]]:
+        top = (1 << (32 if self.version == 4 else 128)) - 1
+        spans = [
+            (first, last, index)
+            for index, step in enumerate(run)
+            for first, last in (((0, top),) if step.matches_all else step.ranges)
+        ]
+        points = sorted({0} | {first for first, _, _ in spans} | {last + 1 for _, last, _ in spans})
+        starts = [p for p in points if p <= top]
+        winners: list[Step | None] = []
+        for start in starts:
+            covering = [index for first, last, index in spans if first <= start <= last]
+            winners.append(run[min(covering)] if covering else None)
+        return starts, winners
 
     def ranges(self, networks: Iterable[Network]) -> tuple[tuple[int, int], ...]:
         """The networks of the compiled family as integer ranges (others never match)."""
@@ -272,12 +323,40 @@ class Match:
 DynamicMatch = Callable[[Mechanism, str, Run], Awaitable[bool]]
 
 
+def run_static(policy: Policy, state: Run) -> Match:
+    """Evaluate a compiled policy without dynamic terms: no awaits at all."""
+    steps = _run(policy, state)
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        result: Match = done.value
+        return result
+    steps.close()
+    raise RuntimeError(f"the policy of {policy.domain} has a dynamic term")  # pragma: no cover
+
+
 async def run_policy(policy: Policy, state: Run, dynamic: DynamicMatch) -> Match:
     """Evaluate a compiled policy for `state.ip`; raises Abort for permerror/temperror.
 
     `dynamic(mechanism, domain, state)` evaluates a term that depends on the client, counting
     its cost in `state` as the interpreter does.
     """
+    steps = _run(policy, state)
+    answer: bool | None = None
+    try:
+        while True:
+            mechanism, domain = steps.send(answer)
+            answer = await dynamic(mechanism, domain, state)
+    except StopIteration as done:
+        result: Match = done.value
+        return result
+    finally:
+        steps.close()
+
+
+def _run(policy: Policy, state: Run) -> Generator[tuple[Mechanism, str], bool | None, Match]:
+    """The evaluation itself, as a generator: it yields each dynamic term it reaches and is
+    sent back whether that term matched, so one body serves the sync and async drivers."""
     state.queries += policy.queries
     if policy.none_reason is not None:
         return Match("none", policy.none_reason)
@@ -287,14 +366,23 @@ async def run_policy(policy: Policy, state: Run, dynamic: DynamicMatch) -> Match
     for step in policy.steps:  # RFC 7208 §4.6.2: first match wins
         mechanism = step.mechanism
         assert mechanism is not None
+        if step.block is not None:  # consecutive ip4/ip6/all terms: one bisection
+            starts, winners = step.block
+            winner = winners[bisect.bisect_right(starts, address) - 1]
+            if winner is not None:
+                assert winner.mechanism is not None
+                return Match(winner.result, winner.reason, winner.mechanism.text, policy)
+            continue
+        if step.plain:  # the common case, kept short: ip4, ip6, all
+            if step.matches_all:
+                return Match(step.result, step.reason, mechanism.text, policy)
+            for first, last in step.ranges:
+                if first <= address <= last:
+                    return Match(step.result, step.reason, mechanism.text, policy)
+            continue
         if step.dynamic:
-            if await dynamic(mechanism, step.target, state):
-                return Match(
-                    QUALIFIER_RESULT[mechanism.qualifier],
-                    f"matched {mechanism.text}",
-                    mechanism.text,
-                    policy,
-                )
+            if (yield (mechanism, step.target)):
+                return Match(step.result, step.reason, mechanism.text, policy)
             continue
         if step.dns_terms:
             state.dns_terms += 1
@@ -314,7 +402,7 @@ async def run_policy(policy: Policy, state: Run, dynamic: DynamicMatch) -> Match
         if step.abort is not None:
             raise Abort(*step.abort)
         if step.sub is not None:  # include (RFC 7208 §5.2)
-            inner = await run_policy(step.sub, state, dynamic)
+            inner = yield from _run(step.sub, state)
             if inner.result == "none":
                 raise Abort("permerror", f"included domain {step.sub.domain} has no SPF record")
             matched = inner.result == "pass"
@@ -325,12 +413,7 @@ async def run_policy(policy: Policy, state: Run, dynamic: DynamicMatch) -> Match
                     matched = True
                     break
         if matched:
-            return Match(
-                QUALIFIER_RESULT[mechanism.qualifier],
-                f"matched {mechanism.text}",
-                mechanism.text,
-                policy,
-            )
+            return Match(step.result, step.reason, mechanism.text, policy)
     redirect = policy.redirect
     if redirect is not None and redirect.sub is not None:
         state.dns_terms += 1
@@ -338,7 +421,7 @@ async def run_policy(policy: Policy, state: Run, dynamic: DynamicMatch) -> Match
             raise Abort(
                 "permerror", f"more than {state.dns_limit} DNS-querying terms (at redirect)"
             )
-        outcome = await run_policy(redirect.sub, state, dynamic)
+        outcome = yield from _run(redirect.sub, state)
         if outcome.result == "none":
             raise Abort("permerror", f"redirect target {redirect.sub.domain} has no SPF record")
         return outcome

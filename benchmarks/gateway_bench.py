@@ -8,7 +8,9 @@ Run from the project root::
 
 Every server is a separate process on loopback: the downstream (the built-in sink,
 `mailwarden sink`, and a private Postfix when Postfix is installed and we are root), and a
-gateway (`mailwarden serve`, no checks, no greet pause, no log) relaying to it. The clients
+gateway (`mailwarden serve` with every check: iprev, HELO, DNS lists, SPF, DKIM, DMARC, ARC,
+policy and greylisting, its DNS answered from a static zone; no greet pause, no log)
+relaying to it. The clients
 are asyncio tasks in this process: --clients of them (50) each send messages one connection
 at a time (EHLO, MAIL, RCPT, DATA, QUIT), first straight to the downstream, then through the
 gateway, round after round, the best round kept. The ratio gateway/direct is the share of the
@@ -87,6 +89,26 @@ def mailwarden(*args: str) -> Iterator[subprocess.Popen[str]]:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+# The DNS the gateway's checks see (offline): the benchmark's client is a clean sender for
+# example.com (SPF pass, forward-confirmed reverse name), and the default DNS lists answer
+# their RFC 5782 test entries so their health check passes.
+ZONE = """\
+$ORIGIN example.com.
+@ IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
+$ORIGIN bench.example.
+client IN A 127.0.0.1
+1.0.0.127.in-addr.arpa. IN PTR client.bench.example.
+2.0.0.127.bl.spamcop.net. IN A 127.0.0.2
+2.0.0.127.psbl.surriel.com. IN A 127.0.0.2
+"""
+
+
+def zone_file(folder: Path) -> Path:
+    path = folder / "bench.zone"
+    path.write_text(ZONE)
+    return path
 
 
 def gateway_config(folder: Path, port: int, downstream: int) -> Path:
@@ -257,7 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 str(folder / "sink"),
                 "--no-fsync",
             ),
-            mailwarden("serve", "--config", str(gateway_config(folder, gw_port, sink_port))) as gw,
+            mailwarden(
+                "serve",
+                "--config",
+                str(gateway_config(folder, gw_port, sink_port)),
+                "--dns-zone",
+                str(zone_file(folder)),
+            ) as gw,
         ):
             summary["downstreams"]["sink"] = compare(sink_port, gw_port, args, data)
             summary["idle_memory"] = asyncio.run(idle_memory(gw.pid, gw_port, args.idle))
@@ -268,7 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 pf_gw_port = free_port()
                 config = gateway_config(folder, pf_gw_port, postfix.port)
-                with mailwarden("serve", "--config", str(config)):
+                with mailwarden(
+                    "serve", "--config", str(config), "--dns-zone", str(zone_file(folder))
+                ):
                     summary["downstreams"]["postfix"] = compare(
                         postfix.port, pf_gw_port, args, data
                     )

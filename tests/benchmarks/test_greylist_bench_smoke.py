@@ -3,28 +3,18 @@ they agree, and the JSON summary is complete. No timing assertion (machine-depen
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
+from tests.benchmarks.loader import load_benchmark
 from tests.greylist.redis_server import redis_server
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "greylist_bench.py"
 
 
 @pytest.fixture
 def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("greylist_bench_under_test", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look the module up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("greylist_bench", monkeypatch)
 
 
 @pytest.fixture(scope="module")

@@ -6,26 +6,16 @@ No timing assertion: the figures depend on the machine. The script is loaded fro
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "spf_bench.py"
+from tests.benchmarks.loader import load_benchmark
 
 
 @pytest.fixture
 def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("spf_bench_under_test", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look the module up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("spf_bench", monkeypatch)
 
 
 def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:

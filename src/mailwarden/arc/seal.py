@@ -30,8 +30,8 @@ from mailwarden.dkim import (
     signed_header_names,
 )
 from mailwarden.dkim import TagListError as _TagListError
-from mailwarden.dns import is_domain_name, to_ascii
-from mailwarden.message import HeaderField, Message, MessageError
+from mailwarden.dkim.sign import message_to_sign, signing_name
+from mailwarden.message import HeaderField, Message
 
 from .model import (
     AAR_NAME,
@@ -127,22 +127,11 @@ def merge_authentication_results(message: Message | bytes, authserv_id: str) -> 
 
 
 def _as_message(message: Message | bytes) -> Message:
-    if isinstance(message, Message):
-        return message
-    try:
-        return Message.from_bytes(message)
-    except MessageError as exc:
-        raise SealingError(f"cannot seal: {exc}") from None
+    return message_to_sign(message, SealingError, "seal")
 
 
 def _name(value: str, what: str) -> str:
-    try:
-        name = to_ascii(value.strip().rstrip(".").lower())
-    except ValueError:
-        raise SealingError(f"invalid {what} {value!r}") from None
-    if not is_domain_name(name):
-        raise SealingError(f"invalid {what} {value!r}")
-    return name
+    return signing_name(value, what, SealingError)
 
 
 def _fold(name: str, tags: Sequence[tuple[str, str]]) -> str:

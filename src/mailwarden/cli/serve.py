@@ -27,7 +27,6 @@ from mailwarden.gateway import (
     sink_config,
 )
 from mailwarden.greylist import Greylister, GreylistStore, RedisStore, SQLiteStore
-from mailwarden.policy import ConfigError as PolicyConfigError
 from mailwarden.settings import check_settings_from_mapping, greylist_settings_from_mapping
 from mailwarden.staged import StagedChecks, StagedOptions
 from mailwarden.verdict import Authenticator
@@ -149,7 +148,7 @@ def serve(
     resolver = dns.build()
     try:
         checks = build_checks(config, resolver)
-    except PolicyConfigError as exc:
+    except ConfigError as exc:  # [policy], [dnsbl], [dmarc], [greylist]
         fail(str(exc))
     try:
         gateway = Gateway(config, checks)

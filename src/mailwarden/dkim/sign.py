@@ -162,22 +162,26 @@ def sign_header(
     return name + b":" + value + _fold_base64(b64, len(last_line)).encode("ascii") + b"\r\n"
 
 
-def _as_message(message: Message | bytes) -> Message:
+def message_to_sign(
+    message: Message | bytes, error: type[ValueError] = SigningError, verb: str = "sign"
+) -> Message:
+    """The message as a `Message`; `error` ("cannot sign: ...") when it cannot be split."""
     if isinstance(message, Message):
         return message
     try:
         return Message.from_bytes(message)
     except MessageError as exc:
-        raise SigningError(f"cannot sign: {exc}") from None
+        raise error(f"cannot {verb}: {exc}") from None
 
 
-def _check_domain(domain: str, what: str) -> str:
+def signing_name(value: str, what: str, error: type[ValueError] = SigningError) -> str:
+    """A d=/s= value in A-label form, lower case; `error` when it is not a domain name."""
     try:
-        name = to_ascii(domain.strip().rstrip(".").lower())
+        name = to_ascii(value.strip().rstrip(".").lower())
     except ValueError:
-        raise SigningError(f"invalid {what} {domain!r}") from None
+        raise error(f"invalid {what} {value!r}") from None
     if not is_domain_name(name):
-        raise SigningError(f"invalid {what} {domain!r}")
+        raise error(f"invalid {what} {value!r}")
     return name
 
 
@@ -200,17 +204,17 @@ def sign_many(
     `timestamp` defaults to the clock (t=); `expiration` is an absolute x=; `body_length`
     adds l= (never by default: it lets anyone append to the body).
     """
-    msg = _as_message(message)
+    msg = message_to_sign(message)
     if msg.get("from") is None:  # RFC 6376 §5.4: From must be signed
         raise SigningError("the message has no From header field")
-    d = _check_domain(domain, "domain")
+    d = signing_name(domain, "domain")
     try:
         header_canon, body_canon = parse_canonicalization("/".join(canonicalization))
     except ValueError as exc:
         raise SigningError(str(exc)) from None
     if identity is not None:
         _, at, i_domain = identity.rpartition("@")
-        i_dom = _check_domain(i_domain, "identity domain") if at else ""
+        i_dom = signing_name(i_domain, "identity domain") if at else ""
         if not at or (i_dom != d and not i_dom.endswith("." + d)):
             raise SigningError(f"identity {identity!r} is not within {d}")
     names = signed_header_names(msg, headers, oversign=oversign)
@@ -225,7 +229,7 @@ def sign_many(
     bh = base64.b64encode(hasher.digest(relaxed_body, "sha256", length)).decode("ascii")
     out: list[bytes] = []
     for key in keys:
-        selector = _check_domain(key.selector, "selector")
+        selector = signing_name(key.selector, "selector")
         algorithm = key.resolved_algorithm()
         if algorithm is Algorithm.RSA_SHA1:
             raise SigningError("rsa-sha1 must not be used for signing (RFC 8301)")

@@ -16,6 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from mailwarden.policy.config import ConfigError  # one error type for every table
+
 __all__ = [
     "BareLineEnding",
     "ConfigError",
@@ -32,16 +34,6 @@ __all__ = [
 ]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class ConfigError(ValueError):
-    """A configuration mistake: where (file and key) and why."""
-
-    def __init__(self, source: str, key: str, reason: str) -> None:
-        super().__init__(f"{source}: {key}: {reason}")
-        self.source = source
-        self.key = key
-        self.reason = reason
 
 
 class Protocol(StrEnum):

@@ -177,3 +177,28 @@ async def test_strict_smtp_events_are_scored() -> None:
     decision = await checks.on_data(session, tx, sign(BODY, "a.example", "sel", KEY) + BODY)
     assert any(symbol.startswith("PREGREET") for symbol in decision.log["symbols"])
     await checks.on_disconnect(session)
+
+
+async def test_one_retry_passes_every_recipient() -> None:
+    clock = Clock()
+    checks = staged(zone(), clock=clock)
+    message = BODY.replace(b"alice@a.example", b"news@lax.example")
+    rcpts = ["bob@b.example", "carol@b.example", "dave@b.example"]
+
+    async def attempt() -> Any:
+        session = Session("s4", "198.51.100.7", 40003, time.time())
+        session.helo = "h.lax.example"
+        await checks.on_connect(session)
+        await checks.on_helo(session)
+        tx = Transaction("s4.1", "n@lax.example", rcpts=list(rcpts))
+        await checks.on_mail(session, tx)
+        decision = await checks.on_data(session, tx, message)
+        await checks.on_disconnect(session)
+        return decision
+
+    first = await attempt()
+    assert first.reply is not None
+    assert first.reply.code == 451
+    clock.now += 301
+    retry = await attempt()
+    assert retry.reply is None  # all three triplets were recorded on the first attempt

@@ -10,6 +10,7 @@ alone. Errors name the file, the key and the reason.
 from __future__ import annotations
 
 import ipaddress
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -157,7 +158,7 @@ def greylist_settings_from_mapping(
     exempt_recipients, redis (a redis:// URL; without it, SQLite in the data directory)."""
     table = _table(raw, "greylist", source)
     known = {f.name for f in fields(GreylistConfig)} | {"enabled", "redis"}
-    known -= {"threshold", "purge_interval", "reply_text"}  # the policy owns the threshold
+    known -= {"purge_interval", "reply_text"}
     values: dict[str, Any] = {}
     for key, value in table.items():
         where = f"greylist.{key}"
@@ -167,6 +168,8 @@ def greylist_settings_from_mapping(
             kind = _GREYLIST_NUMBERS[key]
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(source, where, "expected a number")
+            if not math.isfinite(value):
+                raise ConfigError(source, where, "expected a finite number")
             if kind is int and not isinstance(value, int):
                 raise ConfigError(source, where, "expected a whole number")
             values[key] = kind(value)

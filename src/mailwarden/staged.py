@@ -188,21 +188,26 @@ class StagedChecks:
         assert self.greylister is not None
         spf_domain = spf.domain if spf.result is SPFStatus.PASS else None
         dnswl = connection.dnsbl is not None and bool(connection.dnsbl.allowed)
-        for rcpt in rcpts or [""]:
-            decision = await self.greylister.check(
+        # Every recipient's triplet is recorded, so one retry passes them all together.
+        decisions = [
+            await self.greylister.check(
                 session.client_ip,
                 tx.mail_from,
                 rcpt,
                 spf_pass_domain=spf_domain,
                 dnswl_hit=dnswl,
             )
-            if decision.action is GreylistAction.DEFER:
-                return Reply(
-                    decision.smtp_code or 451,
-                    decision.enhanced_code or "4.7.1",
-                    decision.text or "Greylisted, please try again later",
-                )
-        return None
+            for rcpt in rcpts or [""]
+        ]
+        deferred = [d for d in decisions if d.action is GreylistAction.DEFER]
+        if not deferred:
+            return None
+        longest = max(deferred, key=lambda d: d.retry_after)
+        return Reply(
+            longest.smtp_code or 451,
+            longest.enhanced_code or "4.7.1",
+            longest.text or "Greylisted, please try again later",
+        )
 
     def _headers(self, verdict: MessageVerdict) -> list[tuple[str, str]]:
         headers: list[tuple[str, str]] = []

@@ -54,8 +54,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 class GreylistConfig:
     """Greylisting settings (RFC 6647 §6 recommends the delays and lifetimes below).
 
-    `stage` and `threshold` are read by the policy: greylisting is one of its actions, taken
-    at `stage` for mail whose score reaches `threshold`. `spf_pool` keys mail whose MAIL FROM
+    `stage` is read by the gateway: greylisting is one of the policy's actions, taken at
+    `stage` for mail whose score reaches the policy's greylist threshold (policy.thresholds).
+    `spf_pool` keys mail whose MAIL FROM
     passed SPF by "spf:<domain>" instead of the client network, so a provider retrying from
     another of its addresses is recognised.
     """
@@ -67,7 +68,6 @@ class GreylistConfig:
     ipv4_prefix: int = 24
     ipv6_prefix: int = 64
     stage: GreylistStage = GreylistStage.DATA
-    threshold: float = 3.0
     spf_pool: bool = True
     exempt_networks: tuple[IPNetwork, ...] = ()
     exempt_domains: tuple[str, ...] = ()  # sender domains (and their subdomains)

@@ -94,7 +94,9 @@ class StagedChecks:
         if self.greylister is None or self.options.greylist_stage is not GreylistStage.RCPT:
             return None
         # The classic triplet check, on the facts known at RCPT time.
-        spf = await _result(tx.data[_SPF])
+        if not isinstance(tx.data.get(_SPF), asyncio.Future):
+            await self.on_mail(session, tx)
+        spf: SPFResult = await _result(tx.data[_SPF])
         helo = await self._helo(session)
         symbols += spf_symbols(spf, helo.spf)
         if connection.iprev is not None:

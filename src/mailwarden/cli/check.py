@@ -14,14 +14,12 @@ import click
 from rich.table import Table
 
 from mailwarden.arc import ARCResult
-from mailwarden.dkim import DKIMVerifier
 from mailwarden.dmarc import DMARCEvaluator, DMARCResult
 from mailwarden.dns import Resolver
 from mailwarden.dnsbl import DNSListChecker, DNSListReport
 from mailwarden.message import MessageError, read_message
 from mailwarden.policy import ConfigError
 from mailwarden.settings import CheckSettings, check_settings_from_mapping, load_check_settings
-from mailwarden.spf import SPFChecker
 from mailwarden.verdict import Authenticator, MessageVerdict
 
 from .common import (
@@ -145,8 +143,6 @@ def build_authenticator(
         resolver,
         authserv_id=receiver,
         clock=clock,
-        spf=SPFChecker(resolver, receiver=receiver),
-        dkim=DKIMVerifier(resolver, clock=clock),
         dmarc=DMARCEvaluator(resolver, discovery=settings.dmarc_discovery),
         dnsbl=DNSListChecker(resolver, settings.dnsbl_lists) if settings.dnsbl_lists else None,
         policy=settings.policy,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailwarden.dns import StaticResolver
-from mailwarden.spf import Result, SPFChecker
+from mailwarden.spf import Limits, Result, SPFChecker
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "spf_bench.py"
 
@@ -147,3 +150,35 @@ async def test_merged_address_blocks_keep_first_match_order(ip: str) -> None:
     expected = await SPFChecker(static, compile_after=None).check_mailfrom(ip, "a@example.com", "h")
     got = await SPFChecker(static, compile_after=1).check_mailfrom(ip, "a@example.com", "h")
     assert got == expected
+
+
+NESTED = {
+    "example.com": {
+        "TXT": "v=spf1 ip4:192.0.2.0/25 include:a.example.com -ip4:192.0.0.0/16 "
+        "include:b.example.com ip4:198.51.100.0/24 ~all"
+    },
+    "a.example.com": {"TXT": "v=spf1 -ip4:192.0.2.128/26 ip4:192.0.2.0/24 ?all"},
+    "b.example.com": {"TXT": "v=spf1 a:h.example.com ip4:10.0.0.0/8 include:a.example.com -all"},
+    "h.example.com": {"A": ["192.0.3.1", "203.0.113.7"]},
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.ip_addresses(v=4, network="192.0.0.0/16"),
+        st.ip_addresses(v=4, network="198.51.100.0/23"),
+        st.ip_addresses(v=4),
+    )
+)
+async def test_summaries_agree_with_the_interpreter(ip: ipaddress.IPv4Address) -> None:
+    """The per-segment summary of a static tree gives what the interpreter gives, anywhere."""
+    static = StaticResolver(NESTED)
+    expected = await SPFChecker(static, compile_after=None).check_mailfrom(ip, "a@example.com", "h")
+    checker = SPFChecker(static, compile_after=1)
+    assert await checker.check_mailfrom(ip, "a@example.com", "h") == expected
+    strict = SPFChecker(static, compile_after=1, limits=Limits(dns_mechanisms=2))
+    loose = SPFChecker(static, compile_after=None, limits=Limits(dns_mechanisms=2))
+    assert await strict.check_mailfrom(ip, "a@example.com", "h") == await loose.check_mailfrom(
+        ip, "a@example.com", "h"
+    )

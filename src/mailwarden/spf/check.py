@@ -39,6 +39,7 @@ from .compiled import (
     literal_domain,
     run_policy,
     run_static,
+    run_summarized,
 )
 from .record import (
     Macro,
@@ -230,7 +231,7 @@ class SPFChecker:
         if policy is not None and policy.static:  # the fast path: no DNS, no awaiting
             state = Run(address, self.limits.dns_mechanisms, self.limits.void_lookups, int(address))
             try:
-                match = run_static(policy, state)
+                match = run_summarized(policy, state)
             except Abort as abort:
                 match = Match(abort.result, abort.reason)
             record = match.policy.record if match.policy is not None else None

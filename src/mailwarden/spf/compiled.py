@@ -95,6 +95,19 @@ class Policy:
     redirect: Step | None = None
     ttl: int = 2**31
     static: bool = True  # no dynamic term anywhere in the tree: runs without awaiting
+    version: int = 4  # the address family it was compiled for
+    summary: Summary | None = None  # of a static tree, made on first use: see summarize()
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A static policy tree evaluated once per address segment: the segment starts, and for
+    each the outcome (a Match or an Abort) with the DNS terms, void lookups and queries its
+    path costs. Counters only grow along a path, so when the totals are within the limits no
+    limit can have been exceeded on the way, and the outcome stands as it is."""
+
+    starts: list[int]
+    outcomes: list[tuple[Match | Abort, int, int, int]]
 
 
 class Compiler:
@@ -138,9 +151,14 @@ class Compiler:
         if depth > self.max_depth:  # deeper trees always exceed the limits: interpret them
             raise NotCompilable("include or redirect chain deeper than the DNS term limit")
         if not self.valid_domain(domain):  # RFC 7208 §4.3
-            return Policy(domain, 0, none_reason=f"{domain!r} is not a valid domain name")
+            return Policy(
+                domain,
+                0,
+                none_reason=f"{domain!r} is not a valid domain name",
+                version=self.version,
+            )
         records = await self.answer(domain, RdType.TXT)
-        policy = Policy(domain, 1)
+        policy = Policy(domain, 1, version=self.version)
         joined = [r.joined for r in records or () if isinstance(r, TXT)]
         texts = [text for text in joined if is_spf_record(text)]
         if not texts:
@@ -321,6 +339,53 @@ class Match:
 
 
 DynamicMatch = Callable[[Mechanism, str, Run], Awaitable[bool]]
+
+
+def run_summarized(policy: Policy, state: Run) -> Match:
+    """Evaluate a static policy for a fresh `state` by one bisection in its summary; when the
+    path would exceed a limit, walk it to find where (the permerror names the term)."""
+    summary = policy.summary or summarize(policy)
+    index = bisect.bisect_right(summary.starts, state.ip_int) - 1
+    outcome, dns_terms, void_lookups, queries = summary.outcomes[index]
+    if dns_terms > state.dns_limit or void_lookups > state.void_limit:
+        return run_static(policy, state)
+    state.dns_terms, state.void_lookups, state.queries = dns_terms, void_lookups, queries
+    if isinstance(outcome, Abort):
+        raise Abort(outcome.result, outcome.reason)
+    return outcome
+
+
+def summarize(policy: Policy) -> Summary:
+    """Evaluate a static tree once for each segment of the address space between the bounds
+    of all its ranges (the path taken depends on nothing else)."""
+    top = (1 << (32 if policy.version == 4 else 128)) - 1
+    bounds: set[int] = {0}
+    _bounds(policy, bounds)
+    starts = sorted(b for b in bounds if b <= top)
+    outcomes: list[tuple[Match | Abort, int, int, int]] = []
+    for start in starts:
+        ip = ipaddress.IPv4Address(start) if policy.version == 4 else ipaddress.IPv6Address(start)
+        state = Run(ip, 1 << 30, 1 << 30, start)  # no limit: the path's own totals
+        outcome: Match | Abort
+        try:
+            outcome = run_static(policy, state)
+        except Abort as abort:
+            outcome = abort
+        outcomes.append((outcome, state.dns_terms, state.void_lookups, state.queries))
+    policy.summary = Summary(starts, outcomes)
+    return policy.summary
+
+
+def _bounds(policy: Policy, bounds: set[int]) -> None:
+    for step in policy.steps:
+        if step.block is not None:
+            bounds.update(step.block[0])
+        for first, last in step.ranges:
+            bounds.update((first, last + 1))
+        if step.sub is not None:
+            _bounds(step.sub, bounds)
+    if policy.redirect is not None and policy.redirect.sub is not None:
+        _bounds(policy.redirect.sub, bounds)
 
 
 def run_static(policy: Policy, state: Run) -> Match:

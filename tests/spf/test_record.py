@@ -175,3 +175,34 @@ def test_any_explanation_parses_or_raises_the_documented_error(text: str) -> Non
     except SPFSyntaxError:
         return
     assert spec.text == text
+
+
+def _reference_network(kind: str, address: str, bits: int) -> object:
+    """What ipaddress makes of an ip4:/ip6: term (the C parser must agree with it)."""
+    try:
+        if kind == "ip4":
+            return ipaddress.IPv4Network((ipaddress.IPv4Address(address), bits), strict=False)
+        if "%" in address:
+            return SPFSyntaxError
+        return ipaddress.IPv6Network((ipaddress.IPv6Address(address), bits), strict=False)
+    except ValueError:
+        return SPFSyntaxError
+
+
+@given(
+    st.sampled_from(["ip4", "ip6"]),
+    st.one_of(
+        st.ip_addresses().map(str),
+        st.ip_addresses(v=6).map(lambda ip: ip.exploded),
+        st.text(alphabet="0123456789abcdefABCDEF:.%", max_size=40),
+    ),
+    st.integers(0, 32),
+)
+def test_address_terms_agree_with_ipaddress(kind: str, address: str, bits: int) -> None:
+    expected = _reference_network(kind, address, bits)
+    try:
+        record = parse_record(f"v=spf1 {kind}:{address}/{bits}")
+    except SPFSyntaxError:
+        assert expected is SPFSyntaxError
+        return
+    assert record.mechanisms[0].network == expected

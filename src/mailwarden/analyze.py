@@ -623,8 +623,9 @@ def explain_headers(
     """Every Authentication-Results, Received-SPF, DKIM-Signature and ARC set, in words.
 
     An Authentication-Results field is trusted when its authserv-id is a trusted name and it
-    lies above the boundary's Received field (`boundary_field`, a position among all fields):
-    one below it was already in the message when it entered the organisation (RFC 8601 §5).
+    lies above `boundary_field` (the position of the Received field of the hop before the
+    boundary): one below it was already in the message when it entered the organisation
+    (RFC 8601 §5).
     """
     out: list[HeaderExplanation] = []
     for position, header in enumerate(message.fields):
@@ -899,7 +900,8 @@ def recorded_results(
     message: Message, trusted_names: Sequence[str], boundary_field: int | None = None
 ) -> list[ResInfo]:
     """The results our organisation recorded: Authentication-Results fields with a trusted
-    authserv-id above the boundary's Received field; without trusted names, the topmost."""
+    authserv-id above `boundary_field` (see explain_headers); without trusted names, the
+    topmost."""
     fields: list[AuthenticationResults] = []
     for position, header in enumerate(message.fields):
         if header.lname != "authentication-results":
@@ -1084,9 +1086,13 @@ async def analyze_message(
     boundary, hops = find_boundary(hops, trusted_hosts, topmost_authserv_id(message))
     boundary_field = None
     if boundary.hop is not None:
+        # Fields the boundary hop added sit around its own Received field: just below it is
+        # where receivers (Gmail, Postfix milters, mailwarden) put Authentication-Results.
+        # What lies below the Received field of the hop before it came from outside.
         received = received_field_positions(message)
         entry = next(h for h in hops if h.index == boundary.hop)
-        boundary_field = received[entry.position]
+        older = entry.position + 1
+        boundary_field = received[older] if older < len(received) else len(message.fields)
     trusted = boundary.trusted_names if boundary.method is not BoundaryMethod.TOPMOST else ()
     recorded = recorded_results(message, trusted, boundary_field)
     now: Reverification | None = None

@@ -405,3 +405,28 @@ async def test_gmail_style_chain() -> None:
         "pass",
     )
     assert [c["changed"] for c in data["changes"]] == [False] * len(data["changes"])
+
+
+async def test_results_written_below_our_own_received_field_are_ours() -> None:
+    """Receivers (Gmail, milters, mailwarden's gateway) add Authentication-Results just below
+    their Received field; one below the previous hop's Received came from outside."""
+    from mailwarden.analyze import analyze_message
+    from mailwarden.message import Message
+
+    raw = (
+        b"Received: from mail.example.com (mail.example.com [192.0.2.10])\r\n"
+        b"\tby mx.example.net (mailwarden) with ESMTP id A1; Mon, 23 Nov 2026 12:00:05 +0000\r\n"
+        b"Authentication-Results: mx.example.net; spf=pass smtp.mailfrom=a@example.com;\r\n"
+        b"\tdkim=pass header.d=example.com\r\n"
+        b"Received: from laptop (unknown [198.51.100.9])\r\n"
+        b"\tby mail.example.com with ESMTPSA id B2; Mon, 23 Nov 2026 12:00:01 +0000\r\n"
+        b"Authentication-Results: mx.example.net; dmarc=pass header.from=example.com\r\n"
+        b"From: a@example.com\r\nSubject: s\r\n\r\nbody\r\n"
+    )
+    analysis = await analyze_message(
+        Message.from_bytes(raw), None, trusted_hosts=["mx.example.net"]
+    )
+    data = analysis.to_dict()
+    ours, forged = [h for h in data["headers"] if h["kind"] == "authentication-results"]
+    assert ours["trusted"] is True
+    assert forged["trusted"] is False  # below the earlier hop: in the message before it came

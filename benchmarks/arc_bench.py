@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import importlib.metadata
 import json
 import random
 import sys
-import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dkim_bench import dkimpy_dnsfunc, load_dkimpy, timed  # the same peer and CPU timing
 from mailwarden.arc import ARCStatus, ARCVerifier, header_block, seal
 from mailwarden.dkim import DKIMVerifier, key_record
 from mailwarden.dns import StaticResolver
@@ -103,36 +104,6 @@ def _version(package: str) -> str:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-def load_dkimpy() -> Any:
-    import dkim
-
-    return dkim
-
-
-def dkimpy_dnsfunc(records: dict[str, str]) -> Callable[..., bytes | None]:
-    table = {name.lower(): text.encode() for name, text in records.items()}
-
-    def dnsfunc(name: bytes | str, timeout: int = 5) -> bytes | None:
-        text = name.decode() if isinstance(name, bytes) else name
-        return table.get(text.rstrip(".").lower())
-
-    return dnsfunc
-
-
-def timed(run: Callable[[], int]) -> float:
-    """Operations per second of one call of `run` (which returns its operation count)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        count = run()
-        elapsed = time.perf_counter() - start
-    finally:
-        if enabled:
-            gc.enable()
-    return count / elapsed if elapsed > 0 else float("inf")
 
 
 async def forward(

@@ -202,3 +202,18 @@ async def test_one_retry_passes_every_recipient() -> None:
     clock.now += 301
     retry = await attempt()
     assert retry.reply is None  # all three triplets were recorded on the first attempt
+
+
+async def test_rcpt_time_greylisting_without_a_mail_hook_call() -> None:
+    """SPF is started at RCPT when the MAIL hook did not run (it is skipped when the gateway
+    already holds a deferred refusal)."""
+    checks = staged(zone(), stage=GreylistStage.RCPT)
+    session = Session("s5", "198.51.100.7", 40004, time.time())
+    session.helo = "h.lax.example"
+    await checks.on_connect(session)
+    await checks.on_helo(session)
+    tx = Transaction("s5.1", "n@lax.example")
+    reply = await checks.on_rcpt(session, tx, "bob@b.example")
+    assert reply is not None
+    assert reply.code == 451
+    await checks.on_disconnect(session)

@@ -1,9 +1,11 @@
-"""Shared fixtures: where the third-party conformance suites live."""
+"""What tests need from outside the project: the third-party conformance suites, and
+programs such as redis-server, postfix and swaks (installed by `make test`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -20,8 +22,13 @@ def require_testdata(*parts: str) -> Path:
     """A path inside the test data; skip when absent in a user's clone, fail under CI."""
     path = testdata_dir().joinpath(*parts)
     if not path.exists():
-        message = f"conformance data not found: {path} (set MAILWARDEN_TESTDATA)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"conformance data not found: {path} (set MAILWARDEN_TESTDATA)")
     return path
+
+
+def unavailable(message: str) -> NoReturn:
+    """Something a test needs is missing: under CI (`CI=true`) that is a failure, since
+    `make test` provides it; in a user's clone the test skips, saying what is missing."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import ssl
 from collections.abc import AsyncIterator
@@ -12,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.testdata import unavailable
 
 from mailwarden.gateway import (
     Checks,
@@ -34,10 +33,7 @@ def require_program(name: str) -> str:
     """The path of a program the test needs; skip without it, fail under CI=true."""
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
     if path is None:
-        message = f"{name} is not installed (Debian package {name}; `make system-deps`)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{name} is not installed (Debian package {name}; `make system-deps`)")
     return path
 
 

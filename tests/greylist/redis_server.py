@@ -7,7 +7,6 @@ under CI=true and skip elsewhere, naming what is missing.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
@@ -16,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from tests.testdata import unavailable
 
 STARTUP_TIMEOUT = 10.0
 
@@ -39,10 +39,7 @@ def require_redis_server() -> str:
     """Path of redis-server; fail under CI=true, skip elsewhere, when it is missing."""
     binary = shutil.which("redis-server")
     if binary is None:
-        message = "redis-server not found on PATH (apt-get install redis-server)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("redis-server not found on PATH (`make system-deps` installs it)")
     return binary
 
 

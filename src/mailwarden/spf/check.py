@@ -38,7 +38,6 @@ from .compiled import (
     Run,
     literal_domain,
     run_policy,
-    run_static,
     run_summarized,
 )
 from .record import (
@@ -228,31 +227,11 @@ class SPFChecker:
         policy = None
         if self.compile_after is not None and domain == normalize(domain):
             policy = await self._compiled_policy(domain, address.version)
-        if policy is not None and policy.static:  # the fast path: no DNS, no awaiting
-            state = Run(address, self.limits.dns_mechanisms, self.limits.void_lookups, int(address))
-            try:
-                match = run_summarized(policy, state)
-            except Abort as abort:
-                match = Match(abort.result, abort.reason)
-            record = match.policy.record if match.policy is not None else None
-            if match.result != "fail" or record is None or record.exp is None:
-                return SPFResult(
-                    _RESULTS[match.result],
-                    identity,
-                    domain,
-                    f"{local}@{sender_domain}",
-                    address,
-                    helo,
-                    match.reason,
-                    match.mechanism,
-                    None,
-                    state.queries,
-                    state.dns_terms,
-                    state.void_lookups,
-                )
-        evaluation = _Evaluation(self, address, local, sender_domain, helo)
         if policy is not None:
-            return await self._run_compiled(policy, evaluation, domain, identity)
+            return await self._run_compiled(
+                policy, address, local, sender_domain, helo, domain, identity
+            )
+        evaluation = _Evaluation(self, address, local, sender_domain, helo)
         if self.prefetch and valid_domain(domain):
             task = asyncio.ensure_future(self._prefetch(domain, address.version, 0))
             self._background.add(task)
@@ -361,41 +340,47 @@ class SPFChecker:
         return policy
 
     async def _run_compiled(
-        self, policy: Policy, evaluation: _Evaluation, domain: str, identity: Identity
+        self,
+        policy: Policy,
+        address: IPAddress,
+        local: str,
+        sender_domain: str,
+        helo: str,
+        domain: str,
+        identity: Identity,
     ) -> SPFResult:
-        state = Run(
-            evaluation.ip,
-            self.limits.dns_mechanisms,
-            self.limits.void_lookups,
-            int(evaluation.ip),
-        )
-        explanation = None
-        mechanism = None
+        """A compiled policy's result: a static tree by one bisection in its summary (no DNS,
+        no awaiting); the interpreter's state is made only for dynamic terms and exp=."""
+        state = Run(address, self.limits.dns_mechanisms, self.limits.void_lookups, int(address))
+        evaluation = None
         try:
             if policy.static:
-                match = run_static(policy, state)
+                match = run_summarized(policy, state)
             else:
+                evaluation = _Evaluation(self, address, local, sender_domain, helo)
                 match = await run_policy(policy, state, evaluation.dynamic_match)
-            result, reason, mechanism = Result(match.result), match.reason, match.mechanism
-            record = match.policy.record if match.policy is not None else None
-            if result is Result.FAIL and record is not None and record.exp is not None:
-                assert match.policy is not None
-                explanation = await evaluation.explanation(record.exp, match.policy.domain)
         except Abort as abort:
-            result, reason = Result(abort.result), abort.reason
+            match = Match(abort.result, abort.reason)
+        explanation = None
+        record = match.policy.record if match.policy is not None else None
+        if match.result == "fail" and record is not None and record.exp is not None:
+            assert match.policy is not None
+            evaluation = evaluation or _Evaluation(self, address, local, sender_domain, helo)
+            explanation = await evaluation.explanation(record.exp, match.policy.domain)
+        queries = state.queries + (evaluation.resolver.queries if evaluation is not None else 0)
         return SPFResult(
-            result=result,
-            identity=identity,
-            domain=domain,
-            sender=f"{evaluation.local}@{evaluation.sender_domain}",
-            ip=evaluation.ip,
-            helo=evaluation.helo,
-            reason=reason,
-            mechanism=mechanism,
-            explanation=explanation,
-            dns_queries=state.queries + evaluation.resolver.queries,
-            dns_mechanisms=state.dns_terms,
-            void_lookups=state.void_lookups,
+            _RESULTS[match.result],
+            identity,
+            domain,
+            f"{local}@{sender_domain}",
+            address,
+            helo,
+            match.reason,
+            match.mechanism,
+            explanation,
+            queries,
+            state.dns_terms,
+            state.void_lookups,
         )
 
 

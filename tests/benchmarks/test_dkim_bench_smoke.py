@@ -30,8 +30,19 @@ def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -
         "goal_met",
         "primitive_verify_us",
         "goal_met_by_algorithm",
+        "ed25519_budget",
     }
     assert all(value > 0 for value in summary["primitive_verify_us"].values())
+    budget = summary["ed25519_budget"]
+    assert budget["mailwarden_us"] == pytest.approx(
+        1e6 / summary["per_second"]["verify_ed25519_mailwarden"], abs=0.1
+    )
+    assert budget["mailwarden_rest_us"] == pytest.approx(
+        budget["mailwarden_us"] - budget["mailwarden_check_us"], abs=0.2
+    )
+    assert budget["dkimpy_rest_us"] == pytest.approx(
+        budget["dkimpy_us"] - budget["dkimpy_check_us"], abs=0.2
+    )
     assert summary["agreement"] == {"total": 20, "disagreements": 0}
     expected = {
         f"{kind}_{alg}_{who}"
@@ -58,3 +69,5 @@ def test_human_report(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "verify rsa-2048" in out
     assert "ratio" in out
+    assert "ed25519 per message (us): mailwarden" in out
+    assert "ed25519 goal needs our rest <=" in out

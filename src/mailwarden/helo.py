@@ -110,7 +110,8 @@ def parse_helo(text: str) -> HeloName:
     labels = name.split(".")
     if len(labels) < 2:
         return HeloName(HeloKind.SHORT_NAME, text, name=name, reason="not a fully qualified name")
-    if labels[-1].isdigit():  # RFC 3696 §2: a top-level domain is never all-numeric
+    # RFC 3696 §2: a top-level domain is never all-numeric
+    if labels[-1].isascii() and labels[-1].isdigit():
         return HeloName(HeloKind.INVALID, text, reason="all-numeric top-level label")
     return HeloName(HeloKind.DOMAIN, text, name=name)
 

@@ -46,7 +46,11 @@ def _network(text: str, version: int) -> str:
     maximum = 32 if version == 4 else 128
     if not slash:
         return str(ip)
-    if not length.isdigit() or int(length) > maximum or (length != "0" and length[0] == "0"):
+    if (
+        not (length.isascii() and length.isdigit())
+        or int(length) > maximum
+        or (length != "0" and length[0] == "0")
+    ):
         raise ValueError(f"--{kind} {text!r}: prefix length must be 0..{maximum}")
     if int(length) == maximum:
         return str(ip)

@@ -164,3 +164,11 @@ def test_random_text_never_crashes(text: str) -> None:
 def test_random_tags_never_crash(tags: list[tuple[str, str]]) -> None:
     text = "v=DMARC1; " + "; ".join(f"{name}={value}" for name, value in tags)
     parse_record(text)
+
+
+@pytest.mark.parametrize("tag", ["pct", "ri"])
+@pytest.mark.parametrize("value", ["²", "١٠", "٣"])
+def test_non_ascii_digits_are_invalid_not_a_crash(tag: str, value: str) -> None:
+    record = parse_record(f"v=DMARC1; p=reject; {tag}={value}")
+    assert any(tag in error for error in record.errors)
+    assert getattr(record, tag) is None

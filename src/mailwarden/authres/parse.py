@@ -38,6 +38,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
 _PVALUE_WORD = re.compile(r"[!#$%&'*+\-./0-9=?A-Z^_`a-z{|}~\u0080-\U0010ffff]+")
 _DOMAIN = re.compile(r"[A-Za-z0-9_\-.\u0080-\U0010ffff]+")
 _DIGITS = re.compile(r"[0-9]+")
+_ASCII_DIGITS = frozenset("0123456789")
 _FIELD = re.compile(r"\s*(arc-)?authentication-results\s*:", re.IGNORECASE)
 _WSP = " \t\r\n"
 
@@ -193,7 +194,7 @@ def _parse(text: str, strict: bool) -> Parsed:
     authserv_id = sc.value("an authserv-id")
     sc.cfws()
     version: int | None = None
-    if sc.peek().isdigit():
+    if sc.peek() in _ASCII_DIGITS:
         version = int(sc.match(_DIGITS, "a version"))
         sc.cfws()
     if sc.at_end():

@@ -209,12 +209,12 @@ def parse_record(text: str) -> DMARCRecord:
             values[name] = uris
             errors.extend(f"invalid {name} URI {item!r} ignored" for item in bad)
     if "pct" in seen:
-        if seen["pct"].isdigit() and 0 <= int(seen["pct"]) <= 100:
+        if seen["pct"].isascii() and seen["pct"].isdigit() and 0 <= int(seen["pct"]) <= 100:
             values["pct"] = int(seen["pct"])
         else:
             errors.append(f"invalid pct={seen['pct']!r} ignored")
     if "ri" in seen:
-        if seen["ri"].isdigit():
+        if seen["ri"].isascii() and seen["ri"].isdigit():
             values["ri"] = int(seen["ri"])
         else:
             errors.append(f"invalid ri={seen['ri']!r} ignored")

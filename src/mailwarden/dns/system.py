@@ -42,7 +42,7 @@ def parse_server(text: str) -> tuple[str, int]:
         raise ValueError(f"{host!r} is not an IP address") from None
     port = DEFAULT_PORT
     if port_text or value.endswith(":"):
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             raise ValueError(f"{port_text!r} is not a port number")
         port = int(port_text)
     return str(address), port

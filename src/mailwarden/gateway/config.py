@@ -155,7 +155,7 @@ def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int
         if default_port is None:
             raise ValueError(f"missing :PORT in {text!r}")
         return host, default_port
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"invalid port {port_text!r}")
     return host, int(port_text)
 

@@ -204,7 +204,11 @@ class DownstreamConnection:
                             Reply(451, "4.4.2", "Downstream server closed the connection")
                         )
                     line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                    if len(line) < 3 or not line[:3].isdigit() or line[3:4] not in ("", " ", "-"):
+                    if (
+                        len(line) < 3
+                        or not (line[:3].isascii() and line[:3].isdigit())
+                        or line[3:4] not in ("", " ", "-")
+                    ):
                         raise Unavailable(Reply(451, "4.4.2", "Downstream server: bad reply"))
                     code = int(line[:3])
                     lines.append(line[4:])

@@ -446,7 +446,7 @@ class _Connection:
             return Reply(555, "5.5.4", "Error: parameters need EHLO")
         for key, value in params.items():
             if key == "SIZE":
-                if value is None or not value.isdigit() or len(value) > 20:
+                if value is None or not (value.isascii() and value.isdigit()) or len(value) > 20:
                     return Reply(501, "5.5.4", "Bad SIZE parameter")
                 if int(value) > self.config.limits.max_message_size:
                     return Reply(552, "5.3.4", "Message size exceeds fixed limit")

@@ -314,7 +314,7 @@ def _parse_macro(body: str, term: str, allow_exp_letters: bool) -> Macro:
     if lower in EXP_ONLY_LETTERS and not allow_exp_letters:
         raise SPFSyntaxError(f"macro %{{{letter}}} is only allowed in explanations: {term!r}")
     i = 1
-    while i < len(body) and body[i].isdigit():
+    while i < len(body) and body[i] in "0123456789":
         i += 1
     digits_text = body[1:i]
     digits: int | None = None

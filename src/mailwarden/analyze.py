@@ -53,7 +53,7 @@ __all__ = [
     "Change",
     "HeaderExplanation",
     "Hop",
-    "Relay",
+    "RelayHop",
     "Reverification",
     "TrustBoundary",
     "analyze_message",
@@ -658,7 +658,7 @@ def explain_headers(
 
 
 @dataclass(frozen=True, slots=True)
-class Relay:
+class RelayHop:
     """A relaying address seen in the chain and what reverse DNS and DNS lists say now."""
 
     hop: int
@@ -708,7 +708,7 @@ class Reverification:
     dkim: tuple[DKIMResult, ...]
     arc: ARCResult
     dmarc: DMARCResult
-    relays: tuple[Relay, ...]
+    relays: tuple[RelayHop, ...]
 
     def to_dict(self) -> dict[str, Any]:
         spf = self.spf
@@ -772,13 +772,13 @@ def _checkable(ip: IPAddress) -> bool:
 
 async def _relay(
     resolver: Resolver, checker: DNSListChecker | None, hop: int, ip: IPAddress
-) -> Relay:
+) -> RelayHop:
     if not _checkable(ip):
-        return Relay(hop, ip, None, None, "private or reserved address: not checked")
+        return RelayHop(hop, ip, None, None, "private or reserved address: not checked")
     if checker is None:
-        return Relay(hop, ip, await check_iprev(resolver, ip), None)
+        return RelayHop(hop, ip, await check_iprev(resolver, ip), None)
     iprev, report = await asyncio.gather(check_iprev(resolver, ip), checker.check_ip(ip))
-    return Relay(hop, ip, iprev, report)
+    return RelayHop(hop, ip, iprev, report)
 
 
 def envelope_sender(

@@ -21,9 +21,9 @@ from typing import NamedTuple
 __all__ = [
     "DEFAULT_LIMITS",
     "HeaderField",
-    "Limits",
     "Message",
     "MessageError",
+    "MessageLimits",
     "read_message",
     "to_crlf",
 ]
@@ -40,14 +40,14 @@ class MessageError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class MessageLimits:
     """Bounds on the header section, so hostile input cannot make us work without end."""
 
     max_header_bytes: int = 1024 * 1024
     max_fields: int = 1000
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_LIMITS = MessageLimits()
 
 
 def _first(item: tuple[bytes, ...]) -> bytes:
@@ -96,13 +96,13 @@ class Message:
     body: bytes
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Message:
+    def from_bytes(cls, data: bytes, *, limits: MessageLimits = DEFAULT_LIMITS) -> Message:
         """Split `data` as it is (no line-ending conversion); MessageError when malformed."""
         fields, separator, body = _split(data, limits)
         return cls(fields, separator, body)
 
     @classmethod
-    def from_file(cls, path: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> Message:
+    def from_file(cls, path: str | Path, *, limits: MessageLimits = DEFAULT_LIMITS) -> Message:
         """Read a message file, treating bare LF line endings as CRLF."""
         return read_message(Path(path).read_bytes(), limits=limits)
 
@@ -166,7 +166,7 @@ def to_crlf(data: bytes) -> bytes:
     return _BARE_LF.sub(b"\r\n", data)
 
 
-def read_message(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Message:
+def read_message(data: bytes, *, limits: MessageLimits = DEFAULT_LIMITS) -> Message:
     """A message read from a file or pipe: bare LF treated as CRLF, then split."""
     return Message.from_bytes(to_crlf(data), limits=limits)
 
@@ -182,7 +182,7 @@ def _header_end(data: bytes) -> int:
     return crlf + 1 if crlf >= 0 else -1
 
 
-def _split(data: bytes, limits: Limits) -> tuple[tuple[HeaderField, ...], bytes, bytes]:
+def _split(data: bytes, limits: MessageLimits) -> tuple[tuple[HeaderField, ...], bytes, bytes]:
     end = _header_end(data)
     if end < 0:  # header section only (possibly without a final line ending)
         header, separator, body = data, b"", b""
@@ -222,7 +222,7 @@ def _split(data: bytes, limits: Limits) -> tuple[tuple[HeaderField, ...], bytes,
     return _split_slowly(header, limits), separator, body
 
 
-def _split_slowly(header: bytes, limits: Limits) -> tuple[HeaderField, ...]:
+def _split_slowly(header: bytes, limits: MessageLimits) -> tuple[HeaderField, ...]:
     """Field by field, to say where the header section goes wrong."""
     fields: list[HeaderField] = []
     pos, size = 0, len(header)

@@ -21,8 +21,7 @@ from mailwarden.authres import remove_forged
 from mailwarden.gateway.hooks import DataDecision, Event, Reply, Session, Transaction
 from mailwarden.greylist import GreylistAction, Greylister, GreylistStage
 from mailwarden.policy import Action, Facts, decide, spf_symbols
-from mailwarden.spf import Result as SPFStatus
-from mailwarden.spf import SPFResult, received_spf
+from mailwarden.spf import SPFResult, SPFStatus, received_spf
 from mailwarden.symbols import Symbol
 from mailwarden.verdict import Authenticator, ConnectionFacts, HeloFacts, MessageVerdict
 

@@ -22,13 +22,13 @@ from mailwarden.authres import AuthResultsBuilder
 from mailwarden.dkim import DKIMResult, DKIMStatus, DKIMVerifier
 from mailwarden.dmarc import (
     DMARCEvaluator,
+    DMARCPolicy,
     DMARCResult,
+    DMARCStatus,
     OverrideReason,
     author_domains,
     tree_walk_names,
 )
-from mailwarden.dmarc import Policy as DMARCPolicy
-from mailwarden.dmarc import Result as DMARCStatus
 from mailwarden.dns import DNSError, IPAddress, RdType, Resolver, parse_ip
 from mailwarden.dns.cache import CachingResolver
 from mailwarden.dnsbl import DNSListChecker, DNSListReport

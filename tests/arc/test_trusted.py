@@ -13,11 +13,18 @@ from mailwarden.arc import (
     trusted_forwarder_policy,
     trusted_sealer_dmarc_pass,
 )
-from mailwarden.dmarc import Discovery, DMARCEvaluator, DMARCResult, OverrideReason, Policy, Result
+from mailwarden.dmarc import (
+    Discovery,
+    DMARCEvaluator,
+    DMARCPolicy,
+    DMARCResult,
+    DMARCStatus,
+    OverrideReason,
+)
 from mailwarden.dns import StaticResolver
 
 DMARC_FAIL = DMARCResult(
-    Result.FAIL, "no aligned identifier", "origin.example", Discovery.TREE_WALK
+    DMARCStatus.FAIL, "no aligned identifier", "origin.example", Discovery.TREE_WALK
 )
 
 
@@ -95,14 +102,14 @@ async def test_override_of_a_dmarc_fail() -> None:
     result = await _forwarded()
     override = trusted_forwarder_override(DMARC_FAIL, result, {"list.example"})
     assert override is not None
-    assert override.disposition is Policy.NONE
+    assert override.disposition is DMARCPolicy.NONE
     assert override.reason is OverrideReason.TRUSTED_FORWARDER
     assert str(override.reason) == "trusted_forwarder"
     assert "list.example" in override.comment
     assert trusted_forwarder_override(DMARC_FAIL, result, {"fwd.example"}) is None
-    passing = DMARCResult(Result.PASS, "aligned", "origin.example", Discovery.TREE_WALK)
+    passing = DMARCResult(DMARCStatus.PASS, "aligned", "origin.example", Discovery.TREE_WALK)
     assert trusted_forwarder_override(passing, result, {"list.example"}) is None
-    other = DMARCResult(Result.FAIL, "x", "other.example", Discovery.TREE_WALK)
+    other = DMARCResult(DMARCStatus.FAIL, "x", "other.example", Discovery.TREE_WALK)
     assert trusted_forwarder_override(other, result, {"list.example"}) is None
 
 
@@ -111,12 +118,12 @@ async def test_override_through_the_dmarc_evaluator() -> None:
     static = StaticResolver()
     static.add("_dmarc.origin.example", "TXT", "v=DMARC1; p=reject")
     plain = await DMARCEvaluator(static).evaluate(["Alice <alice@origin.example>"], None, [])
-    assert (plain.result, plain.disposition) == (Result.FAIL, Policy.REJECT)
+    assert (plain.result, plain.disposition) == (DMARCStatus.FAIL, DMARCPolicy.REJECT)
     evaluator = DMARCEvaluator(
         static, local_policy=trusted_forwarder_policy(result, ["list.example"])
     )
     verdict = await evaluator.evaluate(["Alice <alice@origin.example>"], None, [])
-    assert verdict.result is Result.FAIL  # the result stands; the disposition is overridden
-    assert verdict.disposition is Policy.NONE
+    assert verdict.result is DMARCStatus.FAIL  # the result stands; the disposition is overridden
+    assert verdict.disposition is DMARCPolicy.NONE
     assert verdict.override_reason is OverrideReason.TRUSTED_FORWARDER
     assert verdict.override_comment == "trusted sealer list.example (i=1) saw dmarc=pass"

@@ -13,14 +13,20 @@ from mailwarden.authres import (
     parse_field,
     remove_forged,
 )
-from mailwarden.dmarc import Discovery, DMARCResult, Policy, PolicyTag, Result, parse_record
-from mailwarden.spf import Identity, SPFResult
-from mailwarden.spf import Result as SPF
+from mailwarden.dmarc import (
+    Discovery,
+    DMARCPolicy,
+    DMARCResult,
+    DMARCStatus,
+    PolicyTag,
+    parse_record,
+)
+from mailwarden.spf import Identity, SPFResult, SPFStatus
 
 IP = ipaddress.ip_address("192.0.2.1")
 
 
-def spf_result(result: SPF, identity: Identity, domain: str, sender: str) -> SPFResult:
+def spf_result(result: SPFStatus, identity: Identity, domain: str, sender: str) -> SPFResult:
     return SPFResult(result, identity, domain, sender, IP, "mail.example.net", "because")
 
 
@@ -37,19 +43,19 @@ class FakeDKIM:
 
 def test_full_header_round_trips() -> None:
     dmarc = DMARCResult(
-        Result.PASS,
+        DMARCStatus.PASS,
         "aligned",
         "example.com",
         Discovery.TREE_WALK,
         record=parse_record("v=DMARC1; p=reject"),
-        requested_policy=Policy.REJECT,
+        requested_policy=DMARCPolicy.REJECT,
         policy_tag=PolicyTag.P,
-        policy=Policy.REJECT,
+        policy=DMARCPolicy.REJECT,
     )
     builder = (
         AuthResultsBuilder("mx.example.net")
-        .spf(spf_result(SPF.PASS, Identity.MAILFROM, "example.com", "alice@example.com"))
-        .spf(spf_result(SPF.NONE, Identity.HELO, "mail.example.net", "postmaster@x"))
+        .spf(spf_result(SPFStatus.PASS, Identity.MAILFROM, "example.com", "alice@example.com"))
+        .spf(spf_result(SPFStatus.NONE, Identity.HELO, "mail.example.net", "postmaster@x"))
         .dkim_result(
             FakeDKIM("pass", "", "example.com", "s1", "rsa-sha256", "Qgi/FoC0", "@example.com")
         )
@@ -89,7 +95,9 @@ def test_full_header_round_trips() -> None:
 
 
 def test_dmarc_errors_carry_their_reason() -> None:
-    dmarc = DMARCResult(Result.TEMPERROR, "temporary DNS failure", "example.com", Discovery.PSL)
+    dmarc = DMARCResult(
+        DMARCStatus.TEMPERROR, "temporary DNS failure", "example.com", Discovery.PSL
+    )
     value = AuthResultsBuilder("mx").dmarc(dmarc).build()
     assert value.results == (
         ResInfo(

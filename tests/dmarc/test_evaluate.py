@@ -15,16 +15,15 @@ from tests.dmarc.fakedns import TEMPFAIL, TableResolver
 from mailwarden.dmarc import (
     Discovery,
     DMARCEvaluator,
+    DMARCPolicy,
     DMARCResult,
+    DMARCStatus,
     MultipleAuthors,
     Override,
     OverrideReason,
-    Policy,
     PolicyTag,
-    Result,
 )
-from mailwarden.spf import Identity, SPFResult
-from mailwarden.spf import Result as SPF
+from mailwarden.spf import Identity, SPFResult, SPFStatus
 
 PSL = PublicSuffixList()
 
@@ -37,7 +36,7 @@ class DKIM:
 
 def spf_pass(domain: str, identity: Identity = Identity.MAILFROM) -> SPFResult:
     ip = ipaddress.ip_address("192.0.2.1")
-    return SPFResult(SPF.PASS, identity, domain, f"bounce@{domain}", ip, domain, "matched")
+    return SPFResult(SPFStatus.PASS, identity, domain, f"bounce@{domain}", ip, domain, "matched")
 
 
 async def evaluate(
@@ -67,11 +66,11 @@ ORG = {
 
 async def test_own_record_pass_by_dkim() -> None:
     result, resolver = await evaluate(ORG, "A <a@example.com>", dkim=(DKIM("pass", "example.com"),))
-    assert result.result is Result.PASS
+    assert result.result is DMARCStatus.PASS
     assert (result.policy_tag, result.policy, result.disposition) == (
         PolicyTag.P,
-        Policy.REJECT,
-        Policy.NONE,
+        DMARCPolicy.REJECT,
+        DMARCPolicy.NONE,
     )
     assert result.record_source == "author"
     assert result.dkim_aligned == ("example.com",)
@@ -81,8 +80,8 @@ async def test_own_record_pass_by_dkim() -> None:
 
 async def test_own_record_fail_applies_p() -> None:
     result, _ = await evaluate(ORG, "a@example.com", dkim=(DKIM("fail", "example.com"),))
-    assert result.result is Result.FAIL
-    assert result.disposition is Policy.REJECT
+    assert result.result is DMARCStatus.FAIL
+    assert result.disposition is DMARCPolicy.REJECT
     assert result.dkim_domains == ()
     assert "no SPF or DKIM pass" in result.reason
 
@@ -90,18 +89,18 @@ async def test_own_record_fail_applies_p() -> None:
 @pytest.mark.parametrize(
     ("record", "spf_domain", "dkim_domain", "expected"),
     [
-        ("v=DMARC1; p=reject", "mail.example.com", None, Result.PASS),  # relaxed SPF
-        ("v=DMARC1; p=reject; aspf=s", "mail.example.com", None, Result.FAIL),  # strict SPF
-        ("v=DMARC1; p=reject; aspf=s", "example.com", None, Result.PASS),
-        ("v=DMARC1; p=reject", None, "mail.example.com", Result.PASS),  # relaxed DKIM
-        ("v=DMARC1; p=reject; adkim=s", None, "mail.example.com", Result.FAIL),  # strict DKIM
-        ("v=DMARC1; p=reject; adkim=s", None, "Example.COM.", Result.PASS),  # case, root dot
-        ("v=DMARC1; p=reject", "example.net", "example.org", Result.FAIL),  # not aligned
-        ("v=DMARC1; p=reject; adkim=s", "mail.example.com", "mail.example.com", Result.PASS),
+        ("v=DMARC1; p=reject", "mail.example.com", None, DMARCStatus.PASS),  # relaxed SPF
+        ("v=DMARC1; p=reject; aspf=s", "mail.example.com", None, DMARCStatus.FAIL),  # strict SPF
+        ("v=DMARC1; p=reject; aspf=s", "example.com", None, DMARCStatus.PASS),
+        ("v=DMARC1; p=reject", None, "mail.example.com", DMARCStatus.PASS),  # relaxed DKIM
+        ("v=DMARC1; p=reject; adkim=s", None, "mail.example.com", DMARCStatus.FAIL),  # strict DKIM
+        ("v=DMARC1; p=reject; adkim=s", None, "Example.COM.", DMARCStatus.PASS),  # case, root dot
+        ("v=DMARC1; p=reject", "example.net", "example.org", DMARCStatus.FAIL),  # not aligned
+        ("v=DMARC1; p=reject; adkim=s", "mail.example.com", "mail.example.com", DMARCStatus.PASS),
     ],
 )
 async def test_alignment_modes(
-    record: str, spf_domain: str | None, dkim_domain: str | None, expected: Result
+    record: str, spf_domain: str | None, dkim_domain: str | None, expected: DMARCStatus
 ) -> None:
     table = {"_dmarc.example.com": record, "mail.example.com": ""}
     result, _ = await evaluate(
@@ -116,10 +115,10 @@ async def test_alignment_modes(
 async def test_spf_helo_identity_and_non_pass_do_not_align() -> None:
     helo = spf_pass("example.com", Identity.HELO)
     result, _ = await evaluate(ORG, "a@example.com", spf=helo)
-    assert result.result is Result.FAIL
+    assert result.result is DMARCStatus.FAIL
     assert result.spf_aligned is None
     softfail = SPFResult(
-        SPF.SOFTFAIL,
+        SPFStatus.SOFTFAIL,
         Identity.MAILFROM,
         "example.com",
         "x@example.com",
@@ -128,12 +127,12 @@ async def test_spf_helo_identity_and_non_pass_do_not_align() -> None:
         "r",
     )
     result, _ = await evaluate(ORG, "a@example.com", spf=softfail)
-    assert result.result is Result.FAIL
+    assert result.result is DMARCStatus.FAIL
 
 
 async def test_spf_alignment_is_reported() -> None:
     result, _ = await evaluate(ORG, "a@example.com", spf=spf_pass("mail.example.com"))
-    assert result.result is Result.PASS
+    assert result.result is DMARCStatus.PASS
     assert (result.spf_domain, result.spf_aligned) == ("mail.example.com", True)
     assert result.organizational_domain == "example.com"
 
@@ -146,8 +145,8 @@ async def test_existing_subdomain_gets_sp() -> None:
     assert (result.record_source, result.policy_domain) == ("organizational", "example.com")
     assert (result.policy_tag, result.policy, result.disposition) == (
         PolicyTag.SP,
-        Policy.QUARANTINE,
-        Policy.QUARANTINE,
+        DMARCPolicy.QUARANTINE,
+        DMARCPolicy.QUARANTINE,
     )
     assert result.author_exists is True
 
@@ -155,7 +154,7 @@ async def test_existing_subdomain_gets_sp() -> None:
 async def test_nonexistent_subdomain_gets_np() -> None:
     table = {**ORG, "_dmarc.example.com": "v=DMARC1; p=none; sp=quarantine; np=reject"}
     result, resolver = await evaluate(table, "a@ghost.example.com")
-    assert (result.policy_tag, result.policy) == (PolicyTag.NP, Policy.REJECT)
+    assert (result.policy_tag, result.policy) == (PolicyTag.NP, DMARCPolicy.REJECT)
     assert result.author_exists is False
     assert ("ghost.example.com", "A") in [(n, t.value) for n, t in resolver.queries]
 
@@ -163,11 +162,11 @@ async def test_nonexistent_subdomain_gets_np() -> None:
 @pytest.mark.parametrize(
     ("record", "tag", "policy"),
     [
-        ("v=DMARC1; p=reject; sp=quarantine", PolicyTag.SP, Policy.QUARANTINE),  # np absent
-        ("v=DMARC1; p=quarantine", PolicyTag.P, Policy.QUARANTINE),  # neither np nor sp
+        ("v=DMARC1; p=reject; sp=quarantine", PolicyTag.SP, DMARCPolicy.QUARANTINE),  # np absent
+        ("v=DMARC1; p=quarantine", PolicyTag.P, DMARCPolicy.QUARANTINE),  # neither np nor sp
     ],
 )
-async def test_np_falls_back_to_sp_then_p(record: str, tag: PolicyTag, policy: Policy) -> None:
+async def test_np_falls_back_to_sp_then_p(record: str, tag: PolicyTag, policy: DMARCPolicy) -> None:
     result, resolver = await evaluate({"_dmarc.example.com": record}, "a@ghost.example.com")
     assert (result.policy_tag, result.policy) == (tag, policy)
     assert all(t.value == "TXT" for _, t in resolver.queries)  # existence not needed
@@ -175,8 +174,8 @@ async def test_np_falls_back_to_sp_then_p(record: str, tag: PolicyTag, policy: P
 
 async def test_no_record_is_none() -> None:
     result, resolver = await evaluate({"example.org": ""}, "a@mail.example.org")
-    assert result.result is Result.NONE
-    assert result.disposition is Policy.NONE
+    assert result.result is DMARCStatus.NONE
+    assert result.disposition is DMARCPolicy.NONE
     assert resolver.txt_queries() == ["_dmarc.mail.example.org", "_dmarc.example.org", "_dmarc.org"]
 
 
@@ -194,13 +193,13 @@ async def test_several_records_are_discarded() -> None:
 
     resolver.resolve = two  # type: ignore[assignment,method-assign]
     result = await evaluator.evaluate(["a@example.com"], None, [])
-    assert result.result is Result.NONE
+    assert result.result is DMARCStatus.NONE
 
 
 async def test_unrelated_txt_records_are_ignored() -> None:
     table = {"_dmarc.example.com": "google-site-verification=abc", "_dmarc.com": ""}
     result, _ = await evaluate(table, "a@example.com")
-    assert result.result is Result.NONE
+    assert result.result is DMARCStatus.NONE
 
 
 # -- psd=y / psd=n and the tree walk --------------------------------------------------------------
@@ -217,25 +216,25 @@ async def test_psd_record_applies_below_the_psd() -> None:
     result, _ = await evaluate(PSD_TABLE, "a@brand.example")
     assert (result.record_source, result.policy_domain) == ("psd", "example")
     assert result.organizational_domain == "brand.example"
-    assert (result.policy_tag, result.policy) == (PolicyTag.P, Policy.REJECT)
+    assert (result.policy_tag, result.policy) == (PolicyTag.P, DMARCPolicy.REJECT)
     sub, _ = await evaluate(PSD_TABLE, "a@www.brand.example")
     assert (sub.policy_tag, sub.policy, sub.organizational_domain) == (
         PolicyTag.SP,
-        Policy.NONE,
+        DMARCPolicy.NONE,
         "brand.example",
     )
     ghost, _ = await evaluate(PSD_TABLE, "a@nobody.example")
-    assert (ghost.policy_tag, ghost.policy) == (PolicyTag.NP, Policy.QUARANTINE)
+    assert (ghost.policy_tag, ghost.policy) == (PolicyTag.NP, DMARCPolicy.QUARANTINE)
 
 
 async def test_psd_y_sets_the_organizational_domain_for_alignment() -> None:
     # d=example (the PSD itself) does not align with brand.example; d=www.brand.example does
     result, _ = await evaluate(PSD_TABLE, "a@brand.example", dkim=(DKIM("pass", "example"),))
-    assert result.result is Result.FAIL
+    assert result.result is DMARCStatus.FAIL
     result, _ = await evaluate(
         PSD_TABLE, "a@brand.example", dkim=(DKIM("pass", "www.brand.example"),)
     )
-    assert result.result is Result.PASS
+    assert result.result is DMARCStatus.PASS
 
 
 async def test_org_record_wins_over_psd_record() -> None:
@@ -244,7 +243,7 @@ async def test_org_record_wins_over_psd_record() -> None:
     assert (result.policy_domain, result.policy_tag, result.policy) == (
         "brand.example",
         PolicyTag.SP,
-        Policy.REJECT,
+        DMARCPolicy.REJECT,
     )
 
 
@@ -261,7 +260,7 @@ async def test_psd_n_stops_the_walk_and_is_the_org_domain() -> None:
         "dept.example.com",
         "dept.example.com",
     )
-    assert result.policy is Policy.QUARANTINE
+    assert result.policy is DMARCPolicy.QUARANTINE
     assert resolver.txt_queries() == ["_dmarc.a.dept.example.com", "_dmarc.dept.example.com"]
 
 
@@ -271,8 +270,8 @@ async def test_tree_walk_and_psl_differ_on_psd_n() -> None:
     dkim = (DKIM("pass", "example.com"),)
     walk, _ = await evaluate(DEPT, "x@a.dept.example.com", dkim=dkim)
     psl, _ = await evaluate(DEPT, "x@a.dept.example.com", dkim=dkim, discovery=Discovery.PSL)
-    assert (walk.result, walk.discovery_method) == (Result.FAIL, Discovery.TREE_WALK)
-    assert (psl.result, psl.discovery_method) == (Result.PASS, Discovery.PSL)
+    assert (walk.result, walk.discovery_method) == (DMARCStatus.FAIL, Discovery.TREE_WALK)
+    assert (psl.result, psl.discovery_method) == (DMARCStatus.PASS, Discovery.PSL)
     assert psl.policy_domain == "example.com"  # the PSL method never looks at dept
 
 
@@ -283,11 +282,11 @@ async def test_tree_walk_and_psl_differ_on_private_suffixes() -> None:
     walk, _ = await evaluate(table, "a@me.blogspot.com")
     psl, _ = await evaluate(table, "a@me.blogspot.com", discovery=Discovery.PSL)
     assert (walk.result, walk.policy_domain, walk.policy) == (
-        Result.FAIL,
+        DMARCStatus.FAIL,
         "blogspot.com",
-        Policy.REJECT,
+        DMARCPolicy.REJECT,
     )
-    assert (psl.result, psl.organizational_domain) == (Result.NONE, "me.blogspot.com")
+    assert (psl.result, psl.organizational_domain) == (DMARCStatus.NONE, "me.blogspot.com")
 
 
 async def test_psd_y_at_the_author_domain_itself_uses_p() -> None:
@@ -296,7 +295,7 @@ async def test_psd_y_at_the_author_domain_itself_uses_p() -> None:
     assert (result.record_source, result.policy_tag, result.policy) == (
         "author",
         PolicyTag.P,
-        Policy.REJECT,
+        DMARCPolicy.REJECT,
     )
 
 
@@ -325,7 +324,7 @@ async def test_shortest_record_is_the_org_domain() -> None:
     }
     result, _ = await evaluate(table, "x@a.mail.example.com")
     assert (result.organizational_domain, result.policy_domain) == ("example.com", "example.com")
-    assert result.policy is Policy.QUARANTINE
+    assert result.policy is DMARCPolicy.QUARANTINE
 
 
 # -- t=y and RFC 7489 pct ----------------------------------------------------------------------
@@ -333,30 +332,36 @@ async def test_shortest_record_is_the_org_domain() -> None:
 
 @pytest.mark.parametrize(
     ("p", "applied"),
-    [("reject", Policy.QUARANTINE), ("quarantine", Policy.NONE), ("none", Policy.NONE)],
+    [
+        ("reject", DMARCPolicy.QUARANTINE),
+        ("quarantine", DMARCPolicy.NONE),
+        ("none", DMARCPolicy.NONE),
+    ],
 )
-async def test_testing_mode_applies_one_level_lower(p: str, applied: Policy) -> None:
+async def test_testing_mode_applies_one_level_lower(p: str, applied: DMARCPolicy) -> None:
     result, _ = await evaluate({"_dmarc.example.com": f"v=DMARC1; p={p}; t=y"}, "a@example.com")
     assert result.testing is True
-    assert result.requested_policy is Policy(p)
+    assert result.requested_policy is DMARCPolicy(p)
     assert (result.policy, result.disposition) == (applied, applied)
-    expected = OverrideReason.POLICY_TEST_MODE if applied is not Policy(p) else None
+    expected = OverrideReason.POLICY_TEST_MODE if applied is not DMARCPolicy(p) else None
     assert result.override_reason is expected
 
 
-@pytest.mark.parametrize(("draw", "applied"), [(0.2, Policy.REJECT), (0.7, Policy.QUARANTINE)])
-async def test_rfc7489_pct_samples(draw: float, applied: Policy) -> None:
+@pytest.mark.parametrize(
+    ("draw", "applied"), [(0.2, DMARCPolicy.REJECT), (0.7, DMARCPolicy.QUARANTINE)]
+)
+async def test_rfc7489_pct_samples(draw: float, applied: DMARCPolicy) -> None:
     table = {"_dmarc.example.com": "v=DMARC1; p=reject; pct=50"}
     result, _ = await evaluate(table, "a@example.com", random=lambda: draw)
     assert result.pct == 50
     assert result.disposition is applied
-    assert result.sampled_out is (applied is Policy.QUARANTINE)
+    assert result.sampled_out is (applied is DMARCPolicy.QUARANTINE)
 
 
 async def test_pct_ignored_in_a_record_with_t() -> None:
     table = {"_dmarc.example.com": "v=DMARC1; p=reject; pct=0; t=n"}
     result, _ = await evaluate(table, "a@example.com", random=lambda: 0.99)
-    assert (result.pct, result.disposition, result.sampled_out) == (None, Policy.REJECT, False)
+    assert (result.pct, result.disposition, result.sampled_out) == (None, DMARCPolicy.REJECT, False)
 
 
 async def test_pct_does_not_touch_a_pass() -> None:
@@ -367,7 +372,7 @@ async def test_pct_does_not_touch_a_pass() -> None:
     result, _ = await evaluate(
         table, "a@example.com", dkim=(DKIM("pass", "example.com"),), random=never
     )
-    assert (result.result, result.disposition) == (Result.PASS, Policy.NONE)
+    assert (result.result, result.disposition) == (DMARCStatus.PASS, DMARCPolicy.NONE)
 
 
 # -- invalid p (RFC 9989 §4.7 / §4.10.1) -----------------------------------------------------------
@@ -376,15 +381,21 @@ async def test_pct_does_not_touch_a_pass() -> None:
 @pytest.mark.parametrize(
     ("record", "expected", "policy"),
     [
-        ("v=DMARC1; rua=mailto:d@example.com", Result.FAIL, Policy.NONE),
-        ("v=DMARC1; p=bogus; rua=mailto:d@example.com", Result.FAIL, Policy.NONE),
-        ("v=DMARC1; p=reject; sp=bogus; rua=mailto:d@example.com", Result.FAIL, Policy.NONE),
-        ("v=DMARC1; p=bogus", Result.NONE, None),
-        ("v=DMARC1; sp=reject; rua=not a uri", Result.NONE, None),
-        ("v=DMARC1; p=reject; np=bogus", Result.NONE, None),
+        ("v=DMARC1; rua=mailto:d@example.com", DMARCStatus.FAIL, DMARCPolicy.NONE),
+        ("v=DMARC1; p=bogus; rua=mailto:d@example.com", DMARCStatus.FAIL, DMARCPolicy.NONE),
+        (
+            "v=DMARC1; p=reject; sp=bogus; rua=mailto:d@example.com",
+            DMARCStatus.FAIL,
+            DMARCPolicy.NONE,
+        ),
+        ("v=DMARC1; p=bogus", DMARCStatus.NONE, None),
+        ("v=DMARC1; sp=reject; rua=not a uri", DMARCStatus.NONE, None),
+        ("v=DMARC1; p=reject; np=bogus", DMARCStatus.NONE, None),
     ],
 )
-async def test_missing_or_invalid_p(record: str, expected: Result, policy: Policy | None) -> None:
+async def test_missing_or_invalid_p(
+    record: str, expected: DMARCStatus, policy: DMARCPolicy | None
+) -> None:
     result, _ = await evaluate({"_dmarc.example.com": record}, "a@example.com")
     assert result.result is expected, result.reason
     assert result.policy is policy
@@ -393,7 +404,7 @@ async def test_missing_or_invalid_p(record: str, expected: Result, policy: Polic
 async def test_invalid_p_does_not_fall_back_to_the_org_domain() -> None:
     table = {"_dmarc.example.com": "v=DMARC1; p=reject", "_dmarc.sub.example.com": "v=DMARC1"}
     result, resolver = await evaluate(table, "a@sub.example.com")
-    assert result.result is Result.NONE
+    assert result.result is DMARCStatus.NONE
     assert resolver.txt_queries() == ["_dmarc.sub.example.com"]
 
 
@@ -404,28 +415,28 @@ async def test_invalid_p_does_not_fall_back_to_the_org_domain() -> None:
 async def test_discovery_temperror(failing: str) -> None:
     table = {**ORG, failing: TEMPFAIL}
     result, _ = await evaluate(table, "a@mail.example.com", dkim=(DKIM("pass", "example.com"),))
-    assert result.result is Result.TEMPERROR
-    assert result.disposition is Policy.NONE
+    assert result.result is DMARCStatus.TEMPERROR
+    assert result.disposition is DMARCPolicy.NONE
     assert "temporary" in result.reason
 
 
 async def test_alignment_walk_temperror_is_not_pass() -> None:
     table = {**ORG, "_dmarc.mail.example.com": TEMPFAIL}
     result, _ = await evaluate(table, "a@example.com", dkim=(DKIM("pass", "mail.example.com"),))
-    assert result.result is Result.TEMPERROR
+    assert result.result is DMARCStatus.TEMPERROR
     # ...but another aligned identifier is enough for a pass
     result, _ = await evaluate(
         table,
         "a@example.com",
         dkim=(DKIM("pass", "mail.example.com"), DKIM("pass", "example.com")),
     )
-    assert result.result is Result.PASS
+    assert result.result is DMARCStatus.PASS
 
 
 async def test_existence_temperror_on_fail() -> None:
     table = {"_dmarc.example.com": "v=DMARC1; p=none; np=reject", "ghost.example.com": TEMPFAIL}
     result, _ = await evaluate(table, "a@ghost.example.com")
-    assert result.result is Result.TEMPERROR
+    assert result.result is DMARCStatus.TEMPERROR
     assert "exists" in result.reason
 
 
@@ -447,7 +458,7 @@ async def test_existence_temperror_on_fail() -> None:
 )
 async def test_from_problems_are_not_evaluated(from_: list[str], why: str) -> None:
     result, resolver = await evaluate(ORG, from_)
-    assert result.result is Result.PERMERROR
+    assert result.result is DMARCStatus.PERMERROR
     assert result.evaluated is False
     assert why in result.reason
     assert resolver.queries == []
@@ -455,7 +466,7 @@ async def test_from_problems_are_not_evaluated(from_: list[str], why: str) -> No
 
 async def test_several_addresses_of_one_domain_are_evaluated() -> None:
     result, _ = await evaluate(ORG, "a@example.com, B <b@EXAMPLE.com>")
-    assert result.result is Result.FAIL
+    assert result.result is DMARCStatus.FAIL
     assert result.authors == ("example.com",)
 
 
@@ -468,9 +479,9 @@ async def test_strictest_of_several_authors() -> None:
         multiple_authors=MultipleAuthors.STRICTEST,
     )
     assert (result.result, result.domain, result.disposition) == (
-        Result.FAIL,
+        DMARCStatus.FAIL,
         "example.com",
-        Policy.REJECT,
+        DMARCPolicy.REJECT,
     )
     assert result.authors == ("example.org", "example.com")
 
@@ -480,7 +491,7 @@ async def test_u_labels_become_a_labels() -> None:
     result, resolver = await evaluate(
         table, "Jörg <jörg@Bücher.example>", dkim=(DKIM("pass", "bücher.example"),)
     )
-    assert (result.result, result.domain) == (Result.PASS, "xn--bcher-kva.example")
+    assert (result.result, result.domain) == (DMARCStatus.PASS, "xn--bcher-kva.example")
     assert resolver.txt_queries() == ["_dmarc.xn--bcher-kva.example"]
 
 
@@ -488,9 +499,9 @@ async def test_evaluate_domain() -> None:
     resolver = TableResolver(ORG)
     evaluator = DMARCEvaluator(resolver)
     result = await evaluator.evaluate_domain("Example.com", None, [])
-    assert (result.result, result.domain) == (Result.FAIL, "example.com")
+    assert (result.result, result.domain) == (DMARCStatus.FAIL, "example.com")
     bad = await evaluator.evaluate_domain("not a domain", None, [])
-    assert (bad.result, bad.evaluated) == (Result.PERMERROR, False)
+    assert (bad.result, bad.evaluated) == (DMARCStatus.PERMERROR, False)
 
 
 # -- local policy (RFC 9990 override reasons) ------------------------------------------------------
@@ -498,15 +509,15 @@ async def test_evaluate_domain() -> None:
 
 async def test_local_policy_override() -> None:
     def lists(verdict: DMARCResult) -> Override | None:
-        if verdict.result is Result.FAIL and verdict.disposition is Policy.REJECT:
-            return Override(Policy.QUARANTINE, OverrideReason.MAILING_LIST, "list traffic")
+        if verdict.result is DMARCStatus.FAIL and verdict.disposition is DMARCPolicy.REJECT:
+            return Override(DMARCPolicy.QUARANTINE, OverrideReason.MAILING_LIST, "list traffic")
         return None
 
     result, _ = await evaluate(ORG, "a@example.com", local_policy=lists)
     assert (result.result, result.policy, result.disposition) == (
-        Result.FAIL,
-        Policy.REJECT,
-        Policy.QUARANTINE,
+        DMARCStatus.FAIL,
+        DMARCPolicy.REJECT,
+        DMARCPolicy.QUARANTINE,
     )
     assert (result.override_reason, result.override_comment) == (
         OverrideReason.MAILING_LIST,
@@ -522,7 +533,7 @@ async def test_psl_method_default_list_loads() -> None:
     resolver = TableResolver(ORG)
     evaluator = DMARCEvaluator(resolver, discovery=Discovery.PSL)
     result = await evaluator.evaluate(["a@mail.example.com"], spf_pass("example.com"), [])
-    assert (result.result, result.organizational_domain) == (Result.PASS, "example.com")
+    assert (result.result, result.organizational_domain) == (DMARCStatus.PASS, "example.com")
 
 
 async def test_psd_org_domain_existence_decides_between_p_and_sp() -> None:
@@ -530,13 +541,13 @@ async def test_psd_org_domain_existence_decides_between_p_and_sp() -> None:
     existing, _ = await evaluate(table, "a@brand.example")
     assert (existing.policy_tag, existing.policy, existing.author_exists) == (
         PolicyTag.P,
-        Policy.REJECT,
+        DMARCPolicy.REJECT,
         True,
     )
     ghost, _ = await evaluate(table, "a@ghost.example")
     assert (ghost.policy_tag, ghost.policy, ghost.author_exists) == (
         PolicyTag.SP,
-        Policy.NONE,
+        DMARCPolicy.NONE,
         False,
     )
 
@@ -544,7 +555,7 @@ async def test_psd_org_domain_existence_decides_between_p_and_sp() -> None:
 async def test_too_many_author_domains_are_not_evaluated() -> None:
     many = ", ".join(f"a@d{i}.example" for i in range(11))
     result, resolver = await evaluate(ORG, many, multiple_authors=MultipleAuthors.STRICTEST)
-    assert (result.result, result.evaluated) == (Result.PERMERROR, False)
+    assert (result.result, result.evaluated) == (DMARCStatus.PERMERROR, False)
     assert resolver.queries == []
 
 
@@ -560,5 +571,5 @@ async def test_any_input_gives_a_verdict(
     resolver = TableResolver({**ORG, "_dmarc.com": TEMPFAIL})
     evaluator = DMARCEvaluator(resolver, multiple_authors=mode)
     result = await evaluator.evaluate(from_values, None, [DKIM(r, d) for r, d in dkim])
-    assert isinstance(result.result, Result)
-    assert result.evaluated or result.result is Result.PERMERROR
+    assert isinstance(result.result, DMARCStatus)
+    assert result.evaluated or result.result is DMARCStatus.PERMERROR

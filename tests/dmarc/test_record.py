@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from mailwarden.dmarc import (
     PSD,
     Alignment,
-    Policy,
+    DMARCPolicy,
     RecordError,
     ReportURI,
     is_dmarc_record,
@@ -24,7 +24,11 @@ def test_every_tag() -> None:
         "rua=mailto:a@example.com!10m, https://r.example/x; ruf=mailto:f@example.com; "
         "psd=n; t=y; pct=20; rf=afrf; ri=3600; future=whatever"
     )
-    assert (record.p, record.sp, record.np) == (Policy.QUARANTINE, Policy.REJECT, Policy.NONE)
+    assert (record.p, record.sp, record.np) == (
+        DMARCPolicy.QUARANTINE,
+        DMARCPolicy.REJECT,
+        DMARCPolicy.NONE,
+    )
     assert (record.adkim, record.aspf, record.psd, record.testing) == (
         Alignment.STRICT,
         Alignment.STRICT,
@@ -52,8 +56,8 @@ def test_defaults() -> None:
         False,
         ("0",),
     )
-    assert record.subdomain_policy is Policy.NONE
-    assert record.nonexistent_policy is Policy.NONE
+    assert record.subdomain_policy is DMARCPolicy.NONE
+    assert record.nonexistent_policy is DMARCPolicy.NONE
     assert record.rua == ()
 
 
@@ -78,7 +82,7 @@ def test_rfc7489_record() -> None:
 )
 def test_errors_are_discarded_not_fatal(text: str, error: str) -> None:
     record = parse_record(text)
-    assert record.p is Policy.NONE
+    assert record.p is DMARCPolicy.NONE
     assert error in record.errors
 
 

@@ -15,11 +15,11 @@ from tests.testdata import unavailable
 
 from mailwarden.gateway import (
     Checks,
+    Downstream,
     Gateway,
     GatewayConfig,
-    Limits,
     MaildirRelay,
-    Relay,
+    SMTPLimits,
     Timeouts,
     TLSConfig,
     TransactionLog,
@@ -49,7 +49,7 @@ def make_config(tmp: Path, **changes: Any) -> GatewayConfig:
         data_dir=str(tmp / "data"),
         log_file="",
         tls=TLSConfig(enabled=False, self_signed=False),
-        limits=replace(Limits(), **limits),
+        limits=replace(SMTPLimits(), **limits),
         timeouts=replace(Timeouts(), **timeouts),
     )
     return replace(config, **changes)
@@ -60,7 +60,7 @@ async def running(
     config: GatewayConfig,
     checks: Checks | None = None,
     *,
-    relay: Relay | None = None,
+    relay: Downstream | None = None,
     maildir: Path | None = None,
     tls_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Gateway]:

@@ -12,9 +12,9 @@ import pytest
 from mailwarden.gateway import (
     BareLineEnding,
     ConfigError,
+    DownstreamProtocol,
     GatewayConfig,
-    Limits,
-    Protocol,
+    SMTPLimits,
     Timeouts,
     TLSConfig,
     load_config,
@@ -30,9 +30,9 @@ def test_embedded_defaults_need_no_file() -> None:
     assert config.relay_to is None  # the built-in sink
     assert config.trusted_networks == ()  # loopback is not trusted
     assert not config.is_trusted("127.0.0.1")
-    assert config.protocol is Protocol.SMTP
+    assert config.protocol is DownstreamProtocol.SMTP
     assert config.bare_lf is BareLineEnding.REJECT
-    assert config.limits == Limits()
+    assert config.limits == SMTPLimits()
     assert config.timeouts.command == 300  # RFC 5321 §4.5.3.2.7
     assert config.timeouts.data_block == 180  # RFC 5321 §4.5.3.2.5
     assert config.hostname
@@ -42,7 +42,7 @@ def test_example_documents_every_setting() -> None:
     text = EXAMPLE.read_text()
     data = tomllib.loads(text)
     gateway = data["gateway"]
-    nested = {"limits": Limits, "timeouts": Timeouts, "tls": TLSConfig}
+    nested = {"limits": SMTPLimits, "timeouts": Timeouts, "tls": TLSConfig}
     top = {f.name for f in fields(GatewayConfig)} - {"raw", "source"}
     assert set(gateway) == top
     for name, cls in nested.items():
@@ -85,7 +85,7 @@ servers = ["192.0.2.53"]
     config = load_config(path)
     assert config.listen == ("::1", 2600)
     assert config.relay_to == ("mailbox.internal", 25)
-    assert config.protocol is Protocol.LMTP
+    assert config.protocol is DownstreamProtocol.LMTP
     assert config.trusted_networks == (
         ipaddress.ip_network("192.0.2.0/24"),
         ipaddress.ip_network("2001:db8::/32"),

@@ -15,10 +15,10 @@ from pathlib import Path
 from tests.gateway.helpers import SIMPLE, Client, make_config, messages, running
 
 from mailwarden.gateway import (
+    DownstreamProtocol,
     DownstreamRelay,
     Gateway,
     MaildirRelay,
-    Protocol,
     Reply,
     Timeouts,
     TransactionLog,
@@ -106,7 +106,7 @@ def relay_to(address: tuple[str, int], *, lmtp: bool = False, **timeouts: float)
     return DownstreamRelay(
         address[0],
         address[1],
-        dialect=Protocol.LMTP if lmtp else Protocol.SMTP,
+        dialect=DownstreamProtocol.LMTP if lmtp else DownstreamProtocol.SMTP,
         helo_name="gw.test.example",
         timeouts=Timeouts(**timeouts),
     )

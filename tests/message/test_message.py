@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailwarden.message import HeaderField, Limits, Message, MessageError, read_message, to_crlf
+from mailwarden.message import (
+    HeaderField,
+    Message,
+    MessageError,
+    MessageLimits,
+    read_message,
+    to_crlf,
+)
 
 RAW = (
     b"Received: from a\r\n\tby b\r\n"
@@ -109,11 +116,11 @@ def test_malformed_header_is_a_clear_error(data: bytes, error: str) -> None:
 def test_limits() -> None:
     many = b"".join(b"X-%d: v\r\n" % i for i in range(11)) + b"\r\n"
     with pytest.raises(MessageError, match="more than 10 header fields"):
-        Message.from_bytes(many, limits=Limits(max_fields=10))
-    assert len(Message.from_bytes(many, limits=Limits(max_fields=11)).fields) == 11
+        Message.from_bytes(many, limits=MessageLimits(max_fields=10))
+    assert len(Message.from_bytes(many, limits=MessageLimits(max_fields=11)).fields) == 11
     with pytest.raises(MessageError, match="over the limit of 20"):
         Message.from_bytes(
-            b"Subject: " + b"x" * 30 + b"\r\n\r\n", limits=Limits(max_header_bytes=20)
+            b"Subject: " + b"x" * 30 + b"\r\n\r\n", limits=MessageLimits(max_header_bytes=20)
         )
 
 

@@ -20,7 +20,7 @@ from mailwarden.policy import (
     dmarc_symbols,
     spf_symbols,
 )
-from mailwarden.spf import Identity, Result, SPFResult
+from mailwarden.spf import Identity, SPFResult, SPFStatus
 from mailwarden.symbols import Symbol
 
 
@@ -190,7 +190,7 @@ def test_verdict_explains_itself_as_json_and_header() -> None:
     assert names == ["X-Mailwarden-Verdict", "X-Spam-Score", "X-Spam-Status"]
 
 
-def spf(result: Result, identity: Identity = Identity.MAILFROM) -> SPFResult:
+def spf(result: SPFStatus, identity: Identity = Identity.MAILFROM) -> SPFResult:
     return SPFResult(
         result, identity, "a.example", "x@a.example", ipaddress.ip_address("192.0.2.1"), "h", "r"
     )
@@ -214,11 +214,13 @@ class FakeDMARC:
 
 
 def test_symbols_from_verdicts() -> None:
-    assert [s.name for s in spf_symbols(spf(Result.SOFTFAIL), spf(Result.FAIL, Identity.HELO))] == [
+    assert [
+        s.name for s in spf_symbols(spf(SPFStatus.SOFTFAIL), spf(SPFStatus.FAIL, Identity.HELO))
+    ] == [
         "SPF_SOFTFAIL",
         "SPF_HELO_FAIL",
     ]
-    assert [s.name for s in spf_symbols(spf(Result.PASS), spf(Result.NONE))] == ["SPF_PASS"]
+    assert [s.name for s in spf_symbols(spf(SPFStatus.PASS), spf(SPFStatus.NONE))] == ["SPF_PASS"]
     names = [s.name for s in dkim_symbols([FakeDKIM("pass"), FakeDKIM("fail"), FakeDKIM("pass")])]
     assert names == ["DKIM_VALID", "DKIM_INVALID"]
     assert [s.name for s in dkim_symbols([])] == ["DKIM_NONE"]

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from mailwarden.dns import StaticResolver
 from mailwarden.spf import (
     Identity,
-    Limits,
-    Result,
     SPFChecker,
+    SPFLimits,
+    SPFStatus,
     SPFSyntaxError,
     auth_results_clause,
     parse_explanation,
@@ -34,7 +34,7 @@ async def explained(text: str, ip: str = "192.0.2.3", **options: object) -> str 
         "why.example.com": {"TXT": text},
     }
     result = await checker_for(zone, **options).check_mailfrom(ip, SENDER, "mx.example.org")
-    assert result.result is Result.FAIL
+    assert result.result is SPFStatus.FAIL
     return result.explanation
 
 
@@ -105,7 +105,7 @@ async def test_broken_explanations_give_no_explanation() -> None:
         "email.example.com": {"TXT": "v=spf1 -all exp=missing.example.com"},
     }
     result = await checker_for(zone).check_mailfrom("192.0.2.3", SENDER, "h.example")
-    assert (result.result, result.explanation) == (Result.FAIL, None)
+    assert (result.result, result.explanation) == (SPFStatus.FAIL, None)
 
 
 async def test_dns_term_limit() -> None:
@@ -114,24 +114,24 @@ async def test_dns_term_limit() -> None:
     for n in range(11):
         zone[f"i{n}.example.com"] = {"TXT": "v=spf1 -all"}
     result = await checker_for(zone).check_mailfrom("192.0.2.1", "a@example.com", "h.example")
-    assert result.result is Result.PERMERROR
+    assert result.result is SPFStatus.PERMERROR
     assert "more than 10 DNS-querying terms" in result.reason
     assert result.dns_mechanisms == 11
     ten = " ".join(f"include:i{n}.example.com" for n in range(10))
     zone["example.com"] = {"TXT": f"v=spf1 {ten} -all"}
     result = await checker_for(zone).check_mailfrom("192.0.2.1", "a@example.com", "h.example")
-    assert result.result is Result.FAIL
+    assert result.result is SPFStatus.FAIL
 
 
 async def test_limits_are_configurable() -> None:
     zone: dict[str, dict[str, object]] = {
         "example.com": {"TXT": "v=spf1 a:x.example.com a:y.example.com -all"},
     }
-    strict = Limits(void_lookups=1)
+    strict = SPFLimits(void_lookups=1)
     result = await checker_for(zone, limits=strict).check_mailfrom(
         "192.0.2.1", "a@example.com", "h.example"
     )
-    assert result.result is Result.PERMERROR
+    assert result.result is SPFStatus.PERMERROR
     assert "void" in result.reason
 
 
@@ -140,11 +140,11 @@ async def test_void_lookup_limit() -> None:
         "example.com": {"TXT": "v=spf1 a:n1.example.com mx:n2.example.com a:n3.example.com -all"},
     }
     result = await checker_for(zone).check_mailfrom("192.0.2.1", "a@example.com", "h.example")
-    assert result.result is Result.PERMERROR
+    assert result.result is SPFStatus.PERMERROR
     assert result.void_lookups == 3
     zone["example.com"] = {"TXT": "v=spf1 a:n1.example.com mx:n2.example.com -all"}
     result = await checker_for(zone).check_mailfrom("192.0.2.1", "a@example.com", "h.example")
-    assert result.result is Result.FAIL
+    assert result.result is SPFStatus.FAIL
 
 
 async def test_more_than_ten_mx_records_is_a_permerror() -> None:
@@ -155,7 +155,7 @@ async def test_more_than_ten_mx_records_is_a_permerror() -> None:
         },
     }
     result = await checker_for(zone).check_mailfrom("192.0.2.1", "a@example.com", "h.example")
-    assert result.result is Result.PERMERROR
+    assert result.result is SPFStatus.PERMERROR
 
 
 async def test_mx_dual_cidr() -> None:
@@ -165,12 +165,14 @@ async def test_mx_dual_cidr() -> None:
     }
     checker = checker_for(zone)
     assert (await checker.check_mailfrom("192.0.2.200", "a@example.com", "h")).result is (
-        Result.PASS
+        SPFStatus.PASS
     )
     assert (await checker.check_mailfrom("2001:db8::ffff", "a@example.com", "h")).result is (
-        Result.PASS
+        SPFStatus.PASS
     )
-    assert (await checker.check_mailfrom("192.0.3.1", "a@example.com", "h")).result is (Result.FAIL)
+    assert (await checker.check_mailfrom("192.0.3.1", "a@example.com", "h")).result is (
+        SPFStatus.FAIL
+    )
 
 
 async def test_ptr_validation_skips_names_whose_lookup_fails() -> None:
@@ -183,7 +185,7 @@ async def test_ptr_validation_skips_names_whose_lookup_fails() -> None:
     static = StaticResolver(zone)
     static.fail("broken.example.com")
     result = await SPFChecker(static).check_mailfrom("192.0.2.1", "a@example.com", "h")
-    assert result.result is Result.PASS
+    assert result.result is SPFStatus.PASS
 
 
 async def test_temperror_and_none_for_includes_and_redirects() -> None:
@@ -199,10 +201,10 @@ async def test_temperror_and_none_for_includes_and_redirects() -> None:
     red = await checker.check_mailfrom("192.0.2.1", "a@red.example.com", "h")
     slow = await checker.check_mailfrom("192.0.2.1", "a@slow.example.com", "h")
     none = await checker.check_mailfrom("192.0.2.1", "a@nothing.example.com", "h")
-    assert (inc.result, red.result) == (Result.PERMERROR, Result.PERMERROR)
-    assert slow.result is Result.TEMPERROR
+    assert (inc.result, red.result) == (SPFStatus.PERMERROR, SPFStatus.PERMERROR)
+    assert slow.result is SPFStatus.TEMPERROR
     assert "timeout" in slow.reason
-    assert none.result is Result.NONE
+    assert none.result is SPFStatus.NONE
 
 
 async def test_helo_identity_and_null_sender() -> None:
@@ -213,20 +215,20 @@ async def test_helo_identity_and_null_sender() -> None:
     helo = await checker.check_helo("192.0.2.10", "mail.example.com")
     assert (helo.identity, helo.result, helo.sender) == (
         Identity.HELO,
-        Result.PASS,
+        SPFStatus.PASS,
         "postmaster@mail.example.com",
     )
     bounce = await checker.check_mailfrom("192.0.2.11", "", "mail.example.com")
-    assert (bounce.identity, bounce.result) == (Identity.MAILFROM, Result.FAIL)
+    assert (bounce.identity, bounce.result) == (Identity.MAILFROM, SPFStatus.FAIL)
     assert bounce.sender == "postmaster@mail.example.com"
     literal = await checker.check_helo("192.0.2.10", "[192.0.2.10]")
-    assert literal.result is Result.NONE
+    assert literal.result is SPFStatus.NONE
 
 
 async def test_ipv4_mapped_client_is_treated_as_ipv4() -> None:
     zone: dict[str, dict[str, object]] = {"example.com": {"TXT": "v=spf1 ip4:192.0.2.0/24 -all"}}
     result = await checker_for(zone).check_mailfrom("::ffff:192.0.2.5", "a@example.com", "h")
-    assert result.result is Result.PASS
+    assert result.result is SPFStatus.PASS
     assert result.ip == ipaddress.ip_address("192.0.2.5")
 
 
@@ -235,7 +237,7 @@ async def test_unicode_sender_domain_is_checked_in_a_labels() -> None:
         "xn--bcher-kva.example": {"TXT": "v=spf1 ip4:192.0.2.0/24 -all"},
     }
     result = await checker_for(zone).check_mailfrom("192.0.2.5", "a@bücher.example", "h")
-    assert result.result is Result.PASS
+    assert result.result is SPFStatus.PASS
     assert result.domain == "xn--bcher-kva.example"
 
 

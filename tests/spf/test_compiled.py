@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailwarden.dns import StaticResolver
-from mailwarden.spf import Limits, Result, SPFChecker
+from mailwarden.spf import SPFChecker, SPFLimits, SPFStatus
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "spf_bench.py"
 
@@ -76,25 +76,25 @@ async def test_compiled_after_the_second_sighting_and_expired_with_the_ttl() -> 
     clock = Clock()
     checker = SPFChecker(static, clock=clock)
     first = await checker.check_mailfrom("203.0.113.5", "a@example.com", "h")
-    assert first.result is Result.PASS
+    assert first.result is SPFStatus.PASS
     assert not checker._compiled
     second = await checker.check_mailfrom("198.51.100.9", "a@example.com", "h")
-    assert second.result is Result.PASS
+    assert second.result is SPFStatus.PASS
     assert checker._compiled
     queries = len(static.queries)
     third = await checker.check_mailfrom("192.0.2.200", "a@example.com", "h")
-    assert third.result is Result.FAIL
+    assert third.result is SPFStatus.FAIL
     assert len(static.queries) == queries  # no DNS at all
     assert third.dns_queries == 4  # what the interpreter counts: TXT, TXT, MX, A
     static.add("mx.example.com", "A", "192.0.2.200")
     clock.now += 299
     assert (await checker.check_mailfrom("192.0.2.200", "a@example.com", "h")).result is (
-        Result.FAIL
+        SPFStatus.FAIL
     )
     clock.now += 2  # past the TTL: the new address is seen, interpreted, then compiled again
     for _ in range(3):
         result = await checker.check_mailfrom("192.0.2.200", "a@example.com", "h")
-        assert result.result is Result.PASS
+        assert result.result is SPFStatus.PASS
 
 
 async def test_limits_depend_on_the_path_taken() -> None:
@@ -118,8 +118,8 @@ async def test_limits_depend_on_the_path_taken() -> None:
         assert await compiled.check_mailfrom(ip, "a@example.com", "h") == expected
     early = await compiled.check_mailfrom("192.0.2.1", "a@example.com", "h")
     late = await compiled.check_mailfrom("203.0.113.1", "a@example.com", "h")
-    assert early.result is Result.PASS
-    assert late.result is Result.PERMERROR
+    assert early.result is SPFStatus.PASS
+    assert late.result is SPFStatus.PERMERROR
 
 
 async def test_dns_failure_while_compiling_falls_back_to_the_interpreter() -> None:
@@ -127,10 +127,10 @@ async def test_dns_failure_while_compiling_falls_back_to_the_interpreter() -> No
     static.fail("_spf.example.com")
     checker = SPFChecker(static, compile_after=1)
     result = await checker.check_mailfrom("192.0.2.1", "a@example.com", "h")
-    assert result.result is Result.PASS  # matched before the failing include
+    assert result.result is SPFStatus.PASS  # matched before the failing include
     assert not checker._compiled  # nothing cached from a failed compilation
     result = await checker.check_mailfrom("203.0.113.9", "a@example.com", "h")
-    assert result.result is Result.TEMPERROR
+    assert result.result is SPFStatus.TEMPERROR
 
 
 @pytest.mark.parametrize(
@@ -177,8 +177,8 @@ async def test_summaries_agree_with_the_interpreter(ip: ipaddress.IPv4Address) -
     expected = await SPFChecker(static, compile_after=None).check_mailfrom(ip, "a@example.com", "h")
     checker = SPFChecker(static, compile_after=1)
     assert await checker.check_mailfrom(ip, "a@example.com", "h") == expected
-    strict = SPFChecker(static, compile_after=1, limits=Limits(dns_mechanisms=2))
-    loose = SPFChecker(static, compile_after=None, limits=Limits(dns_mechanisms=2))
+    strict = SPFChecker(static, compile_after=1, limits=SPFLimits(dns_mechanisms=2))
+    loose = SPFChecker(static, compile_after=None, limits=SPFLimits(dns_mechanisms=2))
     assert await strict.check_mailfrom(ip, "a@example.com", "h") == await loose.check_mailfrom(
         ip, "a@example.com", "h"
     )

@@ -11,8 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from mailwarden.dmarc import DMARCResult, LocalPolicy, Override, OverrideReason, Policy
-from mailwarden.dmarc import Result as DMARCStatus
+from mailwarden.dmarc import (
+    DMARCPolicy,
+    DMARCResult,
+    DMARCStatus,
+    LocalPolicy,
+    Override,
+    OverrideReason,
+)
 
 from .model import ARCStatus
 from .verify import ARCResult, ARCSetResult
@@ -96,7 +102,7 @@ def trusted_forwarder_override(
     check = trusted_sealer_dmarc_pass(arc_result, trusted_sealers, author_domain=author)
     if not check.passed:
         return None
-    return Override(Policy.NONE, OverrideReason.TRUSTED_FORWARDER, check.detail)
+    return Override(DMARCPolicy.NONE, OverrideReason.TRUSTED_FORWARDER, check.detail)
 
 
 def trusted_forwarder_policy(arc_result: ARCResult, trusted_sealers: Iterable[str]) -> LocalPolicy:

@@ -10,9 +10,9 @@ from typing import Any
 
 from mailwarden.dmarc import (
     DiscoveryTempError,
+    DMARCPolicy,
     DMARCRecord,
     Lookup,
-    Policy,
     PolicyDiscovery,
     RecordSource,
     ReportURI,
@@ -46,13 +46,13 @@ def enforcement(record: DMARCRecord | None, own: bool) -> DMARCEnforcement:
     if record is None:
         return DMARCEnforcement(False, "there is no DMARC record")
     policy = record.p if own else record.subdomain_policy
-    if policy not in (Policy.QUARANTINE, Policy.REJECT):
+    if policy not in (DMARCPolicy.QUARANTINE, DMARCPolicy.REJECT):
         return DMARCEnforcement(False, f"the policy is {policy.value if policy else 'missing'}")
     if record.testing:
         return DMARCEnforcement(False, "t=y (testing) lowers the policy")
     if record.pct is not None and record.pct < 100:
         return DMARCEnforcement(False, f"pct={record.pct} applies it to part of the mail only")
-    if record.sp is Policy.NONE:
+    if record.sp is DMARCPolicy.NONE:
         return DMARCEnforcement(False, "sp=none leaves subdomains unprotected")
     return DMARCEnforcement(True, "")
 
@@ -163,7 +163,7 @@ def _policy_findings(
             "Add p=none (to start), then p=quarantine or p=reject.",
             found.policy_domain or domain,
         )
-    elif applies is Policy.NONE:
+    elif applies is DMARCPolicy.NONE:
         section.add(
             "dmarc-policy-none",
             Severity.WARNING,
@@ -179,7 +179,7 @@ def _policy_findings(
             f"the policy for {domain} is {applies.value if applies else '-'}",
             subject=domain,
         )
-    if record.p in (Policy.QUARANTINE, Policy.REJECT) and record.sp is Policy.NONE:
+    if record.p in (DMARCPolicy.QUARANTINE, DMARCPolicy.REJECT) and record.sp is DMARCPolicy.NONE:
         section.add(
             "dmarc-subdomains-none",
             Severity.WARNING,
@@ -188,9 +188,9 @@ def _policy_findings(
             domain,
         )
     if (
-        record.p in (Policy.QUARANTINE, Policy.REJECT)
-        and record.nonexistent_policy is Policy.NONE
-        and record.sp is not Policy.NONE
+        record.p in (DMARCPolicy.QUARANTINE, DMARCPolicy.REJECT)
+        and record.nonexistent_policy is DMARCPolicy.NONE
+        and record.sp is not DMARCPolicy.NONE
     ):
         section.add(
             "dmarc-nonexistent-none",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from mailwarden.dns import RdType, Resolver
-from mailwarden.spf.check import Limits
+from mailwarden.spf.check import SPFLimits
 from mailwarden.spf.explain import Explanation, PolicyNode, explain_policy
 from mailwarden.spf.record import (
     MechanismKind,
@@ -132,7 +132,7 @@ def _check_terms(section: Section, node: PolicyNode, is_root: bool) -> None:
         )
 
 
-def _check_tree(section: Section, explanation: Explanation, limits: Limits) -> None:
+def _check_tree(section: Section, explanation: Explanation, limits: SPFLimits) -> None:
     root = explanation.root
     for node in _nodes(root):
         if node is not root and node.error:
@@ -216,9 +216,9 @@ def _check_tree(section: Section, explanation: Explanation, limits: Limits) -> N
             )
 
 
-async def check_spf(resolver: Resolver, domain: str, limits: Limits | None = None) -> Section:
+async def check_spf(resolver: Resolver, domain: str, limits: SPFLimits | None = None) -> Section:
     """The SPF section of the audit."""
-    limits = limits or Limits()
+    limits = limits or SPFLimits()
     section = Section("spf")
     txt, explanation = await _fetch(resolver, domain, limits)
     records = []
@@ -289,7 +289,7 @@ async def check_spf(resolver: Resolver, domain: str, limits: Limits | None = Non
     return section
 
 
-async def _fetch(resolver: Resolver, domain: str, limits: Limits) -> tuple[Outcome, Explanation]:
+async def _fetch(resolver: Resolver, domain: str, limits: SPFLimits) -> tuple[Outcome, Explanation]:
     txt, explanation = await asyncio.gather(
         query(resolver, domain, RdType.TXT), explain_policy(resolver, domain=domain, limits=limits)
     )

@@ -13,8 +13,8 @@ from mailwarden.dmarc import (
     DiscoveryTempError,
     DMARCEvaluator,
     DMARCResult,
+    DMARCStatus,
     Lookup,
-    Result,
     organizational_domain,
 )
 from mailwarden.dns import Resolver, is_domain_name, normalize, to_ascii
@@ -39,7 +39,7 @@ async def look_up(resolver: Resolver, domain: str, method: Discovery) -> RecordL
     evaluator = DMARCEvaluator(resolver, discovery=method)
     verdict = await evaluator.evaluate_domain(domain, None, [])
     org = verdict.organizational_domain
-    error = verdict.reason if verdict.result is Result.TEMPERROR else None
+    error = verdict.reason if verdict.result is DMARCStatus.TEMPERROR else None
     if org is None and error is None:
         try:
             org = await organizational_domain(Lookup(resolver), domain, method, evaluator.psl)
@@ -68,7 +68,9 @@ def record_dict(found: RecordLookup) -> dict[str, Any]:
         "pct": verdict.pct,
         "domain_exists": verdict.author_exists,
         "dns_queries": verdict.dns_queries,
-        "note": verdict.reason if record is None or verdict.result is not Result.FAIL else None,
+        "note": verdict.reason
+        if record is None or verdict.result is not DMARCStatus.FAIL
+        else None,
         "error": found.error,
     }
 

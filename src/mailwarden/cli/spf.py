@@ -14,9 +14,9 @@ from rich.tree import Tree
 
 from mailwarden.dns import IPAddress, Resolver, TemporaryFailure, is_domain_name, parse_ip, to_ascii
 from mailwarden.spf import (
-    Result,
     SPFChecker,
     SPFResult,
+    SPFStatus,
     received_spf,
     split_sender,
 )
@@ -37,13 +37,13 @@ from .common import (
 BATCH_CONCURRENCY = 64
 
 RESULT_STYLE = {
-    Result.PASS: "bold green",
-    Result.FAIL: "bold red",
-    Result.SOFTFAIL: "yellow",
-    Result.NEUTRAL: "cyan",
-    Result.NONE: "dim",
-    Result.TEMPERROR: "magenta",
-    Result.PERMERROR: "bold magenta",
+    SPFStatus.PASS: "bold green",
+    SPFStatus.FAIL: "bold red",
+    SPFStatus.SOFTFAIL: "yellow",
+    SPFStatus.NEUTRAL: "cyan",
+    SPFStatus.NONE: "dim",
+    SPFStatus.TEMPERROR: "magenta",
+    SPFStatus.PERMERROR: "bold magenta",
 }
 
 

@@ -30,23 +30,23 @@ from .discovery import (
     domain_exists,
     organizational_domain,
 )
-from .record import Alignment, DMARCRecord, Policy
+from .record import Alignment, DMARCPolicy, DMARCRecord
 
 __all__ = [
     "DKIMLike",
     "DMARCEvaluator",
     "DMARCResult",
+    "DMARCStatus",
     "LocalPolicy",
     "MultipleAuthors",
     "Override",
     "OverrideReason",
     "PolicyTag",
-    "Result",
     "author_domains",
 ]
 
 
-class Result(StrEnum):
+class DMARCStatus(StrEnum):
     """RFC 9989 / RFC 8601 §2.7.7 dmarc results."""
 
     PASS = "pass"
@@ -95,7 +95,7 @@ class DKIMLike(Protocol):
 class Override:
     """A local-policy decision replacing the domain's requested disposition."""
 
-    disposition: Policy
+    disposition: DMARCPolicy
     reason: OverrideReason
     comment: str = ""
 
@@ -109,7 +109,7 @@ class DMARCResult:
     anything but fail, unless local policy says otherwise).
     """
 
-    result: Result
+    result: DMARCStatus
     reason: str
     domain: str  # the Author Domain (A-labels, lower case); "" when none could be found
     discovery_method: Discovery
@@ -119,10 +119,10 @@ class DMARCResult:
     record: DMARCRecord | None = None
     record_source: RecordSource = RecordSource.NONE
     organizational_domain: str | None = None
-    requested_policy: Policy | None = None  # from p, sp or np, before t=y / pct
+    requested_policy: DMARCPolicy | None = None  # from p, sp or np, before t=y / pct
     policy_tag: PolicyTag | None = None
-    policy: Policy | None = None
-    disposition: Policy = Policy.NONE
+    policy: DMARCPolicy | None = None
+    disposition: DMARCPolicy = DMARCPolicy.NONE
     override_reason: OverrideReason | None = None
     override_comment: str = ""
     testing: bool = False  # t=y
@@ -140,8 +140,13 @@ MAX_AUTHOR_DOMAINS = 10  # more Author Domains than this is an attack, not mail
 
 LocalPolicy = Callable[[DMARCResult], Override | None]
 
-_RESULT_RANK = {Result.PASS: 0, Result.NONE: 1, Result.PERMERROR: 2, Result.TEMPERROR: 3}
-_POLICY_RANK = {Policy.NONE: 0, Policy.QUARANTINE: 1, Policy.REJECT: 2}
+_RESULT_RANK = {
+    DMARCStatus.PASS: 0,
+    DMARCStatus.NONE: 1,
+    DMARCStatus.PERMERROR: 2,
+    DMARCStatus.TEMPERROR: 3,
+}
+_POLICY_RANK = {DMARCPolicy.NONE: 0, DMARCPolicy.QUARANTINE: 1, DMARCPolicy.REJECT: 2}
 
 
 def _strictness(result: DMARCResult) -> tuple[int, int]:
@@ -256,7 +261,7 @@ class DMARCEvaluator:
     def _not_evaluated(self, why: str, authors: tuple[str, ...]) -> DMARCResult:
         # RFC 9989 §5.3.1: zero or several Author Domains: DMARC validation is not possible.
         return DMARCResult(
-            Result.PERMERROR,
+            DMARCStatus.PERMERROR,
             f"{why}: DMARC not evaluated",
             "",
             self.discovery,
@@ -272,12 +277,12 @@ class DMARCEvaluator:
         lookup: Lookup,
         authors: tuple[str, ...],
     ) -> DMARCResult:
-        base = DMARCResult(Result.NONE, "", author, self.discovery, authors=authors)
+        base = DMARCResult(DMARCStatus.NONE, "", author, self.discovery, authors=authors)
         try:
             found = await discover_policy(lookup, author, self.discovery, self.psl)
         except DiscoveryTempError as exc:
             return replace(
-                base, result=Result.TEMPERROR, reason=str(exc), dns_queries=lookup.queries
+                base, result=DMARCStatus.TEMPERROR, reason=str(exc), dns_queries=lookup.queries
             )
         base = replace(
             base,
@@ -358,11 +363,11 @@ class DMARCEvaluator:
         dkim_aligned = tuple(d for d, ok in zip(dkim_domains, dkim_ok, strict=True) if ok)
         temp = (spf_domain is not None and spf_ok is None) or any(ok is None for ok in dkim_ok)
         if spf_ok or dkim_aligned:
-            result, reason = Result.PASS, _pass_reason(spf_ok, dkim_aligned, spf_domain)
+            result, reason = DMARCStatus.PASS, _pass_reason(spf_ok, dkim_aligned, spf_domain)
         elif temp:
-            result, reason = Result.TEMPERROR, "temporary DNS failure while checking alignment"
+            result, reason = DMARCStatus.TEMPERROR, "temporary DNS failure while checking alignment"
         else:
-            result, reason = Result.FAIL, _fail_reason(spf_domain, dkim_domains)
+            result, reason = DMARCStatus.FAIL, _fail_reason(spf_domain, dkim_domains)
         verdict = replace(
             base,
             result=result,
@@ -380,9 +385,9 @@ class DMARCEvaluator:
     ) -> DMARCResult:
         author = verdict.domain
         exists: bool | None = None
-        requested: Policy | None
+        requested: DMARCPolicy | None
         if not record.policy_usable:  # §4.10.1: act as if the record said p=none
-            requested, tag = Policy.NONE, PolicyTag.P
+            requested, tag = DMARCPolicy.NONE, PolicyTag.P
         elif found.source is RecordSource.AUTHOR:  # §4.10.1: the Author Domain's own record
             requested, tag = record.p, PolicyTag.P
         else:
@@ -401,10 +406,10 @@ class DMARCEvaluator:
                 try:
                     exists = await domain_exists(self.resolver, author)
                 except TemporaryFailure as exc:
-                    if verdict.result is Result.FAIL:
+                    if verdict.result is DMARCStatus.FAIL:
                         return replace(
                             verdict,
-                            result=Result.TEMPERROR,
+                            result=DMARCStatus.TEMPERROR,
                             reason=f"cannot tell whether {author} exists: {exc}",
                         )
             requested, tag = missing if exists is False else existing
@@ -413,18 +418,18 @@ class DMARCEvaluator:
         override = OverrideReason.POLICY_TEST_MODE if policy is not requested else None
         pct = record.pct if record.is_rfc7489 else None  # RFC 7489 pct, only without t
         sampled_out = False
-        sample = verdict.result is Result.FAIL and pct is not None and pct < 100
+        sample = verdict.result is DMARCStatus.FAIL and pct is not None and pct < 100
         if sample and self.random() * 100 >= (pct or 0):  # RFC 7489 §6.6.4: next policy down
             sampled_out = True
             policy = policy.lowered()
             override = OverrideReason.POLICY_TEST_MODE
-        failed = verdict.result is Result.FAIL
+        failed = verdict.result is DMARCStatus.FAIL
         verdict = replace(
             verdict,
             requested_policy=requested,
             policy_tag=tag,
             policy=policy,
-            disposition=policy if failed else Policy.NONE,
+            disposition=policy if failed else DMARCPolicy.NONE,
             override_reason=override if failed and policy is not requested else None,
             testing=record.testing,
             pct=pct,

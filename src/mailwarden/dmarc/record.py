@@ -15,8 +15,8 @@ from enum import StrEnum
 __all__ = [
     "PSD",
     "Alignment",
+    "DMARCPolicy",
     "DMARCRecord",
-    "Policy",
     "RecordError",
     "ReportURI",
     "is_dmarc_record",
@@ -24,18 +24,18 @@ __all__ = [
 ]
 
 
-class Policy(StrEnum):
+class DMARCPolicy(StrEnum):
     """Domain Owner Assessment Policy values (p, sp, np) and the disposition applied."""
 
     NONE = "none"
     QUARANTINE = "quarantine"
     REJECT = "reject"
 
-    def lowered(self) -> Policy:
+    def lowered(self) -> DMARCPolicy:
         """One level less strict (RFC 9989 t=y, RFC 7489 §6.6.4 pct sampling)."""
-        if self is Policy.REJECT:
-            return Policy.QUARANTINE
-        return Policy.NONE
+        if self is DMARCPolicy.REJECT:
+            return DMARCPolicy.QUARANTINE
+        return DMARCPolicy.NONE
 
 
 class Alignment(StrEnum):
@@ -78,9 +78,9 @@ class DMARCRecord:
     """
 
     raw: str
-    p: Policy | None = None
-    sp: Policy | None = None
-    np: Policy | None = None
+    p: DMARCPolicy | None = None
+    sp: DMARCPolicy | None = None
+    np: DMARCPolicy | None = None
     adkim: Alignment = Alignment.RELAXED
     aspf: Alignment = Alignment.RELAXED
     fo: tuple[str, ...] = ("0",)
@@ -109,12 +109,12 @@ class DMARCRecord:
         return self.pct is not None and not self.has("t")
 
     @property
-    def subdomain_policy(self) -> Policy | None:
+    def subdomain_policy(self) -> DMARCPolicy | None:
         """sp, else p (RFC 9989 §4.7 sp)."""
         return self.sp if self.sp is not None else self.p
 
     @property
-    def nonexistent_policy(self) -> Policy | None:
+    def nonexistent_policy(self) -> DMARCPolicy | None:
         """np, else sp, else p (RFC 9989 §4.7 np)."""
         return self.np if self.np is not None else self.subdomain_policy
 
@@ -173,7 +173,7 @@ def parse_record(text: str) -> DMARCRecord:
         if name not in seen:
             return
         try:
-            values[name] = Policy(seen[name].lower())
+            values[name] = DMARCPolicy(seen[name].lower())
         except ValueError:
             errors.append(f"invalid {name}={seen[name]!r}")
             invalid_policy.append(name)

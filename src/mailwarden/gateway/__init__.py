@@ -8,9 +8,9 @@ through the `Checks` protocol of `hooks`; `AcceptAll` runs none.
 from .config import (
     BareLineEnding,
     ConfigError,
+    DownstreamProtocol,
     GatewayConfig,
-    Limits,
-    Protocol,
+    SMTPLimits,
     StrictAction,
     Timeouts,
     TLSConfig,
@@ -18,7 +18,7 @@ from .config import (
     load_config,
     parse_hostport,
 )
-from .downstream import DownstreamRelay, Outbound, Relay, Unavailable
+from .downstream import Downstream, DownstreamRelay, Outbound, Unavailable
 from .hooks import (
     AcceptAll,
     Checks,
@@ -42,19 +42,19 @@ __all__ = [
     "Checks",
     "ConfigError",
     "DataDecision",
+    "Downstream",
+    "DownstreamProtocol",
     "DownstreamRelay",
     "Event",
     "Gateway",
     "GatewayConfig",
     "HeaderFilter",
-    "Limits",
     "MaildirRelay",
     "Outbound",
     "PathError",
-    "Protocol",
-    "Relay",
     "RelayControl",
     "Reply",
+    "SMTPLimits",
     "Session",
     "StrictAction",
     "TLSConfig",

@@ -21,10 +21,10 @@ from mailwarden.policy.config import ConfigError  # one error type for every tab
 __all__ = [
     "BareLineEnding",
     "ConfigError",
+    "DownstreamProtocol",
     "GatewayConfig",
-    "Limits",
     "Network",
-    "Protocol",
+    "SMTPLimits",
     "StrictAction",
     "TLSConfig",
     "Timeouts",
@@ -36,7 +36,7 @@ __all__ = [
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class Protocol(StrEnum):
+class DownstreamProtocol(StrEnum):
     """How the gateway talks to the downstream mailbox server."""
 
     SMTP = "smtp"
@@ -59,7 +59,7 @@ class StrictAction(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class SMTPLimits:
     max_message_size: int = 26_214_400  # octets, announced with SIZE (RFC 1870)
     max_recipients: int = 100  # per message (RFC 5321 §4.5.3.1.8 minimum)
     max_line_length: int = 1000  # octets of a message line with CRLF (RFC 5321 §4.5.3.1.6)
@@ -101,7 +101,7 @@ class GatewayConfig:
     recipient_map: str = ""  # file: one accepted address or @domain a line
     trusted_networks: tuple[Network, ...] = ()
     relay_to: tuple[str, int] | None = None  # None: the built-in Maildir sink
-    protocol: Protocol = Protocol.SMTP
+    protocol: DownstreamProtocol = DownstreamProtocol.SMTP
     greet_pause: float = 1.0
     pregreet_action: StrictAction = StrictAction.DROP
     pipelining_action: StrictAction = StrictAction.DROP
@@ -110,7 +110,7 @@ class GatewayConfig:
     data_dir: str = "data"
     log_file: str = "-"  # "-" is standard output, "" turns the log off
     quarantine_address: str = ""  # quarantined mail goes here when the checks redirect it
-    limits: Limits = field(default_factory=Limits)
+    limits: SMTPLimits = field(default_factory=SMTPLimits)
     timeouts: Timeouts = field(default_factory=Timeouts)
     tls: TLSConfig = field(default_factory=TLSConfig)
     raw: Mapping[str, Any] = field(default_factory=dict)  # the whole file, for the checks
@@ -235,7 +235,7 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Ga
         recipient_map=reader.get("recipient_map", str, ""),
         trusted_networks=tuple(networks),
         relay_to=relay_addr,
-        protocol=reader.get_enum("protocol", Protocol, defaults.protocol),
+        protocol=reader.get_enum("protocol", DownstreamProtocol, defaults.protocol),
         greet_pause=reader.get_number("greet_pause", defaults.greet_pause, minimum=0),
         pregreet_action=reader.get_enum("pregreet_action", StrictAction, defaults.pregreet_action),
         pipelining_action=reader.get_enum(
@@ -246,7 +246,7 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Ga
         data_dir=reader.get("data_dir", str, defaults.data_dir),
         log_file=reader.get("log_file", str, defaults.log_file),
         quarantine_address=reader.get("quarantine_address", str, ""),
-        limits=_sub(table, "limits", Limits, source),
+        limits=_sub(table, "limits", SMTPLimits, source),
         timeouts=_sub(table, "timeouts", Timeouts, source),
         tls=_sub(table, "tls", TLSConfig, source),
         raw=dict(data),

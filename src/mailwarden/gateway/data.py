@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .config import BareLineEnding, Limits
+from .config import BareLineEnding, SMTPLimits
 from .hooks import Event, Reply
 from .stream import LineTooLong, Stream
 
@@ -33,7 +33,7 @@ class DataResult:
 
 
 async def read_data(
-    stream: Stream, limits: Limits, block_timeout: float, bare: BareLineEnding
+    stream: Stream, limits: SMTPLimits, block_timeout: float, bare: BareLineEnding
 ) -> DataResult:
     """Read up to the real end of data; raise TimeoutError or ConnectionClosed."""
     parts: list[bytes] = []

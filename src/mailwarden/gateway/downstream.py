@@ -17,11 +17,10 @@ import re
 import time
 from typing import Protocol
 
-from .config import Protocol as Dialect
-from .config import Timeouts
+from .config import DownstreamProtocol, Timeouts
 from .hooks import Reply, Session
 
-__all__ = ["DownstreamRelay", "Outbound", "Relay", "Unavailable", "dot_stuff"]
+__all__ = ["Downstream", "DownstreamRelay", "Outbound", "Unavailable", "dot_stuff"]
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
 REPLY_LINE_MAX = 4096
@@ -51,7 +50,7 @@ class Outbound(Protocol):
     async def close(self) -> None: ...
 
 
-class Relay(Protocol):
+class Downstream(Protocol):
     """Where accepted mail goes: opens one Outbound per client transaction."""
 
     async def open(self, session: Session) -> Outbound: ...
@@ -93,7 +92,7 @@ class DownstreamRelay:
         host: str,
         port: int,
         *,
-        dialect: Dialect = Dialect.SMTP,
+        dialect: DownstreamProtocol = DownstreamProtocol.SMTP,
         helo_name: str = "localhost",
         timeouts: Timeouts | None = None,
         pool_size: int = 32,
@@ -162,7 +161,7 @@ class DownstreamConnection:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        dialect: Dialect,
+        dialect: DownstreamProtocol,
         timeouts: Timeouts,
         relay: DownstreamRelay | None = None,
     ) -> None:
@@ -234,7 +233,7 @@ class DownstreamConnection:
         return await self.read_reply(seconds or self.timeouts.downstream_command)
 
     async def hello(self, name: str) -> None:
-        verb = "LHLO" if self.dialect is Dialect.LMTP else "EHLO"
+        verb = "LHLO" if self.dialect is DownstreamProtocol.LMTP else "EHLO"
         reply = await self.command(f"{verb} {name}")
         if reply.code != 250:
             raise Unavailable(Reply(451, "4.4.1", f"Downstream refused {verb}: {reply}"))
@@ -289,7 +288,7 @@ class DownstreamConnection:
             await self.writer.drain()
         except OSError as exc:
             raise Unavailable(Reply(451, "4.4.2", f"Downstream server: {exc!r}")) from None
-        count = self.accepted if self.dialect is Dialect.LMTP else 1
+        count = self.accepted if self.dialect is DownstreamProtocol.LMTP else 1
         # RFC 2033 §4.2: LMTP answers once per accepted recipient, in RCPT order.
         replies = [await self.read_reply(self.timeouts.downstream_data) for _ in range(count)]
         self.idle = True

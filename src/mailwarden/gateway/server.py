@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from .commands import Command, CommandError, is_non_smtp, parse_command, parse_path_and_params
 from .config import GatewayConfig, StrictAction
 from .data import read_data
-from .downstream import DownstreamRelay, Outbound, Relay, Unavailable
+from .downstream import Downstream, DownstreamRelay, Outbound, Unavailable
 from .headers import received_field, rewrite_message
 from .hooks import AcceptAll, Checks, DataDecision, Event, Reply, Session, TLSInfo, Transaction
 from .log import TransactionLog
@@ -63,14 +63,14 @@ class Gateway:
         config: GatewayConfig,
         checks: Checks | None = None,
         *,
-        relay: Relay | None = None,
+        relay: Downstream | None = None,
         log: TransactionLog | None = None,
         tls_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.checks: Checks = checks if checks is not None else AcceptAll()
-        self.relay: Relay = relay if relay is not None else default_relay(config)
+        self.relay: Downstream = relay if relay is not None else default_relay(config)
         self.log = log if log is not None else TransactionLog(config.log_file)
         self.clock = clock
         recipients = load_recipient_map(config.recipient_map) if config.recipient_map else None
@@ -153,7 +153,7 @@ class Gateway:
         task.add_done_callback(self._tasks.discard)
 
 
-def default_relay(config: GatewayConfig) -> Relay:
+def default_relay(config: GatewayConfig) -> Downstream:
     if config.relay_to is None:
         return MaildirRelay(config.sink_maildir())
     host, port = config.relay_to

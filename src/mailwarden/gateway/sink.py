@@ -16,7 +16,7 @@ import socket
 import time
 from pathlib import Path
 
-from .config import GatewayConfig, Limits, StrictAction, TLSConfig
+from .config import GatewayConfig, SMTPLimits, StrictAction, TLSConfig
 from .hooks import Reply, Session
 
 __all__ = ["MaildirRelay", "deliver_to_maildir", "sink_config"]
@@ -104,7 +104,7 @@ def sink_config(listen: tuple[str, int], hostname: str = "sink.invalid") -> Gate
         pipelining_action=StrictAction.LOG,
         non_smtp_action=StrictAction.LOG,
         log_file="",
-        limits=Limits(
+        limits=SMTPLimits(
             max_message_size=100 * 1024 * 1024,
             max_line_length=1_000_000,
             max_header_size=10 * 1024 * 1024,

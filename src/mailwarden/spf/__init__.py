@@ -5,7 +5,7 @@
 exposes the record grammar (raising `SPFSyntaxError`).
 """
 
-from .check import Identity, Limits, Result, SPFChecker, SPFResult, split_sender, valid_domain
+from .check import Identity, SPFChecker, SPFLimits, SPFResult, SPFStatus, split_sender, valid_domain
 from .header import auth_results_clause, describe, received_spf
 from .record import (
     Macro,
@@ -22,7 +22,6 @@ from .record import (
 
 __all__ = [
     "Identity",
-    "Limits",
     "Macro",
     "MacroString",
     "Mechanism",
@@ -30,9 +29,10 @@ __all__ = [
     "Modifier",
     "Qualifier",
     "Record",
-    "Result",
     "SPFChecker",
+    "SPFLimits",
     "SPFResult",
+    "SPFStatus",
     "SPFSyntaxError",
     "auth_results_clause",
     "describe",

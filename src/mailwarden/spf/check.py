@@ -31,10 +31,10 @@ from mailwarden.dns import (
 
 from .compiled import (
     Abort,
+    CompiledPolicy,
     Compiler,
     Match,
     NotCompilable,
-    Policy,
     Run,
     literal_domain,
     run_policy,
@@ -54,7 +54,7 @@ from .record import (
 )
 
 
-class Result(StrEnum):
+class SPFStatus(StrEnum):
     """RFC 7208 §2.6 results."""
 
     NONE = "none"
@@ -66,7 +66,7 @@ class Result(StrEnum):
     PERMERROR = "permerror"
 
 
-_RESULTS = {result.value: result for result in Result}
+_RESULTS = {result.value: result for result in SPFStatus}
 
 
 class Identity(StrEnum):
@@ -77,15 +77,15 @@ class Identity(StrEnum):
 
 
 _QUALIFIER_RESULT = {
-    Qualifier.PASS: Result.PASS,
-    Qualifier.FAIL: Result.FAIL,
-    Qualifier.SOFTFAIL: Result.SOFTFAIL,
-    Qualifier.NEUTRAL: Result.NEUTRAL,
+    Qualifier.PASS: SPFStatus.PASS,
+    Qualifier.FAIL: SPFStatus.FAIL,
+    Qualifier.SOFTFAIL: SPFStatus.SOFTFAIL,
+    Qualifier.NEUTRAL: SPFStatus.NEUTRAL,
 }
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class SPFLimits:
     """RFC 7208 §4.6.4 processing limits."""
 
     dns_mechanisms: int = 10  # include, a, mx, ptr, exists, redirect
@@ -98,7 +98,7 @@ class SPFResult(NamedTuple):
     """The outcome of one check, with enough detail to explain it (immutable; a NamedTuple
     because a warm evaluation takes microseconds and a frozen dataclass costs several)."""
 
-    result: Result
+    result: SPFStatus
     identity: Identity
     domain: str  # the domain whose policy was checked (empty when none could be)
     sender: str  # the <sender> of check_host: local-part@domain
@@ -114,7 +114,7 @@ class SPFResult(NamedTuple):
 
 @dataclass(slots=True)
 class _Outcome:
-    result: Result
+    result: SPFStatus
     reason: str
     mechanism: str | None = None
     explanation: str | None = None
@@ -155,7 +155,7 @@ class SPFChecker:
         resolver: Resolver,
         *,
         receiver: str = "unknown",
-        limits: Limits | None = None,
+        limits: SPFLimits | None = None,
         clock: Callable[[], float] = time.time,
         record_cache_size: int = 4096,
         compile_after: int | None = 2,
@@ -164,7 +164,7 @@ class SPFChecker:
     ) -> None:
         self.resolver = resolver
         self.receiver = receiver
-        self.limits = limits or Limits()
+        self.limits = limits or SPFLimits()
         self.clock = clock
         self._records: dict[bytes, Record | SPFSyntaxError] = {}
         self._record_cache_size = record_cache_size
@@ -172,7 +172,7 @@ class SPFChecker:
         # None interprets every check.
         self.compile_after = compile_after
         self.max_policy_ttl = max_policy_ttl
-        self._compiled: dict[tuple[str, int], tuple[float, Policy | None]] = {}
+        self._compiled: dict[tuple[str, int], tuple[float, CompiledPolicy | None]] = {}
         self._sightings: dict[tuple[str, int], int] = {}
         # With a caching resolver, fetch a policy's whole tree at once while the interpreter
         # walks it in order: the wait is the tree's depth, not its number of lookups.
@@ -239,7 +239,7 @@ class SPFChecker:
         try:
             outcome = await evaluation.check_host(domain, top=True)
         except Abort as abort:
-            outcome = _Outcome(Result(abort.result), abort.reason)
+            outcome = _Outcome(SPFStatus(abort.result), abort.reason)
         return SPFResult(
             result=outcome.result,
             identity=identity,
@@ -301,7 +301,7 @@ class SPFChecker:
         with contextlib.suppress(DNSError):
             await self.resolver.resolve(name, rdtype)
 
-    async def _compiled_policy(self, domain: str, version: int) -> Policy | None:
+    async def _compiled_policy(self, domain: str, version: int) -> CompiledPolicy | None:
         """The compiled policy of a domain seen often enough, or None to interpret."""
         key = (domain, version)
         now = self.clock()
@@ -326,7 +326,7 @@ class SPFChecker:
             mx_limit=self.limits.mx_names,
             max_depth=self.limits.dns_mechanisms,
         )
-        policy: Policy | None
+        policy: CompiledPolicy | None
         try:
             policy = await compiler.compile(domain)
             ttl = policy.ttl
@@ -341,7 +341,7 @@ class SPFChecker:
 
     async def _run_compiled(
         self,
-        policy: Policy,
+        policy: CompiledPolicy,
         address: IPAddress,
         local: str,
         sender_domain: str,
@@ -427,32 +427,32 @@ class _Evaluation:
     # -- record selection (RFC 7208 §4.4, §4.5) --------------------------------------------
     async def check_host(self, domain: str, *, top: bool) -> _Outcome:
         if not valid_domain(domain):  # RFC 7208 §4.3
-            return _Outcome(Result.NONE, f"{domain!r} is not a valid domain name")
+            return _Outcome(SPFStatus.NONE, f"{domain!r} is not a valid domain name")
         record = await self.fetch_record(domain)
         if record is None:
-            return _Outcome(Result.NONE, f"no SPF record at {domain}")
+            return _Outcome(SPFStatus.NONE, f"no SPF record at {domain}")
         for mechanism in record.mechanisms:  # RFC 7208 §4.6.2: first match wins
             if await self.matches(mechanism, domain):
                 result = _QUALIFIER_RESULT[mechanism.qualifier]
                 outcome = _Outcome(result, f"matched {mechanism.text}", mechanism.text)
-                if result is Result.FAIL and top and record.exp is not None:
+                if result is SPFStatus.FAIL and top and record.exp is not None:
                     outcome.explanation = await self.explanation(record.exp, domain)
                 return outcome
         if record.redirect is not None and not record.has_all:  # RFC 7208 §6.1
             self.count_dns_mechanism("redirect")
             target = await self.expand_domain(record.redirect, domain)
             outcome = await self.check_host(target, top=top)
-            if outcome.result is Result.NONE:
-                raise Abort(Result.PERMERROR, f"redirect target {target} has no SPF record")
+            if outcome.result is SPFStatus.NONE:
+                raise Abort(SPFStatus.PERMERROR, f"redirect target {target} has no SPF record")
             return outcome
-        return _Outcome(Result.NEUTRAL, f"no mechanism matched in the policy of {domain}")
+        return _Outcome(SPFStatus.NEUTRAL, f"no mechanism matched in the policy of {domain}")
 
     async def fetch_record(self, domain: str) -> Record | None:
         try:
             answer = await self.resolver.resolve(domain, RdType.TXT)
         except TemporaryFailure as exc:
             raise Abort(
-                Result.TEMPERROR,
+                SPFStatus.TEMPERROR,
                 f"DNS failure fetching the SPF record of {domain}: {exc.detail or exc.kind}",
             ) from None
         except (NXDomain, NoData):
@@ -461,12 +461,12 @@ class _Evaluation:
         if not candidates:
             return None
         if len(candidates) > 1:  # RFC 7208 §4.5
-            raise Abort(Result.PERMERROR, f"{domain} publishes {len(candidates)} SPF records")
+            raise Abort(SPFStatus.PERMERROR, f"{domain} publishes {len(candidates)} SPF records")
         try:
             return self.checker.parse_cached(candidates[0])
         except SPFSyntaxError as exc:
             raise Abort(
-                Result.PERMERROR, f"syntax error in the SPF record of {domain}: {exc}"
+                SPFStatus.PERMERROR, f"syntax error in the SPF record of {domain}: {exc}"
             ) from None
 
     # -- limits (RFC 7208 §4.6.4) ----------------------------------------------------------
@@ -474,7 +474,7 @@ class _Evaluation:
         self.dns_mechanisms += 1
         if self.dns_mechanisms > self.limits.dns_mechanisms:
             raise Abort(
-                Result.PERMERROR,
+                SPFStatus.PERMERROR,
                 f"more than {self.limits.dns_mechanisms} DNS-querying terms (at {term})",
             )
 
@@ -482,7 +482,7 @@ class _Evaluation:
         self.void_lookups += 1
         if self.void_lookups > self.limits.void_lookups:
             raise Abort(
-                Result.PERMERROR,
+                SPFStatus.PERMERROR,
                 f"more than {self.limits.void_lookups} void DNS lookups (at {name})",
             )
 
@@ -497,7 +497,7 @@ class _Evaluation:
             answer = await self.resolver.resolve(name, rdtype)
         except TemporaryFailure as exc:
             raise Abort(
-                Result.TEMPERROR,
+                SPFStatus.TEMPERROR,
                 f"DNS failure looking up {name}/{rdtype}: {exc.detail or exc.kind}",
             ) from None
         except (NXDomain, NoData):
@@ -548,10 +548,10 @@ class _Evaluation:
     async def include(self, target: str) -> bool:
         """RFC 7208 §5.2: pass matches; fail/softfail/neutral do not; none is a permerror."""
         outcome = await self.check_host(target, top=False)
-        if outcome.result is Result.PASS:
+        if outcome.result is SPFStatus.PASS:
             return True
-        if outcome.result is Result.NONE:
-            raise Abort(Result.PERMERROR, f"included domain {target} has no SPF record")
+        if outcome.result is SPFStatus.NONE:
+            raise Abort(SPFStatus.PERMERROR, f"included domain {target} has no SPF record")
         return False
 
     async def mx(self, target: str, mechanism: Mechanism) -> bool:
@@ -559,7 +559,7 @@ class _Evaluation:
         exchanges = await self.lookup(target, RdType.MX, void=True)
         if len(exchanges) > self.limits.mx_names:  # RFC 7208 §4.6.4
             raise Abort(
-                Result.PERMERROR, f"{target} has more than {self.limits.mx_names} MX records"
+                SPFStatus.PERMERROR, f"{target} has more than {self.limits.mx_names} MX records"
             )
         names = [str(name) for name in exchanges if name]
         results = await asyncio.gather(

@@ -74,7 +74,7 @@ class Step:
     abort: tuple[str, str] | None = None  # (result, reason) once the costs are counted
     ranges: tuple[tuple[int, int], ...] = ()  # first and last address, as integers
     matches_all: bool = False
-    sub: Policy | None = None  # include target or redirect target
+    sub: CompiledPolicy | None = None  # include target or redirect target
     dynamic: bool = False  # evaluated by the interpreter (ptr, exists, macros); target=domain
     plain: bool = False  # costs nothing and needs nothing but the address (ip4, ip6, all)
     block: tuple[list[int], list[Step | None]] | None = None  # merged plain steps, see blocks()
@@ -83,7 +83,7 @@ class Step:
 
 
 @dataclass(slots=True)
-class Policy:
+class CompiledPolicy:
     """A compiled check_host() of one domain for one address family."""
 
     domain: str
@@ -111,7 +111,7 @@ class Summary:
 
 
 class Compiler:
-    """Builds a `Policy` through a resolver; raises NotCompilable when it cannot."""
+    """Builds a `CompiledPolicy` through a resolver; raises NotCompilable when it cannot."""
 
     def __init__(
         self,
@@ -146,19 +146,19 @@ class Compiler:
         self.ttl = min(self.ttl, answer.ttl)
         return list(answer.records)
 
-    async def compile(self, domain: str, depth: int = 0) -> Policy:
+    async def compile(self, domain: str, depth: int = 0) -> CompiledPolicy:
         """The policy of `domain` with every include and redirect target compiled in."""
         if depth > self.max_depth:  # deeper trees always exceed the limits: interpret them
             raise NotCompilable("include or redirect chain deeper than the DNS term limit")
         if not self.valid_domain(domain):  # RFC 7208 §4.3
-            return Policy(
+            return CompiledPolicy(
                 domain,
                 0,
                 none_reason=f"{domain!r} is not a valid domain name",
                 version=self.version,
             )
         records = await self.answer(domain, RdType.TXT)
-        policy = Policy(domain, 1, version=self.version)
+        policy = CompiledPolicy(domain, 1, version=self.version)
         joined = [r.joined for r in records or () if isinstance(r, TXT)]
         texts = [text for text in joined if is_spf_record(text)]
         if not texts:
@@ -335,13 +335,13 @@ class Match:
     result: str
     reason: str
     mechanism: str | None = None
-    policy: Policy | None = None  # whose exp= applies on fail
+    policy: CompiledPolicy | None = None  # whose exp= applies on fail
 
 
 DynamicMatch = Callable[[Mechanism, str, Run], Awaitable[bool]]
 
 
-def run_summarized(policy: Policy, state: Run) -> Match:
+def run_summarized(policy: CompiledPolicy, state: Run) -> Match:
     """Evaluate a static policy for a fresh `state` by one bisection in its summary; when the
     path would exceed a limit, walk it to find where (the permerror names the term)."""
     summary = policy.summary or summarize(policy)
@@ -355,7 +355,7 @@ def run_summarized(policy: Policy, state: Run) -> Match:
     return outcome
 
 
-def summarize(policy: Policy) -> Summary:
+def summarize(policy: CompiledPolicy) -> Summary:
     """Evaluate a static tree once for each segment of the address space between the bounds
     of all its ranges (the path taken depends on nothing else)."""
     top = (1 << (32 if policy.version == 4 else 128)) - 1
@@ -376,7 +376,7 @@ def summarize(policy: Policy) -> Summary:
     return policy.summary
 
 
-def _bounds(policy: Policy, bounds: set[int]) -> None:
+def _bounds(policy: CompiledPolicy, bounds: set[int]) -> None:
     for step in policy.steps:
         if step.block is not None:
             bounds.update(step.block[0])
@@ -388,7 +388,7 @@ def _bounds(policy: Policy, bounds: set[int]) -> None:
         _bounds(policy.redirect.sub, bounds)
 
 
-def run_static(policy: Policy, state: Run) -> Match:
+def run_static(policy: CompiledPolicy, state: Run) -> Match:
     """Evaluate a compiled policy without dynamic terms: no awaits at all."""
     steps = _run(policy, state)
     try:
@@ -400,7 +400,7 @@ def run_static(policy: Policy, state: Run) -> Match:
     raise RuntimeError(f"the policy of {policy.domain} has a dynamic term")  # pragma: no cover
 
 
-async def run_policy(policy: Policy, state: Run, dynamic: DynamicMatch) -> Match:
+async def run_policy(policy: CompiledPolicy, state: Run, dynamic: DynamicMatch) -> Match:
     """Evaluate a compiled policy for `state.ip`; raises Abort for permerror/temperror.
 
     `dynamic(mechanism, domain, state)` evaluates a term that depends on the client, counting
@@ -419,7 +419,9 @@ async def run_policy(policy: Policy, state: Run, dynamic: DynamicMatch) -> Match
         steps.close()
 
 
-def _run(policy: Policy, state: Run) -> Generator[tuple[Mechanism, str], bool | None, Match]:
+def _run(
+    policy: CompiledPolicy, state: Run
+) -> Generator[tuple[Mechanism, str], bool | None, Match]:
     """The evaluation itself, as a generator: it yields each dynamic term it reaches and is
     sent back whether that term matched, so one body serves the sync and async drivers."""
     state.queries += policy.queries

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from mailwarden.dns import DNSError, NoData, NXDomain, RdType, Resolver, TemporaryFailure
 
-from .check import Limits
+from .check import SPFLimits
 from .record import (
     DNS_MECHANISMS,
     Mechanism,
@@ -201,7 +201,7 @@ async def fetch_spf_records(resolver: Resolver, domain: str) -> list[str]:
 
 
 class _Explainer:
-    def __init__(self, resolver: Resolver | None, limits: Limits) -> None:
+    def __init__(self, resolver: Resolver | None, limits: SPFLimits) -> None:
         self.resolver = resolver
         self.limits = limits
         self.findings: list[Finding] = []
@@ -365,13 +365,13 @@ async def explain_policy(
     *,
     domain: str = "",
     record: str | None = None,
-    limits: Limits | None = None,
+    limits: SPFLimits | None = None,
 ) -> Explanation:
     """Explain `record` (given as text) or the policy published at `domain`.
 
     With a resolver, includes and redirects are fetched to build the tree and count lookups.
     """
-    limits = limits or Limits()
+    limits = limits or SPFLimits()
     explainer = _Explainer(resolver, limits)
     if record is not None:
         root = PolicyNode(domain=domain, via="", record=record)

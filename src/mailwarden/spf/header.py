@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .check import Identity, Result, SPFResult
+from .check import Identity, SPFResult, SPFStatus
 
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 # RFC 8601 pvalue: a value (token / quoted-string) or [local-part "@"] domain-name
@@ -27,15 +27,15 @@ def describe(result: SPFResult) -> str:
     """One sentence on what the result means, in the words of RFC 7208 §9.1's examples."""
     who = result.sender
     ip = result.ip
-    if result.result is Result.PASS:
+    if result.result is SPFStatus.PASS:
         return f"domain of {who} designates {ip} as permitted sender"
-    if result.result is Result.FAIL:
+    if result.result is SPFStatus.FAIL:
         return f"domain of {who} does not designate {ip} as permitted sender"
-    if result.result is Result.SOFTFAIL:
+    if result.result is SPFStatus.SOFTFAIL:
         return f"domain of transitioning {who} does not designate {ip} as permitted sender"
-    if result.result is Result.NEUTRAL:
+    if result.result is SPFStatus.NEUTRAL:
         return f"{ip} is neither permitted nor denied by domain of {who}"
-    if result.result is Result.NONE:
+    if result.result is SPFStatus.NONE:
         return f"domain of {who} does not provide an SPF record"
     return f"error in processing during lookup of {who}: {result.reason}"
 
@@ -51,7 +51,7 @@ def received_spf(result: SPFResult, receiver: str) -> str:
     ]
     if result.mechanism:
         pairs.append(("mechanism", result.mechanism))
-    if result.result in (Result.PERMERROR, Result.TEMPERROR):
+    if result.result in (SPFStatus.PERMERROR, SPFStatus.TEMPERROR):
         pairs.append(("problem", result.reason))
     fields = "; ".join(f"{key}={quote_value(value)}" for key, value in pairs if value)
     return (

@@ -17,6 +17,8 @@ import pytest
         "mailwarden.dkim.keygen",
         "mailwarden.dkim.sign",
         "mailwarden.dkim.tags",
+        "mailwarden.dkim.result",
+        "mailwarden.dkim.signature",
         "mailwarden.dkim.verify",
         "mailwarden.message",
     ],
@@ -31,7 +33,7 @@ def test_all_is_honest(name: str) -> None:
 
 def test_package_reexports_every_submodule_entry_point() -> None:
     dkim = importlib.import_module("mailwarden.dkim")
-    for sub in ("canon", "tags", "verify", "sign"):
+    for sub in ("canon", "tags", "result", "signature", "verify", "sign"):
         module = importlib.import_module(f"mailwarden.dkim.{sub}")
         missing = set(module.__all__) - set(dkim.__all__)
         assert not missing, (sub, missing)

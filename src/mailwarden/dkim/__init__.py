@@ -29,6 +29,7 @@ from .key import (
     parse_key_record,
 )
 from .keygen import generate_key, key_record, private_key_pem, txt_strings, write_private_key
+from .result import DKIMResult, DKIMStatus
 from .sign import (
     DEFAULT_SIGNED_HEADERS,
     SigningError,
@@ -38,16 +39,9 @@ from .sign import (
     sign_many,
     signed_header_names,
 )
+from .signature import Signature, SignatureError, header_b_prefixes, parse_signature
 from .tags import TagListError, format_tag_list, parse_tag_list, strip_tag_value
-from .verify import (
-    DKIMResult,
-    DKIMStatus,
-    DKIMVerifier,
-    Signature,
-    SignatureError,
-    header_b_prefixes,
-    parse_signature,
-)
+from .verify import DKIMVerifier
 
 __all__ = [
     "DEFAULT_SIGNED_HEADERS",

@@ -1,295 +1,32 @@
 """DKIM verification (RFC 6376 §6, RFC 8301, RFC 8463).
 
-`parse_signature` turns a DKIM-Signature value into a `Signature` (SignatureError with the
-permerror reason otherwise); `DKIMVerifier.verify(message)` checks every signature of a
-message and returns one `DKIMResult` each, in the order the fields appear. It never raises for
-a protocol outcome.
+`DKIMVerifier.verify(message)` checks every signature of a message and returns one
+`DKIMResult` each, in the order the fields appear. It never raises for a protocol outcome.
+The signature model and its parser are in `signature`, the result type in `result`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import itertools
-import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from collections.abc import Callable
+from dataclasses import replace
 
-from mailwarden.dns import Resolver, to_ascii
+from mailwarden.dns import Resolver
 from mailwarden.message import HeaderField, Message, MessageError
 
-from .canon import BodyHasher, Canon, header_hash_input, parse_canonicalization
+from .canon import BodyHasher, Canon, header_hash_input
 from .crypto import Algorithm, verify_data
 from .key import KeyFailure, KeyRecord, fetch_key
-from .tags import TagListError, parse_tag_list
+from .result import DKIMResult, DKIMStatus
+from .signature import Signature, SignatureError, header_b_prefixes, loose_tags, parse_signature
 
-__all__ = [
-    "DKIMResult",
-    "DKIMStatus",
-    "DKIMVerifier",
-    "Signature",
-    "SignatureError",
-    "header_b_prefixes",
-    "parse_signature",
-]
+__all__ = ["DKIMVerifier"]
 
 MAX_SIGNATURES = 10  # signatures checked per message; the rest are reported, not checked
 MIN_RSA_BITS = 1024  # RFC 8301 §3.2
 MAX_CLOCK_SKEW = 300  # seconds a t= may lie in the future
-HEADER_B_MIN = 8  # RFC 6008 §4: header.b carries at least the first 8 characters of b=
-REQUIRED_TAGS = ("v", "a", "b", "bh", "d", "h", "s")  # RFC 6376 §3.5
-_H_LIST = re.compile(r"[\x21-\x39\x3b-\x7e]+(?::[\x21-\x39\x3b-\x7e]+)*")
-# LDH labels (underscore allowed, as in selectors), 1..63 octets each (RFC 6376 §3.5 d=, s=)
-_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
-_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-_DIGITS = re.compile(r"[0-9]{1,76}")
-
-
-class DKIMStatus(StrEnum):
-    """RFC 8601 §2.7.1 results of one signature (none: the message has no signature)."""
-
-    PASS = "pass"
-    FAIL = "fail"
-    NEUTRAL = "neutral"
-    TEMPERROR = "temperror"
-    PERMERROR = "permerror"
-    POLICY = "policy"
-    NONE = "none"
-
-
-_ALGORITHMS = {a.value: a for a in Algorithm}
-
-
-class SignatureError(ValueError):
-    """A DKIM-Signature that cannot be verified; the message is the permerror reason."""
-
-
-@dataclass(frozen=True, slots=True)
-class Signature:
-    """A parsed, syntactically valid DKIM-Signature (RFC 6376 §3.5)."""
-
-    algorithm: Algorithm
-    signature: bytes  # b=, decoded
-    body_hash: bytes  # bh=, decoded
-    header_canon: Canon
-    body_canon: Canon
-    domain: str  # d=, lower case, A-labels
-    selector: str  # s=, lower case
-    signed_headers: tuple[str, ...]  # h=, lower case, in order
-    identity: str  # i=, or "@" + d= by default
-    length: int | None = None  # l=
-    timestamp: int | None = None  # t=
-    expiration: int | None = None  # x=
-    copied_headers: str | None = None  # z=
-    b_text: str = ""  # b= as written, whitespace removed
-    tags: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def canonicalization(self) -> str:
-        return f"{self.header_canon}/{self.body_canon}"
-
-
-@dataclass(frozen=True, slots=True)
-class DKIMResult:
-    """The outcome of one DKIM-Signature, with what Authentication-Results needs."""
-
-    result: DKIMStatus
-    reason: str
-    domain: str = ""  # d= (header.d)
-    selector: str = ""  # s= (header.s)
-    algorithm: str = ""  # a= (header.a)
-    key_bits: int | None = None
-    header_b: str = ""  # shortest prefix of b= (8+ chars) unique in the message (RFC 6008)
-    signature_b: str = ""  # the whole b= value
-    identity: str = ""  # i= (header.i)
-    canonicalization: str = ""
-    signed_headers: tuple[str, ...] = ()
-    timestamp: int | None = None
-    expiration: int | None = None
-    body_length: int | None = None  # l=
-    body_length_unsigned: int | None = None  # canonical body bytes after l= (not signed)
-    testing: bool = False  # the key record has t=y
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def header_d(self) -> str:
-        return self.domain
-
-    @property
-    def header_s(self) -> str:
-        return self.selector
-
-    @property
-    def header_a(self) -> str:
-        return self.algorithm
-
-    @property
-    def header_i(self) -> str:
-        return self.identity
-
-    def auth_results_clause(self) -> str:
-        """This result as an RFC 8601 resinfo: `dkim=pass (2048-bit key) header.d=...`."""
-        parts = [f"dkim={self.result}"]
-        if self.key_bits:
-            parts.append(f"({self.key_bits}-bit key)")
-        elif self.reason and self.result is not DKIMStatus.PASS:
-            parts.append("(" + self.reason.replace("(", "[").replace(")", "]") + ")")
-        for prop, value in (
-            ("header.d", self.domain),
-            ("header.i", self.identity),
-            ("header.s", self.selector),
-            ("header.a", self.algorithm),
-            ("header.b", self.header_b),
-        ):
-            if value:
-                parts.append(f"{prop}={_ar_value(value)}")
-        return " ".join(parts)
-
-
-def _ar_value(value: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9!#$%&'*+\-./=?^_`{|}~@]+", value):
-        return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _b64(value: str, tag: str) -> bytes:
-    text = "".join(value.split())
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise SignatureError(f"{tag}= is not valid base64") from None
-    if not data:
-        raise SignatureError(f"{tag}= is empty")
-    return data
-
-
-def _number(tags: dict[str, str], tag: str) -> int | None:
-    if tag not in tags:
-        return None
-    value = tags[tag]
-    if not _DIGITS.fullmatch(value):
-        raise SignatureError(f"{tag}={value!r} is not a decimal number")
-    return int(value)
-
-
-def _domain(value: str, what: str) -> str:
-    name = value.strip().lower()
-    if not name.isascii():
-        try:
-            name = to_ascii(name)
-        except ValueError:
-            raise SignatureError(f"{what} {value!r} is not a valid domain name") from None
-    if len(name) > 253 or not _DOMAIN.fullmatch(name):
-        raise SignatureError(f"{what} {value!r} is not a valid domain name")
-    return name
-
-
-def parse_signature(value: bytes | str) -> Signature:
-    """Parse and check a DKIM-Signature value (RFC 6376 §3.5, §6.1.1), clock aside."""
-    try:
-        tags = parse_tag_list(value)
-    except TagListError as exc:
-        raise SignatureError(f"malformed signature: {exc}") from None
-    missing = [tag for tag in REQUIRED_TAGS if tag not in tags]
-    if missing:
-        raise SignatureError(
-            f"signature lacks required tag{'s' * (len(missing) > 1)} "
-            + ", ".join(f"{t}=" for t in missing)
-        )
-    if tags["v"] != "1":
-        raise SignatureError(f"unsupported signature version v={tags['v']}")
-    algorithm = _ALGORITHMS.get(tags["a"].lower())
-    if algorithm is None:
-        raise SignatureError(f"unsupported algorithm a={tags['a']}")
-    try:
-        header_canon, body_canon = parse_canonicalization(tags.get("c", "simple/simple"))
-    except ValueError as exc:
-        raise SignatureError(str(exc)) from None
-    domain = _domain(tags["d"], "d=")
-    selector_text = "".join(tags["s"].split()).lower()
-    if not _DOMAIN.fullmatch(selector_text):
-        raise SignatureError(f"s={tags['s']!r} is not a valid selector")
-    h_text = tags["h"].lower()
-    if " " in h_text or "\t" in h_text or "\n" in h_text:
-        h_text = "".join(h_text.split())
-    signed = tuple(h_text.split(":"))
-    if not _H_LIST.fullmatch(h_text):
-        bad = next((n for n in signed if not _H_LIST.fullmatch(n)), "")
-        raise SignatureError(f"h= holds an invalid header field name {bad!r}")
-    if "from" not in signed:
-        raise SignatureError("From is not signed (h= must include it, RFC 6376 §5.4)")
-    identity = tags.get("i", "@" + domain)
-    local, at, i_domain = identity.rpartition("@")
-    if not at:
-        raise SignatureError(f"i={identity!r} has no '@'")
-    i_domain = _domain(i_domain, "i= domain")
-    if i_domain != domain and not i_domain.endswith("." + domain):  # RFC 6376 §6.1.1
-        raise SignatureError(f"i= domain {i_domain} is not d= {domain} or a subdomain of it")
-    if "q" in tags:
-        methods = [m.strip(" \t\r\n").lower() for m in tags["q"].split(":")]
-        if not any(m == "dns/txt" or m.startswith("dns/txt/") for m in methods):
-            raise SignatureError(f"no supported query method in q={tags['q']}")
-    timestamp = _number(tags, "t")
-    expiration = _number(tags, "x")
-    if timestamp is not None and expiration is not None and expiration < timestamp:
-        raise SignatureError("x= (expiration) is before t= (signing time)")
-    b_text = "".join(tags["b"].split())
-    return Signature(
-        algorithm=algorithm,
-        signature=_b64(b_text, "b"),
-        body_hash=_b64(tags["bh"], "bh"),
-        header_canon=header_canon,
-        body_canon=body_canon,
-        domain=domain,
-        selector=selector_text,
-        signed_headers=signed,
-        identity=f"{local}@{i_domain}" if "i" in tags else identity,
-        length=_number(tags, "l"),
-        timestamp=timestamp,
-        expiration=expiration,
-        copied_headers=tags.get("z"),
-        b_text=b_text,
-        tags=tags,
-    )
-
-
-def _loose_tags(value: bytes) -> dict[str, str]:
-    """Best-effort tags of a signature that failed to parse, to fill in the result."""
-    out: dict[str, str] = {}
-    for spec in value.decode("utf-8", "replace").split(";"):
-        name, eq, text = spec.partition("=")
-        name = name.strip()
-        if eq and name in ("a", "b", "d", "s", "i") and name not in out:
-            out[name] = "".join(text.split()) if name == "b" else text.strip()
-    return out
-
-
-def _common_prefix(left: str, right: str) -> int:
-    n = 0
-    for a, b in zip(left, right, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n
-
-
-def header_b_prefixes(values: Sequence[str]) -> list[str]:
-    """For each b= value, its shortest prefix of 8+ characters that no other value shares.
-
-    Sorted neighbours share the longest prefixes, so comparing each value with them is enough
-    (O(n log n) even for a message with hundreds of signatures).
-    """
-    ordered = sorted(set(values))
-    need: dict[str, int] = {}
-    for left, right in itertools.pairwise(ordered):
-        common = _common_prefix(left, right) + 1
-        need[left] = max(need.get(left, 0), common)
-        need[right] = max(need.get(right, 0), common)
-    return [value[: max(HEADER_B_MIN, need.get(value, 0))] for value in values]
 
 
 _KeyOutcome = KeyRecord | KeyFailure
@@ -298,7 +35,7 @@ _MISSING = KeyFailure("not fetched yet", temporary=True)
 
 def _b_text(value: bytes) -> str:
     """The b= value of a signature that did not parse, whitespace removed ("" if none)."""
-    return _loose_tags(value).get("b", "")
+    return loose_tags(value).get("b", "")
 
 
 class DKIMVerifier:
@@ -430,7 +167,7 @@ class DKIMVerifier:
             raise SignatureError(f"signature timestamp t={signature.timestamp} is in the future")
 
     def _error_result(self, sig_field: HeaderField, reason: str, header_b: str) -> DKIMResult:
-        tags = _loose_tags(sig_field.value)
+        tags = loose_tags(sig_field.value)
         return DKIMResult(
             DKIMStatus.PERMERROR,
             reason,

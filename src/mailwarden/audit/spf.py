@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from mailwarden.dns import RdType, Resolver
-from mailwarden.spf.check import SPFLimits
+from mailwarden.spf import SPFLimits
 from mailwarden.spf.explain import Explanation, PolicyNode, explain_policy
 from mailwarden.spf.record import (
     MechanismKind,

@@ -5,8 +5,9 @@
 exposes the record grammar (raising `SPFSyntaxError`).
 """
 
-from .check import Identity, SPFChecker, SPFLimits, SPFResult, SPFStatus, split_sender, valid_domain
+from .check import SPFChecker, split_sender
 from .header import auth_results_clause, describe, received_spf
+from .interpreter import SPFLimits, valid_domain
 from .record import (
     Macro,
     MacroString,
@@ -19,6 +20,7 @@ from .record import (
     parse_explanation,
     parse_record,
 )
+from .result import Identity, SPFResult, SPFStatus
 
 __all__ = [
     "Identity",

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from mailwarden.dns import DNSError, NoData, NXDomain, RdType, Resolver, TemporaryFailure
 
-from .check import SPFLimits
+from .interpreter import SPFLimits
 from .record import (
     DNS_MECHANISMS,
     Mechanism,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .check import Identity, SPFResult, SPFStatus
+from .result import Identity, SPFResult, SPFStatus
 
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 # RFC 8601 pvalue: a value (token / quoted-string) or [local-part "@"] domain-name

@@ -111,10 +111,6 @@ class Message:
         """The message bytes, exactly as parsed."""
         return b"".join(f.raw for f in self.fields) + self.separator + self.body
 
-    @property
-    def header_bytes(self) -> bytes:
-        return b"".join(f.raw for f in self.fields)
-
     def get_all(self, name: str) -> list[HeaderField]:
         """Every field named `name` (any case), top to bottom."""
         lname = name.lower()

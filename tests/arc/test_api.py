@@ -6,6 +6,8 @@ import ast
 import types
 from pathlib import Path
 
+from tests.public_api import assert_all_is_honest
+
 import mailwarden.arc as arc
 
 SRC = Path(arc.__file__).resolve().parents[1]  # src/mailwarden
@@ -59,3 +61,7 @@ def test_arc_imports_only_lower_layers() -> None:
         for name in _imports(path):
             if name.startswith("mailwarden."):
                 assert name.split(".")[1] in ARC_MAY_IMPORT | {"arc"}, (path.name, name)
+
+
+def test_package_all_lists_exactly_its_public_names() -> None:
+    assert_all_is_honest("mailwarden.arc")

@@ -10,7 +10,6 @@ from mailwarden.arc import (
     ARCStatus,
     parse_aar,
     trusted_forwarder_override,
-    trusted_forwarder_policy,
     trusted_sealer_dmarc_pass,
 )
 from mailwarden.dmarc import (
@@ -120,7 +119,7 @@ async def test_override_through_the_dmarc_evaluator() -> None:
     plain = await DMARCEvaluator(static).evaluate(["Alice <alice@origin.example>"], None, [])
     assert (plain.result, plain.disposition) == (DMARCStatus.FAIL, DMARCPolicy.REJECT)
     evaluator = DMARCEvaluator(
-        static, local_policy=trusted_forwarder_policy(result, ["list.example"])
+        static, local_policy=lambda v: trusted_forwarder_override(v, result, ["list.example"])
     )
     verdict = await evaluator.evaluate(["Alice <alice@origin.example>"], None, [])
     assert verdict.result is DMARCStatus.FAIL  # the result stands; the disposition is overridden

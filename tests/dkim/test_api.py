@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 import pytest
+from tests.public_api import assert_all_is_honest
 
 
 @pytest.mark.parametrize(
@@ -37,3 +38,7 @@ def test_package_reexports_every_submodule_entry_point() -> None:
         module = importlib.import_module(f"mailwarden.dkim.{sub}")
         missing = set(module.__all__) - set(dkim.__all__)
         assert not missing, (sub, missing)
+
+
+def test_package_all_lists_exactly_its_public_names() -> None:
+    assert_all_is_honest("mailwarden.dkim")

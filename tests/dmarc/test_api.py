@@ -7,6 +7,7 @@ import inspect
 from types import ModuleType
 
 import pytest
+from tests.public_api import assert_all_is_honest
 
 import mailwarden.address
 import mailwarden.authres
@@ -40,3 +41,7 @@ def test_colleague_dkim_results_fit_the_protocols() -> None:
         assert isinstance(getattr(result, attribute), str)
     assert isinstance(result.identity, str)
     assert str(result.result) == "pass"
+
+
+def test_package_all_lists_exactly_its_public_names() -> None:
+    assert_all_is_honest("mailwarden.dmarc")

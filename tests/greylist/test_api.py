@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 
 import pytest
+from tests.public_api import assert_all_is_honest
 
 from mailwarden.symbols import Symbol
 
@@ -25,3 +26,7 @@ def test_all_is_honest(name: str) -> None:
 def test_symbol_text() -> None:
     assert str(Symbol("RBL_ZEN_SBL", 4.0, "listed")) == "RBL_ZEN_SBL(4): listed"
     assert str(Symbol("IPREV_PASS")) == "IPREV_PASS(0)"
+
+
+def test_package_all_lists_exactly_its_public_names() -> None:
+    assert_all_is_honest("mailwarden.greylist")

@@ -33,7 +33,6 @@ from .seal import (
 from .trusted import (
     TrustedSealerCheck,
     trusted_forwarder_override,
-    trusted_forwarder_policy,
     trusted_sealer_dmarc_pass,
 )
 from .verify import ARCResult, ARCSetResult, ARCVerifier, KeySource
@@ -61,6 +60,5 @@ __all__ = [
     "parse_seal",
     "seal",
     "trusted_forwarder_override",
-    "trusted_forwarder_policy",
     "trusted_sealer_dmarc_pass",
 ]

@@ -15,7 +15,6 @@ from mailwarden.dmarc import (
     DMARCPolicy,
     DMARCResult,
     DMARCStatus,
-    LocalPolicy,
     Override,
     OverrideReason,
 )
@@ -26,7 +25,6 @@ from .verify import ARCResult, ARCSetResult
 __all__ = [
     "TrustedSealerCheck",
     "trusted_forwarder_override",
-    "trusted_forwarder_policy",
     "trusted_sealer_dmarc_pass",
 ]
 
@@ -103,13 +101,3 @@ def trusted_forwarder_override(
     if not check.passed:
         return None
     return Override(DMARCPolicy.NONE, OverrideReason.TRUSTED_FORWARDER, check.detail)
-
-
-def trusted_forwarder_policy(arc_result: ARCResult, trusted_sealers: Iterable[str]) -> LocalPolicy:
-    """`trusted_forwarder_override` for one message, as a `DMARCEvaluator(local_policy=...)`."""
-    trusted = _normalize(trusted_sealers)
-
-    def decide(verdict: DMARCResult) -> Override | None:
-        return trusted_forwarder_override(verdict, arc_result, trusted)
-
-    return decide

@@ -38,6 +38,12 @@ __all__ = [
     "Severity",
     "audit_domain",
     "authorization_name",
+    "bimi_section",
+    "check_dkim",
+    "check_dmarc",
+    "check_mx",
+    "check_spf",
+    "fetch_bimi",
     "lookups_past_limit",
     "query",
 ]

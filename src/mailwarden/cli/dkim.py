@@ -26,6 +26,7 @@ from mailwarden.dkim import (
     sign,
     txt_strings,
     write_private_key,
+    zone_entry,
 )
 from mailwarden.dns import is_domain_name, to_ascii
 from mailwarden.message import Message, MessageError, read_message
@@ -278,5 +279,4 @@ def keygen(
     out = console()
     out.print(f"private key written to {path} (mode 0600)", markup=False)
     out.print(f"publish this TXT record at {name}:", markup=False)
-    quoted = " ".join(f'"{s}"' for s in strings)
-    click.echo(f"{name}. IN TXT ( {quoted} )")
+    click.echo(zone_entry(selector, domain_ascii, record))

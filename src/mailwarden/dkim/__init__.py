@@ -28,7 +28,14 @@ from .key import (
     load_public_key,
     parse_key_record,
 )
-from .keygen import generate_key, key_record, private_key_pem, txt_strings, write_private_key
+from .keygen import (
+    generate_key,
+    key_record,
+    private_key_pem,
+    txt_strings,
+    write_private_key,
+    zone_entry,
+)
 from .result import DKIMResult, DKIMStatus
 from .sign import (
     DEFAULT_SIGNED_HEADERS,
@@ -88,4 +95,5 @@ __all__ = [
     "txt_strings",
     "verify_data",
     "write_private_key",
+    "zone_entry",
 ]

@@ -44,22 +44,6 @@ class DKIMResult:
     testing: bool = False  # the key record has t=y
     warnings: tuple[str, ...] = ()
 
-    @property
-    def header_d(self) -> str:
-        return self.domain
-
-    @property
-    def header_s(self) -> str:
-        return self.selector
-
-    @property
-    def header_a(self) -> str:
-        return self.algorithm
-
-    @property
-    def header_i(self) -> str:
-        return self.identity
-
     def auth_results_clause(self) -> str:
         """This result as an RFC 8601 resinfo: `dkim=pass (2048-bit key) header.d=...`."""
         parts = [f"dkim={self.result}"]

@@ -21,13 +21,15 @@ from mailwarden.dmarc import (
     PolicyTag,
     parse_record,
 )
-from mailwarden.spf import Identity, SPFResult, SPFStatus
+from mailwarden.spf import Identity, SPFReason, SPFResult, SPFStatus
 
 IP = ipaddress.ip_address("192.0.2.1")
 
 
 def spf_result(result: SPFStatus, identity: Identity, domain: str, sender: str) -> SPFResult:
-    return SPFResult(result, identity, domain, sender, IP, "mail.example.net", "because")
+    return SPFResult(
+        result, identity, domain, sender, IP, "mail.example.net", "because", SPFReason.MATCHED
+    )
 
 
 @dataclass(frozen=True)

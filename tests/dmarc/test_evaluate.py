@@ -23,7 +23,7 @@ from mailwarden.dmarc import (
     OverrideReason,
     PolicyTag,
 )
-from mailwarden.spf import Identity, SPFResult, SPFStatus
+from mailwarden.spf import Identity, SPFReason, SPFResult, SPFStatus
 
 PSL = PublicSuffixList()
 
@@ -36,7 +36,16 @@ class DKIM:
 
 def spf_pass(domain: str, identity: Identity = Identity.MAILFROM) -> SPFResult:
     ip = ipaddress.ip_address("192.0.2.1")
-    return SPFResult(SPFStatus.PASS, identity, domain, f"bounce@{domain}", ip, domain, "matched")
+    return SPFResult(
+        SPFStatus.PASS,
+        identity,
+        domain,
+        f"bounce@{domain}",
+        ip,
+        domain,
+        "matched",
+        SPFReason.MATCHED,
+    )
 
 
 async def evaluate(
@@ -125,6 +134,7 @@ async def test_spf_helo_identity_and_non_pass_do_not_align() -> None:
         ipaddress.ip_address("192.0.2.1"),
         "h",
         "r",
+        SPFReason.MATCHED,
     )
     result, _ = await evaluate(ORG, "a@example.com", spf=softfail)
     assert result.result is DMARCStatus.FAIL

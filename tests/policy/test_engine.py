@@ -20,7 +20,7 @@ from mailwarden.policy import (
     dmarc_symbols,
     spf_symbols,
 )
-from mailwarden.spf import Identity, SPFResult, SPFStatus
+from mailwarden.spf import Identity, SPFReason, SPFResult, SPFStatus
 from mailwarden.symbols import Symbol
 
 
@@ -192,7 +192,14 @@ def test_verdict_explains_itself_as_json_and_header() -> None:
 
 def spf(result: SPFStatus, identity: Identity = Identity.MAILFROM) -> SPFResult:
     return SPFResult(
-        result, identity, "a.example", "x@a.example", ipaddress.ip_address("192.0.2.1"), "h", "r"
+        result,
+        identity,
+        "a.example",
+        "x@a.example",
+        ipaddress.ip_address("192.0.2.1"),
+        "h",
+        "r",
+        SPFReason.MATCHED,
     )
 
 

@@ -8,7 +8,7 @@ import asyncio
 
 from mailwarden.dns import RdType, Resolver
 from mailwarden.spf import SPFLimits
-from mailwarden.spf.explain import Explanation, PolicyNode, explain_policy
+from mailwarden.spf.explain import Explanation, NodeError, PolicyNode, explain_policy
 from mailwarden.spf.record import (
     MechanismKind,
     Qualifier,
@@ -136,9 +136,10 @@ def _check_tree(section: Section, explanation: Explanation, limits: SPFLimits) -
     root = explanation.root
     for node in _nodes(root):
         if node is not root and node.error:
-            if node.error.startswith("DNS timeout"):
+            code = node.error_code
+            if code is NodeError.DNS_ERROR:
                 section.timeout(node.domain, RdType.TXT, node.error, node.domain)
-            elif node.error.startswith("loop"):
+            elif code is NodeError.LOOP:
                 section.add(
                     "spf-include-loop",
                     Severity.ERROR,
@@ -146,7 +147,7 @@ def _check_tree(section: Section, explanation: Explanation, limits: SPFLimits) -
                     f"Remove {node.via} from the record that includes it a second time.",
                     node.domain,
                 )
-            elif node.error in ("no SPF record", "domain does not exist"):
+            elif code in (NodeError.NO_RECORD, NodeError.NO_DOMAIN):
                 section.add(
                     "spf-include-missing",
                     Severity.ERROR,
@@ -155,7 +156,7 @@ def _check_tree(section: Section, explanation: Explanation, limits: SPFLimits) -
                     f"Remove {node.via}, or fix the name (ask the provider for the right one).",
                     node.domain,
                 )
-            elif "SPF records" in node.error or node.error.startswith("syntax error"):
+            elif code in (NodeError.MULTIPLE_RECORDS, NodeError.SYNTAX_ERROR):
                 section.add(
                     "spf-include-broken",
                     Severity.ERROR,
@@ -259,7 +260,7 @@ async def check_spf(resolver: Resolver, domain: str, limits: SPFLimits | None = 
         )
         return section
     root = explanation.root
-    if root.error and root.error.startswith("syntax error"):
+    if root.error_code is NodeError.SYNTAX_ERROR:
         section.add(
             "spf-syntax",
             Severity.ERROR,

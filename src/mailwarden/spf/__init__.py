@@ -20,7 +20,7 @@ from .record import (
     parse_explanation,
     parse_record,
 )
-from .result import Identity, SPFResult, SPFStatus
+from .result import Identity, SPFReason, SPFResult, SPFStatus
 
 __all__ = [
     "Identity",
@@ -33,6 +33,7 @@ __all__ = [
     "Record",
     "SPFChecker",
     "SPFLimits",
+    "SPFReason",
     "SPFResult",
     "SPFStatus",
     "SPFSyntaxError",

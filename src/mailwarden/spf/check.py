@@ -159,7 +159,7 @@ class SPFChecker:
         try:
             outcome = await evaluation.check_host(domain, top=True)
         except Abort as abort:
-            outcome = Outcome(SPFStatus(abort.result), abort.reason)
+            outcome = Outcome(SPFStatus(abort.result), abort.reason, abort.code)
         return SPFResult(
             result=outcome.result,
             identity=identity,
@@ -168,6 +168,7 @@ class SPFChecker:
             ip=address,
             helo=helo,
             reason=outcome.reason,
+            reason_code=outcome.code,
             mechanism=outcome.mechanism,
             explanation=outcome.explanation,
             dns_queries=evaluation.resolver.queries,
@@ -239,7 +240,7 @@ class SPFChecker:
                 evaluation = self._evaluation(address, local, sender_domain, helo)
                 match = await run_policy(policy, state, evaluation.dynamic_match)
         except Abort as abort:
-            match = Match(abort.result, abort.reason)
+            match = Match(abort.result, abort.reason, abort.code)
         explanation = None
         record = match.policy.record if match.policy is not None else None
         if match.result == "fail" and record is not None and record.exp is not None:
@@ -255,6 +256,7 @@ class SPFChecker:
             address,
             helo,
             match.reason,
+            match.code,
             match.mechanism,
             explanation,
             queries,

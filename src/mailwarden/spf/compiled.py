@@ -42,10 +42,12 @@ from .record import (
     SPFSyntaxError,
     is_spf_record,
 )
+from .result import SPFReason
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 T = TypeVar("T")
 
+_MATCHED = SPFReason.MATCHED
 QUALIFIER_RESULT = {
     Qualifier.PASS: "pass",
     Qualifier.FAIL: "fail",
@@ -71,7 +73,7 @@ class Step:
     dns_terms: int = 0  # counts against the limit of 10 (§4.6.4)
     queries: int = 0  # resolver queries the interpreter makes for this term
     void: bool = False  # counts against the void lookup limit (§4.6.4)
-    abort: tuple[str, str] | None = None  # (result, reason) once the costs are counted
+    abort: tuple[str, str, SPFReason] | None = None  # (result, reason, code) once counted
     ranges: tuple[tuple[int, int], ...] = ()  # first and last address, as integers
     matches_all: bool = False
     sub: CompiledPolicy | None = None  # include target or redirect target
@@ -89,7 +91,8 @@ class CompiledPolicy:
     domain: str
     queries: int  # the TXT query (0 when the name is not a valid domain)
     none_reason: str | None = None  # the domain has no SPF policy: result none
-    abort: tuple[str, str] | None = None  # permerror found while selecting the record
+    none_code: SPFReason = SPFReason.NO_RECORD  # and why, as a code
+    abort: tuple[str, str, SPFReason] | None = None  # permerror found selecting the record
     record: Record | None = None
     steps: list[Step] = field(default_factory=list)
     redirect: Step | None = None
@@ -155,6 +158,7 @@ class Compiler:
                 domain,
                 0,
                 none_reason=f"{domain!r} is not a valid domain name",
+                none_code=SPFReason.INVALID_DOMAIN,
                 version=self.version,
             )
         records = await self.answer(domain, RdType.TXT)
@@ -165,12 +169,20 @@ class Compiler:
             policy.none_reason = f"no SPF record at {domain}"
             return policy
         if len(texts) > 1:  # RFC 7208 §4.5
-            policy.abort = ("permerror", f"{domain} publishes {len(texts)} SPF records")
+            policy.abort = (
+                "permerror",
+                f"{domain} publishes {len(texts)} SPF records",
+                SPFReason.MULTIPLE_RECORDS,
+            )
             return policy
         try:
             record = self.parse(texts[0])
         except SPFSyntaxError as exc:
-            policy.abort = ("permerror", f"syntax error in the SPF record of {domain}: {exc}")
+            policy.abort = (
+                "permerror",
+                f"syntax error in the SPF record of {domain}: {exc}",
+                SPFReason.SYNTAX_ERROR,
+            )
             return policy
         policy.record = record
         steps = await _all(self.step(m, domain, depth) for m in record.mechanisms)
@@ -227,7 +239,11 @@ class Compiler:
         step = Step(mechanism, target, dns_terms=1, queries=1, void=exchanges is None)
         names = [mx.exchange for mx in exchanges or () if isinstance(mx, MX)]
         if len(names) > self.mx_limit:
-            step.abort = ("permerror", f"{target} has more than {self.mx_limit} MX records")
+            step.abort = (
+                "permerror",
+                f"{target} has more than {self.mx_limit} MX records",
+                SPFReason.MX_LIMIT,
+            )
             return step
         hosts = [name for name in names if name and self.valid_domain(name)]
         step.queries += len(hosts)
@@ -322,10 +338,11 @@ class Run:
 class Abort(Exception):
     """An evaluation (interpreted or compiled) ends in permerror or temperror."""
 
-    def __init__(self, result: str, reason: str) -> None:
+    def __init__(self, result: str, reason: str, code: SPFReason) -> None:
         super().__init__(reason)
         self.result = result
         self.reason = reason
+        self.code = code
 
 
 @dataclass(slots=True)
@@ -334,6 +351,7 @@ class Match:
 
     result: str
     reason: str
+    code: SPFReason
     mechanism: str | None = None
     policy: CompiledPolicy | None = None  # whose exp= applies on fail
 
@@ -351,7 +369,7 @@ def run_summarized(policy: CompiledPolicy, state: Run) -> Match:
         return run_static(policy, state)
     state.dns_terms, state.void_lookups, state.queries = dns_terms, void_lookups, queries
     if isinstance(outcome, Abort):
-        raise Abort(outcome.result, outcome.reason)
+        raise Abort(outcome.result, outcome.reason, outcome.code)
     return outcome
 
 
@@ -426,7 +444,7 @@ def _run(
     sent back whether that term matched, so one body serves the sync and async drivers."""
     state.queries += policy.queries
     if policy.none_reason is not None:
-        return Match("none", policy.none_reason)
+        return Match("none", policy.none_reason, policy.none_code)
     if policy.abort is not None:
         raise Abort(*policy.abort)
     address = state.ip_int
@@ -438,18 +456,18 @@ def _run(
             winner = winners[bisect.bisect_right(starts, address) - 1]
             if winner is not None:
                 assert winner.mechanism is not None
-                return Match(winner.result, winner.reason, winner.mechanism.text, policy)
+                return Match(winner.result, winner.reason, _MATCHED, winner.mechanism.text, policy)
             continue
         if step.plain:  # the common case, kept short: ip4, ip6, all
             if step.matches_all:
-                return Match(step.result, step.reason, mechanism.text, policy)
+                return Match(step.result, step.reason, _MATCHED, mechanism.text, policy)
             for first, last in step.ranges:
                 if first <= address <= last:
-                    return Match(step.result, step.reason, mechanism.text, policy)
+                    return Match(step.result, step.reason, _MATCHED, mechanism.text, policy)
             continue
         if step.dynamic:
             if (yield (mechanism, step.target)):
-                return Match(step.result, step.reason, mechanism.text, policy)
+                return Match(step.result, step.reason, _MATCHED, mechanism.text, policy)
             continue
         if step.dns_terms:
             state.dns_terms += 1
@@ -457,6 +475,7 @@ def _run(
                 raise Abort(
                     "permerror",
                     f"more than {state.dns_limit} DNS-querying terms (at {mechanism.text})",
+                    SPFReason.DNS_LIMIT,
                 )
         state.queries += step.queries
         if step.void:
@@ -465,13 +484,18 @@ def _run(
                 raise Abort(
                     "permerror",
                     f"more than {state.void_limit} void DNS lookups (at {step.target})",
+                    SPFReason.VOID_LIMIT,
                 )
         if step.abort is not None:
             raise Abort(*step.abort)
         if step.sub is not None:  # include (RFC 7208 §5.2)
             inner = yield from _run(step.sub, state)
             if inner.result == "none":
-                raise Abort("permerror", f"included domain {step.sub.domain} has no SPF record")
+                raise Abort(
+                    "permerror",
+                    f"included domain {step.sub.domain} has no SPF record",
+                    SPFReason.INCLUDE_NONE,
+                )
             matched = inner.result == "pass"
         else:
             matched = step.matches_all
@@ -480,16 +504,24 @@ def _run(
                     matched = True
                     break
         if matched:
-            return Match(step.result, step.reason, mechanism.text, policy)
+            return Match(step.result, step.reason, _MATCHED, mechanism.text, policy)
     redirect = policy.redirect
     if redirect is not None and redirect.sub is not None:
         state.dns_terms += 1
         if state.dns_terms > state.dns_limit:
             raise Abort(
-                "permerror", f"more than {state.dns_limit} DNS-querying terms (at redirect)"
+                "permerror",
+                f"more than {state.dns_limit} DNS-querying terms (at redirect)",
+                SPFReason.DNS_LIMIT,
             )
         outcome = yield from _run(redirect.sub, state)
         if outcome.result == "none":
-            raise Abort("permerror", f"redirect target {redirect.sub.domain} has no SPF record")
+            raise Abort(
+                "permerror",
+                f"redirect target {redirect.sub.domain} has no SPF record",
+                SPFReason.REDIRECT_NONE,
+            )
         return outcome
-    return Match("neutral", f"no mechanism matched in the policy of {policy.domain}")
+    return Match(
+        "neutral", f"no mechanism matched in the policy of {policy.domain}", SPFReason.DEFAULT
+    )

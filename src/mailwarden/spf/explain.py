@@ -34,6 +34,19 @@ class Severity(StrEnum):
     ERROR = "error"
 
 
+class NodeError(StrEnum):
+    """Why a record of the tree could not be read or followed (beside the words in `error`)."""
+
+    NOT_FETCHED = "not-fetched"  # no resolver: nothing was looked up
+    DNS_ERROR = "dns-error"  # timeout or SERVFAIL: a check would give temperror (RFC 7208 §4.4)
+    NO_DOMAIN = "no-domain"  # NXDOMAIN: none at the top, permerror when included (§5.2)
+    NO_RECORD = "no-record"  # no v=spf1 record: the same
+    MULTIPLE_RECORDS = "multiple-records"  # permerror (§4.5)
+    SYNTAX_ERROR = "syntax-error"  # permerror (§4.6)
+    MACROS = "macros"  # the target depends on the sender: not followed (§7)
+    LOOP = "loop"  # already included above: a loop
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     severity: Severity
@@ -57,10 +70,14 @@ class PolicyNode:
     via: str  # "" for the root, else the term that led here
     record: str | None = None
     error: str | None = None
+    error_code: NodeError | None = None  # set with `error`
     terms: list[TermInfo] = field(default_factory=list)
     children: list[PolicyNode] = field(default_factory=list)
     own_lookups: int = 0
     void_lookups: int = 0
+
+    def fail(self, code: NodeError, error: str) -> None:
+        self.error_code, self.error = code, error
 
     @property
     def total_lookups(self) -> int:
@@ -76,6 +93,7 @@ class PolicyNode:
             "via": self.via or None,
             "record": self.record,
             "error": self.error,
+            "error_code": self.error_code.value if self.error_code else None,
             "dns_lookups": self.own_lookups,
             "total_dns_lookups": self.total_lookups,
             "void_lookups": self.void_lookups,
@@ -213,12 +231,12 @@ class _Explainer:
     async def node_for_domain(self, domain: str, via: str, depth: int) -> PolicyNode:
         node = PolicyNode(domain=domain, via=via)
         if self.resolver is None:
-            node.error = "not fetched (no DNS)"
+            node.fail(NodeError.NOT_FETCHED, "not fetched (no DNS)")
             return node
         try:
             records = await fetch_spf_records(self.resolver, domain)
         except TemporaryFailure as exc:
-            node.error = f"DNS timeout or failure: {exc.detail or exc.kind}"
+            node.fail(NodeError.DNS_ERROR, f"DNS timeout or failure: {exc.detail or exc.kind}")
             self.add(
                 Severity.ERROR,
                 f"{domain}: DNS lookup failed ({exc.detail or exc.kind}): temperror",
@@ -227,16 +245,19 @@ class _Explainer:
         except (NXDomain, NoData) as exc:
             records = []
             if isinstance(exc, NXDomain):
-                node.error = "domain does not exist"
+                node.fail(NodeError.NO_DOMAIN, "domain does not exist")
         if not records:
-            node.error = node.error or "no SPF record"
+            if node.error is None:
+                node.fail(NodeError.NO_RECORD, "no SPF record")
             if via:
                 self.add(
                     Severity.ERROR, f"{via} points to {domain}, which has no SPF record: permerror"
                 )
             return node
         if len(records) > 1:
-            node.error = f"{len(records)} SPF records (RFC 7208 §4.5: permerror)"
+            node.fail(
+                NodeError.MULTIPLE_RECORDS, f"{len(records)} SPF records (RFC 7208 §4.5: permerror)"
+            )
             self.add(Severity.ERROR, f"{domain} publishes {len(records)} SPF records: permerror")
             node.record = records[0]
             return node
@@ -249,7 +270,7 @@ class _Explainer:
         try:
             record = parse_record(text)
         except SPFSyntaxError as exc:
-            node.error = f"syntax error: {exc}"
+            node.fail(NodeError.SYNTAX_ERROR, f"syntax error: {exc}")
             self.add(Severity.ERROR, f"{where}: syntax error, every check gives permerror: {exc}")
             return
         node.terms = explain_record(record, node.domain)
@@ -346,13 +367,23 @@ class _Explainer:
     async def follow(self, node: PolicyNode, target: str, via: str, depth: int) -> None:
         if "%" in target:
             node.children.append(
-                PolicyNode(domain=target, via=via, error="depends on the sender (macros)")
+                PolicyNode(
+                    domain=target,
+                    via=via,
+                    error="depends on the sender (macros)",
+                    error_code=NodeError.MACROS,
+                )
             )
             return
         target = target.rstrip(".").lower()
         if target in self.seen or depth >= 12:
             node.children.append(
-                PolicyNode(domain=target, via=via, error="loop: already included above")
+                PolicyNode(
+                    domain=target,
+                    via=via,
+                    error="loop: already included above",
+                    error_code=NodeError.LOOP,
+                )
             )
             self.add(Severity.ERROR, f"{via}: include loop through {target}")
             return

@@ -34,7 +34,7 @@ from .record import (
     is_spf_record,
     parse_explanation,
 )
-from .result import SPFStatus
+from .result import SPFReason, SPFStatus
 
 __all__ = ["Evaluation", "Outcome", "SPFLimits", "valid_domain"]
 
@@ -62,6 +62,7 @@ class Outcome:
 
     result: SPFStatus
     reason: str
+    code: SPFReason
     mechanism: str | None = None
     explanation: str | None = None
 
@@ -127,14 +128,18 @@ class Evaluation:
     # -- record selection (RFC 7208 §4.4, §4.5) --------------------------------------------
     async def check_host(self, domain: str, *, top: bool) -> Outcome:
         if not valid_domain(domain):  # RFC 7208 §4.3
-            return Outcome(SPFStatus.NONE, f"{domain!r} is not a valid domain name")
+            return Outcome(
+                SPFStatus.NONE, f"{domain!r} is not a valid domain name", SPFReason.INVALID_DOMAIN
+            )
         record = await self.fetch_record(domain)
         if record is None:
-            return Outcome(SPFStatus.NONE, f"no SPF record at {domain}")
+            return Outcome(SPFStatus.NONE, f"no SPF record at {domain}", SPFReason.NO_RECORD)
         for mechanism in record.mechanisms:  # RFC 7208 §4.6.2: first match wins
             if await self.matches(mechanism, domain):
                 result = QUALIFIER_RESULT[mechanism.qualifier]
-                outcome = Outcome(result, f"matched {mechanism.text}", mechanism.text)
+                outcome = Outcome(
+                    result, f"matched {mechanism.text}", SPFReason.MATCHED, mechanism.text
+                )
                 if result is SPFStatus.FAIL and top and record.exp is not None:
                     outcome.explanation = await self.explanation(record.exp, domain)
                 return outcome
@@ -143,9 +148,17 @@ class Evaluation:
             target = await self.macros.expand_domain(record.redirect, domain)
             outcome = await self.check_host(target, top=top)
             if outcome.result is SPFStatus.NONE:
-                raise Abort(SPFStatus.PERMERROR, f"redirect target {target} has no SPF record")
+                raise Abort(
+                    SPFStatus.PERMERROR,
+                    f"redirect target {target} has no SPF record",
+                    SPFReason.REDIRECT_NONE,
+                )
             return outcome
-        return Outcome(SPFStatus.NEUTRAL, f"no mechanism matched in the policy of {domain}")
+        return Outcome(
+            SPFStatus.NEUTRAL,
+            f"no mechanism matched in the policy of {domain}",
+            SPFReason.DEFAULT,
+        )
 
     async def fetch_record(self, domain: str) -> Record | None:
         try:
@@ -154,6 +167,7 @@ class Evaluation:
             raise Abort(
                 SPFStatus.TEMPERROR,
                 f"DNS failure fetching the SPF record of {domain}: {exc.detail or exc.kind}",
+                SPFReason.DNS_ERROR,
             ) from None
         except (NXDomain, NoData):
             return None
@@ -161,12 +175,18 @@ class Evaluation:
         if not candidates:
             return None
         if len(candidates) > 1:  # RFC 7208 §4.5
-            raise Abort(SPFStatus.PERMERROR, f"{domain} publishes {len(candidates)} SPF records")
+            raise Abort(
+                SPFStatus.PERMERROR,
+                f"{domain} publishes {len(candidates)} SPF records",
+                SPFReason.MULTIPLE_RECORDS,
+            )
         try:
             return self.parse(candidates[0])
         except SPFSyntaxError as exc:
             raise Abort(
-                SPFStatus.PERMERROR, f"syntax error in the SPF record of {domain}: {exc}"
+                SPFStatus.PERMERROR,
+                f"syntax error in the SPF record of {domain}: {exc}",
+                SPFReason.SYNTAX_ERROR,
             ) from None
 
     # -- limits (RFC 7208 §4.6.4) ----------------------------------------------------------
@@ -176,6 +196,7 @@ class Evaluation:
             raise Abort(
                 SPFStatus.PERMERROR,
                 f"more than {self.limits.dns_mechanisms} DNS-querying terms (at {term})",
+                SPFReason.DNS_LIMIT,
             )
 
     def count_void(self, name: str) -> None:
@@ -184,6 +205,7 @@ class Evaluation:
             raise Abort(
                 SPFStatus.PERMERROR,
                 f"more than {self.limits.void_lookups} void DNS lookups (at {name})",
+                SPFReason.VOID_LIMIT,
             )
 
     async def lookup(self, name: str, rdtype: RdType, *, void: bool) -> list[IPAddress] | list[str]:
@@ -199,6 +221,7 @@ class Evaluation:
             raise Abort(
                 SPFStatus.TEMPERROR,
                 f"DNS failure looking up {name}/{rdtype}: {exc.detail or exc.kind}",
+                SPFReason.DNS_ERROR,
             ) from None
         except (NXDomain, NoData):
             if void:
@@ -251,7 +274,11 @@ class Evaluation:
         if outcome.result is SPFStatus.PASS:
             return True
         if outcome.result is SPFStatus.NONE:
-            raise Abort(SPFStatus.PERMERROR, f"included domain {target} has no SPF record")
+            raise Abort(
+                SPFStatus.PERMERROR,
+                f"included domain {target} has no SPF record",
+                SPFReason.INCLUDE_NONE,
+            )
         return False
 
     async def mx(self, target: str, mechanism: Mechanism) -> bool:
@@ -259,7 +286,9 @@ class Evaluation:
         exchanges = await self.lookup(target, RdType.MX, void=True)
         if len(exchanges) > self.limits.mx_names:  # RFC 7208 §4.6.4
             raise Abort(
-                SPFStatus.PERMERROR, f"{target} has more than {self.limits.mx_names} MX records"
+                SPFStatus.PERMERROR,
+                f"{target} has more than {self.limits.mx_names} MX records",
+                SPFReason.MX_LIMIT,
             )
         names = [str(name) for name in exchanges if name]
         results = await asyncio.gather(

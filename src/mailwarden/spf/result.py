@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from mailwarden.dns import IPAddress
 
-__all__ = ["Identity", "SPFResult", "SPFStatus"]
+__all__ = ["Identity", "SPFReason", "SPFResult", "SPFStatus"]
 
 
 class SPFStatus(StrEnum):
@@ -21,6 +21,23 @@ class SPFStatus(StrEnum):
     SOFTFAIL = "softfail"
     TEMPERROR = "temperror"
     PERMERROR = "permerror"
+
+
+class SPFReason(StrEnum):
+    """Why a check gave its result, in RFC 7208's terms (beside the reason in words)."""
+
+    MATCHED = "matched"  # §4.6.2: a mechanism matched; its qualifier gives the result
+    DEFAULT = "default"  # §4.7: nothing matched and no redirect: neutral
+    INVALID_DOMAIN = "invalid-domain"  # §4.3: not a valid multi-label domain: none
+    NO_RECORD = "no-record"  # §4.5: no SPF record: none
+    DNS_ERROR = "dns-error"  # §4.4, §5: a DNS timeout or SERVFAIL: temperror
+    MULTIPLE_RECORDS = "multiple-records"  # §4.5: permerror
+    SYNTAX_ERROR = "syntax-error"  # §4.6: permerror
+    DNS_LIMIT = "dns-limit"  # §4.6.4: more than 10 DNS-querying terms: permerror
+    VOID_LIMIT = "void-limit"  # §4.6.4: more than 2 void lookups: permerror
+    MX_LIMIT = "mx-limit"  # §4.6.4: more than 10 MX records: permerror
+    INCLUDE_NONE = "include-none"  # §5.2: an included domain has no record: permerror
+    REDIRECT_NONE = "redirect-none"  # §6.1: the redirect target has no record: permerror
 
 
 class Identity(StrEnum):
@@ -41,6 +58,7 @@ class SPFResult(NamedTuple):
     ip: IPAddress
     helo: str
     reason: str  # plain words: what matched, or what went wrong
+    reason_code: SPFReason  # the same, as a code
     mechanism: str | None = None  # the matching term as written, if any
     explanation: str | None = None  # the expanded exp= text (fail only)
     dns_queries: int = 0

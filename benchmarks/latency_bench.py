@@ -40,9 +40,9 @@ from mailwarden.dkim import sign
 from mailwarden.dkim.keygen import key_record
 from mailwarden.dns import Answer, RdType, StaticResolver
 from mailwarden.dns.cache import CachingResolver
-from mailwarden.dnsbl import DEFAULT_LISTS, DNSListChecker
+from mailwarden.pipeline import build as build_pipeline
 from mailwarden.policy import Action
-from mailwarden.verdict import Authenticator
+from mailwarden.settings import DNSListSettings, GatewaySettings, Settings
 
 GOAL = 1.10  # measured / floor
 
@@ -117,14 +117,14 @@ def build(n: int) -> tuple[StaticResolver, list[Case]]:
 async def measure(
     zone: StaticResolver, cases: Sequence[Case], delay: float
 ) -> list[tuple[Case, float, int]]:
-    zen = [lst for lst in DEFAULT_LISTS if lst.name == "zen"]
+    settings = Settings(
+        gateway=GatewaySettings(hostname="mx.b.example"), dnsbl=DNSListSettings(use=("zen",))
+    )
     out: list[tuple[Case, float, int]] = []
     for case in cases:
         slow = DelayingResolver(zone, delay)
         resolver = CachingResolver(slow)  # a fresh, empty cache for every message
-        checker = Authenticator(
-            resolver, authserv_id="mx.b.example", dnsbl=DNSListChecker(resolver, zen)
-        )
+        checker = build_pipeline(settings, resolver)
         started = time.perf_counter()
         verdict = await checker.check(
             case.message, ip=case.ip, helo=case.helo, mail_from=f"alice@{case.domain}"

@@ -15,12 +15,12 @@ stack through pyspf's `DNSLookup` and a `dnsfunc` for dkimpy and authheaders.
 
 Both compute SPF (MAIL FROM), DKIM, ARC and DMARC for every message (authheaders'
 `authenticate_message(spf=True, dkim=True, arc=True, dmarc=True)`; mailwarden's
-`Authenticator.check` with the network checks off, since the peer has none). The script first
+`Pipeline.check` with the network checks off, since the peer has none). The script first
 checks that both reach the same SPF, DKIM, DMARC and ARC results, then times:
 
-* warm: one `Authenticator` for the corpus (DNS answers, parsed SPF policies and DKIM keys
+* warm: one `Pipeline` for the corpus (DNS answers, parsed SPF policies and DKIM keys
   cached), messages checked concurrently as `mailwarden check --batch` does;
-* cold: a new `Authenticator` and an empty cache for every message.
+* cold: a new `Pipeline` and an empty cache for every message.
 
 The Python stack keeps no cache between messages: its warm figure is its cold figure.
 """
@@ -50,7 +50,8 @@ from mailwarden.dkim import sign
 from mailwarden.dkim.keygen import key_record
 from mailwarden.dns import StaticResolver
 from mailwarden.dns.cache import CachingResolver
-from mailwarden.verdict import Authenticator
+from mailwarden.pipeline import Pipeline, build
+from mailwarden.settings import GatewaySettings, Settings
 from spf_bench import PySPFDNS, Zone, load_pyspf, pyspf_dns
 
 SEED = 8601
@@ -62,6 +63,7 @@ PEER_QUIRK = (
     "d003.example its own organizational domain, and the spoofs fail"
 )
 AUTHSERV = "mx.bench.example"
+SETTINGS = Settings(gateway=GatewaySettings(hostname=AUTHSERV))
 WORDS = [
     "mail",
     "gateway",
@@ -196,7 +198,7 @@ def summary(verdict: Any) -> tuple[str, str, str, str]:
 
 
 async def mailwarden_warm(corpus: Corpus, static: StaticResolver) -> tuple[float, list[Any]]:
-    checker = Authenticator(CachingResolver(static), authserv_id=AUTHSERV, network_checks=False)
+    checker = build(SETTINGS, CachingResolver(static), network_checks=False)
     for item in corpus.items[:50]:  # warm up: caches filled, policies compiled
         await check(checker, item)
     sem = asyncio.Semaphore(32)
@@ -216,13 +218,13 @@ async def mailwarden_cold(corpus: Corpus, static: StaticResolver) -> tuple[float
     results = []
     started = time.perf_counter()
     for item in corpus.items:
-        checker = Authenticator(CachingResolver(static), authserv_id=AUTHSERV, network_checks=False)
+        checker = build(SETTINGS, CachingResolver(static), network_checks=False)
         results.append(await check(checker, item))
         await checker.drain()
     return time.perf_counter() - started, results
 
 
-async def check(checker: Authenticator, item: Item) -> Any:
+async def check(checker: Pipeline, item: Item) -> Any:
     return await checker.check(item.message, ip=item.ip, helo=item.helo, mail_from=item.mail_from)
 
 

@@ -20,13 +20,17 @@ from typing import NamedTuple
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "FOLD_WIDTH",
     "HeaderField",
     "Message",
     "MessageError",
     "MessageLimits",
+    "fold_field",
     "read_message",
     "to_crlf",
 ]
+
+FOLD_WIDTH = 78  # RFC 5322 §2.1.1: lines SHOULD be at most 78 characters
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _UNFOLD = re.compile(rb"\r?\n(?=[ \t])")
@@ -237,3 +241,29 @@ def _split_slowly(header: bytes, limits: MessageLimits) -> tuple[HeaderField, ..
         fields.append(HeaderField(name, value, raw, name.decode("ascii").lower()))
         pos = match.end()
     return tuple(fields)
+
+
+def fold_field(name: str, value: str, *, width: int = FOLD_WIDTH, linesep: str = "\r\n") -> str:
+    """`Name: value` folded before `width` columns (RFC 5322 §2.2.3), without a final line
+    ending. A line break goes before one of the value's spaces, so unfolding gives the value
+    back exactly; a word longer than a line stays whole. The one folder of our header fields.
+
+    Raises ValueError when the value holds CR or LF: it must come unfolded, and a line break
+    inside would let a value inject header fields.
+    """
+    if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
+        raise ValueError(f"not a header field: {name!r}: {value!r}")
+    words = value.split(" ")
+    line = f"{name}:"
+    lines: list[str] = []
+    empty = True  # nothing but the name on the current line
+    for word in words:
+        piece = " " + word
+        if word and not empty and len(line) + len(piece) > width:
+            lines.append(line)
+            line = piece
+        else:
+            line += piece
+        empty = empty and not word
+    lines.append(line)
+    return linesep.join(lines)

@@ -327,5 +327,5 @@ def test_console_script_never_prints_a_traceback(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 2
-    assert proc.stderr.startswith("mailwarden: error: cannot read zone file")
+    assert proc.stderr.startswith("mailwarden: error: --dns-zone: cannot read zone file")
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -75,9 +75,11 @@ def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--listen", "nowhere"], "bad --listen 'nowhere': missing :PORT"),
-        (["--relay-to", "host:notaport"], "bad --relay-to"),
-        (["--config", "/nonexistent.toml"], "/nonexistent.toml: -: cannot read"),
+        (["--listen", "nowhere"], "--listen: missing :PORT in 'nowhere'"),
+        (["--relay-to", "host:notaport"], "--relay-to: invalid port 'notaport'"),
+        (["--config", "/nonexistent.toml"], "/nonexistent.toml: cannot read"),
+        (["--hostname", "a b"], "--hostname: not a host name"),
+        (["--local-domain", "."], "--local-domain: item [0]: expected a domain name"),
         (["--greet-pause", "-1"], "--greet-pause"),
     ],
 )
@@ -97,7 +99,7 @@ def test_bad_config_names_file_and_key(capsys: pytest.CaptureFixture[str], tmp_p
     path.write_text('[gateway]\nprotocol = "uucp"\n')
     code, _, err = invoke(capsys, "serve", "--config", str(path))
     assert code == 2
-    assert f"{path}: gateway.protocol: must be one of smtp, lmtp" in err
+    assert f'{path}: gateway.protocol: expected one of "smtp", "lmtp", got ' in err
 
 
 @contextmanager

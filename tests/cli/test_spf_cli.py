@@ -171,7 +171,10 @@ def test_batch_all_good_exits_zero(capsys: pytest.CaptureFixture[str], tmp_path:
             ["--ip", "192.0.2.1", "--helo", "h", "--dns-zone", "/nonexistent.zone"],
             "cannot read zone file",
         ),
-        (["--ip", "192.0.2.1", "--helo", "h", "--dns-server", "not-an-ip"], "bad --dns-server"),
+        (
+            ["--ip", "192.0.2.1", "--helo", "h", "--dns-server", "not-an-ip"],
+            "--dns-server: bad server",
+        ),
         (["--ip", "192.0.2.1", "--helo", "h", "--dns-timeout", "abc"], "--dns-timeout"),
     ],
 )
@@ -193,7 +196,7 @@ def test_bad_zone_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
         capsys, "spf", "check", "--dns-zone", str(zone), "--ip", "192.0.2.1", "--helo", "h.example"
     )
     assert code == 2
-    assert err.startswith("mailwarden: error: bad zone file")
+    assert err.startswith("mailwarden: error: --dns-zone: bad zone file")
 
 
 def test_explain_domain(capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,9 +33,10 @@ from tests.dmarc.fakedns import TableResolver
 from tests.testdata import require_testdata
 from tests.testdata import testdata_dir as data_root
 
+from mailwarden.author import read_authors
 from mailwarden.authres import AuthenticationResults, AuthResultsBuilder, parse_field
 from mailwarden.dkim import DKIMVerifier
-from mailwarden.dmarc import Discovery, DMARCEvaluator, DMARCResult, MultipleAuthors, author_domains
+from mailwarden.dmarc import Discovery, DMARCEvaluator, DMARCResult, MultipleAuthors
 from mailwarden.message import Message
 
 SUITE = data_root() / "authheaders-dmarc"
@@ -204,7 +205,7 @@ def test_from_domain(case: dict[str, Any] | None) -> None:
     if case is None:
         require_testdata("authheaders-dmarc", "expected.yaml")
         return
-    domains, _ = author_domains([case["from"]])
+    domains = list(read_authors([case["from"]]).domains)
     assert domains == [case["domain"]]
 
 

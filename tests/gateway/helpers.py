@@ -13,17 +13,8 @@ from typing import Any
 
 from tests.testdata import unavailable
 
-from mailwarden.gateway import (
-    Checks,
-    Downstream,
-    Gateway,
-    GatewayConfig,
-    MaildirRelay,
-    SMTPLimits,
-    Timeouts,
-    TLSConfig,
-    TransactionLog,
-)
+from mailwarden.gateway import Checks, Downstream, Gateway, MaildirRelay, TransactionLog
+from mailwarden.settings import GatewaySettings, SMTPLimits, Timeouts, TLSSettings
 
 HOSTNAME = "mx.test.example"
 LOCAL = "example.net"
@@ -37,18 +28,18 @@ def require_program(name: str) -> str:
     return path
 
 
-def make_config(tmp: Path, **changes: Any) -> GatewayConfig:
+def make_config(tmp: Path, **changes: Any) -> GatewaySettings:
     """A gateway on a free loopback port: no greet pause, no TLS, no log output."""
     limits = changes.pop("limits", {})
     timeouts = changes.pop("timeouts", {})
-    config = GatewayConfig(
+    config = GatewaySettings(
         listen=("127.0.0.1", 0),
         hostname=HOSTNAME,
         local_domains=(LOCAL,),
         greet_pause=0.0,
         data_dir=str(tmp / "data"),
         log_file="",
-        tls=TLSConfig(enabled=False, self_signed=False),
+        tls=TLSSettings(enabled=False, self_signed=False),
         limits=replace(SMTPLimits(), **limits),
         timeouts=replace(Timeouts(), **timeouts),
     )
@@ -57,7 +48,7 @@ def make_config(tmp: Path, **changes: Any) -> GatewayConfig:
 
 @asynccontextmanager
 async def running(
-    config: GatewayConfig,
+    config: GatewaySettings,
     checks: Checks | None = None,
     *,
     relay: Downstream | None = None,

@@ -20,11 +20,11 @@ from mailwarden.gateway import (
     Gateway,
     MaildirRelay,
     Reply,
-    Timeouts,
     TransactionLog,
     sink_config,
 )
 from mailwarden.gateway.downstream import dot_stuff, parse_reply_text
+from mailwarden.settings import DownstreamProtocol, Timeouts
 
 
 @dataclass

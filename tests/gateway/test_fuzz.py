@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.gateway.helpers import make_config
 
-from mailwarden.gateway import Gateway, MaildirRelay, StrictAction, TransactionLog
+from mailwarden.gateway import Gateway, MaildirRelay, TransactionLog
+from mailwarden.settings import StrictAction
 
 COMMAND_TIMEOUT = 0.3
 CLOSE_WITHIN = 5.0  # seconds; every connection must be closed by then

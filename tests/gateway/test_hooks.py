@@ -10,11 +10,11 @@ from tests.gateway.helpers import HOSTNAME, SIMPLE, Client, make_config, message
 from mailwarden.gateway import (
     AcceptAll,
     Checks,
-    DataDecision,
     Reply,
     Session,
     Transaction,
 )
+from mailwarden.pipeline import MessageDecision, ParsedMessage
 
 
 class Recorder(AcceptAll):
@@ -23,7 +23,7 @@ class Recorder(AcceptAll):
     def __init__(self, **answers: object) -> None:
         self.calls: list[tuple[str, object]] = []
         self.answers = answers
-        self.messages: list[bytes] = []
+        self.messages: list[bytes] = []  # as the checks read them
         self.sessions: list[Session] = []
 
     async def on_connect(self, session: Session) -> Reply | None:
@@ -44,11 +44,13 @@ class Recorder(AcceptAll):
         answer = self.answers.get("rcpt")
         return answer(rcpt) if callable(answer) else answer  # type: ignore[no-any-return]
 
-    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> DataDecision:
+    async def on_data(
+        self, session: Session, tx: Transaction, message: ParsedMessage
+    ) -> MessageDecision:
         self.calls.append(("data", list(tx.rcpts)))
-        self.messages.append(message)
+        self.messages.append(message.raw)
         decision = self.answers.get("data")
-        return decision if isinstance(decision, DataDecision) else DataDecision()
+        return decision if isinstance(decision, MessageDecision) else MessageDecision()
 
     async def on_disconnect(self, session: Session) -> None:
         self.calls.append(("disconnect", session.id))
@@ -182,9 +184,9 @@ async def test_helo_refusal(tmp_path: Path) -> None:
 async def test_data_decision_headers(tmp_path: Path) -> None:
     maildir = tmp_path / "Maildir"
     long_value = f"{HOSTNAME}; spf=pass smtp.mailfrom=example.com; " + "dkim=pass header.d=x " * 5
-    decision = DataDecision(
-        prepend_headers=[("Authentication-Results", long_value), ("X-Verdict", "accept")],
-        remove_headers=[("X-Remove-Me", "please")],
+    decision = MessageDecision(
+        add_headers=[("Authentication-Results", long_value), ("X-Verdict", "accept")],
+        remove_fields=(0, 2),  # the forged results field and X-Remove-Me
         log={"action": "accept", "symbols": ["SPF_PASS"], "verdict": {"score": -1}},
     )
     body = (
@@ -224,12 +226,12 @@ async def test_data_decision_headers(tmp_path: Path) -> None:
 
 async def test_data_refusal_and_redirect(tmp_path: Path) -> None:
     maildir = tmp_path / "Maildir"
-    reject = DataDecision(reply=Reply(550, "5.7.1", "Rejected by DMARC policy"))
+    reject = MessageDecision(reply=Reply(550, "5.7.1", "Rejected by DMARC policy"))
     async with running(make_config(tmp_path), Recorder(data=reject), maildir=maildir) as gateway:
         client = await Client.connect(gateway.address)
         assert await client.transaction("a@example.com", ["bob@example.net"], SIMPLE) == 550
     assert messages(maildir) == []
-    quarantine = DataDecision(redirect_to=["quarantine@example.net"])
+    quarantine = MessageDecision(redirect_to=["quarantine@example.net"])
     async with running(
         make_config(tmp_path), Recorder(data=quarantine), maildir=maildir
     ) as gateway:
@@ -241,7 +243,9 @@ async def test_data_refusal_and_redirect(tmp_path: Path) -> None:
 
 
 class Broken(AcceptAll):
-    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> DataDecision:
+    async def on_data(
+        self, session: Session, tx: Transaction, message: ParsedMessage
+    ) -> MessageDecision:
         raise RuntimeError("bug in a check")
 
 
@@ -255,9 +259,11 @@ async def test_a_broken_check_answers_451(tmp_path: Path) -> None:
 
 
 class Slow(AcceptAll):
-    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> DataDecision:
+    async def on_data(
+        self, session: Session, tx: Transaction, message: ParsedMessage
+    ) -> MessageDecision:
         await asyncio.sleep(10)
-        return DataDecision()
+        return MessageDecision()
 
 
 async def test_slow_checks_answer_451(tmp_path: Path) -> None:
@@ -271,13 +277,15 @@ class EventReader(AcceptAll):
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> DataDecision:
+    async def on_data(
+        self, session: Session, tx: Transaction, message: ParsedMessage
+    ) -> MessageDecision:
         self.seen = [str(e) for e in session.events]
-        return DataDecision()
+        return MessageDecision()
 
 
 async def test_checks_see_the_strict_smtp_events(tmp_path: Path) -> None:
-    from mailwarden.gateway import StrictAction
+    from mailwarden.settings import StrictAction
 
     checks = EventReader()
     config = make_config(tmp_path, pipelining_action=StrictAction.LOG)

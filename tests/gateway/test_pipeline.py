@@ -14,12 +14,11 @@ from tests.gateway.postfix import USERS, Postfix
 from mailwarden.dkim import sign
 from mailwarden.dkim.keygen import key_record
 from mailwarden.dns import StaticResolver
-from mailwarden.dns.cache import CachingResolver
-from mailwarden.gateway import DownstreamRelay, Gateway, GatewayConfig
-from mailwarden.greylist import GreylistConfig, Greylister, MemoryStore
-from mailwarden.policy import PolicyConfig
-from mailwarden.staged import StagedChecks
-from mailwarden.verdict import Authenticator
+from mailwarden.gateway import DownstreamRelay, Gateway, PipelineChecks
+from mailwarden.greylist import MemoryStore
+from mailwarden.pipeline import build
+from mailwarden.policy import PolicyConfig, Thresholds
+from mailwarden.settings import DNSListSettings, GatewaySettings, Settings
 
 KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(40, 72)))
 
@@ -49,17 +48,14 @@ def zone() -> StaticResolver:
     )
 
 
-def checks(clock: Clock) -> StagedChecks:
-    resolver = CachingResolver(zone())
-    authenticator = Authenticator(
-        resolver,
-        authserv_id=HOSTNAME,
-        clock=clock,
+def checks(clock: Clock) -> PipelineChecks:
+    settings = Settings(
+        gateway=GatewaySettings(hostname=HOSTNAME),
+        dnsbl=DNSListSettings(use=()),
         # a '?all' sender with a forged-looking HELO lands between greylist and add_header
-        policy=PolicyConfig(scores={"SPF_NEUTRAL": 4.0}, add_header_threshold=10.0),
+        policy=PolicyConfig(scores={"SPF_NEUTRAL": 4.0}, thresholds=Thresholds(add_header=10.0)),
     )
-    greylister = Greylister(MemoryStore(), clock=clock, config=GreylistConfig(min_delay=300))
-    return StagedChecks(authenticator, greylister=greylister)
+    return PipelineChecks(build(settings, zone(), clock=clock, greylist=MemoryStore()))
 
 
 def signed_message(author: str = "alice@a.example") -> bytes:
@@ -96,11 +92,11 @@ async def swaks(gateway: Gateway, helo: str, sender: str, message: bytes, tmp: P
     return out.decode("utf-8", "replace")
 
 
-def gateway_config(postfix: Postfix, tmp: Path) -> GatewayConfig:
+def gateway_config(postfix: Postfix, tmp: Path) -> GatewaySettings:
     return make_config(tmp, relay_to=("127.0.0.1", postfix.port))
 
 
-def relay_for(postfix: Postfix, config: GatewayConfig) -> DownstreamRelay:
+def relay_for(postfix: Postfix, config: GatewaySettings) -> DownstreamRelay:
     return DownstreamRelay("127.0.0.1", postfix.port, helo_name=HOSTNAME, timeouts=config.timeouts)
 
 

@@ -14,7 +14,8 @@ from tests.gateway.helpers import HOSTNAME, make_config, require_program, runnin
 from tests.gateway.postfix import USERS, Postfix
 from tests.gateway.test_server import SMUGGLING, smuggling_payload
 
-from mailwarden.gateway import BareLineEnding, DownstreamRelay, Gateway
+from mailwarden.gateway import DownstreamRelay, Gateway
+from mailwarden.settings import BareLineEnding
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.gateway.helpers import HOSTNAME, SIMPLE, Client, make_config, messages, running
 
-from mailwarden.gateway import BareLineEnding, StrictAction
+from mailwarden.settings import BareLineEnding, StrictAction
 
 # Reply codes, named as in the RFCs.
 OK, READY, START_INPUT, CLOSING, BYE = 250, 220, 354, 421, 221

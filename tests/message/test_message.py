@@ -13,6 +13,7 @@ from mailwarden.message import (
     Message,
     MessageError,
     MessageLimits,
+    fold_field,
     read_message,
     to_crlf,
 )
@@ -169,3 +170,26 @@ def test_splitter_never_crashes(data: bytes) -> None:
         for field in message.fields:
             assert field.raw.startswith(field.name)
             assert field.lname == field.name.decode().lower()
+
+
+@given(
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30).flatmap(
+        lambda word: st.lists(st.just(word) | st.text("abc=; ", min_size=1), max_size=30)
+    )
+)
+def test_fold_field_gives_the_value_back_exactly(words: list[str]) -> None:
+    value = " ".join(words)
+    folded = fold_field("X-Test", value)
+    assert not folded.endswith("\r\n")
+    lines = folded.split("\r\n")
+    assert all(line.startswith(" ") for line in lines[1:])  # breaks go before a space
+    assert all(len(line) <= 78 for line in lines if " " in line.strip())
+    assert folded.replace("\r\n", "") == f"X-Test: {value}"  # RFC 5322 §2.2.3 unfolding
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("X-A", "b\r\nBcc: victim@example.com"), ("X-A", "b\nc"), ("X:A", "b")]
+)
+def test_fold_field_refuses_line_breaks_and_colons(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match="not a header field"):
+        fold_field(name, value)

@@ -1,112 +1,61 @@
-"""Policy configuration from TOML: values, and errors that name file, key and reason."""
+"""The [policy] section as data: defaults, scores, thresholds and their order.
+
+Reading it from TOML is the settings reader's work (tests/settings/test_settings.py).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from mailwarden.policy import (
-    ConfigError,
-    PolicyConfig,
-    TemperrorHandling,
-    load_policy_config,
-    policy_config_from_mapping,
-)
+from mailwarden.policy import Action, PolicyConfig, Thresholds
+from mailwarden.schema import InvalidSetting
 
 
-def test_defaults_without_a_file() -> None:
+def test_defaults() -> None:
     config = PolicyConfig()
-    assert (config.greylist_threshold, config.add_header_threshold, config.reject_threshold) == (
-        4.0,
-        6.0,
-        15.0,
-    )
+    assert (
+        config.threshold_of(Action.GREYLIST),
+        config.threshold_of(Action.ADD_HEADER),
+        config.threshold_of(Action.SOFT_REJECT),
+        config.threshold_of(Action.REJECT),
+    ) == (4.0, 6.0, None, 15.0)
     assert config.score_of("SPF_FAIL", 0.0) == 3.0
+    assert config.score_of("NO_SUCH_SYMBOL", 1.5) == 1.5  # what the check suggests
+    assert config.score_of("DMARC_POLICY_NONE", 9.0) == 0.0  # fixed by RFC 9989 §5.4
 
 
-def test_a_complete_file(tmp_path: Path) -> None:
-    path = tmp_path / "mailwarden.toml"
-    path.write_text(
-        """
-[policy]
-dmarc_reject = false
-hard_reject = ["RBL_ZEN_SBL"]
-on_temperror = "tempfail"
-temperror_symbols = ["DMARC_TEMPERROR"]
-spam_header_prefix = "X-Warden"
-
-[policy.scores]
-SPF_FAIL = 5
-RBL_ZEN_PBL = 2.5
-
-[policy.thresholds]
-greylist = false
-add_header = 5
-reject = 12
-"""
-    )
-    config = load_policy_config(path)
-    assert config.score_of("SPF_FAIL", 0) == 5.0
-    assert config.score_of("RBL_ZEN_PBL", 0) == 2.5
-    assert config.greylist_threshold is None
-    assert (config.add_header_threshold, config.reject_threshold) == (5.0, 12.0)
-    assert not config.dmarc_reject
-    assert config.hard_reject_symbols == ("RBL_ZEN_SBL",)
-    assert config.on_temperror is TemperrorHandling.TEMPFAIL
-    assert config.spam_header_prefix == "X-Warden"
+def test_configured_scores_win_over_the_table() -> None:
+    config = PolicyConfig(scores={"SPF_FAIL": 10.0})
+    assert config.score_of("SPF_FAIL", 0.0) == 10.0
+    assert config.score_of("SPF_SOFTFAIL", 0.0) == 1.0  # the default table still applies
 
 
 @pytest.mark.parametrize(
-    ("text", "key", "reason"),
+    ("thresholds", "key"),
     [
-        ("[policy]\nbogus = 1\n", "policy.bogus", "unknown key"),
-        ("[policy.scores]\nSPF_FAIL = 'high'\n", "policy.scores.SPF_FAIL", "expected a number"),
-        ("[policy.scores]\nspf_fail = 1\n", "policy.scores.spf_fail", "upper-case"),
-        ("[policy.scores]\nDMARC_POLICY_NONE = 3\n", "policy.scores.DMARC_POLICY_NONE", "p=none"),
-        ("[policy.thresholds]\nquarantine = 3\n", "policy.thresholds.quarantine", "unknown"),
-        ("[policy.thresholds]\nreject = 3\n", "policy.thresholds.reject", "below"),
-        ("[policy]\non_temperror = 'maybe'\n", "policy.on_temperror", "tempfail"),
-        ("[policy]\ndmarc_reject = 'yes'\n", "policy.dmarc_reject", "true or false"),
-        ("[policy]\nhard_reject = 'RBL'\n", "policy.hard_reject", "list"),
-        ("[policy]\nspam_header_prefix = 'X Bad:'\n", "policy.spam_header_prefix", "header"),
-        ("policy = 3\n", "policy", "table"),
-        ("[policy\n", "-", "not valid TOML"),
+        (Thresholds(reject=3.0), "reject"),
+        (Thresholds(greylist=7.0), "add_header"),
+        (Thresholds(soft_reject=20.0), "reject"),
     ],
 )
-def test_errors_name_file_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as error:
-        load_policy_config(path)
-    assert error.value.source == str(path)
-    assert error.value.key == key
-    assert reason in error.value.reason
-    assert str(path) in str(error.value)
+def test_milder_actions_need_lower_thresholds(thresholds: Thresholds, key: str) -> None:
+    with pytest.raises(InvalidSetting) as info:
+        thresholds.validate()
+    assert info.value.key == key
 
 
-def test_unreadable_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read"):
-        load_policy_config(tmp_path / "missing.toml")
+def test_disabled_actions_are_skipped_in_the_order() -> None:
+    Thresholds(greylist=None, add_header=None, soft_reject=None, reject=1.0).validate()
 
 
-@given(
-    st.dictionaries(
-        st.sampled_from(["scores", "thresholds", "dmarc_reject", "on_temperror", "other"]),
-        st.one_of(
-            st.integers(), st.text(max_size=5), st.booleans(), st.dictionaries(st.text(), st.text())
-        ),
-    )
+@pytest.mark.parametrize(
+    ("scores", "key"),
+    [
+        ({"spf_fail": 1.0}, "scores.spf_fail"),
+        ({"DMARC_POLICY_NONE": 1.0}, "scores.DMARC_POLICY_NONE"),
+    ],
 )
-def test_any_mapping_gives_a_config_or_a_config_error(data: dict[str, object]) -> None:
-    outcome: PolicyConfig | ConfigError
-    try:
-        outcome = policy_config_from_mapping(data)
-    except ConfigError as error:
-        outcome = error
-    if isinstance(outcome, ConfigError):
-        assert outcome.key.startswith("policy")
-    else:
-        assert isinstance(outcome, PolicyConfig)
+def test_bad_scores(scores: dict[str, float], key: str) -> None:
+    with pytest.raises(InvalidSetting) as info:
+        PolicyConfig(scores=scores).validate()
+    assert info.value.key == key

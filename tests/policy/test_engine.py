@@ -15,6 +15,7 @@ from mailwarden.policy import (
     Facts,
     PolicyConfig,
     TemperrorHandling,
+    Thresholds,
     decide,
     dkim_symbols,
     dmarc_symbols,
@@ -59,7 +60,7 @@ def test_thresholds_pick_the_strictest_action_reached(extra: float, action: Acti
 
 
 def test_soft_reject_threshold_when_configured() -> None:
-    config = PolicyConfig(soft_reject_threshold=10.0)
+    config = PolicyConfig(thresholds=Thresholds(soft_reject=10.0))
     verdict = decide(Facts([Symbol("CUSTOM", 11.0)]), config)
     assert verdict.action is Action.SOFT_REJECT
     assert verdict.reply is not None
@@ -76,7 +77,7 @@ def test_dmarc_reject_refuses_outright_whatever_the_score() -> None:
     assert verdict.action is Action.REJECT
     assert verdict.reply is not None
     assert str(verdict.reply) == "550 5.7.1 Rejected by the DMARC policy of bank.example"
-    lenient = decide(facts, PolicyConfig(dmarc_reject=False, reject_threshold=None))
+    lenient = decide(facts, PolicyConfig(dmarc_reject=False, thresholds=Thresholds(reject=None)))
     assert lenient.action is Action.ADD_HEADER  # the symbol's 8 points still weigh
 
 
@@ -106,7 +107,7 @@ def test_hard_dnsbl_hits_reject() -> None:
     assert verdict.reply is not None
     assert verdict.reply.code == 554
     assert "RBL_ZEN_XBL" in verdict.reasons[0]
-    scored_only = decide(facts, PolicyConfig(hard_reject_symbols=()))
+    scored_only = decide(facts, PolicyConfig(hard_reject=()))
     assert scored_only.action is Action.ACCEPT  # 4.0 - 0.5: below the greylist threshold
 
 
@@ -151,7 +152,7 @@ def test_refusals_by_score_name_the_failed_check(failed: list[str], status: str)
     assert (verdict.reply.code, verdict.reply.status) == (550, status)
     soft = decide(
         Facts([Symbol("CUSTOM", 20.0), *symbols(*failed)]),
-        PolicyConfig(soft_reject_threshold=10.0, reject_threshold=None),
+        PolicyConfig(thresholds=Thresholds(soft_reject=10.0, reject=None)),
     )
     assert soft.reply is not None
     assert soft.reply.status == "4" + status[1:]

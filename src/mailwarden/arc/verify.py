@@ -237,8 +237,11 @@ class ARCVerifier:
             return await self.key_source(selector, domain)
         return await fetch_key(self.resolver, selector, domain)
 
-    async def verify(self, message: Message | bytes) -> ARCResult:
-        """The chain validation status of `message` (CRLF line endings expected)."""
+    async def verify(
+        self, message: Message | bytes, *, body: BodyHasher | None = None
+    ) -> ARCResult:
+        """The chain validation status of `message` (CRLF line endings expected); `body`
+        shares the message's body hashes with DKIM (it must hash `message.body`)."""
         if isinstance(message, bytes):
             try:
                 message = Message.from_bytes(message)
@@ -293,7 +296,7 @@ class ARCVerifier:
         pairs = list(wanted_keys)
         outcomes = await asyncio.gather(*(self._key(sel, dom) for sel, dom in pairs))
         keys = dict(zip(pairs, outcomes, strict=True))
-        hasher = BodyHasher(message.body)
+        hasher = body if body is not None else BodyHasher(message.body)
         now = self.clock()
 
         # step 4: the most recent AMS must verify

@@ -16,7 +16,6 @@ from mailwarden.message import MessageError, read_message
 
 from .common import DNSOptions, console, dns_options, fail, json_option, print_json
 from .dkim import parse_now
-from .domain import dns_lists
 from .spf import parse_helo, parse_ip_arg, parse_mail_from
 
 EPILOG = """\b
@@ -41,7 +40,6 @@ Exit status:
 @click.option(
     "--now", "now_text", metavar="TIMESTAMP", help="Check times and DKIM x= at this time."
 )
-@click.option("--config", type=click.Path(), help="TOML file whose [dnsbl] lists are checked.")
 @click.option(
     "--dnsbl/--no-dnsbl", default=True, show_default=True, help="Check relays on DNS lists."
 )
@@ -60,7 +58,6 @@ def analyze(
     helo: str | None,
     mail_from: str | None,
     now_text: str | None,
-    config: str | None,
     dnsbl: bool,
     reverify: bool,
     as_json: bool,
@@ -89,8 +86,9 @@ def analyze(
         fail(f"cannot read {file}: {exc.strerror or exc}")
     except MessageError as exc:
         fail(f"{file}: {exc}")
-    lists = dns_lists(config, dnsbl) if reverify else ()
-    resolver = dns.build() if reverify else None
+    settings = dns.settings()
+    lists = settings.dnsbl.selected if dnsbl and reverify else ()
+    resolver = dns.build(settings) if reverify else None
 
     def clock() -> float:
         return time.time() if now is None else now

@@ -14,13 +14,10 @@ import click
 from rich.table import Table
 
 from mailwarden.arc import ARCResult
-from mailwarden.dmarc import DMARCEvaluator, DMARCResult
-from mailwarden.dns import Resolver
-from mailwarden.dnsbl import DNSListChecker, DNSListReport
-from mailwarden.message import MessageError, read_message
-from mailwarden.policy import ConfigError
-from mailwarden.settings import CheckSettings, check_settings_from_mapping, load_check_settings
-from mailwarden.verdict import Authenticator, MessageVerdict
+from mailwarden.dmarc import DMARCResult
+from mailwarden.dnsbl import DNSListReport
+from mailwarden.message import MessageError, fold_field, read_message
+from mailwarden.pipeline import MessageVerdict, Pipeline, build
 
 from .common import (
     EXIT_OK,
@@ -34,7 +31,7 @@ from .common import (
     print_json,
 )
 from .dkim import parse_now, result_dict
-from .spf import check_dict, default_receiver, parse_helo, parse_ip_arg, parse_mail_from
+from .spf import check_dict, parse_helo, parse_ip_arg, parse_mail_from
 
 BATCH_CONCURRENCY = 32
 
@@ -96,7 +93,7 @@ def verdict_dict(verdict: MessageVerdict, receiver: str) -> dict[str, Any]:
         "dkim": [result_dict(r) for r in verdict.dkim],
         "dmarc": dmarc_dict(verdict.dmarc),
         "arc": arc_dict(verdict.arc),
-        "authentication_results": verdict.authentication_results,
+        "authentication_results": auth_results_field(verdict),
         "iprev": None
         if iprev is None
         else {
@@ -119,36 +116,10 @@ def verdict_dict(verdict: MessageVerdict, receiver: str) -> dict[str, Any]:
     }
 
 
-def load_settings(config: str | None) -> CheckSettings:
-    try:
-        if config:
-            return load_check_settings(config)
-        return check_settings_from_mapping({}, default_dnsbl=False)
-    except ConfigError as exc:
-        fail(str(exc))
-
-
-def build_authenticator(
-    resolver: Resolver,
-    settings: CheckSettings,
-    receiver: str,
-    *,
-    now: float | None,
-    network_checks: bool,
-) -> Authenticator:
-    def clock() -> float:
-        return time.time() if now is None else now
-
-    return Authenticator(
-        resolver,
-        authserv_id=receiver,
-        clock=clock,
-        dmarc=DMARCEvaluator(resolver, discovery=settings.dmarc_discovery),
-        dnsbl=DNSListChecker(resolver, settings.dnsbl_lists) if settings.dnsbl_lists else None,
-        policy=settings.policy,
-        network_checks=network_checks,
-        trusted_sealers=settings.trusted_sealers,
-    )
+def auth_results_field(verdict: MessageVerdict) -> str:
+    """Our Authentication-Results field as the gateway writes it (folded, CRLF)."""
+    value = verdict.authentication_results.format_value()
+    return fold_field("Authentication-Results", value)
 
 
 @click.command("check")
@@ -157,8 +128,9 @@ def build_authenticator(
 @click.option("--helo", help="HELO/EHLO name the client gave.")
 @click.option("--mail-from", default="", help="Envelope sender; empty for a null reverse-path.")
 @click.option("--rcpt", multiple=True, help="Envelope recipient (repeatable).")
-@click.option("--hostname", help="Our host name: the authserv-id. [default: this host]")
-@click.option("--config", type=click.Path(), help="TOML file: [policy], [dnsbl], [dmarc].")
+@click.option(
+    "--hostname", help="Our host name: the authserv-id. [default: [gateway] hostname, this host]"
+)
 @click.option("--now", "now_text", metavar="TIMESTAMP", help="Check DKIM t=/x= at this time.")
 @click.option(
     "--network-checks/--no-network-checks",
@@ -181,7 +153,6 @@ def check(
     mail_from: str,
     rcpt: tuple[str, ...],
     hostname: str | None,
-    config: str | None,
     now_text: str | None,
     network_checks: bool,
     batch: TextIO | None,
@@ -193,20 +164,22 @@ def check(
     Prints every result, the policy's action with its reasons, and the Authentication-Results
     field mailwarden would add.
     """
-    receiver = hostname or default_receiver()
     now = parse_now(now_text) if now_text else None
-    settings = load_settings(config)
+    settings = dns.settings({"gateway.hostname": (hostname, "--hostname")} if hostname else {})
+    receiver = settings.gateway.hostname
+
+    def clock() -> float:
+        return time.time() if now is None else now
+
     if batch is not None:
         if file or ip or helo or mail_from or rcpt:
             fail("--batch takes everything from the manifest: drop FILE, --ip, --helo, ...")
         if not as_json:
             fail("--batch writes JSON lines: add --json")
-        authenticator = build_authenticator(
-            dns.build(), settings, receiver, now=now, network_checks=network_checks
-        )
+        pipeline = build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
         base = Path(batch.name).parent if batch.name not in ("-", "<stdin>") else Path()
         try:
-            errors = asyncio.run(run_batch(batch, base, authenticator, receiver))
+            errors = asyncio.run(run_batch(batch, base, pipeline, receiver))
         except UnicodeDecodeError:
             fail(f"{batch.name} is not UTF-8 text")
         sys.exit(EXIT_PARTIAL if errors else EXIT_OK)
@@ -224,11 +197,9 @@ def check(
         fail(f"cannot read {file}: {exc.strerror or exc}")
     except MessageError as exc:
         fail(f"{file}: {exc}")
-    authenticator = build_authenticator(
-        dns.build(), settings, receiver, now=now, network_checks=network_checks
-    )
+    pipeline = build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
     verdict = asyncio.run(
-        authenticator.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)
+        pipeline.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)
     )
     if as_json:
         print_json(verdict_dict(verdict, receiver))
@@ -236,12 +207,12 @@ def check(
     show_verdict(verdict)
 
 
-async def run_batch(stream: TextIO, base: Path, authenticator: Authenticator, receiver: str) -> int:
+async def run_batch(stream: TextIO, base: Path, pipeline: Pipeline, receiver: str) -> int:
     """One output line per manifest line, in order, messages checked concurrently."""
     errors = 0
 
     async def work(item: tuple[int, str]) -> dict[str, Any]:
-        return await check_line(item[0], item[1], base, authenticator, receiver)
+        return await check_line(item[0], item[1], base, pipeline, receiver)
 
     async for line in ordered_map(enumerate(stream, 1), work, BATCH_CONCURRENCY):
         if "error" in line:
@@ -251,7 +222,7 @@ async def run_batch(stream: TextIO, base: Path, authenticator: Authenticator, re
 
 
 async def check_line(
-    number: int, text: str, base: Path, authenticator: Authenticator, receiver: str
+    number: int, text: str, base: Path, pipeline: Pipeline, receiver: str
 ) -> dict[str, Any]:
     name: object = None
     try:
@@ -281,7 +252,7 @@ async def check_line(
         return {"line": number, "file": name, "error": f"cannot read: {exc.strerror or exc}"}
     except (ValueError, MessageError) as exc:  # JSONDecodeError is a ValueError
         return {"line": number, "file": name, "error": str(exc)}
-    verdict = await authenticator.check(message, ip=address, helo=helo, mail_from=sender, rcpt=rcpt)
+    verdict = await pipeline.check(message, ip=address, helo=helo, mail_from=sender, rcpt=rcpt)
     return {"file": name, **verdict_dict(verdict, receiver)}
 
 
@@ -324,4 +295,4 @@ def show_verdict(verdict: MessageVerdict) -> None:
         out.print(f"  because {reason}", markup=False)
     for symbol in policy.symbols:
         out.print(f"  {symbol.name:<28} {symbol.score:>6g}  {symbol.detail}", markup=False)
-    out.print(verdict.authentication_results.rstrip("\r\n"), markup=False)
+    out.print(auth_results_field(verdict), markup=False)

@@ -7,17 +7,17 @@ import collections
 import functools
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
 
-from mailwarden.dns import Resolver, StaticResolver
-from mailwarden.dns.cache import CachingResolver
-from mailwarden.dns.system import SystemResolver, parse_server
+from mailwarden.dns import Resolver
+from mailwarden.pipeline import build_resolver
+from mailwarden.settings import ConfigError, Settings, load_settings
+from mailwarden.settings import Override as Override
 
 # Exit codes, documented in `mailwarden --help`.
 EXIT_OK = 0
@@ -42,41 +42,60 @@ def fail(message: str) -> NoReturn:
 
 @dataclass(frozen=True)
 class DNSOptions:
+    """The settings options every command that uses DNS takes: `--config` and `--dns-*`.
+
+    `settings()` loads the configuration file (or the embedded defaults) with these options,
+    and any the command adds, applied over it through the one settings reader; `build()` is
+    the resolver the settings describe. Mistakes exit 2 naming the file or the option.
+    """
+
+    config: str | None
     servers: tuple[str, ...]
     zones: tuple[str, ...]
-    timeout: float
-    retries: int
+    timeout: float | None
+    retries: int | None
 
-    def build(self) -> Resolver:
-        """Zones given: answer from them only (offline). Otherwise the system's resolver."""
-        inner: Resolver
+    def overrides(self) -> dict[str, Override]:
+        """The DNS options given on the command line, as settings overrides."""
+        given: dict[str, Override] = {}
+        if self.servers:
+            given["dns.servers"] = (list(self.servers), "--dns-server")
         if self.zones:
-            static = StaticResolver()
-            for zone in self.zones:
-                try:
-                    text = Path(zone).read_text(encoding="utf-8")
-                except OSError as exc:
-                    fail(f"cannot read zone file {zone}: {exc.strerror or exc}")
-                except UnicodeDecodeError:
-                    fail(f"zone file {zone} is not UTF-8 text")
-                try:
-                    static.load_master_text(text)
-                except ValueError as exc:
-                    fail(f"bad zone file {zone}: {exc}")
-            inner = static
-        else:
-            for server in self.servers:
-                try:
-                    parse_server(server)
-                except ValueError as exc:
-                    fail(f"bad --dns-server {server!r}: {exc}")
-            inner = SystemResolver(self.servers, timeout=self.timeout, retries=self.retries)
-        return CachingResolver(inner)
+            given["dns.zones"] = (list(self.zones), "--dns-zone")
+        if self.timeout is not None:
+            given["dns.timeout"] = (self.timeout, "--dns-timeout")
+        if self.retries is not None:
+            given["dns.retries"] = (self.retries, "--dns-retries")
+        return given
+
+    def settings(self, overrides: Mapping[str, Override] | None = None) -> Settings:
+        """The settings: the file (or defaults), then these options, then `overrides`."""
+        try:
+            return load_settings(self.config, overrides={**self.overrides(), **(overrides or {})})
+        except ConfigError as exc:
+            fail(str(exc))
+
+    def build(self, settings: Settings | None = None) -> Resolver:
+        """Zones given: answer from them only (offline). Otherwise the configured servers,
+        else the system's resolver (resolv.conf)."""
+        settings = settings if settings is not None else self.settings()
+        source = "--dns-zone" if self.zones else "--dns-server" if self.servers else None
+        try:
+            return build_resolver(settings.dns, source or settings.source)
+        except ConfigError as exc:
+            fail(str(exc))
 
 
 def dns_options(command: F) -> F:
-    """Adds --dns-server, --dns-zone, --dns-timeout and --dns-retries as `dns: DNSOptions`."""
+    """Adds --config, --dns-server, --dns-zone, --dns-timeout and --dns-retries, given to the
+    command as `dns: DNSOptions`."""
 
+    @click.option(
+        "--config",
+        "config_file",
+        metavar="FILE",
+        help="TOML configuration file (see examples/mailwarden.toml). [default: built-in]",
+    )
     @click.option(
         "--dns-server",
         "dns_servers",
@@ -94,28 +113,27 @@ def dns_options(command: F) -> F:
     @click.option(
         "--dns-timeout",
         type=click.FloatRange(min=0.01),
-        default=5.0,
-        show_default=True,
+        default=None,
         metavar="SECONDS",
-        help="Timeout of one DNS query attempt.",
+        help="Timeout of one DNS query attempt. [default: 5, or [dns] timeout]",
     )
     @click.option(
         "--dns-retries",
         type=click.IntRange(min=0),
-        default=2,
-        show_default=True,
-        help="Further attempts after a DNS timeout.",
+        default=None,
+        help="Further attempts after a DNS timeout. [default: 2, or [dns] retries]",
     )
     @functools.wraps(command)
     def wrapper(
         *args: Any,
+        config_file: str | None,
         dns_servers: tuple[str, ...],
         dns_zones: tuple[str, ...],
-        dns_timeout: float,
-        dns_retries: int,
+        dns_timeout: float | None,
+        dns_retries: int | None,
         **kwargs: Any,
     ) -> Any:
-        options = DNSOptions(dns_servers, dns_zones, dns_timeout, dns_retries)
+        options = DNSOptions(config_file, dns_servers, dns_zones, dns_timeout, dns_retries)
         return command(*args, dns=options, **kwargs)
 
     return wrapper  # type: ignore[return-value]

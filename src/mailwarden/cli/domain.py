@@ -10,9 +10,6 @@ from rich.table import Table
 
 from mailwarden.audit import CHECKS, COMMON_SELECTORS, DomainAudit, Severity, audit_domain
 from mailwarden.dns import is_domain_name, to_ascii
-from mailwarden.dnsbl import DNSList
-from mailwarden.policy import ConfigError
-from mailwarden.settings import check_settings_from_mapping, load_check_settings
 
 from .common import (
     EXIT_OK,
@@ -49,19 +46,6 @@ def domain() -> None:
     """Audit a domain's mail setup as receivers see it."""
 
 
-def dns_lists(config: str | None, enabled: bool) -> tuple[DNSList, ...]:
-    """The DNS lists for the MX addresses: the config's [dnsbl], else the keyless defaults."""
-    if not enabled:
-        return ()
-    try:
-        settings = (
-            load_check_settings(config) if config else check_settings_from_mapping({}, "<none>")
-        )
-    except ConfigError as exc:
-        fail(str(exc))
-    return settings.dnsbl_lists
-
-
 @domain.command("check", epilog=EPILOG)
 @click.argument("name")
 @click.option(
@@ -74,11 +58,6 @@ def dns_lists(config: str | None, enabled: bool) -> tuple[DNSList, ...]:
     help="Also try the common DKIM selector names (listed below).",
 )
 @click.option(
-    "--config",
-    type=click.Path(),
-    help="TOML file whose [dnsbl] lists are checked. [default: the lists that need no key]",
-)
-@click.option(
     "--dnsbl/--no-dnsbl", default=True, show_default=True, help="Check MX addresses on DNS lists."
 )
 @json_option
@@ -87,7 +66,6 @@ def check(
     name: str,
     selector: tuple[str, ...],
     common_selectors: bool,
-    config: str | None,
     dnsbl: bool,
     as_json: bool,
     dns: DNSOptions,
@@ -107,8 +85,9 @@ def check(
     for item in selector:
         if not item.strip() or not is_domain_name(item.strip().lower()):
             fail(f"invalid DKIM selector {item!r}")
-    lists = dns_lists(config, dnsbl)
-    resolver = dns.build()
+    settings = dns.settings()
+    lists = settings.dnsbl.selected if dnsbl else ()  # [dnsbl] of --config, else the defaults
+    resolver = dns.build(settings)
     report = asyncio.run(
         audit_domain(
             resolver,

@@ -7,64 +7,21 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from mailwarden.dmarc import DMARCEvaluator
-from mailwarden.dns import Resolver
-from mailwarden.dnsbl import DNSListChecker
 from mailwarden.gateway import (
-    Checks,
-    ConfigError,
     Gateway,
-    GatewayConfig,
     MaildirRelay,
+    PipelineChecks,
     TransactionLog,
-    load_config,
-    parse_hostport,
     sink_config,
 )
-from mailwarden.greylist import Greylister, GreylistStore, RedisStore, SQLiteStore
-from mailwarden.settings import check_settings_from_mapping, greylist_settings_from_mapping
-from mailwarden.staged import StagedChecks, StagedOptions
-from mailwarden.verdict import Authenticator
+from mailwarden.pipeline import Pipeline, build
+from mailwarden.settings import ConfigError, GatewaySettings, Override, parse_hostport
 
 from .common import DNSOptions, dns_options, fail, json_option, print_json
-
-ChecksFactory = Callable[[GatewayConfig, Resolver], Checks]
-
-
-def build_checks(config: GatewayConfig, resolver: Resolver) -> StagedChecks:
-    """Every check, by stage: the `[policy]`, `[dnsbl]`, `[dmarc]` and `[greylist]` tables of
-    the configuration (embedded defaults without a file: SQLite greylist in the data dir)."""
-    settings = check_settings_from_mapping(config.raw, config.source)
-    greylisting = greylist_settings_from_mapping(config.raw, config.source)
-    dnsbl = DNSListChecker(resolver, settings.dnsbl_lists) if settings.dnsbl_lists else None
-    authenticator = Authenticator(
-        resolver,
-        authserv_id=config.hostname,
-        dmarc=DMARCEvaluator(resolver, discovery=settings.dmarc_discovery),
-        dnsbl=dnsbl,
-        policy=settings.policy,
-        trusted_sealers=settings.trusted_sealers,
-        our_names=(config.hostname,),
-    )
-    greylister = None
-    if greylisting.enabled:
-        store: GreylistStore
-        if greylisting.redis_url:
-            store = RedisStore.from_url(greylisting.redis_url)
-        else:
-            Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-            store = SQLiteStore(Path(config.data_dir) / "greylist.sqlite3")
-        greylister = Greylister(store, config=greylisting.config)
-    options = StagedOptions(
-        greylist_stage=greylisting.config.stage,
-        quarantine_to=config.quarantine_address or None,
-    )
-    return StagedChecks(authenticator, greylister=greylister, options=options)
 
 
 def _hostport(option: str, text: str, default_port: int | None = None) -> tuple[str, int]:
@@ -74,7 +31,7 @@ def _hostport(option: str, text: str, default_port: int | None = None) -> tuple[
         fail(f"bad {option} {text!r}: {exc}")
 
 
-def _swaks_hint(config: GatewayConfig, host: str, port: int) -> str:
+def _swaks_hint(config: GatewaySettings, host: str, port: int) -> str:
     domain = config.local_domains[0] if config.local_domains else "example.net"
     return (
         f"swaks --server {host}:{port} --from alice@example.com --to postmaster@{domain} "
@@ -83,7 +40,7 @@ def _swaks_hint(config: GatewayConfig, host: str, port: int) -> str:
 
 
 async def _run_until_signalled(
-    gateway: Gateway, announce: Callable[[], None], checks: Checks | None = None
+    gateway: Gateway, announce: Callable[[], None], pipeline: Pipeline | None = None
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -91,20 +48,19 @@ async def _run_until_signalled(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     background = []
-    if isinstance(checks, StagedChecks) and checks.authenticator.dnsbl is not None:
+    if pipeline is not None:
         # RFC 5782 §5 test entries at start and then hourly: a failing list is ignored
-        background.append(asyncio.ensure_future(checks.authenticator.dnsbl.health_loop(stop)))
+        background.append(asyncio.ensure_future(pipeline.health_loop(stop)))
     async with gateway:
         announce()
         await stop.wait()
     for task in background:
         await task
-    if isinstance(checks, StagedChecks):
-        await checks.authenticator.drain()
+    if pipeline is not None:
+        await pipeline.drain()
 
 
 @click.command()
-@click.option("--config", "config_file", metavar="FILE", help="TOML configuration file.")
 @click.option("--listen", metavar="HOST:PORT", help="Listen here (default 127.0.0.1:2525).")
 @click.option("--relay-to", metavar="HOST:PORT", help="The downstream mailbox server.")
 @click.option(
@@ -116,7 +72,6 @@ async def _run_until_signalled(
 @dns_options
 @json_option
 def serve(
-    config_file: str | None,
     listen: str | None,
     relay_to: str | None,
     local_domains: tuple[str, ...],
@@ -127,31 +82,33 @@ def serve(
     as_json: bool,
 ) -> None:
     """Run the receiving SMTP gateway (relays accepted mail downstream before saying 250)."""
+    given: dict[str, Override] = {}
+    for key, value, option in (
+        ("gateway.listen", listen, "--listen"),
+        ("gateway.relay_to", relay_to, "--relay-to"),
+        ("gateway.local_domains", list(local_domains) or None, "--local-domain"),
+        ("gateway.hostname", hostname, "--hostname"),
+        ("gateway.data_dir", data_dir, "--data-dir"),
+        ("gateway.greet_pause", greet_pause, "--greet-pause"),
+    ):
+        if value is not None:
+            given[key] = (value, option)
+    settings = dns.settings(given)
+    config = settings.gateway
+    if config.hostname == "localhost":
+        click.echo(
+            "mailwarden: warning: this host has no name but localhost; set --hostname or "
+            "[gateway] hostname (greeting, Received and Authentication-Results use it)",
+            err=True,
+        )
     try:
-        config = load_config(config_file)
+        pipeline = build(settings, dns.build(settings), greylist=True)
     except ConfigError as exc:
         fail(str(exc))
-    changes: dict[str, object] = {}
-    if listen:
-        changes["listen"] = _hostport("--listen", listen)
-    if relay_to:
-        changes["relay_to"] = _hostport("--relay-to", relay_to, 25)
-    if local_domains:
-        changes["local_domains"] = tuple(d.lower().rstrip(".") for d in local_domains)
-    if hostname:
-        changes["hostname"] = hostname
-    if data_dir:
-        changes["data_dir"] = data_dir
-    if greet_pause is not None:
-        changes["greet_pause"] = greet_pause
-    config = replace(config, **changes)  # type: ignore[arg-type]
-    resolver = dns.build()
+    except OSError as exc:
+        fail(f"cannot open the greylist store: {exc.strerror or exc}")
     try:
-        checks = build_checks(config, resolver)
-    except ConfigError as exc:  # [policy], [dnsbl], [dmarc], [greylist]
-        fail(str(exc))
-    try:
-        gateway = Gateway(config, checks)
+        gateway = Gateway(config, PipelineChecks(pipeline))
     except (OSError, ValueError) as exc:
         fail(f"cannot start the gateway: {exc}")
 
@@ -178,7 +135,7 @@ def serve(
         sys.stdout.flush()
 
     try:
-        asyncio.run(_run_until_signalled(gateway, announce, checks))
+        asyncio.run(_run_until_signalled(gateway, announce, pipeline))
     except OSError as exc:
         fail(f"cannot listen on {config.listen[0]}:{config.listen[1]}: {exc.strerror or exc}")
 

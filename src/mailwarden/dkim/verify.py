@@ -92,10 +92,14 @@ class DKIMVerifier:
                 self._keys.popitem(last=False)
         return outcome
 
-    async def verify(self, message: Message | bytes) -> list[DKIMResult]:
+    async def verify(
+        self, message: Message | bytes, *, body: BodyHasher | None = None
+    ) -> list[DKIMResult]:
         """One result per DKIM-Signature field, top to bottom (empty: no signature).
 
         Bytes are taken as the on-wire form (CRLF); use `read_message` for files with bare LF.
+        `body` shares the message's body hashes with other verifiers (ARC); it must hash
+        `message.body`.
         """
         if isinstance(message, bytes):
             try:
@@ -145,7 +149,7 @@ class DKIMVerifier:
         if wanted:  # RFC 6376 §6.1.2: fetch every missing key at once
             fetched = await asyncio.gather(*(self.key(sel, dom) for sel, dom in wanted))
             keys.update(zip(wanted, fetched, strict=True))
-        hasher = BodyHasher(message.body)
+        hasher = body if body is not None else BodyHasher(message.body)
         return [
             outcome
             if isinstance(outcome, DKIMResult)

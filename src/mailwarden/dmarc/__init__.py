@@ -21,7 +21,6 @@ from .discovery import (
     tree_walk_names,
 )
 from .evaluate import (
-    MAX_AUTHOR_DOMAINS,
     DKIMLike,
     DMARCEvaluator,
     DMARCResult,
@@ -31,7 +30,6 @@ from .evaluate import (
     Override,
     OverrideReason,
     PolicyTag,
-    author_domains,
 )
 from .record import (
     PSD,
@@ -45,7 +43,6 @@ from .record import (
 )
 
 __all__ = [
-    "MAX_AUTHOR_DOMAINS",
     "MAX_TREE_WALK_QUERIES",
     "PSD",
     "Alignment",
@@ -69,7 +66,6 @@ __all__ = [
     "RecordError",
     "RecordSource",
     "ReportURI",
-    "author_domains",
     "discover_policy",
     "domain_exists",
     "is_dmarc_record",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
-from mailwarden.address import AddressError, Mailbox, parse_address_list
+from mailwarden.author import AuthorProblem, Authors, read_authors
 from mailwarden.dns import Resolver, TemporaryFailure, is_domain_name, normalize, to_ascii
 from mailwarden.spf import Identity, SPFResult
 
@@ -42,7 +42,6 @@ __all__ = [
     "Override",
     "OverrideReason",
     "PolicyTag",
-    "author_domains",
 ]
 
 
@@ -136,8 +135,6 @@ class DMARCResult:
     dns_queries: int = 0
 
 
-MAX_AUTHOR_DOMAINS = 10  # more Author Domains than this is an attack, not mail
-
 LocalPolicy = Callable[[DMARCResult], Override | None]
 
 _RESULT_RANK = {
@@ -151,34 +148,6 @@ _POLICY_RANK = {DMARCPolicy.NONE: 0, DMARCPolicy.QUARANTINE: 1, DMARCPolicy.REJE
 
 def _strictness(result: DMARCResult) -> tuple[int, int]:
     return (_RESULT_RANK.get(result.result, 4), _POLICY_RANK[result.disposition])
-
-
-def author_domains(from_values: Sequence[str]) -> tuple[list[str], list[Mailbox]]:
-    """The distinct Author Domains (A-labels, lower case) of the From field values.
-
-    Raises ValueError with a plain message when the From fields cannot give any.
-    """
-    mailboxes: list[Mailbox] = []
-    for value in from_values:
-        try:
-            mailboxes.extend(parse_address_list(value))
-        except AddressError as exc:
-            raise ValueError(f"unparseable From field: {exc}") from None
-    if not mailboxes:
-        raise ValueError("no address in the From field")
-    domains: list[str] = []
-    for mailbox in mailboxes:
-        if mailbox.domain.startswith("["):
-            raise ValueError(f"From address {mailbox.address!r} has a domain literal")
-        try:
-            domain = normalize(to_ascii(mailbox.domain))  # RFC 9989 §5.3.1: U-labels to A-labels
-        except ValueError:
-            raise ValueError(f"invalid domain in From address {mailbox.address!r}") from None
-        if not is_domain_name(domain):
-            raise ValueError(f"invalid domain in From address {mailbox.address!r}")
-        if domain not in domains:
-            domains.append(domain)
-    return domains, mailboxes
 
 
 def _identifier(domain: str) -> str | None:
@@ -225,27 +194,22 @@ class DMARCEvaluator:
 
     async def evaluate(
         self,
-        from_values: Sequence[str],
+        from_values: Sequence[str] | Authors,
         spf: SPFResult | None,
         dkim: Sequence[DKIMLike] = (),
     ) -> DMARCResult:
-        """The verdict for a message whose From header field(s) have these values."""
-        if not from_values:
-            return self._not_evaluated("message has no From field", ())
-        if len(from_values) > 1 and self.multiple_authors is MultipleAuthors.NOT_EVALUATED:
-            return self._not_evaluated(f"message has {len(from_values)} From fields", ())
-        try:
-            domains, _ = author_domains(from_values)
-        except ValueError as exc:
-            return self._not_evaluated(str(exc), ())
-        if len(domains) > MAX_AUTHOR_DOMAINS:
-            return self._not_evaluated(f"{len(domains)} Author Domains", tuple(domains))
-        if len(domains) > 1 and self.multiple_authors is MultipleAuthors.NOT_EVALUATED:
-            listed = ", ".join(domains)
-            return self._not_evaluated(f"several Author Domains ({listed})", tuple(domains))
+        """The verdict for a message whose From field(s) have these values (or were read
+        already into `Authors`)."""
+        authors = from_values if isinstance(from_values, Authors) else read_authors(from_values)
+        domains = authors.domains
+        several = authors.problem in (AuthorProblem.SEVERAL_FROM, AuthorProblem.SEVERAL_DOMAINS)
+        if authors.problem is not None and not (
+            several and domains and self.multiple_authors is MultipleAuthors.STRICTEST
+        ):
+            return self._not_evaluated(authors.reason, domains)
         lookup = Lookup(self.resolver)
         results = await asyncio.gather(
-            *(self._evaluate(d, spf, dkim, lookup, tuple(domains)) for d in domains)
+            *(self._evaluate(d, spf, dkim, lookup, domains) for d in domains)
         )
         return max(results, key=_strictness)  # §5.3.1 MAY: the strictest verdict
 

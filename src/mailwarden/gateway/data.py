@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .config import BareLineEnding, SMTPLimits
+from mailwarden.settings import BareLineEnding, SMTPLimits
+
 from .hooks import Event, Reply
 from .stream import LineTooLong, Stream
 

@@ -17,7 +17,8 @@ import re
 import time
 from typing import Protocol
 
-from .config import DownstreamProtocol, Timeouts
+from mailwarden.settings import DownstreamProtocol, Timeouts
+
 from .hooks import Reply, Session
 
 __all__ = ["Downstream", "DownstreamRelay", "Outbound", "Unavailable", "dot_stuff"]

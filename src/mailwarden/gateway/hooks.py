@@ -18,31 +18,26 @@ does, so the log still shows who the client wanted to reach.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from mailwarden.policy import SmtpReply
+from mailwarden.pipeline import MessageDecision, ParsedMessage
+from mailwarden.reply import SMTPReply
 
 __all__ = [
     "AcceptAll",
     "Checks",
-    "DataDecision",
     "Event",
-    "HeaderFilter",
+    "MessageDecision",
     "Reply",
     "Session",
     "TLSInfo",
     "Transaction",
 ]
 
-Reply = SmtpReply
-"""An SMTP reply: `code`, enhanced `status` (RFC 3463) and `text` (the policy's own type)."""
-
-HeaderFilter = Callable[[str, str], bool] | Sequence[tuple[str, str]]
-"""Header fields to drop: a predicate on (name, unfolded value), or (name, value) pairs
-(names compared without case, values unfolded and stripped)."""
+Reply = SMTPReply
+"""An SMTP reply: `code`, enhanced `status` (RFC 3463) and `text`."""
 
 
 class Event(StrEnum):
@@ -110,23 +105,6 @@ class Transaction:
     data: dict[str, object] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class DataDecision:
-    """What to do with a message at the end of DATA.
-
-    `reply` None relays the message (and the downstream's answer is the client's); a Reply
-    refuses it without relaying. `prepend_headers` are folded by the gateway and added above
-    the message, below its own Received field. `redirect_to` replaces the recipients
-    (quarantine). `log` is merged into the transaction's log line (verdict, symbols, action).
-    """
-
-    reply: Reply | None = None
-    prepend_headers: list[tuple[str, str]] = field(default_factory=list)
-    remove_headers: HeaderFilter = ()
-    redirect_to: list[str] | None = None
-    log: dict[str, object] = field(default_factory=dict)
-
-
 @runtime_checkable
 class Checks(Protocol):
     """The checks the gateway runs at each SMTP stage (see the module docstring)."""
@@ -147,8 +125,12 @@ class Checks(Protocol):
         """After the gateway's relay control accepted `rcpt` (greylisting at RCPT time)."""
         ...
 
-    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> DataDecision:
-        """`message` has CRLF line ends, is dot-unstuffed, without the gateway's headers."""
+    async def on_data(
+        self, session: Session, tx: Transaction, message: ParsedMessage
+    ) -> MessageDecision:
+        """`message` (read once, CRLF line ends, dot-unstuffed, without the gateway's
+        headers): `reply` None relays it with `add_headers` added and `remove_fields` dropped;
+        a Reply refuses it without relaying."""
         ...
 
     async def on_disconnect(self, session: Session) -> None:
@@ -171,8 +153,10 @@ class AcceptAll:
     async def on_rcpt(self, session: Session, tx: Transaction, rcpt: str) -> Reply | None:
         return None
 
-    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> DataDecision:
-        return DataDecision(log={"action": "accept"})
+    async def on_data(
+        self, session: Session, tx: Transaction, message: ParsedMessage
+    ) -> MessageDecision:
+        return MessageDecision(log={"action": "accept"})
 
     async def on_disconnect(self, session: Session) -> None:
         return None

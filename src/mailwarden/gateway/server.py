@@ -23,12 +23,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailwarden.pipeline import MessageDecision, ParsedMessage, parse
+from mailwarden.settings import GatewaySettings, StrictAction
+
 from .commands import Command, CommandError, is_non_smtp, parse_command, parse_path_and_params
-from .config import GatewayConfig, StrictAction
 from .data import read_data
 from .downstream import Downstream, DownstreamRelay, Outbound, Unavailable
-from .headers import received_field, rewrite_message
-from .hooks import AcceptAll, Checks, DataDecision, Event, Reply, Session, TLSInfo, Transaction
+from .headers import received_field, relayed_message
+from .hooks import AcceptAll, Checks, Event, Reply, Session, TLSInfo, Transaction
 from .log import TransactionLog
 from .relay import PathError, RelayControl, load_recipient_map, parse_path, postmaster_address
 from .sink import MaildirRelay
@@ -60,7 +62,7 @@ class Gateway:
 
     def __init__(
         self,
-        config: GatewayConfig,
+        config: GatewaySettings,
         checks: Checks | None = None,
         *,
         relay: Downstream | None = None,
@@ -153,7 +155,7 @@ class Gateway:
         task.add_done_callback(self._tasks.discard)
 
 
-def default_relay(config: GatewayConfig) -> Downstream:
+def default_relay(config: GatewaySettings) -> Downstream:
     if config.relay_to is None:
         return MaildirRelay(config.sink_maildir())
     host, port = config.relay_to
@@ -554,15 +556,15 @@ class _Connection:
             await self.reply(result.reply)
             return
         checks_at = time.monotonic()
-        message = result.message
+        message = parse(result.message)  # one parse: the checks and the relay share it
         try:
             async with asyncio.timeout(self.config.timeouts.checks):
                 decision = await self.hook(
                     lambda: self.checks.on_data(session, tx, message),
-                    DataDecision(reply=_INTERNAL, log={"error": "check failed"}),
+                    MessageDecision(reply=_INTERNAL, log={"error": "check failed"}),
                 )
         except TimeoutError:
-            decision = DataDecision(
+            decision = MessageDecision(
                 reply=Reply(451, "4.3.0", "Error: checks timed out, try again later"),
                 log={"error": "checks timed out"},
             )
@@ -581,17 +583,17 @@ class _Connection:
         await self.reply(final)
 
     async def deliver(
-        self, tx: Transaction, message: bytes, decision: DataDecision, extra: dict[str, Any]
+        self,
+        tx: Transaction,
+        message: ParsedMessage,
+        decision: MessageDecision,
+        extra: dict[str, Any],
     ) -> Reply:
         """Relay downstream; the client's answer is the worst downstream outcome."""
         assert self.outbound is not None
         received = received_field(self.session, tx, self.config.hostname, self.gw.clock())
-        relayed, removed = rewrite_message(
-            message,
-            received,
-            decision.prepend_headers,
-            decision.remove_headers,
-            self.config.hostname,
+        relayed, removed = relayed_message(
+            message, received, decision.add_headers, decision.remove_fields
         )
         if removed:
             extra["removed_headers"] = removed

@@ -16,7 +16,8 @@ import socket
 import time
 from pathlib import Path
 
-from .config import GatewayConfig, SMTPLimits, StrictAction, TLSConfig
+from mailwarden.settings import GatewaySettings, SMTPLimits, StrictAction, TLSSettings
+
 from .hooks import Reply, Session
 
 __all__ = ["MaildirRelay", "deliver_to_maildir", "sink_config"]
@@ -94,9 +95,9 @@ class MaildirRelay:
         return None
 
 
-def sink_config(listen: tuple[str, int], hostname: str = "sink.invalid") -> GatewayConfig:
+def sink_config(listen: tuple[str, int], hostname: str = "sink.invalid") -> GatewaySettings:
     """A gateway that takes anything from anyone: every network trusted, no greet pause."""
-    return GatewayConfig(
+    return GatewaySettings(
         listen=listen,
         hostname=hostname,
         trusted_networks=(ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")),
@@ -112,5 +113,5 @@ def sink_config(listen: tuple[str, int], hostname: str = "sink.invalid") -> Gate
             max_connections_per_client=5000,
             max_recipients=1000,
         ),
-        tls=TLSConfig(enabled=False, self_signed=False),
+        tls=TLSSettings(enabled=False, self_signed=False),
     )

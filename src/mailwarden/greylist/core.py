@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mailwarden.dns import IPAddress, is_domain_name, normalize
+from mailwarden.schema import setting
 
 __all__ = [
     "AllowEntry",
@@ -50,6 +51,18 @@ class GreylistAction(StrEnum):
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def _network(text: object) -> IPNetwork:
+    if not isinstance(text, str):
+        raise ValueError(f"expected a network (CIDR) string, got {text!r}")
+    return ipaddress.ip_network(text, strict=False)
+
+
+def _name(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"expected a domain or an address, got {text!r}")
+    return normalize(text)
+
+
 @dataclass(frozen=True, slots=True)
 class GreylistConfig:
     """Greylisting settings (RFC 6647 §6 recommends the delays and lifetimes below).
@@ -61,19 +74,19 @@ class GreylistConfig:
     another of its addresses is recognised.
     """
 
-    min_delay: float = 300.0  # a retry sooner than this is deferred again
-    retry_window: float = 86_400.0  # a first attempt is forgotten after this
-    pass_ttl: float = 36 * 86_400.0  # passed triplets are remembered this long after use
-    auto_allow_after: int = 5  # a client network that passed this often skips greylisting
-    ipv4_prefix: int = 24
-    ipv6_prefix: int = 64
+    min_delay: float = setting(300.0, min=0)  # a retry sooner than this is deferred again
+    retry_window: float = setting(86_400.0, above=0)  # a first attempt is forgotten after this
+    pass_ttl: float = setting(36 * 86_400.0, above=0)  # passed triplets: kept after last use
+    auto_allow_after: int = setting(5, min=0)  # a network that passed this often skips it
+    ipv4_prefix: int = setting(24, min=0, max=32)
+    ipv6_prefix: int = setting(64, min=0, max=128)
     stage: GreylistStage = GreylistStage.DATA
     spf_pool: bool = True
-    exempt_networks: tuple[IPNetwork, ...] = ()
-    exempt_domains: tuple[str, ...] = ()  # sender domains (and their subdomains)
-    exempt_recipients: tuple[str, ...] = ()  # recipient addresses or domains
-    purge_interval: float = 3600.0
-    reply_text: str = "Greylisted, please try again in {delay} seconds"
+    exempt_networks: tuple[IPNetwork, ...] = setting((), each=_network)
+    exempt_domains: tuple[str, ...] = setting((), each=_name)  # sender domains and below
+    exempt_recipients: tuple[str, ...] = setting((), each=_name)  # addresses or domains
+    purge_interval: float = setting(3600.0, above=0, internal=True)
+    reply_text: str = setting("Greylisted, please try again in {delay} seconds", internal=True)
 
     def __post_init__(self) -> None:
         if self.min_delay < 0:

@@ -1,27 +1,23 @@
-"""Policy configuration: symbol scores, thresholds and hard rules, from TOML or defaults.
+"""Policy configuration: symbol scores, thresholds and hard rules.
 
-Every error names the file, the key and the reason, so a mistake is found at start-up and not
-when the first message arrives.
+`PolicyConfig` is the `[policy]` section of the settings (read by `mailwarden.settings`, the
+one reader, which reports mistakes with file, key and reason at start-up).
 """
 
 from __future__ import annotations
 
-import math
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
+
+from mailwarden.schema import InvalidSetting, setting
 
 __all__ = [
     "DEFAULT_SCORES",
     "Action",
-    "ConfigError",
     "PolicyConfig",
     "TemperrorHandling",
-    "load_policy_config",
-    "policy_config_from_mapping",
+    "Thresholds",
 ]
 
 
@@ -43,16 +39,6 @@ class TemperrorHandling(StrEnum):
 
     ACCEPT = "accept"  # judge on what is known; a temperror never counts as a pass
     TEMPFAIL = "tempfail"  # answer 4xx: the client retries later
-
-
-class ConfigError(ValueError):
-    """A configuration mistake: which file, which key, and why."""
-
-    def __init__(self, source: str, key: str, reason: str) -> None:
-        super().__init__(f"{source}: {key}: {reason}")
-        self.source = source
-        self.key = key
-        self.reason = reason
 
 
 # Default scores of the symbols every check can produce (positive is suspicious). Checks carry
@@ -105,21 +91,77 @@ DEFAULT_TEMPERROR_SYMBOLS = ("DMARC_TEMPERROR", "SPF_TEMPERROR", "DKIM_TEMPERROR
 DEFAULT_HARD_REJECT = ("RBL_ZEN_SBL", "RBL_ZEN_CSS", "RBL_ZEN_XBL", "RBL_ZEN_DROP")
 
 
+def _symbol_names(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and _is_symbol_name(v) for v in value
+    ):
+        raise ValueError("expected an array of symbol names (upper-case letters, digits and _)")
+    return tuple(value)
+
+
+def _header_prefix(value: object) -> str:
+    if not isinstance(value, str) or not value or not _is_field_name(value):
+        raise ValueError(f"expected a header field name, got {value!r}")
+    return value
+
+
+def _is_symbol_name(name: str) -> bool:
+    return (
+        bool(name) and name.isascii() and name.replace("_", "").isalnum() and name == name.upper()
+    )
+
+
+def _is_field_name(name: str) -> bool:
+    """RFC 5322 §3.6.8: printable US-ASCII except colon."""
+    return all(33 <= ord(c) <= 126 and c != ":" for c in name)
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The total score at which each action starts (None: the action is off)."""
+
+    greylist: float | None = setting(4.0, false_is_none=True)
+    add_header: float | None = setting(6.0, false_is_none=True)
+    soft_reject: float | None = setting(None, false_is_none=True)
+    reject: float | None = setting(15.0, false_is_none=True)
+
+    def validate(self) -> None:
+        """Milder actions need lower thresholds, or a score would skip past them."""
+        previous: tuple[str, float] | None = None
+        for name in ("greylist", "add_header", "soft_reject", "reject"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if previous is not None and value < previous[1]:
+                raise InvalidSetting(
+                    name, f"{value:g} is below the {previous[0]} threshold {previous[1]:g}"
+                )
+            previous = (name, value)
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
-    """Scores, thresholds and rules; `policy_config_from_mapping` builds it from TOML data."""
+    """The `[policy]` section: scores, thresholds and rules."""
 
-    scores: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SCORES))
-    greylist_threshold: float | None = 4.0
-    add_header_threshold: float | None = 6.0
-    soft_reject_threshold: float | None = None
-    reject_threshold: float | None = 15.0
+    scores: Mapping[str, float] = setting(default_factory=lambda: dict(DEFAULT_SCORES))
+    thresholds: Thresholds = setting(default_factory=Thresholds)
     dmarc_reject: bool = True  # honour p=reject by refusing (RFC 9989 §5.7 leaves it to us)
     dmarc_quarantine: bool = True  # p=quarantine: mark as spam (at least add_header)
-    hard_reject_symbols: tuple[str, ...] = DEFAULT_HARD_REJECT
+    hard_reject: tuple[str, ...] = setting(DEFAULT_HARD_REJECT, convert=_symbol_names)
     on_temperror: TemperrorHandling = TemperrorHandling.ACCEPT
-    temperror_symbols: tuple[str, ...] = DEFAULT_TEMPERROR_SYMBOLS
-    spam_header_prefix: str = "X-Spam"
+    temperror_symbols: tuple[str, ...] = setting(DEFAULT_TEMPERROR_SYMBOLS, convert=_symbol_names)
+    spam_header_prefix: str = setting("X-Spam", convert=_header_prefix)
+
+    def validate(self) -> None:
+        for name, score in self.scores.items():
+            if not _is_symbol_name(name):
+                raise InvalidSetting(
+                    f"scores.{name}", "symbol names are upper-case letters, digits and _"
+                )
+            if name in FIXED_SCORES and score != FIXED_SCORES[name]:
+                raise InvalidSetting(
+                    f"scores.{name}", "p=none must never change handling (RFC 9989 §5.4): keep 0"
+                )
 
     def score_of(self, name: str, suggested: float) -> float:
         """The configured score of a symbol, else the table's, else what the check suggests."""
@@ -129,148 +171,8 @@ class PolicyConfig:
 
     def threshold_of(self, action: Action) -> float | None:
         return {
-            Action.GREYLIST: self.greylist_threshold,
-            Action.ADD_HEADER: self.add_header_threshold,
-            Action.SOFT_REJECT: self.soft_reject_threshold,
-            Action.REJECT: self.reject_threshold,
+            Action.GREYLIST: self.thresholds.greylist,
+            Action.ADD_HEADER: self.thresholds.add_header,
+            Action.SOFT_REJECT: self.thresholds.soft_reject,
+            Action.REJECT: self.thresholds.reject,
         }.get(action)
-
-
-_THRESHOLD_KEYS = ("greylist", "add_header", "soft_reject", "reject")
-
-
-def policy_config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> PolicyConfig:
-    """Build a PolicyConfig from the `[policy]` table of a configuration (already parsed).
-
-    Keys: `scores` (table name = number), `thresholds` (greylist, add_header, soft_reject,
-    reject: a number, or false to disable), `dmarc_reject`, `dmarc_quarantine`,
-    `hard_reject` (list of symbol names), `on_temperror` ("accept" or "tempfail"),
-    `temperror_symbols` (list), `spam_header_prefix`.
-    """
-    known = {
-        "scores",
-        "thresholds",
-        "dmarc_reject",
-        "dmarc_quarantine",
-        "hard_reject",
-        "on_temperror",
-        "temperror_symbols",
-        "spam_header_prefix",
-    }
-    for key in data:
-        if key not in known:
-            raise ConfigError(source, f"policy.{key}", f"unknown key (known: {sorted(known)})")
-    config = PolicyConfig()
-    scores = dict(DEFAULT_SCORES)
-    for name, value in _table(data, "scores", source).items():
-        key = f"policy.scores.{name}"
-        if not name.isascii() or not name.replace("_", "").isalnum() or name != name.upper():
-            raise ConfigError(source, key, "symbol names are upper-case letters, digits and _")
-        number = _number(value, source, key)
-        if name in FIXED_SCORES and number != FIXED_SCORES[name]:
-            raise ConfigError(
-                source, key, "p=none must never change handling (RFC 9989 §5.4): keep it 0"
-            )
-        scores[name] = number
-    config = replace(config, scores=scores)
-    thresholds = _table(data, "thresholds", source)
-    values: dict[str, float | None] = {}
-    for name, value in thresholds.items():
-        key = f"policy.thresholds.{name}"
-        if name not in _THRESHOLD_KEYS:
-            raise ConfigError(source, key, f"unknown action (known: {sorted(_THRESHOLD_KEYS)})")
-        values[name] = None if value is False else _number(value, source, key)
-    config = replace(
-        config,
-        greylist_threshold=values.get("greylist", config.greylist_threshold),
-        add_header_threshold=values.get("add_header", config.add_header_threshold),
-        soft_reject_threshold=values.get("soft_reject", config.soft_reject_threshold),
-        reject_threshold=values.get("reject", config.reject_threshold),
-    )
-    _check_threshold_order(config, source)
-    for flag in ("dmarc_reject", "dmarc_quarantine"):
-        if flag in data and not isinstance(data[flag], bool):
-            raise ConfigError(source, f"policy.{flag}", "expected true or false")
-    config = replace(
-        config,
-        dmarc_reject=data.get("dmarc_reject", config.dmarc_reject),
-        dmarc_quarantine=data.get("dmarc_quarantine", config.dmarc_quarantine),
-    )
-    if "hard_reject" in data:
-        config = replace(
-            config, hard_reject_symbols=_names(data["hard_reject"], source, "policy.hard_reject")
-        )
-    if "temperror_symbols" in data:
-        symbols = _names(data["temperror_symbols"], source, "policy.temperror_symbols")
-        config = replace(config, temperror_symbols=symbols)
-    if "on_temperror" in data:
-        try:
-            config = replace(config, on_temperror=TemperrorHandling(data["on_temperror"]))
-        except ValueError:
-            raise ConfigError(
-                source, "policy.on_temperror", 'expected "accept" or "tempfail"'
-            ) from None
-    if "spam_header_prefix" in data:
-        prefix = data["spam_header_prefix"]
-        if not isinstance(prefix, str) or not prefix or not _is_field_name(prefix):
-            raise ConfigError(source, "policy.spam_header_prefix", "expected a header name")
-        config = replace(config, spam_header_prefix=prefix)
-    return config
-
-
-def load_policy_config(path: str | Path) -> PolicyConfig:
-    """The `[policy]` table of a TOML file (ConfigError naming file, key and reason)."""
-    source = str(path)
-    try:
-        with open(path, "rb") as stream:
-            data = tomllib.load(stream)
-    except OSError as exc:
-        raise ConfigError(source, "-", f"cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, "-", f"not valid TOML: {exc}") from None
-    policy = data.get("policy", {})
-    if not isinstance(policy, dict):
-        raise ConfigError(source, "policy", "expected a table")
-    return policy_config_from_mapping(policy, source)
-
-
-def _table(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, Mapping):
-        raise ConfigError(source, f"policy.{key}", "expected a table")
-    return value
-
-
-def _number(value: object, source: str, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(source, key, f"expected a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(source, key, "expected a finite number")
-    return float(value)
-
-
-def _names(value: object, source: str, key: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(source, key, "expected a list of symbol names")
-    return tuple(value)
-
-
-def _is_field_name(name: str) -> bool:
-    """RFC 5322 §3.6.8: printable US-ASCII except colon."""
-    return all(33 <= ord(c) <= 126 and c != ":" for c in name)
-
-
-def _check_threshold_order(config: PolicyConfig, source: str) -> None:
-    """Milder actions need lower thresholds, or a score would skip past them."""
-    previous: tuple[str, float] | None = None
-    for action in (Action.GREYLIST, Action.ADD_HEADER, Action.SOFT_REJECT, Action.REJECT):
-        value = config.threshold_of(action)
-        if value is None:
-            continue
-        if previous is not None and value < previous[1]:
-            raise ConfigError(
-                source,
-                f"policy.thresholds.{action.value}",
-                f"{value:g} is below the {previous[0]} threshold {previous[1]:g}",
-            )
-        previous = (action.value, value)

@@ -15,23 +15,12 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from mailwarden.reply import SMTPReply
 from mailwarden.symbols import Symbol
 
 from .config import SEVERITY, Action, PolicyConfig, TemperrorHandling
 
-__all__ = ["Facts", "ScoredSymbol", "SmtpReply", "Verdict", "decide"]
-
-
-@dataclass(frozen=True, slots=True)
-class SmtpReply:
-    """An SMTP reply: code, enhanced status code (RFC 3463), text."""
-
-    code: int
-    status: str
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.status} {self.text}"
+__all__ = ["Facts", "ScoredSymbol", "Verdict", "decide"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +51,7 @@ class Verdict:
     score: float
     symbols: tuple[ScoredSymbol, ...]
     reasons: tuple[str, ...]
-    reply: SmtpReply | None = None  # the SMTP answer for greylist/soft_reject/reject
+    reply: SMTPReply | None = None  # the SMTP answer for greylist/soft_reject/reject
     spam: bool = False  # add the spam flag headers (add_header, DMARC quarantine)
     required: float | None = None  # the add_header threshold, for X-Spam-Status
     headers_prefix: str = "X-Spam"
@@ -125,7 +114,7 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
     names = {s.name: s for s in scored}
 
     def verdict(
-        action: Action, reasons: Sequence[str], reply: SmtpReply | None = None, spam: bool = False
+        action: Action, reasons: Sequence[str], reply: SMTPReply | None = None, spam: bool = False
     ) -> Verdict:
         return Verdict(
             action,
@@ -134,7 +123,7 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
             tuple(reasons),
             reply,
             spam,
-            config.add_header_threshold,
+            config.thresholds.add_header,
             config.spam_header_prefix,
         )
 
@@ -142,20 +131,20 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
         why = "authenticated client" if facts.authenticated else "trusted network"
         return verdict(Action.ACCEPT, [f"{why}: not filtered"])
 
-    for name in config.hard_reject_symbols:
+    for name in config.hard_reject:
         if name in names:
             detail = names[name].detail
             return verdict(
                 Action.REJECT,
                 [f"{name} is a hard reject: {detail}".rstrip(": ")],
-                SmtpReply(554, "5.7.1", f"Service unavailable; client blocked ({name})"),
+                SMTPReply(554, "5.7.1", f"Service unavailable; client blocked ({name})"),
             )
     if facts.dmarc_disposition == "reject" and config.dmarc_reject:
         domain = facts.dmarc_domain or "the author domain"
         return verdict(
             Action.REJECT,
             [f"DMARC policy of {domain} is reject and the message failed DMARC"],
-            SmtpReply(550, "5.7.1", f"Rejected by the DMARC policy of {domain}"),
+            SMTPReply(550, "5.7.1", f"Rejected by the DMARC policy of {domain}"),
         )
     temperrors = [name for name in config.temperror_symbols if name in names]
     if temperrors and config.on_temperror is TemperrorHandling.TEMPFAIL:
@@ -164,7 +153,7 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
         return verdict(
             Action.SOFT_REJECT,
             [f"{', '.join(temperrors)}: a deciding check could not finish; try later"],
-            SmtpReply(451, status, "Temporary DNS failure while checking; try again later"),
+            SMTPReply(451, status, "Temporary DNS failure while checking; try again later"),
         )
 
     action = Action.ACCEPT
@@ -189,11 +178,11 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
         reasons.append(f"{', '.join(temperrors)}: judged on what is known (on_temperror=accept)")
     detail, why = _authentication_code(names)
     reply = {
-        Action.GREYLIST: SmtpReply(451, "4.7.1", "Greylisted, please try again later"),
-        Action.SOFT_REJECT: SmtpReply(
+        Action.GREYLIST: SMTPReply(451, "4.7.1", "Greylisted, please try again later"),
+        Action.SOFT_REJECT: SMTPReply(
             451, f"4.{detail}", f"Message deferred, score {total:.1f}{why}; try again later"
         ),
-        Action.REJECT: SmtpReply(
+        Action.REJECT: SMTPReply(
             550, f"5.{detail}", f"Message refused as spam (score {total:.1f}{why})"
         ),
     }.get(action)

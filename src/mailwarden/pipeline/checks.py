@@ -1,11 +1,12 @@
-"""The full verdict on one message: every check, scheduled concurrently, then the policy.
+"""The checks of one message, scheduled concurrently, then the policy.
 
-`Authenticator(resolver, authserv_id=...).check(message, ip=..., helo=..., mail_from=...)` runs
-SPF (both identities), DKIM, ARC, iprev, the HELO checks and the DNS lists at once, then DMARC
-from the SPF and DKIM results (and RHSBL for the DKIM domains), then the pure policy. It returns
-a `MessageVerdict` with every typed result and the Authentication-Results field to add.
+`Pipeline.check(message, ip=..., helo=..., mail_from=...)` runs SPF (both identities), DKIM,
+ARC, iprev, the HELO checks and the DNS lists at once, then DMARC from the SPF and DKIM results
+(and RHSBL for the DKIM domains), then the pure policy. Front ends that see a message in
+stages (the gateway, the milter) start each stage as its inputs arrive, through the stage
+methods or `SessionChecks` (stages.py), and get the same verdict.
 
-This is the one place that schedules checks; front ends (CLI, gateway) only call it.
+This is the one place that schedules checks; front ends only translate their protocol.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 
 from mailwarden.arc import ARCResult, ARCVerifier, trusted_sealer_dmarc_pass
-from mailwarden.authres import AuthResultsBuilder
+from mailwarden.authres import AuthenticationResults, AuthResultsBuilder
 from mailwarden.dkim import DKIMResult, DKIMStatus, DKIMVerifier
 from mailwarden.dmarc import (
     DMARCEvaluator,
@@ -26,117 +27,77 @@ from mailwarden.dmarc import (
     DMARCResult,
     DMARCStatus,
     OverrideReason,
-    author_domains,
     tree_walk_names,
 )
 from mailwarden.dns import DNSError, IPAddress, RdType, Resolver, parse_ip
 from mailwarden.dns.cache import CachingResolver
 from mailwarden.dnsbl import DNSListChecker, DNSListReport
-from mailwarden.helo import HeloResult, check_helo
+from mailwarden.greylist import Greylister
+from mailwarden.helo import check_helo
 from mailwarden.iprev import IprevResult, check_iprev
-from mailwarden.message import Message, MessageError
+from mailwarden.message import Message
 from mailwarden.policy import (
     Facts,
     PolicyConfig,
-    Verdict,
     arc_symbols,
     decide,
     dkim_symbols,
     dmarc_symbols,
     spf_symbols,
 )
+from mailwarden.settings import Settings
 from mailwarden.spf import SPFChecker, SPFResult, split_sender
 from mailwarden.symbols import Symbol
 
-__all__ = [
-    "Authenticator",
-    "ConnectionFacts",
-    "HeloFacts",
-    "MessageVerdict",
-]
+from .parsed import ParsedMessage, parse
+from .results import ConnectionFacts, HeloFacts, MessageVerdict
+
+__all__ = ["Pipeline"]
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionFacts:
-    """What is known at connect: iprev and the address DNS lists."""
+class Pipeline:
+    """Every check, built from one `Settings`, sharing one resolver (and its cache).
 
-    iprev: IprevResult | None
-    dnsbl: DNSListReport | None
-
-
-@dataclass(frozen=True, slots=True)
-class HeloFacts:
-    """What is known at HELO: SPF for the HELO identity and the HELO checks."""
-
-    spf: SPFResult
-    helo: HeloResult | None
-
-
-@dataclass(frozen=True, slots=True)
-class MessageVerdict:
-    """Everything found about one message, and what the policy decided."""
-
-    spf: SPFResult
-    spf_helo: SPFResult
-    dkim: tuple[DKIMResult, ...]
-    dmarc: DMARCResult
-    arc: ARCResult | None
-    iprev: IprevResult | None
-    helo: HeloResult | None
-    dnsbl: DNSListReport | None
-    rhsbl: dict[str, DNSListReport]
-    policy: Verdict
-    authentication_results: str  # the folded field, without its final line ending
-    symbols: tuple[Symbol, ...]
-    elapsed: float  # seconds from the start of the checks to the verdict
-
-
-class Authenticator:
-    """Runs every check on a message with one shared resolver (and its cache)."""
+    Build it with `mailwarden.pipeline.build(settings, resolver)`. `network_checks` False
+    turns off iprev, HELO and DNS lists (the CLI's --no-network-checks); `greylister` is the
+    greylisting engine of front ends that greylist (the gateway).
+    """
 
     def __init__(
         self,
+        settings: Settings,
         resolver: Resolver,
         *,
-        authserv_id: str,
         clock: Callable[[], float] = time.time,
-        spf: SPFChecker | None = None,
-        dkim: DKIMVerifier | None = None,
-        dmarc: DMARCEvaluator | None = None,
-        arc: ARCVerifier | None = None,
-        arc_enabled: bool = True,
-        trusted_sealers: Iterable[str] = (),
-        dnsbl: DNSListChecker | None = None,
-        policy: PolicyConfig | None = None,
         network_checks: bool = True,
-        our_names: Iterable[str] = (),
-        our_addresses: Iterable[IPAddress | str] = (),
+        greylister: Greylister | None = None,
     ) -> None:
         # One cache for all checks: identical lookups are asked once, and prefetched answers
         # (whole SPF trees, the DMARC tree walk) are waiting when a check needs them.
         if not isinstance(resolver, CachingResolver):
             resolver = CachingResolver(resolver)
+        self.settings = settings
         self.resolver = resolver
-        self.authserv_id = authserv_id
         self.clock = clock
-        self.spf = spf or SPFChecker(resolver, receiver=authserv_id, clock=clock, prefetch=True)
-        self.dkim = dkim or DKIMVerifier(resolver, clock=clock)
-        self.dmarc = dmarc or DMARCEvaluator(resolver)
+        self.authserv_id = settings.gateway.hostname
+        self.policy: PolicyConfig = settings.policy
+        self.network_checks = network_checks
+        self.greylister = greylister
+        self.spf = SPFChecker(resolver, receiver=self.authserv_id, clock=clock, prefetch=True)
+        self.dkim = DKIMVerifier(resolver, clock=clock)
+        self.dmarc = DMARCEvaluator(resolver, discovery=settings.dmarc.discovery)
         # ARC (RFC 8617, being made Historic) is checked and reported; only a trusted
         # sealer's dmarc=pass can change anything (a local DMARC fail becomes
         # trusted_forwarder).
-        if arc is None and arc_enabled:
-            arc = ARCVerifier(resolver, clock=clock, key_source=self.dkim.key)
-        self.arc = arc
-        self.trusted_sealers = tuple(trusted_sealers)
-        self.dnsbl = dnsbl
-        self.policy = policy or PolicyConfig()
-        self.network_checks = network_checks
-        self.our_names = tuple(our_names) or (authserv_id,)
-        self.our_addresses = tuple(our_addresses)
+        self.arc = ARCVerifier(resolver, clock=clock, key_source=self.dkim.key)
+        self.trusted_sealers = settings.dmarc.trusted_sealers
+        lists = settings.dnsbl.selected
+        self.dnsbl = DNSListChecker(resolver, lists) if lists and network_checks else None
+        self.our_names = (self.authserv_id,)
+        self.our_addresses = _listen_addresses(settings)
         self._background: set[asyncio.Task[None]] = set()
 
-    # -- stages: each starts as soon as its inputs are known (the gateway calls them in turn)
+    # -- stages: each starts as soon as its inputs are known ------------------------------
     async def connection_checks(self, ip: IPAddress | str) -> ConnectionFacts:
         """At connect: iprev and the address DNS lists, concurrently."""
         address = parse_ip(ip) if isinstance(ip, str) else ip
@@ -172,7 +133,7 @@ class Authenticator:
 
     async def check(
         self,
-        message: Message | bytes,
+        message: ParsedMessage | Message | bytes,
         *,
         ip: IPAddress | str,
         helo: str,
@@ -182,7 +143,7 @@ class Authenticator:
         trusted_network: bool = False,
         extra_symbols: Sequence[Symbol] = (),
     ) -> MessageVerdict:
-        """Every stage at once, for a message already received (CLI, batch, milter)."""
+        """Every stage at once, for a message already received (CLI, batch, HTTP)."""
         started = time.perf_counter()
         connection = asyncio.ensure_future(self.connection_checks(ip))
         helo_facts = asyncio.ensure_future(self.helo_checks(ip, helo))
@@ -207,7 +168,7 @@ class Authenticator:
 
     async def message_checks(
         self,
-        message: Message | bytes,
+        message: ParsedMessage | Message | bytes,
         *,
         ip: IPAddress | str,
         helo: str,
@@ -220,22 +181,13 @@ class Authenticator:
         extra_symbols: Sequence[Symbol] = (),
         started: float | None = None,
     ) -> MessageVerdict:
-        """At the end of DATA: DKIM, ARC and RHSBL, then DMARC, then the policy; the earlier
-        stages' results are awaited here. Never raises for what the message or DNS contain."""
+        """At the end of the data: DKIM, ARC and RHSBL, then DMARC, then the policy; the
+        earlier stages' results are awaited here. Never raises for what the message or DNS
+        contain."""
         started = time.perf_counter() if started is None else started
         address = parse_ip(ip) if isinstance(ip, str) else ip
-        parsed: Message | None
-        problem: str | None = None
-        if isinstance(message, Message):
-            parsed = message
-        else:
-            try:
-                parsed = Message.from_bytes(message)
-            except MessageError as exc:
-                parsed, problem = None, str(exc)
-
-        from_values = [f.text() for f in parsed.get_all("from")] if parsed is not None else []
-        self._prefetch_dmarc(from_values)
+        parsed = parse(message)
+        self._prefetch_dmarc(parsed.authors.domain)
         (
             dkim_results,
             arc_result,
@@ -244,9 +196,9 @@ class Authenticator:
             helo_result_facts,
             spf_mailfrom,
         ) = await asyncio.gather(
-            self._dkim(parsed, problem),
+            self._dkim(parsed),
             self._arc(parsed),
-            self._rhsbl(helo, mail_from, from_values),
+            self._rhsbl(helo, mail_from, parsed.authors.domain),
             connection,
             helo_facts,
             spf,
@@ -255,23 +207,11 @@ class Authenticator:
         spf_helo, helo_result = helo_result_facts.spf, helo_result_facts.helo
 
         dmarc_result, dkim_rhsbl = await asyncio.gather(
-            self.dmarc.evaluate(from_values, spf_mailfrom, dkim_results),
+            self.dmarc.evaluate(parsed.authors, spf_mailfrom, dkim_results),
             self._dkim_rhsbl(dkim_results),
         )
         rhsbl.update(dkim_rhsbl)
-        trusted_pass = False
-        if arc_result is not None and self.trusted_sealers:
-            trusted = trusted_sealer_dmarc_pass(
-                arc_result, self.trusted_sealers, author_domain=dmarc_result.domain or None
-            )
-            trusted_pass, sealer = trusted.passed, trusted.sealer
-            if trusted_pass and dmarc_result.result is DMARCStatus.FAIL:
-                dmarc_result = dataclasses.replace(  # RFC 9990 §4.5: trusted_forwarder
-                    dmarc_result,
-                    disposition=DMARCPolicy.NONE,
-                    override_reason=OverrideReason.TRUSTED_FORWARDER,
-                    override_comment=f"ARC chain sealed by trusted {sealer} shows dmarc=pass",
-                )
+        dmarc_result, trusted_pass = self._trusted_forwarder(dmarc_result, arc_result)
 
         symbols: list[Symbol] = [*extra_symbols]
         symbols += spf_symbols(spf_mailfrom, spf_helo)
@@ -286,17 +226,16 @@ class Authenticator:
             symbols += dnsbl.symbols
         for report in rhsbl.values():
             symbols += report.symbols
+        failed = dmarc_result.result is DMARCStatus.FAIL
         facts = Facts(
             tuple(symbols),
             authenticated=authenticated,
             trusted_network=trusted_network,
-            dmarc_disposition=(
-                dmarc_result.disposition.value if dmarc_result.result is DMARCStatus.FAIL else None
-            ),
+            dmarc_disposition=dmarc_result.disposition.value if failed else None,
             dmarc_domain=dmarc_result.domain,
         )
         verdict = decide(facts, self.policy)
-        header = self._authentication_results(
+        results = self._authentication_results(
             spf_mailfrom, spf_helo, dkim_results, dmarc_result, arc_result, iprev, dnsbl, address
         )
         return MessageVerdict(
@@ -310,7 +249,7 @@ class Authenticator:
             dnsbl=dnsbl,
             rhsbl=rhsbl,
             policy=verdict,
-            authentication_results=header,
+            authentication_results=results,
             symbols=tuple(symbols),
             elapsed=time.perf_counter() - started,
         )
@@ -321,10 +260,34 @@ class Authenticator:
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
-    def _prefetch_dmarc(self, from_values: Sequence[str]) -> None:
+    async def health_loop(self, stop: asyncio.Event) -> None:
+        """RFC 5782 §5 test entries at start and then hourly: a failing list is ignored."""
+        if self.dnsbl is not None:
+            await self.dnsbl.health_loop(stop)
+
+    # -- parts ---------------------------------------------------------------------------
+    def _trusted_forwarder(
+        self, dmarc: DMARCResult, arc: ARCResult | None
+    ) -> tuple[DMARCResult, bool]:
+        """RFC 9990 §4.5: a trusted sealer's dmarc=pass turns a local fail into
+        trusted_forwarder (disposition none)."""
+        if arc is None or not self.trusted_sealers:
+            return dmarc, False
+        trusted = trusted_sealer_dmarc_pass(
+            arc, self.trusted_sealers, author_domain=dmarc.domain or None
+        )
+        if trusted.passed and dmarc.result is DMARCStatus.FAIL:
+            dmarc = dataclasses.replace(
+                dmarc,
+                disposition=DMARCPolicy.NONE,
+                override_reason=OverrideReason.TRUSTED_FORWARDER,
+                override_comment=f"ARC chain sealed by trusted {trusted.sealer} shows dmarc=pass",
+            )
+        return dmarc, trusted.passed
+
+    def _prefetch_dmarc(self, author: str) -> None:
         """Start the DMARC Tree Walk's queries now: its names depend only on the From domain,
         so they need not wait for SPF and DKIM (RFC 9989 §4.10)."""
-        author = _author_domain(from_values)
         if not author:
             return
         queries = [(f"_dmarc.{name}", RdType.TXT) for name in tree_walk_names(author)]
@@ -338,30 +301,27 @@ class Authenticator:
         with contextlib.suppress(DNSError):
             await self.resolver.resolve(name, rdtype)
 
-    async def _dkim(self, message: Message | None, problem: str | None) -> list[DKIMResult]:
-        if message is None:
-            return [DKIMResult(DKIMStatus.PERMERROR, f"unreadable message: {problem}")]
-        return await self.dkim.verify(message)
+    async def _dkim(self, parsed: ParsedMessage) -> list[DKIMResult]:
+        if parsed.message is None:
+            return [_unreadable(parsed)]
+        return await self.dkim.verify(parsed.message, body=parsed.body)
 
-    async def _arc(self, message: Message | None) -> ARCResult | None:
-        if self.arc is None or message is None:
+    async def _arc(self, parsed: ParsedMessage) -> ARCResult | None:
+        if parsed.message is None:
             return None
-        return await self.arc.verify(message)
+        return await self.arc.verify(parsed.message, body=parsed.body)
 
-    async def _rhsbl(
-        self, helo: str, mail_from: str, from_values: Sequence[str]
-    ) -> dict[str, DNSListReport]:
+    async def _rhsbl(self, helo: str, mail_from: str, author: str) -> dict[str, DNSListReport]:
         """Domain lists for the HELO name, the MAIL FROM domain and the From domain."""
-        if self.dnsbl is None or not self.network_checks:
+        if self.dnsbl is None:
             return {}
         identities = {"helo": helo, "mail_from": split_sender(mail_from, helo)[1]}
-        author = _author_domain(from_values)
         if author:
             identities["from"] = author
         return await self.dnsbl.check_domains(identities)
 
     async def _dkim_rhsbl(self, results: Sequence[DKIMResult]) -> dict[str, DNSListReport]:
-        if self.dnsbl is None or not self.network_checks:
+        if self.dnsbl is None:
             return {}
         domains = {f"dkim:{r.domain}": r.domain for r in results if r.domain}
         return await self.dnsbl.check_domains(domains) if domains else {}
@@ -376,7 +336,7 @@ class Authenticator:
         iprev: IprevResult | None,
         dnsbl: DNSListReport | None,
         ip: IPAddress,
-    ) -> str:
+    ) -> AuthenticationResults:
         builder = AuthResultsBuilder(self.authserv_id)
         if iprev is not None:
             builder.iprev(
@@ -397,15 +357,17 @@ class Authenticator:
             for listed in dnsbl.allowed:
                 code = str(listed.codes[0]) if listed.codes else None
                 builder.dnswl("pass", zone=listed.zone, ip=code, txt=listed.reason or None)
-        return builder.format_field(linesep="\r\n")
+        return builder.build()
 
 
-def _author_domain(from_values: Sequence[str]) -> str:
-    """The domain of a single From address, for RHSBL; "" when there is no single one."""
-    if len(from_values) != 1:
-        return ""
+def _unreadable(parsed: ParsedMessage) -> DKIMResult:
+    return DKIMResult(DKIMStatus.PERMERROR, f"unreadable message: {parsed.problem}")
+
+
+def _listen_addresses(settings: Settings) -> tuple[IPAddress, ...]:
+    """Our own address when the gateway listens on one (a HELO claiming it is forged)."""
     try:
-        domains, _ = author_domains(from_values)
+        address = ipaddress.ip_address(settings.gateway.listen[0])
     except ValueError:
-        return ""
-    return domains[0] if len(domains) == 1 else ""
+        return ()
+    return () if address.is_unspecified or address.is_loopback else (address,)

@@ -1,0 +1,231 @@
+"""The checks by stage, for front ends that see a message in stages (gateway, milter).
+
+connect: iprev and the address DNS lists start in the background. HELO: the HELO checks and
+SPF for the HELO identity. MAIL: SPF for MAIL FROM, running while RCPTs arrive. RCPT: hard
+DNS-list hits refuse here (after the client named its recipients, as postscreen does), and
+greylisting when configured for RCPT time. End of data: DKIM, ARC, DMARC and the policy, with
+the greylisting decision by default. Each check runs once per transaction (per connection for
+the connection checks, per HELO name for the HELO checks), however many EHLO, STARTTLS and
+MAIL commands there are.
+
+`SessionChecks` and `TransactionChecks` hold that state in plain objects; a front end keeps one
+per connection and one per transaction, and translates their answers into its protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import TypeVar
+
+from mailwarden.greylist import GreylistAction, GreylistStage
+from mailwarden.message import Message
+from mailwarden.policy import Action, Facts, decide, spf_symbols
+from mailwarden.reply import SMTPReply
+from mailwarden.spf import SPFResult, SPFStatus, received_spf
+from mailwarden.symbols import Symbol
+
+from .checks import Pipeline
+from .forged import forged_fields
+from .parsed import ParsedMessage, parse
+from .results import ConnectionFacts, HeloFacts, MessageDecision, MessageVerdict
+
+__all__ = ["SessionChecks", "TransactionChecks"]
+
+T = TypeVar("T")
+
+
+class SessionChecks:
+    """The checks of one client connection. `trusted` clients (a configured trusted network)
+    get no connection checks and are never refused by the policy."""
+
+    def __init__(self, pipeline: Pipeline, client_ip: str, *, trusted: bool = False) -> None:
+        self.pipeline = pipeline
+        self.client_ip = client_ip
+        self.trusted = trusted
+        self._connection: asyncio.Future[ConnectionFacts] | None = None
+        self._helo: tuple[str, asyncio.Future[HeloFacts]] | None = None
+        if not trusted:
+            self._connection = asyncio.ensure_future(pipeline.connection_checks(client_ip))
+
+    def helo(self, name: str) -> None:
+        """The client named itself: start its checks (not again for the same name)."""
+        if self._helo is not None:
+            if self._helo[0] == name:
+                return
+            self._helo[1].cancel()
+        task = asyncio.ensure_future(self.pipeline.helo_checks(self.client_ip, name))
+        self._helo = (name, task)
+
+    async def connection(self) -> ConnectionFacts:
+        if self._connection is None:
+            if self.trusted:
+                return ConnectionFacts(None, None)
+            self._connection = asyncio.ensure_future(
+                self.pipeline.connection_checks(self.client_ip)
+            )
+        return await asyncio.shield(self._connection)
+
+    async def helo_facts(self, name: str) -> HeloFacts:
+        self.helo(name)
+        assert self._helo is not None
+        return await asyncio.shield(self._helo[1])
+
+    def mail(self, mail_from: str, helo: str) -> TransactionChecks:
+        """A transaction began: SPF for MAIL FROM starts now."""
+        return TransactionChecks(self, mail_from, helo)
+
+    async def close(self) -> None:
+        """The connection is gone: stop what is still running."""
+        tasks = [self._connection, self._helo[1] if self._helo else None]
+        self._connection, self._helo = None, None
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+
+class TransactionChecks:
+    """The checks of one mail transaction, from MAIL FROM to the end of the data."""
+
+    def __init__(self, session: SessionChecks, mail_from: str, helo: str) -> None:
+        self.session = session
+        self.pipeline = session.pipeline
+        self.mail_from = mail_from
+        self.helo = helo
+        self._spf = asyncio.ensure_future(
+            self.pipeline.mail_checks(session.client_ip, helo, mail_from)
+        )
+
+    async def spf(self) -> SPFResult:
+        return await asyncio.shield(self._spf)
+
+    def cancel(self) -> None:
+        self._spf.cancel()
+
+    async def rcpt(self, rcpt: str, events: Sequence[Symbol] = ()) -> SMTPReply | None:
+        """After the front end's relay control accepted `rcpt`: a hard DNS-list hit refuses
+        here, and greylisting when it is configured for RCPT time."""
+        session, pipeline = self.session, self.pipeline
+        if session.trusted:
+            return None
+        connection = await session.connection()
+        symbols = list(connection.dnsbl.symbols) if connection.dnsbl is not None else []
+        policy = pipeline.policy
+        for name in policy.hard_reject:  # a hard listing refuses before the body
+            if any(s.name == name for s in symbols):
+                return decide(Facts(tuple(symbols)), policy).reply
+        greylist = pipeline.settings.greylist.config
+        if pipeline.greylister is None or greylist.stage is not GreylistStage.RCPT:
+            return None
+        # The classic triplet check, on the facts known at RCPT time.
+        spf = await self.spf()
+        helo = await session.helo_facts(self.helo)
+        symbols += spf_symbols(spf, helo.spf)
+        if connection.iprev is not None:
+            symbols.append(connection.iprev.symbol)
+        if helo.helo is not None:
+            symbols += helo.helo.symbols
+        symbols += events
+        if decide(Facts(tuple(symbols)), policy).action is not Action.GREYLIST:
+            return None
+        return await self._greylist([rcpt], spf, connection)
+
+    async def data(
+        self,
+        message: ParsedMessage | Message | bytes,
+        rcpts: Sequence[str],
+        events: Sequence[Symbol] = (),
+    ) -> MessageDecision:
+        """At the end of the data: the verdict, and what the front end must do with it."""
+        session, pipeline = self.session, self.pipeline
+        parsed = parse(message)
+        connection = asyncio.ensure_future(session.connection())
+        try:
+            verdict = await pipeline.message_checks(
+                parsed,
+                ip=session.client_ip,
+                helo=self.helo,
+                mail_from=self.mail_from,
+                connection=connection,
+                helo_facts=session.helo_facts(self.helo),
+                spf=self.spf(),
+                trusted_network=session.trusted,
+                extra_symbols=events,
+            )
+        finally:
+            connection.cancel()
+        decision = MessageDecision(
+            verdict=verdict,
+            add_headers=self._headers(verdict),
+            remove_fields=forged_fields(parsed, pipeline.our_names),
+            log=_log(verdict),
+        )
+        action = verdict.policy.action
+        stage = pipeline.settings.greylist.config.stage
+        quarantine = pipeline.settings.gateway.quarantine_address
+        if action is Action.GREYLIST and stage is GreylistStage.DATA:
+            reply = None
+            if pipeline.greylister is not None:
+                facts = await session.connection()
+                reply = await self._greylist(rcpts, verdict.spf, facts)
+            decision.log["greylist"] = "deferred" if reply is not None else "passed"
+            decision.reply = reply
+        elif action in (Action.SOFT_REJECT, Action.REJECT):
+            decision.reply = verdict.policy.reply
+        elif action is Action.ADD_HEADER and quarantine:
+            decision.redirect_to = [quarantine]
+        return decision
+
+    async def _greylist(
+        self, rcpts: Sequence[str], spf: SPFResult, connection: ConnectionFacts
+    ) -> SMTPReply | None:
+        greylister = self.pipeline.greylister
+        assert greylister is not None
+        spf_domain = spf.domain if spf.result is SPFStatus.PASS else None
+        dnswl = connection.dnsbl is not None and bool(connection.dnsbl.allowed)
+        # Every recipient's triplet is recorded, so one retry passes them all together.
+        decisions = [
+            await greylister.check(
+                self.session.client_ip,
+                self.mail_from,
+                rcpt,
+                spf_pass_domain=spf_domain,
+                dnswl_hit=dnswl,
+            )
+            for rcpt in rcpts or [""]
+        ]
+        deferred = [d for d in decisions if d.action is GreylistAction.DEFER]
+        if not deferred:
+            return None
+        longest = max(deferred, key=lambda d: d.retry_after)
+        return SMTPReply(
+            longest.smtp_code or 451,
+            longest.enhanced_code or "4.7.1",
+            longest.text or "Greylisted, please try again later",
+        )
+
+    def _headers(self, verdict: MessageVerdict) -> list[tuple[str, str]]:
+        """Our fields, unfolded: Authentication-Results, Received-SPF, the verdict."""
+        pipeline = self.pipeline
+        headers = [("Authentication-Results", verdict.authentication_results.format_value())]
+        name, _, value = received_spf(verdict.spf, pipeline.authserv_id).partition(":")
+        headers.append((name, value.strip()))
+        headers.extend(verdict.policy.headers())
+        return headers
+
+
+def _log(verdict: MessageVerdict) -> dict[str, object]:
+    policy = verdict.policy
+    return {
+        "action": policy.action.value,
+        "score": round(policy.score, 3),
+        "symbols": [f"{s.name}({s.score:g})" for s in policy.symbols],
+        "reasons": list(policy.reasons),
+        "spf": verdict.spf.result.value,
+        "dkim": [f"{d.result.value}:{d.domain}" for d in verdict.dkim],
+        "dmarc": verdict.dmarc.result.value,
+        "checks_ms": round(verdict.elapsed * 1000, 1),
+    }

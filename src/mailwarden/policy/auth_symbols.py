@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from mailwarden.spf import SPFResult
 from mailwarden.symbols import Symbol
 
 __all__ = ["arc_symbols", "dkim_symbols", "dmarc_symbols", "spf_symbols"]
@@ -18,6 +17,14 @@ __all__ = ["arc_symbols", "dkim_symbols", "dmarc_symbols", "spf_symbols"]
 class _HasResult(Protocol):
     @property
     def result(self) -> object: ...
+
+
+class SPFLike(_HasResult, Protocol):
+    @property
+    def domain(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 class DKIMLike(_HasResult, Protocol):
@@ -47,7 +54,7 @@ def _word(value: object) -> str:
     return str(getattr(value, "value", value)).lower()
 
 
-def spf_symbols(mailfrom: SPFResult | None, helo: SPFResult | None = None) -> list[Symbol]:
+def spf_symbols(mailfrom: SPFLike | None, helo: SPFLike | None = None) -> list[Symbol]:
     """SPF_<RESULT> for MAIL FROM; SPF_HELO_PASS / SPF_HELO_FAIL for the HELO identity."""
     out: list[Symbol] = []
     if mailfrom is not None:

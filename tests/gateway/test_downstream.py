@@ -15,7 +15,6 @@ from pathlib import Path
 from tests.gateway.helpers import SIMPLE, Client, make_config, messages, running
 
 from mailwarden.gateway import (
-    DownstreamProtocol,
     DownstreamRelay,
     Gateway,
     MaildirRelay,

@@ -183,7 +183,9 @@ def test_fold_field_gives_the_value_back_exactly(words: list[str]) -> None:
     assert not folded.endswith("\r\n")
     lines = folded.split("\r\n")
     assert all(line.startswith(" ") for line in lines[1:])  # breaks go before a space
-    assert all(len(line) <= 78 for line in lines if " " in line.strip())
+    # a line breaks only before a word: runs of spaces stay on their line (a line of nothing
+    # but white space would be invalid), so only they may pass the width
+    assert all(len(line.rstrip(" ")) <= 78 for line in lines if " " in line.strip())
     assert folded.replace("\r\n", "") == f"X-Test: {value}"  # RFC 5322 §2.2.3 unfolding
 
 

@@ -13,6 +13,7 @@ from tests.dkim.helpers import NOW, ed_key, key_records, resolver, rsa_key, veri
 
 from mailwarden.dkim import (
     BodyHasher,
+    DKIMReason,
     DKIMStatus,
     DKIMVerifier,
     SignatureError,
@@ -55,7 +56,7 @@ async def test_pass_and_result_fields() -> None:
     results = await verify(signed(), rsa_records())
     assert len(results) == 1
     r = results[0]
-    assert r.result is DKIMStatus.PASS
+    assert (r.result, r.reason_code) == (DKIMStatus.PASS, DKIMReason.VERIFIED)
     assert (r.domain, r.selector, r.algorithm, r.key_bits) == (DOMAIN, "s1", "rsa-sha256", 2048)
     assert (r.domain, r.selector, r.algorithm) == (DOMAIN, "s1", "rsa-sha256")
     assert r.signature_b.startswith(r.header_b)
@@ -80,6 +81,7 @@ async def test_changing_a_signed_header_fails(name: bytes) -> None:
     results = await verify(tampered, rsa_records())
     assert results[0].result is DKIMStatus.FAIL
     assert results[0].reason == "signature did not verify"
+    assert results[0].reason_code is DKIMReason.SIGNATURE_MISMATCH
 
 
 @pytest.mark.parametrize("offset", [0, 4, -3])
@@ -91,6 +93,7 @@ async def test_changing_a_body_byte_fails(offset: int) -> None:
     results = await verify(bytes(data), rsa_records())
     assert results[0].result is DKIMStatus.FAIL
     assert results[0].reason == "body hash did not verify"
+    assert results[0].reason_code is DKIMReason.BODY_HASH_MISMATCH
 
 
 async def test_adding_an_unsigned_header_passes() -> None:
@@ -127,41 +130,94 @@ def bh(relaxed: bool = True) -> str:
 
 
 @pytest.mark.parametrize(
-    ("tags", "reason"),
+    ("tags", "reason", "code"),
     [
         (
             "v=2; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA",
             "unsupported signature version",
+            DKIMReason.UNSUPPORTED_VERSION,
         ),
-        ("v=1; a=rsa-md5; d=example.com; s=s1; h=from; bh=AAAA", "unsupported algorithm"),
-        ("v=1; a=rsa-sha256; d=example.com; s=s1; h=to; bh=AAAA", "From is not signed"),
-        ("v=1; a=rsa-sha256; d=example.com; h=from; bh=AAAA", "lacks required tag s="),
+        (
+            "v=1; a=rsa-md5; d=example.com; s=s1; h=from; bh=AAAA",
+            "unsupported algorithm",
+            DKIMReason.UNSUPPORTED_ALGORITHM,
+        ),
+        (
+            "v=1; a=rsa-sha256; d=example.com; s=s1; h=to; bh=AAAA",
+            "From is not signed",
+            DKIMReason.FROM_NOT_SIGNED,
+        ),
+        (
+            "v=1; a=rsa-sha256; d=example.com; h=from; bh=AAAA",
+            "lacks required tag s=",
+            DKIMReason.MISSING_TAG,
+        ),
         (
             "v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; i=@example.net",
             "is not d= example.com or a subdomain",
+            DKIMReason.IDENTITY_MISMATCH,
         ),
-        ("v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; i=bob", "has no '@'"),
-        ("v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; c=fancy", "canonicalization"),
-        ("v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; q=http", "query method"),
-        ("v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; t=20; x=10", "before t="),
-        ("v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; l=ten", "decimal"),
-        ("v=1; a=rsa-sha256; d=exa mple.com; s=s1; h=from; bh=AAAA", "not a valid domain"),
-        ("v=1; a=rsa-sha256; d=example.com; s=s_1!; h=from; bh=AAAA", "not a valid selector"),
+        (
+            "v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; i=bob",
+            "has no '@'",
+            DKIMReason.SYNTAX_ERROR,
+        ),
+        (
+            "v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; c=fancy",
+            "canonicalization",
+            DKIMReason.UNSUPPORTED_CANONICALIZATION,
+        ),
+        (
+            "v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; q=http",
+            "query method",
+            DKIMReason.UNSUPPORTED_QUERY_METHOD,
+        ),
+        (
+            "v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; t=20; x=10",
+            "before t=",
+            DKIMReason.SYNTAX_ERROR,
+        ),
+        (
+            "v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; l=ten",
+            "decimal",
+            DKIMReason.SYNTAX_ERROR,
+        ),
+        (
+            "v=1; a=rsa-sha256; d=exa mple.com; s=s1; h=from; bh=AAAA",
+            "not a valid domain",
+            DKIMReason.SYNTAX_ERROR,
+        ),
+        (
+            "v=1; a=rsa-sha256; d=example.com; s=s_1!; h=from; bh=AAAA",
+            "not a valid selector",
+            DKIMReason.SYNTAX_ERROR,
+        ),
         (
             "v=1; a=rsa-sha256; d=example.com; d=example.net; s=s1; h=from; bh=AAAA",
             "more than once",
+            DKIMReason.SYNTAX_ERROR,
         ),
-        ("v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AA!A", "bh= is not valid base64"),
-        ("v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; =x", "invalid tag name"),
+        (
+            "v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AA!A",
+            "bh= is not valid base64",
+            DKIMReason.SYNTAX_ERROR,
+        ),
+        (
+            "v=1; a=rsa-sha256; d=example.com; s=s1; h=from; bh=AAAA; =x",
+            "invalid tag name",
+            DKIMReason.SYNTAX_ERROR,
+        ),
     ],
 )
-async def test_permerror_reasons(tags: str, reason: str) -> None:
+async def test_permerror_reasons(tags: str, reason: str, code: DKIMReason) -> None:
     header = b"DKIM-Signature: " + tags.encode() + b"; b=AAAA\r\n"
     results = await verify(header + MESSAGE, rsa_records())
     assert results[0].result is DKIMStatus.PERMERROR
     assert reason in results[0].reason
-    with pytest.raises(SignatureError, match=reason.replace("=", ".").replace("(", ".")):
+    assert results[0].reason_code is code
+    with pytest.raises(SignatureError, match=reason.replace("=", ".").replace("(", ".")) as raised:
         parse_signature(tags + "; b=AAAA")
+    assert raised.value.code is code
 
 
 async def test_subdomain_identity_passes_unless_key_is_strict() -> None:
@@ -173,6 +229,7 @@ async def test_subdomain_identity_passes_unless_key_is_strict() -> None:
     results = await verify(data, strict)
     assert results[0].result is DKIMStatus.PERMERROR
     assert "t=s" in results[0].reason
+    assert results[0].reason_code is DKIMReason.IDENTITY_MISMATCH
 
 
 async def test_expired_and_future_signatures() -> None:
@@ -180,10 +237,11 @@ async def test_expired_and_future_signatures() -> None:
     assert (await verify(data, rsa_records(), now=NOW + 50))[0].result is DKIMStatus.PASS
     late = (await verify(data, rsa_records(), now=NOW + 101))[0]
     assert late.result is DKIMStatus.PERMERROR
-    assert "expired" in late.reason
+    assert (late.reason_code, "expired" in late.reason) == (DKIMReason.EXPIRED, True)
     early = (await verify(data, rsa_records(), now=NOW - 1000))[0]
     assert early.result is DKIMStatus.PERMERROR
     assert "in the future" in early.reason
+    assert early.reason_code is DKIMReason.FUTURE_TIMESTAMP
 
 
 async def test_length_tag_is_honoured_and_flagged() -> None:
@@ -194,7 +252,8 @@ async def test_length_tag_is_honoured_and_flagged() -> None:
     assert r.body_length_unsigned == len(b"PS: click here\r\n")
     assert "not covered" in r.reason
     too_long = template(BASE.format(bh=bh()) + "; l=9999")
-    assert (await verify(too_long, rsa_records()))[0].result is DKIMStatus.FAIL
+    longer = (await verify(too_long, rsa_records()))[0]
+    assert (longer.result, longer.reason_code) == (DKIMStatus.FAIL, DKIMReason.LENGTH_EXCEEDS_BODY)
 
 
 async def test_rsa_sha1_is_policy_unless_allowed() -> None:
@@ -205,6 +264,7 @@ async def test_rsa_sha1_is_policy_unless_allowed() -> None:
     r = (await verify(data, rsa_records()))[0]
     assert r.result is DKIMStatus.POLICY
     assert "RFC 8301" in r.reason
+    assert r.reason_code is DKIMReason.SHA1_FORBIDDEN
     assert (await verify(data, rsa_records(), allow_sha1=True))[0].result is DKIMStatus.PASS
 
 
@@ -244,25 +304,56 @@ async def test_short_rsa_key_fails() -> None:
     assert r.result is DKIMStatus.FAIL
     assert r.key_bits == 512
     assert "1024" in r.reason
+    assert r.reason_code is DKIMReason.KEY_TOO_SHORT
 
 
 @pytest.mark.parametrize(
-    ("record", "status", "reason"),
+    ("record", "status", "reason", "code"),
     [
-        ("v=DKIM1; k=rsa; p=", DKIMStatus.PERMERROR, "revoked"),
-        ("v=DKIM1; k=ed25519; p={ed}", DKIMStatus.PERMERROR, "does not match"),
-        ("v=DKIM1; k=dsa; p={rsa}", DKIMStatus.PERMERROR, "unknown key type"),
-        ("v=DKIM2; p={rsa}", DKIMStatus.PERMERROR, "version"),
-        ("k=rsa; v=DKIM1; p={rsa}", DKIMStatus.PERMERROR, "first tag"),
-        ("v=DKIM1; h=sha1; p={rsa}", DKIMStatus.PERMERROR, "does not allow sha256"),
-        ("v=DKIM1; s=tlsrpt; p={rsa}", DKIMStatus.PERMERROR, "not for email"),
-        ("v=DKIM1; p=!!!", DKIMStatus.PERMERROR, "base64"),
-        ("v=DKIM1; p=AAAA", DKIMStatus.PERMERROR, "not a valid RSA public key"),
-        ("v=DKIM1; k=rsa", DKIMStatus.PERMERROR, "no p="),
-        ("v=DKIM1; t=y:x; s=email:*; h=sha1:sha256; p={rsa}", DKIMStatus.PASS, "testing"),
+        ("v=DKIM1; k=rsa; p=", DKIMStatus.PERMERROR, "revoked", DKIMReason.KEY_REVOKED),
+        (
+            "v=DKIM1; k=ed25519; p={ed}",
+            DKIMStatus.PERMERROR,
+            "does not match",
+            DKIMReason.KEY_TYPE_MISMATCH,
+        ),
+        (
+            "v=DKIM1; k=dsa; p={rsa}",
+            DKIMStatus.PERMERROR,
+            "unknown key type",
+            DKIMReason.KEY_SYNTAX_ERROR,
+        ),
+        ("v=DKIM2; p={rsa}", DKIMStatus.PERMERROR, "version", DKIMReason.KEY_SYNTAX_ERROR),
+        ("k=rsa; v=DKIM1; p={rsa}", DKIMStatus.PERMERROR, "first tag", DKIMReason.KEY_SYNTAX_ERROR),
+        (
+            "v=DKIM1; h=sha1; p={rsa}",
+            DKIMStatus.PERMERROR,
+            "does not allow sha256",
+            DKIMReason.HASH_NOT_ALLOWED,
+        ),
+        (
+            "v=DKIM1; s=tlsrpt; p={rsa}",
+            DKIMStatus.PERMERROR,
+            "not for email",
+            DKIMReason.KEY_NOT_FOR_EMAIL,
+        ),
+        ("v=DKIM1; p=!!!", DKIMStatus.PERMERROR, "base64", DKIMReason.KEY_SYNTAX_ERROR),
+        (
+            "v=DKIM1; p=AAAA",
+            DKIMStatus.PERMERROR,
+            "not a valid RSA public key",
+            DKIMReason.KEY_SYNTAX_ERROR,
+        ),
+        ("v=DKIM1; k=rsa", DKIMStatus.PERMERROR, "no p=", DKIMReason.KEY_SYNTAX_ERROR),
+        (
+            "v=DKIM1; t=y:x; s=email:*; h=sha1:sha256; p={rsa}",
+            DKIMStatus.PASS,
+            "testing",
+            DKIMReason.VERIFIED,
+        ),
     ],
 )
-async def test_key_records(record: str, status: DKIMStatus, reason: str) -> None:
+async def test_key_records(record: str, status: DKIMStatus, reason: str, code: DKIMReason) -> None:
     der = (
         rsa_key(2048)
         .public_key()
@@ -277,6 +368,7 @@ async def test_key_records(record: str, status: DKIMStatus, reason: str) -> None
     r = (await verify(signed(), {"s1._domainkey.example.com": text}))[0]
     assert r.result is status, r.reason
     assert reason in r.reason
+    assert r.reason_code is code
     if status is DKIMStatus.PASS:
         assert r.testing
 
@@ -288,12 +380,14 @@ async def test_dns_outcomes() -> None:
     r = (await verifier.verify(signed()))[0]
     assert r.result is DKIMStatus.PERMERROR
     assert "no key" in r.reason
+    assert r.reason_code is DKIMReason.NO_KEY
     assert (await verifier.verify(signed()))[0].reason == r.reason  # negative answer cached
     static.fail("s1._domainkey.example.com", "TXT", Failure.SERVFAIL)
     verifier = DKIMVerifier(static, clock=lambda: NOW)
     r = (await verifier.verify(signed()))[0]
     assert r.result is DKIMStatus.TEMPERROR
     assert "servfail" in r.reason
+    assert r.reason_code is DKIMReason.DNS_ERROR
     assert static.queries.count(("s1._domainkey.example.com", RdType.TXT)) == 2
 
 
@@ -333,6 +427,7 @@ async def test_signature_cap() -> None:
     assert [r.result for r in results[:10]] == [DKIMStatus.PASS] * 10
     assert [r.result for r in results[10:]] == [DKIMStatus.NEUTRAL] * 2
     assert "not checked" in results[10].reason
+    assert results[10].reason_code is DKIMReason.NOT_CHECKED
     three = await verify(data, rsa_records(), max_signatures=3)
     assert [r.result for r in three].count(DKIMStatus.NEUTRAL) == 9
 
@@ -364,6 +459,7 @@ async def test_unreadable_message_bytes_give_a_permerror() -> None:
     results = await DKIMVerifier(StaticResolver()).verify(b" continuation first\r\n\r\n")
     assert results[0].result is DKIMStatus.PERMERROR
     assert "unreadable message" in results[0].reason
+    assert results[0].reason_code is DKIMReason.UNREADABLE_MESSAGE
 
 
 async def test_hundreds_of_signatures_stay_cheap() -> None:

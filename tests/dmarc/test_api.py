@@ -34,9 +34,11 @@ def test_all_is_honest(module: ModuleType) -> None:
 
 def test_colleague_dkim_results_fit_the_protocols() -> None:
     """mailwarden.dkim.DKIMResult has what DMARC (DKIMLike) and authres (DKIMReport) read."""
-    from mailwarden.dkim import DKIMResult, DKIMStatus
+    from mailwarden.dkim import DKIMReason, DKIMResult, DKIMStatus
 
-    result = DKIMResult(DKIMStatus.PASS, "ok", domain="example.com", selector="s")
+    result = DKIMResult(
+        DKIMStatus.PASS, "ok", DKIMReason.VERIFIED, domain="example.com", selector="s"
+    )
     for attribute in ("result", "domain", "reason", "selector", "algorithm", "header_b"):
         assert isinstance(getattr(result, attribute), str)
     assert isinstance(result.identity, str)

@@ -9,7 +9,7 @@ from typing import Any
 
 from mailwarden.authres import AuthenticationResults, ParseError, ResInfo
 from mailwarden.authres import parse_authentication_results as parse_ar
-from mailwarden.dkim import DKIMResult, DKIMStatus
+from mailwarden.dkim import DKIMReason, DKIMResult, DKIMStatus
 from mailwarden.message import Message
 
 from .boundary import is_trusted_name
@@ -69,7 +69,7 @@ def recorded_results(
 def _dkim_note(then: str, now: DKIMResult) -> str:
     if then == "pass" and now.result is DKIMStatus.PASS:
         return ""
-    if then == "pass" and now.result is DKIMStatus.PERMERROR and "no key" in now.reason:
+    if then == "pass" and now.reason_code is DKIMReason.NO_KEY:
         return "the key was removed since (rotated away): old signatures can no longer be checked"
     if then == "pass" and now.result is DKIMStatus.FAIL:
         return "the key changed since, or the message was altered after it was received"

@@ -36,7 +36,7 @@ from .keygen import (
     write_private_key,
     zone_entry,
 )
-from .result import DKIMResult, DKIMStatus
+from .result import DKIMReason, DKIMResult, DKIMStatus
 from .sign import (
     DEFAULT_SIGNED_HEADERS,
     SigningError,
@@ -55,6 +55,7 @@ __all__ = [
     "Algorithm",
     "BodyHasher",
     "Canon",
+    "DKIMReason",
     "DKIMResult",
     "DKIMStatus",
     "DKIMVerifier",

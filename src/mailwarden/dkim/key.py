@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from mailwarden.dns import NoData, NXDomain, RdType, Resolver, TemporaryFailure
 
+from .result import DKIMReason
 from .tags import TagListError, parse_tag_list
 
 __all__ = [
@@ -85,6 +86,7 @@ class KeyFailure:
     """Why no key could be had: `temporary` (temperror) or not (permerror)."""
 
     reason: str
+    code: DKIMReason
     temporary: bool = False
     ttl: int = 0  # how long the outcome may be cached (0: not at all)
 
@@ -161,9 +163,13 @@ async def fetch_key(resolver: Resolver, selector: str, domain: str) -> KeyRecord
     try:
         answer = await resolver.resolve(name, RdType.TXT)
     except (NXDomain, NoData) as exc:
-        return KeyFailure(f"no key for selector {selector!r} ({name}: {exc.kind})", ttl=exc.ttl)
+        return KeyFailure(
+            f"no key for selector {selector!r} ({name}: {exc.kind})", DKIMReason.NO_KEY, ttl=exc.ttl
+        )
     except TemporaryFailure as exc:
-        return KeyFailure(f"key lookup failed: {exc.detail or exc.kind}", temporary=True)
+        return KeyFailure(
+            f"key lookup failed: {exc.detail or exc.kind}", DKIMReason.DNS_ERROR, temporary=True
+        )
     errors: list[str] = []
     for txt in answer.txt():
         try:
@@ -171,5 +177,7 @@ async def fetch_key(resolver: Resolver, selector: str, domain: str) -> KeyRecord
         except KeyRecordError as exc:
             errors.append(str(exc))
     if not errors:
-        return KeyFailure(f"no key for selector {selector!r} ({name}: no TXT data)")
-    return KeyFailure(errors[0], ttl=answer.ttl)
+        return KeyFailure(
+            f"no key for selector {selector!r} ({name}: no TXT data)", DKIMReason.NO_KEY
+        )
+    return KeyFailure(errors[0], DKIMReason.KEY_SYNTAX_ERROR, ttl=answer.ttl)

@@ -15,6 +15,7 @@ from mailwarden.dns import to_ascii
 
 from .canon import Canon, parse_canonicalization
 from .crypto import Algorithm
+from .result import DKIMReason
 from .tags import TagListError, parse_tag_list
 
 __all__ = ["Signature", "SignatureError", "header_b_prefixes", "parse_signature"]
@@ -31,7 +32,12 @@ _ALGORITHMS = {a.value: a for a in Algorithm}
 
 
 class SignatureError(ValueError):
-    """A DKIM-Signature that cannot be verified; the message is the permerror reason."""
+    """A DKIM-Signature that cannot be verified; the message is the permerror reason, `code`
+    the same as a code."""
+
+    def __init__(self, message: str, code: DKIMReason) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +70,9 @@ def _b64(value: str, tag: str) -> bytes:
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise SignatureError(f"{tag}= is not valid base64") from None
+        raise SignatureError(f"{tag}= is not valid base64", DKIMReason.SYNTAX_ERROR) from None
     if not data:
-        raise SignatureError(f"{tag}= is empty")
+        raise SignatureError(f"{tag}= is empty", DKIMReason.SYNTAX_ERROR)
     return data
 
 
@@ -75,7 +81,7 @@ def _number(tags: dict[str, str], tag: str) -> int | None:
         return None
     value = tags[tag]
     if not _DIGITS.fullmatch(value):
-        raise SignatureError(f"{tag}={value!r} is not a decimal number")
+        raise SignatureError(f"{tag}={value!r} is not a decimal number", DKIMReason.SYNTAX_ERROR)
     return int(value)
 
 
@@ -85,9 +91,13 @@ def _domain(value: str, what: str) -> str:
         try:
             name = to_ascii(name)
         except ValueError:
-            raise SignatureError(f"{what} {value!r} is not a valid domain name") from None
+            raise SignatureError(
+                f"{what} {value!r} is not a valid domain name", DKIMReason.SYNTAX_ERROR
+            ) from None
     if len(name) > 253 or not _DOMAIN.fullmatch(name):
-        raise SignatureError(f"{what} {value!r} is not a valid domain name")
+        raise SignatureError(
+            f"{what} {value!r} is not a valid domain name", DKIMReason.SYNTAX_ERROR
+        )
     return name
 
 
@@ -96,50 +106,64 @@ def parse_signature(value: bytes | str) -> Signature:
     try:
         tags = parse_tag_list(value)
     except TagListError as exc:
-        raise SignatureError(f"malformed signature: {exc}") from None
+        raise SignatureError(f"malformed signature: {exc}", DKIMReason.SYNTAX_ERROR) from None
     missing = [tag for tag in REQUIRED_TAGS if tag not in tags]
     if missing:
         raise SignatureError(
             f"signature lacks required tag{'s' * (len(missing) > 1)} "
-            + ", ".join(f"{t}=" for t in missing)
+            + ", ".join(f"{t}=" for t in missing),
+            DKIMReason.MISSING_TAG,
         )
     if tags["v"] != "1":
-        raise SignatureError(f"unsupported signature version v={tags['v']}")
+        raise SignatureError(
+            f"unsupported signature version v={tags['v']}", DKIMReason.UNSUPPORTED_VERSION
+        )
     algorithm = _ALGORITHMS.get(tags["a"].lower())
     if algorithm is None:
-        raise SignatureError(f"unsupported algorithm a={tags['a']}")
+        raise SignatureError(
+            f"unsupported algorithm a={tags['a']}", DKIMReason.UNSUPPORTED_ALGORITHM
+        )
     try:
         header_canon, body_canon = parse_canonicalization(tags.get("c", "simple/simple"))
     except ValueError as exc:
-        raise SignatureError(str(exc)) from None
+        raise SignatureError(str(exc), DKIMReason.UNSUPPORTED_CANONICALIZATION) from None
     domain = _domain(tags["d"], "d=")
     selector_text = "".join(tags["s"].split()).lower()
     if not _DOMAIN.fullmatch(selector_text):
-        raise SignatureError(f"s={tags['s']!r} is not a valid selector")
+        raise SignatureError(f"s={tags['s']!r} is not a valid selector", DKIMReason.SYNTAX_ERROR)
     h_text = tags["h"].lower()
     if " " in h_text or "\t" in h_text or "\n" in h_text:
         h_text = "".join(h_text.split())
     signed = tuple(h_text.split(":"))
     if not _H_LIST.fullmatch(h_text):
         bad = next((n for n in signed if not _H_LIST.fullmatch(n)), "")
-        raise SignatureError(f"h= holds an invalid header field name {bad!r}")
+        raise SignatureError(
+            f"h= holds an invalid header field name {bad!r}", DKIMReason.SYNTAX_ERROR
+        )
     if "from" not in signed:
-        raise SignatureError("From is not signed (h= must include it, RFC 6376 §5.4)")
+        raise SignatureError(
+            "From is not signed (h= must include it, RFC 6376 §5.4)", DKIMReason.FROM_NOT_SIGNED
+        )
     identity = tags.get("i", "@" + domain)
     local, at, i_domain = identity.rpartition("@")
     if not at:
-        raise SignatureError(f"i={identity!r} has no '@'")
+        raise SignatureError(f"i={identity!r} has no '@'", DKIMReason.SYNTAX_ERROR)
     i_domain = _domain(i_domain, "i= domain")
     if i_domain != domain and not i_domain.endswith("." + domain):  # RFC 6376 §6.1.1
-        raise SignatureError(f"i= domain {i_domain} is not d= {domain} or a subdomain of it")
+        raise SignatureError(
+            f"i= domain {i_domain} is not d= {domain} or a subdomain of it",
+            DKIMReason.IDENTITY_MISMATCH,
+        )
     if "q" in tags:
         methods = [m.strip(" \t\r\n").lower() for m in tags["q"].split(":")]
         if not any(m == "dns/txt" or m.startswith("dns/txt/") for m in methods):
-            raise SignatureError(f"no supported query method in q={tags['q']}")
+            raise SignatureError(
+                f"no supported query method in q={tags['q']}", DKIMReason.UNSUPPORTED_QUERY_METHOD
+            )
     timestamp = _number(tags, "t")
     expiration = _number(tags, "x")
     if timestamp is not None and expiration is not None and expiration < timestamp:
-        raise SignatureError("x= (expiration) is before t= (signing time)")
+        raise SignatureError("x= (expiration) is before t= (signing time)", DKIMReason.SYNTAX_ERROR)
     b_text = "".join(tags["b"].split())
     return Signature(
         algorithm=algorithm,

@@ -19,7 +19,7 @@ from mailwarden.message import HeaderField, Message, MessageError
 from .canon import BodyHasher, Canon, header_hash_input
 from .crypto import Algorithm, verify_data
 from .key import KeyFailure, KeyRecord, fetch_key
-from .result import DKIMResult, DKIMStatus
+from .result import DKIMReason, DKIMResult, DKIMStatus
 from .signature import Signature, SignatureError, header_b_prefixes, loose_tags, parse_signature
 
 __all__ = ["DKIMVerifier"]
@@ -30,7 +30,7 @@ MAX_CLOCK_SKEW = 300  # seconds a t= may lie in the future
 
 
 _KeyOutcome = KeyRecord | KeyFailure
-_MISSING = KeyFailure("not fetched yet", temporary=True)
+_MISSING = KeyFailure("not fetched yet", DKIMReason.DNS_ERROR, temporary=True)
 
 
 def _b_text(value: bytes) -> str:
@@ -105,12 +105,18 @@ class DKIMVerifier:
             try:
                 message = Message.from_bytes(message)
             except MessageError as exc:
-                return [DKIMResult(DKIMStatus.PERMERROR, f"unreadable message: {exc}")]
+                return [
+                    DKIMResult(
+                        DKIMStatus.PERMERROR,
+                        f"unreadable message: {exc}",
+                        DKIMReason.UNREADABLE_MESSAGE,
+                    )
+                ]
         fields = message.get_all("dkim-signature")
         if not fields:
             return []
         now = self.clock()
-        outcomes: list[Signature | str | None] = []  # parsed, or why not (None: not checked)
+        outcomes: list[Signature | SignatureError | None] = []  # or why not (None: not checked)
         for n, sig_field in enumerate(fields):
             if n >= self.max_signatures:
                 outcomes.append(None)
@@ -119,7 +125,7 @@ class DKIMVerifier:
                 signature = parse_signature(sig_field.value)
                 self._check_time(signature, now)
             except SignatureError as exc:
-                outcomes.append(str(exc))
+                outcomes.append(exc)
                 continue
             outcomes.append(signature)
         prefixes = header_b_prefixes(
@@ -132,8 +138,8 @@ class DKIMVerifier:
         for sig_field, outcome, header_b in zip(fields, outcomes, prefixes, strict=True):
             if outcome is None:
                 parsed.append((sig_field, self._unchecked(sig_field, header_b), header_b))
-            elif isinstance(outcome, str):
-                error = self._error_result(sig_field, outcome, header_b)
+            elif isinstance(outcome, SignatureError):
+                error = self._error_result(sig_field, str(outcome), outcome.code, header_b)
                 parsed.append((sig_field, error, header_b))
             else:
                 parsed.append((sig_field, outcome, header_b))
@@ -166,15 +172,23 @@ class DKIMVerifier:
 
     def _check_time(self, signature: Signature, now: float) -> None:
         if signature.expiration is not None and signature.expiration < now:  # §6.1.1
-            raise SignatureError(f"signature expired (x={signature.expiration})")
+            raise SignatureError(
+                f"signature expired (x={signature.expiration})", DKIMReason.EXPIRED
+            )
         if signature.timestamp is not None and signature.timestamp > now + self.max_clock_skew:
-            raise SignatureError(f"signature timestamp t={signature.timestamp} is in the future")
+            raise SignatureError(
+                f"signature timestamp t={signature.timestamp} is in the future",
+                DKIMReason.FUTURE_TIMESTAMP,
+            )
 
-    def _error_result(self, sig_field: HeaderField, reason: str, header_b: str) -> DKIMResult:
+    def _error_result(
+        self, sig_field: HeaderField, reason: str, code: DKIMReason, header_b: str
+    ) -> DKIMResult:
         tags = loose_tags(sig_field.value)
         return DKIMResult(
             DKIMStatus.PERMERROR,
             reason,
+            code,
             domain=tags.get("d", "").lower(),
             selector=tags.get("s", "").lower(),
             algorithm=tags.get("a", "").lower(),
@@ -185,7 +199,10 @@ class DKIMVerifier:
 
     def _unchecked(self, sig_field: HeaderField, header_b: str) -> DKIMResult:
         result = self._error_result(
-            sig_field, f"not checked: only the first {self.max_signatures} signatures are", header_b
+            sig_field,
+            f"not checked: only the first {self.max_signatures} signatures are",
+            DKIMReason.NOT_CHECKED,
+            header_b,
         )
         return replace(result, result=DKIMStatus.NEUTRAL)
 
@@ -201,6 +218,7 @@ class DKIMVerifier:
         def result(
             status: DKIMStatus,
             reason: str,
+            code: DKIMReason,
             *,
             key_bits: int | None = None,
             testing: bool = False,
@@ -210,6 +228,7 @@ class DKIMVerifier:
             return DKIMResult(
                 status,
                 reason,
+                code,
                 domain=sig.domain,
                 selector=sig.selector,
                 algorithm=sig.algorithm,
@@ -229,32 +248,36 @@ class DKIMVerifier:
 
         if isinstance(key, KeyFailure):
             status = DKIMStatus.TEMPERROR if key.temporary else DKIMStatus.PERMERROR
-            return result(status, key.reason)
+            return result(status, key.reason, key.code)
         bits = key.key_bits
         if key.revoked:
-            return result(DKIMStatus.PERMERROR, "key revoked (empty p=)")
+            return result(DKIMStatus.PERMERROR, "key revoked (empty p=)", DKIMReason.KEY_REVOKED)
         if key.key_type is not sig.algorithm.key_type:  # RFC 6376 §3.6.1 k=
             return result(
                 DKIMStatus.PERMERROR,
                 f"key type {key.key_type} does not match a={sig.algorithm}",
+                DKIMReason.KEY_TYPE_MISMATCH,
                 key_bits=bits,
             )
         if not key.allows_hash(sig.algorithm.hash_name):
             return result(
                 DKIMStatus.PERMERROR,
                 f"key record h= does not allow {sig.algorithm.hash_name}",
+                DKIMReason.HASH_NOT_ALLOWED,
                 key_bits=bits,
             )
         if not key.allows_email():
             return result(
                 DKIMStatus.PERMERROR,
                 f"key record s={':'.join(key.service_types)} is not for email",
+                DKIMReason.KEY_NOT_FOR_EMAIL,
                 key_bits=bits,
             )
         if key.strict_identity and sig.identity.rpartition("@")[2] != sig.domain:
             return result(
                 DKIMStatus.PERMERROR,
                 "key record t=s requires the i= domain to equal d=",
+                DKIMReason.IDENTITY_MISMATCH,
                 key_bits=bits,
             )
         testing = key.testing
@@ -262,6 +285,7 @@ class DKIMVerifier:
             return result(
                 DKIMStatus.FAIL,
                 f"RSA key of {bits} bits is under {self.min_rsa_bits} (RFC 8301)",
+                DKIMReason.KEY_TOO_SHORT,
                 key_bits=bits,
                 testing=testing,
             )
@@ -274,6 +298,7 @@ class DKIMVerifier:
                 return result(
                     DKIMStatus.FAIL,
                     f"l={sig.length} is longer than the canonical body ({available} bytes)",
+                    DKIMReason.LENGTH_EXCEEDS_BODY,
                     key_bits=bits,
                     testing=testing,
                 )
@@ -283,6 +308,7 @@ class DKIMVerifier:
             return result(
                 DKIMStatus.FAIL,
                 "body hash did not verify",
+                DKIMReason.BODY_HASH_MISMATCH,
                 key_bits=bits,
                 testing=testing,
                 body_length_unsigned=unsigned,
@@ -295,20 +321,23 @@ class DKIMVerifier:
             return result(
                 DKIMStatus.FAIL,
                 "signature did not verify",
+                DKIMReason.SIGNATURE_MISMATCH,
                 key_bits=bits,
                 testing=testing,
                 body_length_unsigned=unsigned,
             )
         if testing:
             warnings.append("key in testing mode (t=y)")
-        status, reason = DKIMStatus.PASS, "signature verified"
+        status, reason, code = DKIMStatus.PASS, "signature verified", DKIMReason.VERIFIED
         if sig.algorithm is Algorithm.RSA_SHA1 and not self.allow_sha1:  # RFC 8301 §3.1
             status, reason = DKIMStatus.POLICY, "rsa-sha1 is not acceptable (RFC 8301)"
+            code = DKIMReason.SHA1_FORBIDDEN
         if warnings:
             reason += "; " + "; ".join(warnings)
         return result(
             status,
             reason,
+            code,
             key_bits=bits,
             testing=testing,
             body_length_unsigned=unsigned,

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from mailwarden.arc import ARCResult, ARCVerifier, trusted_sealer_dmarc_pass
 from mailwarden.authres import AuthenticationResults, AuthResultsBuilder
-from mailwarden.dkim import DKIMResult, DKIMStatus, DKIMVerifier
+from mailwarden.dkim import DKIMReason, DKIMResult, DKIMStatus, DKIMVerifier
 from mailwarden.dmarc import (
     DMARCEvaluator,
     DMARCPolicy,
@@ -361,7 +361,11 @@ class Pipeline:
 
 
 def _unreadable(parsed: ParsedMessage) -> DKIMResult:
-    return DKIMResult(DKIMStatus.PERMERROR, f"unreadable message: {parsed.problem}")
+    return DKIMResult(
+        DKIMStatus.PERMERROR,
+        f"unreadable message: {parsed.problem}",
+        DKIMReason.UNREADABLE_MESSAGE,
+    )
 
 
 def _listen_addresses(settings: Settings) -> tuple[IPAddress, ...]:

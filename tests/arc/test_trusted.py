@@ -16,6 +16,7 @@ from mailwarden.dmarc import (
     Discovery,
     DMARCEvaluator,
     DMARCPolicy,
+    DMARCReason,
     DMARCResult,
     DMARCStatus,
     OverrideReason,
@@ -23,7 +24,11 @@ from mailwarden.dmarc import (
 from mailwarden.dns import StaticResolver
 
 DMARC_FAIL = DMARCResult(
-    DMARCStatus.FAIL, "no aligned identifier", "origin.example", Discovery.TREE_WALK
+    DMARCStatus.FAIL,
+    "no aligned identifier",
+    DMARCReason.NOT_ALIGNED,
+    "origin.example",
+    Discovery.TREE_WALK,
 )
 
 
@@ -106,9 +111,13 @@ async def test_override_of_a_dmarc_fail() -> None:
     assert str(override.reason) == "trusted_forwarder"
     assert "list.example" in override.comment
     assert trusted_forwarder_override(DMARC_FAIL, result, {"fwd.example"}) is None
-    passing = DMARCResult(DMARCStatus.PASS, "aligned", "origin.example", Discovery.TREE_WALK)
+    passing = DMARCResult(
+        DMARCStatus.PASS, "aligned", DMARCReason.ALIGNED, "origin.example", Discovery.TREE_WALK
+    )
     assert trusted_forwarder_override(passing, result, {"list.example"}) is None
-    other = DMARCResult(DMARCStatus.FAIL, "x", "other.example", Discovery.TREE_WALK)
+    other = DMARCResult(
+        DMARCStatus.FAIL, "x", DMARCReason.NOT_ALIGNED, "other.example", Discovery.TREE_WALK
+    )
     assert trusted_forwarder_override(other, result, {"list.example"}) is None
 
 

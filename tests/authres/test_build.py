@@ -16,6 +16,7 @@ from mailwarden.authres import (
 from mailwarden.dmarc import (
     Discovery,
     DMARCPolicy,
+    DMARCReason,
     DMARCResult,
     DMARCStatus,
     PolicyTag,
@@ -47,6 +48,7 @@ def test_full_header_round_trips() -> None:
     dmarc = DMARCResult(
         DMARCStatus.PASS,
         "aligned",
+        DMARCReason.ALIGNED,
         "example.com",
         Discovery.TREE_WALK,
         record=parse_record("v=DMARC1; p=reject"),
@@ -98,7 +100,11 @@ def test_full_header_round_trips() -> None:
 
 def test_dmarc_errors_carry_their_reason() -> None:
     dmarc = DMARCResult(
-        DMARCStatus.TEMPERROR, "temporary DNS failure", "example.com", Discovery.PSL
+        DMARCStatus.TEMPERROR,
+        "temporary DNS failure",
+        DMARCReason.DNS_ERROR,
+        "example.com",
+        Discovery.PSL,
     )
     value = AuthResultsBuilder("mx").dmarc(dmarc).build()
     assert value.results == (

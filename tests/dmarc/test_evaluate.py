@@ -16,6 +16,7 @@ from mailwarden.dmarc import (
     Discovery,
     DMARCEvaluator,
     DMARCPolicy,
+    DMARCReason,
     DMARCResult,
     DMARCStatus,
     MultipleAuthors,
@@ -583,3 +584,43 @@ async def test_any_input_gives_a_verdict(
     result = await evaluator.evaluate(from_values, None, [DKIM(r, d) for r, d in dkim])
     assert isinstance(result.result, DMARCStatus)
     assert result.evaluated or result.result is DMARCStatus.PERMERROR
+
+
+# -- reason codes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "from_", "dkim", "status", "code"),
+    [
+        (ORG, "a@example.com", ("example.com",), "pass", DMARCReason.ALIGNED),
+        (ORG, "a@example.com", ("example.net",), "fail", DMARCReason.NOT_ALIGNED),
+        ({}, "a@example.com", (), "none", DMARCReason.NO_RECORD),
+        ({"_dmarc.example.com": "v=DMARC1; p=bogus"}, "a@example.com", (), "none",
+         DMARCReason.NO_POLICY),
+        ({"_dmarc.example.com": TEMPFAIL}, "a@example.com", (), "temperror",
+         DMARCReason.DNS_ERROR),
+        ({**ORG, "_dmarc.mail.example.com": TEMPFAIL}, "a@example.com", ("mail.example.com",),
+         "temperror", DMARCReason.DNS_ERROR),  # alignment walk
+        ({"_dmarc.example.com": "v=DMARC1; p=none; np=reject", "ghost.example.com": TEMPFAIL},
+         "a@ghost.example.com", (), "temperror", DMARCReason.DNS_ERROR),  # existence (np)
+        (ORG, [], (), "permerror", DMARCReason.NO_FROM),
+        (ORG, ["a@example.com", "b@example.com"], (), "permerror", DMARCReason.MULTIPLE_FROM),
+        (ORG, ["a@example.com, b@example.org"], (), "permerror", DMARCReason.MULTIPLE_AUTHORS),
+        (ORG, ['"Just a name"'], (), "permerror", DMARCReason.INVALID_FROM),
+    ],
+)  # fmt: skip
+async def test_reason_codes(
+    table: dict[str, str | None],
+    from_: str | list[str],
+    dkim: tuple[str, ...],
+    status: str,
+    code: DMARCReason,
+) -> None:
+    result, _ = await evaluate(table, from_, dkim=tuple(DKIM("pass", d) for d in dkim))
+    assert (result.result, result.reason_code) == (DMARCStatus(status), code), result.reason
+
+
+async def test_reason_code_of_an_invalid_author_domain() -> None:
+    evaluator = DMARCEvaluator(TableResolver({}), psl=PSL)
+    result = await evaluator.evaluate_domain("-bad-", None)
+    assert (result.evaluated, result.reason_code) == (False, DMARCReason.INVALID_FROM)

@@ -23,6 +23,7 @@ from .discovery import (
 from .evaluate import (
     DKIMLike,
     DMARCEvaluator,
+    DMARCReason,
     DMARCResult,
     DMARCStatus,
     LocalPolicy,
@@ -49,6 +50,7 @@ __all__ = [
     "DKIMLike",
     "DMARCEvaluator",
     "DMARCPolicy",
+    "DMARCReason",
     "DMARCRecord",
     "DMARCResult",
     "DMARCStatus",

@@ -35,6 +35,7 @@ from .record import Alignment, DMARCPolicy, DMARCRecord
 __all__ = [
     "DKIMLike",
     "DMARCEvaluator",
+    "DMARCReason",
     "DMARCResult",
     "DMARCStatus",
     "LocalPolicy",
@@ -90,6 +91,20 @@ class DKIMLike(Protocol):
     def domain(self) -> str: ...
 
 
+class DMARCReason(StrEnum):
+    """Why a verdict is what it is, in RFC 9989 / RFC 7489 terms (beside the words)."""
+
+    ALIGNED = "aligned"  # §4.4: a passing SPF or DKIM identifier is aligned: pass
+    NOT_ALIGNED = "not-aligned"  # §4.4: no aligned passing identifier: fail
+    NO_RECORD = "no-record"  # §4.10.1: no DMARC record: none
+    NO_POLICY = "no-policy"  # §4.10.1: no valid p (or a bad sp/np) and no valid rua: none
+    DNS_ERROR = "dns-error"  # §4.10.2: DNS trouble in discovery, alignment or np: temperror
+    NO_FROM = "no-from"  # §5.3.1: no From field: not evaluated
+    MULTIPLE_FROM = "multiple-from"  # §5.3.1: several From fields: not evaluated
+    INVALID_FROM = "invalid-from"  # no Author Domain can be read: not evaluated
+    MULTIPLE_AUTHORS = "multiple-authors"  # §5.3.1: several Author Domains: not evaluated
+
+
 @dataclass(frozen=True, slots=True)
 class Override:
     """A local-policy decision replacing the domain's requested disposition."""
@@ -110,6 +125,7 @@ class DMARCResult:
 
     result: DMARCStatus
     reason: str
+    reason_code: DMARCReason
     domain: str  # the Author Domain (A-labels, lower case); "" when none could be found
     discovery_method: Discovery
     authors: tuple[str, ...] = ()  # every Author Domain of the From field
@@ -136,6 +152,18 @@ class DMARCResult:
 
 
 LocalPolicy = Callable[[DMARCResult], Override | None]
+
+# Why a message whose From field(s) cannot give one Author Domain is not evaluated.
+_AUTHOR_REASON = {
+    AuthorProblem.NO_FROM: DMARCReason.NO_FROM,
+    AuthorProblem.SEVERAL_FROM: DMARCReason.MULTIPLE_FROM,
+    AuthorProblem.SYNTAX: DMARCReason.INVALID_FROM,
+    AuthorProblem.EMPTY: DMARCReason.INVALID_FROM,
+    AuthorProblem.DOMAIN_LITERAL: DMARCReason.INVALID_FROM,
+    AuthorProblem.INVALID_DOMAIN: DMARCReason.INVALID_FROM,
+    AuthorProblem.SEVERAL_DOMAINS: DMARCReason.MULTIPLE_AUTHORS,
+    AuthorProblem.TOO_MANY_DOMAINS: DMARCReason.MULTIPLE_AUTHORS,
+}
 
 _RESULT_RANK = {
     DMARCStatus.PASS: 0,
@@ -206,7 +234,7 @@ class DMARCEvaluator:
         if authors.problem is not None and not (
             several and domains and self.multiple_authors is MultipleAuthors.STRICTEST
         ):
-            return self._not_evaluated(authors.reason, domains)
+            return self._not_evaluated(authors.reason, _AUTHOR_REASON[authors.problem], domains)
         lookup = Lookup(self.resolver)
         results = await asyncio.gather(
             *(self._evaluate(d, spf, dkim, lookup, domains) for d in domains)
@@ -219,14 +247,17 @@ class DMARCEvaluator:
         """The verdict for an Author Domain already extracted from the message."""
         domain = _identifier(author_domain)
         if domain is None:
-            return self._not_evaluated(f"invalid Author Domain {author_domain!r}", ())
+            return self._not_evaluated(
+                f"invalid Author Domain {author_domain!r}", DMARCReason.INVALID_FROM, ()
+            )
         return await self._evaluate(domain, spf, dkim, Lookup(self.resolver), (domain,))
 
-    def _not_evaluated(self, why: str, authors: tuple[str, ...]) -> DMARCResult:
+    def _not_evaluated(self, why: str, code: DMARCReason, authors: tuple[str, ...]) -> DMARCResult:
         # RFC 9989 §5.3.1: zero or several Author Domains: DMARC validation is not possible.
         return DMARCResult(
             DMARCStatus.PERMERROR,
             f"{why}: DMARC not evaluated",
+            code,
             "",
             self.discovery,
             authors=authors,
@@ -241,12 +272,18 @@ class DMARCEvaluator:
         lookup: Lookup,
         authors: tuple[str, ...],
     ) -> DMARCResult:
-        base = DMARCResult(DMARCStatus.NONE, "", author, self.discovery, authors=authors)
+        base = DMARCResult(
+            DMARCStatus.NONE, "", DMARCReason.NO_RECORD, author, self.discovery, authors=authors
+        )
         try:
             found = await discover_policy(lookup, author, self.discovery, self.psl)
         except DiscoveryTempError as exc:
             return replace(
-                base, result=DMARCStatus.TEMPERROR, reason=str(exc), dns_queries=lookup.queries
+                base,
+                result=DMARCStatus.TEMPERROR,
+                reason=str(exc),
+                reason_code=DMARCReason.DNS_ERROR,
+                dns_queries=lookup.queries,
             )
         base = replace(
             base,
@@ -258,13 +295,16 @@ class DMARCEvaluator:
         )
         record = found.record
         if record is None:  # §4.10.1: no record, DMARC does not apply
-            return replace(base, reason=f"no DMARC record for {author}")
+            return replace(
+                base, reason=f"no DMARC record for {author}", reason_code=DMARCReason.NO_RECORD
+            )
         if not record.policy_usable and not record.rua:
             # §4.10.1: no valid p (or an invalid sp/np) and no valid rua: no DMARC processing
             problem = "no valid p" if record.p is None else "an invalid sp/np"
             return replace(
                 base,
                 reason=f"record at {found.policy_domain} has {problem} and no valid rua",
+                reason_code=DMARCReason.NO_POLICY,
             )
         verdict = await self._align(base, found, record, spf, dkim, lookup)
         return replace(verdict, dns_queries=lookup.queries)
@@ -328,14 +368,18 @@ class DMARCEvaluator:
         temp = (spf_domain is not None and spf_ok is None) or any(ok is None for ok in dkim_ok)
         if spf_ok or dkim_aligned:
             result, reason = DMARCStatus.PASS, _pass_reason(spf_ok, dkim_aligned, spf_domain)
+            code = DMARCReason.ALIGNED
         elif temp:
             result, reason = DMARCStatus.TEMPERROR, "temporary DNS failure while checking alignment"
+            code = DMARCReason.DNS_ERROR
         else:
             result, reason = DMARCStatus.FAIL, _fail_reason(spf_domain, dkim_domains)
+            code = DMARCReason.NOT_ALIGNED
         verdict = replace(
             base,
             result=result,
             reason=reason,
+            reason_code=code,
             organizational_domain=org_cache.get(author, base.organizational_domain),
             spf_domain=spf_domain,
             spf_aligned=bool(spf_ok) if spf_domain else None,
@@ -375,6 +419,7 @@ class DMARCEvaluator:
                             verdict,
                             result=DMARCStatus.TEMPERROR,
                             reason=f"cannot tell whether {author} exists: {exc}",
+                            reason_code=DMARCReason.DNS_ERROR,
                         )
             requested, tag = missing if exists is False else existing
         assert requested is not None

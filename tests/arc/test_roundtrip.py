@@ -25,6 +25,7 @@ from tests.arc.helpers import (
 import dkim
 from mailwarden.arc import (
     MAX_INSTANCE,
+    ARCReason,
     ARCSetFields,
     ARCStatus,
     ARCVerifier,
@@ -54,6 +55,7 @@ async def test_seal_then_verify_passes(domain: str, selector: str) -> None:
     message = sealed_by(base_message(), domain, selector, ARCStatus.NONE)
     result = await verifier().verify(message)
     assert result.result is ARCStatus.PASS, result.reason
+    assert result.reason_code is ARCReason.VALIDATED
     assert result.instances == 1
     assert result.oldest_pass == 0
     (only,) = result.sets
@@ -131,6 +133,7 @@ async def test_tampered_body_fails() -> None:
     result = await verifier().verify(add_footer(message))
     assert result.result is ARCStatus.FAIL
     assert result.reason == "ARC-Message-Signature i=1 did not verify: body hash did not verify"
+    assert result.reason_code is ARCReason.AMS_INVALID
     assert result.oldest_pass is None
 
 
@@ -140,6 +143,7 @@ async def test_tampered_signed_header_fails() -> None:
     result = await verifier().verify(changed)
     assert result.result is ARCStatus.FAIL
     assert result.reason == "ARC-Message-Signature i=1 did not verify: signature did not verify"
+    assert result.reason_code is ARCReason.AMS_INVALID
 
 
 async def test_tampered_aar_breaks_the_seal() -> None:
@@ -153,6 +157,7 @@ async def test_tampered_aar_breaks_the_seal() -> None:
     assert result.result is ARCStatus.FAIL
     # AMS(2) does not sign AAR(1) here; the seals do: the newest one notices first
     assert result.reason == "ARC-Seal i=2 did not verify: signature did not verify"
+    assert result.reason_code is ARCReason.SEAL_INVALID
 
 
 async def test_tampered_seal_cv() -> None:
@@ -163,6 +168,7 @@ async def test_tampered_seal_cv() -> None:
     result = await verifier().verify(swap(message, seal_field, forged))
     assert result.result is ARCStatus.FAIL
     assert result.reason == "ARC-Seal i=1 has cv=pass, expected cv=none"
+    assert result.reason_code is ARCReason.CV_MISMATCH
 
 
 async def test_failed_chain_is_sealed_alone_and_stays_failed() -> None:
@@ -174,6 +180,7 @@ async def test_failed_chain_is_sealed_alone_and_stays_failed() -> None:
     result = await verifier().verify(message2)
     assert result.result is ARCStatus.FAIL
     assert result.reason == "ARC-Seal i=2 says cv=fail: the chain was already broken"
+    assert result.reason_code is ARCReason.CHAIN_FAILED
     # RFC 8617 §5.1.2: the cv=fail seal covers its own set only; it verifies as such
     sets = collect_sets(message2)
     latest = parse_seal(sets[1].seal.value)
@@ -213,6 +220,7 @@ async def test_instance_51_fails() -> None:
     result = await verifier().verify(Message.from_bytes(renumbered))
     assert result.result is ARCStatus.FAIL
     assert "i=51 is outside 1..50" in result.reason
+    assert result.reason_code is ARCReason.BROKEN_SETS
 
 
 async def test_gap_and_duplicate_instances_fail() -> None:
@@ -224,9 +232,11 @@ async def test_gap_and_duplicate_instances_fail() -> None:
     result = await verifier().verify(Message.from_bytes(gap))
     assert result.result is ARCStatus.FAIL
     assert result.reason == "ARC set i=2 has no ARC-Seal"
+    assert result.reason_code is ARCReason.BROKEN_SETS
     dup = message.prepend(top.raw)
     result = await verifier().verify(dup)
     assert result.reason == "more than one ARC-Seal with i=2"
+    assert result.reason_code is ARCReason.BROKEN_SETS
 
 
 async def test_no_arc_is_none() -> None:
@@ -241,6 +251,7 @@ async def test_unreadable_message_fails_without_raising() -> None:
     result = await verifier().verify(b" continuation first\r\n\r\n")
     assert result.result is ARCStatus.FAIL
     assert result.reason.startswith("unreadable message")
+    assert result.reason_code is ARCReason.UNREADABLE_MESSAGE
 
 
 async def test_key_problems_fail_with_reason() -> None:
@@ -250,6 +261,7 @@ async def test_key_problems_fail_with_reason() -> None:
     result = await verifier(static).verify(message)
     assert result.result is ARCStatus.FAIL
     assert "temporary failure" in result.reason
+    assert result.reason_code is ARCReason.AMS_INVALID
     static = StaticResolver()
     static.add("rsa._domainkey.list.example", "TXT", "v=DKIM1; k=rsa; p=")
     result = await verifier(static).verify(message)

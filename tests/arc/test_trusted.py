@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.arc.helpers import add_footer, base_message, hop, verifier
 
 from mailwarden.arc import (
+    ARCReason,
     ARCResult,
     ARCSetResult,
     ARCStatus,
@@ -88,15 +89,22 @@ def _set(payload: str, *, domain: str = "list.example") -> ARCSetResult:
 
 def test_failed_or_absent_chain_never_vouches() -> None:
     failed = ARCResult(
-        ARCStatus.FAIL, "ARC-Seal i=1 did not verify", 1, None, (_set("mx; dmarc=pass"),)
+        ARCStatus.FAIL,
+        "ARC-Seal i=1 did not verify",
+        ARCReason.SEAL_INVALID,
+        1,
+        None,
+        (_set("mx; dmarc=pass"),),
     )
     assert trusted_sealer_dmarc_pass(failed, {"list.example"}) == (False, None, "ARC chain is fail")
-    none = ARCResult(ARCStatus.NONE, "no ARC sets")
+    none = ARCResult(ARCStatus.NONE, "no ARC sets", ARCReason.NO_SETS)
     assert not trusted_sealer_dmarc_pass(none, {"list.example"}).passed
 
 
 def test_unparsable_aar() -> None:
-    result = ARCResult(ARCStatus.PASS, "ok", 1, 0, (_set("mx; dmarc=pass (unclosed"),))
+    result = ARCResult(
+        ARCStatus.PASS, "ok", ARCReason.VALIDATED, 1, 0, (_set("mx; dmarc=pass (unclosed"),)
+    )
     check = trusted_sealer_dmarc_pass(result, {"list.example"})
     assert not check.passed
     assert check.detail.endswith("its ARC-Authentication-Results does not parse")

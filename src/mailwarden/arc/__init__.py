@@ -35,7 +35,7 @@ from .trusted import (
     trusted_forwarder_override,
     trusted_sealer_dmarc_pass,
 )
-from .verify import ARCResult, ARCSetResult, ARCVerifier, KeySource
+from .verify import ARCReason, ARCResult, ARCSetResult, ARCVerifier, KeySource
 
 __all__ = [
     "DEFAULT_AMS_HEADERS",
@@ -43,6 +43,7 @@ __all__ = [
     "ARCAuthenticationResults",
     "ARCError",
     "ARCMessageSignature",
+    "ARCReason",
     "ARCResult",
     "ARCSeal",
     "ARCSetFields",

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from mailwarden.authres import AuthenticationResults, Property, ResInfo
@@ -49,6 +50,7 @@ from .model import (
 
 __all__ = [
     "MIN_RSA_BITS",
+    "ARCReason",
     "ARCResult",
     "ARCSetResult",
     "ARCVerifier",
@@ -104,6 +106,20 @@ class ARCSetResult:
         return self.aar.parsed if self.aar else None
 
 
+class ARCReason(StrEnum):
+    """Why a chain validated or not, by the steps of RFC 8617 §5.2 (beside the words)."""
+
+    VALIDATED = "validated"  # every step passed
+    NO_SETS = "no-sets"  # step 1: no ARC set: none
+    UNREADABLE_MESSAGE = "unreadable-message"  # the message itself could not be split
+    BROKEN_SETS = "broken-sets"  # steps 1, 3.1, 3.2: sets missing, duplicated, incomplete
+    SEAL_SYNTAX = "seal-syntax"  # an ARC-Seal that does not parse (§4.1.3)
+    CHAIN_FAILED = "chain-failed"  # step 2: the latest seal says cv=fail
+    CV_MISMATCH = "cv-mismatch"  # step 3.3: cv=none only on i=1, pass on every later one
+    AMS_INVALID = "ams-invalid"  # step 4: the latest AMS does not parse or verify
+    SEAL_INVALID = "seal-invalid"  # step 6: an ARC-Seal does not verify
+
+
 @dataclass(frozen=True, slots=True)
 class ARCResult:
     """The outcome of validating a message's ARC chain.
@@ -116,6 +132,7 @@ class ARCResult:
 
     result: ARCStatus
     reason: str
+    reason_code: ARCReason
     instances: int = 0
     oldest_pass: int | None = None
     sets: tuple[ARCSetResult, ...] = field(default=())
@@ -246,20 +263,22 @@ class ARCVerifier:
             try:
                 message = Message.from_bytes(message)
             except MessageError as exc:
-                return ARCResult(ARCStatus.FAIL, f"unreadable message: {exc}")
+                return ARCResult(
+                    ARCStatus.FAIL, f"unreadable message: {exc}", ARCReason.UNREADABLE_MESSAGE
+                )
         # RFC 8617 §5.2 step 1: no ARC set at all: none
         if not has_arc_fields(message):
-            return ARCResult(ARCStatus.NONE, "no ARC sets")
+            return ARCResult(ARCStatus.NONE, "no ARC sets", ARCReason.NO_SETS)
         try:
             fields = collect_sets(message)
         except ARCError as exc:  # step 3.1 / 3.2 (and step 1's limit of 50)
-            return ARCResult(ARCStatus.FAIL, str(exc))
+            return ARCResult(ARCStatus.FAIL, str(exc), ARCReason.BROKEN_SETS)
         sets = [_Set(f) for f in fields]
         count = len(sets)
 
-        def fail(reason: str, oldest_pass: int | None = None) -> ARCResult:
+        def fail(reason: str, code: ARCReason, oldest_pass: int | None = None) -> ARCResult:
             frozen = tuple(s.freeze() for s in sets)
-            return ARCResult(ARCStatus.FAIL, reason, count, oldest_pass, frozen)
+            return ARCResult(ARCStatus.FAIL, reason, code, count, oldest_pass, frozen)
 
         for s in sets:
             with contextlib.suppress(ARCError):  # collect_sets already read its i=
@@ -274,19 +293,25 @@ class ARCVerifier:
                 s.seal = parse_seal(s.fields.seal.value)
                 seals.append(s.seal)
         except ARCError as exc:
-            return fail(str(exc))
+            return fail(str(exc), ARCReason.SEAL_SYNTAX)
         latest = sets[-1]
         # step 2: the most recent sealer already found the chain broken
         if seals[-1].cv is ARCStatus.FAIL:
-            return fail(f"ARC-Seal i={count} says cv=fail: the chain was already broken")
+            return fail(
+                f"ARC-Seal i={count} says cv=fail: the chain was already broken",
+                ARCReason.CHAIN_FAILED,
+            )
         # step 3.3: cv=none on instance 1 only, pass on every later one
         for seal in seals:
             wanted = ARCStatus.NONE if seal.instance == 1 else ARCStatus.PASS
             if seal.cv is not wanted:
-                return fail(f"ARC-Seal i={seal.instance} has cv={seal.cv}, expected cv={wanted}")
+                return fail(
+                    f"ARC-Seal i={seal.instance} has cv={seal.cv}, expected cv={wanted}",
+                    ARCReason.CV_MISMATCH,
+                )
         if latest.ams is None:
             latest.ams_result = ARCStatus.FAIL
-            return fail(latest.ams_error)
+            return fail(latest.ams_error, ARCReason.AMS_INVALID)
 
         wanted_keys: dict[tuple[str, str], None] = {}
         for s, seal in zip(sets, seals, strict=True):
@@ -302,7 +327,10 @@ class ARCVerifier:
         # step 4: the most recent AMS must verify
         problem = self._check_ams(message, latest, latest.ams, keys, hasher, now)
         if problem is not None:
-            return fail(f"ARC-Message-Signature i={count} did not verify: {problem}")
+            return fail(
+                f"ARC-Message-Signature i={count} did not verify: {problem}",
+                ARCReason.AMS_INVALID,
+            )
         # step 5: oldest-pass, walking down until an AMS fails
         oldest_pass = 0
         for s in reversed(sets[:-1]):
@@ -317,10 +345,12 @@ class ARCVerifier:
         for n in range(count, 0, -1):
             problem = self._check_seal(sets[:n], seals[n - 1], keys)
             if problem is not None:
-                return fail(f"ARC-Seal i={n} did not verify: {problem}", oldest_pass)
+                return fail(
+                    f"ARC-Seal i={n} did not verify: {problem}", ARCReason.SEAL_INVALID, oldest_pass
+                )
         frozen = tuple(s.freeze() for s in sets)
         reason = f"{count} ARC set{'s' * (count > 1)} validated"
-        return ARCResult(ARCStatus.PASS, reason, count, oldest_pass, frozen)
+        return ARCResult(ARCStatus.PASS, reason, ARCReason.VALIDATED, count, oldest_pass, frozen)
 
     def _check_ams(
         self,

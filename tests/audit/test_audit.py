@@ -12,6 +12,7 @@ import pytest
 from mailwarden.audit import (
     CHECKS,
     COMMON_SELECTORS,
+    FindingCode,
     Severity,
     audit_domain,
     authorization_name,
@@ -292,8 +293,13 @@ def source_codes() -> set[str]:
     root = Path(audit_domain.__code__.co_filename).parent
     codes: set[str] = set()
     for path in root.glob("*.py"):
-        codes.update(re.findall(r'\.add\(\s*"([a-z0-9-]+)"', path.read_text()))
+        used = re.findall(r"FindingCode\.([A-Z0-9_]+)", path.read_text())
+        codes.update(FindingCode[name].value for name in used)
     return codes | {f"{check}-dns-timeout" for check in CHECKS}
+
+
+def test_every_finding_code_is_produced_somewhere() -> None:
+    assert {code.value for code in FindingCode} == source_codes()
 
 
 async def test_the_zones_trigger_every_finding() -> None:

@@ -22,7 +22,7 @@ from mailwarden.dnsbl import DNSList, DNSListChecker
 from .bimi import DMARCEnforcement, bimi_section, fetch_bimi
 from .dkim import COMMON_SELECTORS, check_dkim
 from .dmarc import authorization_name, check_dmarc
-from .findings import Finding, LookupStatus, Outcome, Section, Severity, query
+from .findings import Finding, FindingCode, LookupStatus, Outcome, Section, Severity, query
 from .mx import check_mx
 from .spf import check_spf, lookups_past_limit
 
@@ -32,6 +32,7 @@ __all__ = [
     "DMARCEnforcement",
     "DomainAudit",
     "Finding",
+    "FindingCode",
     "LookupStatus",
     "Outcome",
     "Section",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from mailwarden.dkim import TagListError, parse_tag_list
 from mailwarden.dns import RdType, Resolver
 
-from .findings import Outcome, Section, Severity, query
+from .findings import FindingCode, Outcome, Section, Severity, query
 
 __all__ = ["DMARCEnforcement", "bimi_section", "fetch_bimi"]
 
@@ -47,7 +47,7 @@ def bimi_section(domain: str, outcome: Outcome, dmarc: DMARCEnforcement) -> Sect
         ]
     if not records:
         section.add(
-            "bimi-none",
+            FindingCode.BIMI_NONE,
             Severity.INFO,
             f"no BIMI record at {name} (optional: shows your logo in some mailboxes)",
             "To show a logo: reach DMARC enforcement, then publish "
@@ -57,7 +57,7 @@ def bimi_section(domain: str, outcome: Outcome, dmarc: DMARCEnforcement) -> Sect
         return section
     if len(records) > 1:
         section.add(
-            "bimi-multiple",
+            FindingCode.BIMI_MULTIPLE,
             Severity.ERROR,
             f"{len(records)} BIMI records at {name}: receivers ignore them all",
             "Keep one v=BIMI1 record.",
@@ -70,7 +70,7 @@ def bimi_section(domain: str, outcome: Outcome, dmarc: DMARCEnforcement) -> Sect
         tags = parse_tag_list(record)
     except TagListError as exc:
         section.add(
-            "bimi-syntax",
+            FindingCode.BIMI_SYNTAX,
             Severity.ERROR,
             f"the BIMI record is malformed: {exc}",
             'Write it as "v=BIMI1; l=<https logo URL>; a=<https certificate URL>".',
@@ -84,7 +84,7 @@ def bimi_section(domain: str, outcome: Outcome, dmarc: DMARCEnforcement) -> Sect
     if tags.get("v") != "BIMI1":
         problems += 1
         section.add(
-            "bimi-version",
+            FindingCode.BIMI_VERSION,
             Severity.ERROR,
             "the record must start with v=BIMI1",
             "Put v=BIMI1 first.",
@@ -92,7 +92,7 @@ def bimi_section(domain: str, outcome: Outcome, dmarc: DMARCEnforcement) -> Sect
         )
     if not logo and not authority:
         section.add(
-            "bimi-declined",
+            FindingCode.BIMI_DECLINED,
             Severity.INFO,
             "empty l= and a=: the domain declines to show a logo",
             subject=domain,
@@ -101,7 +101,7 @@ def bimi_section(domain: str, outcome: Outcome, dmarc: DMARCEnforcement) -> Sect
     if logo and not logo.lower().startswith("https://"):
         problems += 1
         section.add(
-            "bimi-logo-not-https",
+            FindingCode.BIMI_LOGO_NOT_HTTPS,
             Severity.ERROR,
             f"l={logo} is not an https:// URL",
             "Serve the SVG Tiny PS logo over HTTPS and put that URL in l=.",
@@ -109,7 +109,7 @@ def bimi_section(domain: str, outcome: Outcome, dmarc: DMARCEnforcement) -> Sect
         )
     if not authority:
         section.add(
-            "bimi-no-certificate",
+            FindingCode.BIMI_NO_CERTIFICATE,
             Severity.INFO,
             "no a= (Verified Mark Certificate): Gmail and Apple Mail show no logo without one",
             "Obtain a VMC or CMC and publish its https:// URL in a=.",
@@ -118,7 +118,7 @@ def bimi_section(domain: str, outcome: Outcome, dmarc: DMARCEnforcement) -> Sect
     if not dmarc.enforced:
         problems += 1
         section.add(
-            "bimi-dmarc-not-enforced",
+            FindingCode.BIMI_DMARC_NOT_ENFORCED,
             Severity.ERROR,
             f"BIMI requires DMARC at enforcement, but {dmarc.why}: no logo will be shown",
             "Set p=quarantine or p=reject (no pct below 100, sp not none, no t=y) in the DMARC "
@@ -126,5 +126,7 @@ def bimi_section(domain: str, outcome: Outcome, dmarc: DMARCEnforcement) -> Sect
             domain,
         )
     if not problems:
-        section.add("bimi-ok", Severity.OK, "BIMI record valid, DMARC at enforcement", "", domain)
+        section.add(
+            FindingCode.BIMI_OK, Severity.OK, "BIMI record valid, DMARC at enforcement", "", domain
+        )
     return section

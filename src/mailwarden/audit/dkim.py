@@ -9,7 +9,7 @@ from typing import Any
 from mailwarden.dkim import KeyRecord, KeyRecordError, KeyType, key_name, parse_key_record
 from mailwarden.dns import RdType, Resolver
 
-from .findings import LookupStatus, Section, Severity, query
+from .findings import FindingCode, LookupStatus, Section, Severity, query
 
 __all__ = ["COMMON_SELECTORS", "MIN_RSA_BITS", "RECOMMENDED_RSA_BITS", "check_dkim"]
 
@@ -52,7 +52,7 @@ def _key_data(selector: str, key: KeyRecord, explicit: bool) -> dict[str, Any]:
 def _judge(section: Section, selector: str, name: str, key: KeyRecord) -> None:
     if key.revoked:
         section.add(
-            "dkim-revoked",
+            FindingCode.DKIM_REVOKED,
             Severity.INFO,
             f"selector {selector}: key revoked (empty p=); signatures with it fail",
             f"Fine after a rotation; delete {name} once no mail signed with it is in transit.",
@@ -63,7 +63,7 @@ def _judge(section: Section, selector: str, name: str, key: KeyRecord) -> None:
     if key.key_type is KeyType.RSA and key.key_bits < MIN_RSA_BITS:
         problems += 1
         section.add(
-            "dkim-key-too-small",
+            FindingCode.DKIM_KEY_TOO_SMALL,
             Severity.ERROR,
             f"selector {selector}: {key.key_bits}-bit RSA key; verifiers reject keys under "
             f"{MIN_RSA_BITS} bits (RFC 8301 §3.2)",
@@ -74,7 +74,7 @@ def _judge(section: Section, selector: str, name: str, key: KeyRecord) -> None:
     elif key.key_type is KeyType.RSA and key.key_bits < RECOMMENDED_RSA_BITS:
         problems += 1
         section.add(
-            "dkim-key-weak",
+            FindingCode.DKIM_KEY_WEAK,
             Severity.WARNING,
             f"selector {selector}: {key.key_bits}-bit RSA key; {RECOMMENDED_RSA_BITS} bits is "
             "the recommended size",
@@ -84,7 +84,7 @@ def _judge(section: Section, selector: str, name: str, key: KeyRecord) -> None:
     if key.testing:
         problems += 1
         section.add(
-            "dkim-testing",
+            FindingCode.DKIM_TESTING,
             Severity.WARNING,
             f"selector {selector}: t=y, the domain says it is testing DKIM: receivers may "
             "treat its signatures as unsigned",
@@ -94,7 +94,7 @@ def _judge(section: Section, selector: str, name: str, key: KeyRecord) -> None:
     if key.hash_algorithms is not None and "sha256" not in key.hash_algorithms:
         problems += 1
         section.add(
-            "dkim-sha1-only",
+            FindingCode.DKIM_SHA1_ONLY,
             Severity.ERROR,
             f"selector {selector}: h={':'.join(key.hash_algorithms)} allows no sha256; "
             "RFC 8301 forbids rsa-sha1 signatures",
@@ -104,7 +104,7 @@ def _judge(section: Section, selector: str, name: str, key: KeyRecord) -> None:
     if not key.allows_email():
         problems += 1
         section.add(
-            "dkim-not-email",
+            FindingCode.DKIM_NOT_EMAIL,
             Severity.ERROR,
             f"selector {selector}: s={':'.join(key.service_types)} excludes e-mail",
             f"Remove the s= tag from {name}.",
@@ -112,7 +112,7 @@ def _judge(section: Section, selector: str, name: str, key: KeyRecord) -> None:
         )
     if not problems:
         section.add(
-            "dkim-key-ok",
+            FindingCode.DKIM_KEY_OK,
             Severity.OK,
             f"selector {selector}: {key.key_type.value} key, {key.key_bits} bits",
             subject=selector,
@@ -130,7 +130,7 @@ async def _selector(
     if outcome.answer is None:
         if explicit:
             section.add(
-                "dkim-selector-missing",
+                FindingCode.DKIM_SELECTOR_MISSING,
                 Severity.ERROR,
                 f"selector {selector}: no key record at {name} "
                 f"({'no such name' if outcome.status is LookupStatus.NXDOMAIN else 'no TXT'})",
@@ -150,7 +150,7 @@ async def _selector(
         _judge(section, selector, name, key)
         return _key_data(selector, key, explicit)
     section.add(
-        "dkim-record-invalid",
+        FindingCode.DKIM_RECORD_INVALID,
         Severity.ERROR,
         f"selector {selector}: the key record at {name} is unusable: "
         f"{errors[0] if errors else 'no TXT data'}",
@@ -182,7 +182,7 @@ async def check_dkim(
     section.data.update(selectors=keys, common_selectors_tried=tried)
     if not given and not tried:
         section.add(
-            "dkim-not-checked",
+            FindingCode.DKIM_NOT_CHECKED,
             Severity.INFO,
             "no DKIM selector given and common selectors not tried: DKIM not checked",
             "Give the selector from a DKIM-Signature's s= tag of your mail with --selector.",
@@ -193,7 +193,7 @@ async def check_dkim(
         f.severity is Severity.ERROR or f.code.endswith("timeout") for f in section.findings
     ):
         section.add(
-            "dkim-none-found",
+            FindingCode.DKIM_NONE_FOUND,
             Severity.INFO if not given else Severity.WARNING,
             f"no DKIM key found for {domain} at the selectors tried "
             f"({_shortlist([*given, *tried])}): DKIM selectors are arbitrary names, "

@@ -23,7 +23,7 @@ from mailwarden.dmarc.discovery import Discovery
 from mailwarden.dns import RdType, Resolver
 
 from .bimi import DMARCEnforcement
-from .findings import Section, Severity, query
+from .findings import FindingCode, Section, Severity, query
 
 __all__ = ["authorization_name", "check_dmarc", "enforcement"]
 
@@ -70,7 +70,7 @@ async def _authorize(
     destination = _mailto_domain(uri)
     if destination is None:
         section.add(
-            "dmarc-report-uri",
+            FindingCode.DMARC_REPORT_URI,
             Severity.WARNING,
             f"{tag}={uri.uri} is not a mailto: address with a domain: receivers send reports "
             "by e-mail only",
@@ -106,14 +106,14 @@ async def _authorize(
     entry["authorized"] = authorized
     if authorized:
         section.add(
-            "dmarc-report-authorized",
+            FindingCode.DMARC_REPORT_AUTHORIZED,
             Severity.OK,
             f"{tag}: {destination} accepts reports for {policy_domain} ({name})",
             subject=uri.uri,
         )
     else:
         section.add(
-            "dmarc-report-unauthorized",
+            FindingCode.DMARC_REPORT_UNAUTHORIZED,
             Severity.ERROR,
             f"{tag}={uri.uri} is in another organisation ({destination_org}) that has not "
             f"authorized reports for {policy_domain}: receivers will not send them "
@@ -132,7 +132,7 @@ def _policy_findings(
     applies = record.p if own else record.subdomain_policy
     if found.source is RecordSource.ORGANIZATIONAL:
         section.add(
-            "dmarc-inherited",
+            FindingCode.DMARC_INHERITED,
             Severity.INFO,
             f"{domain} has no record of its own: {found.policy_domain}'s applies "
             f"({'sp' if record.sp is not None else 'p'}={applies.value if applies else '-'})",
@@ -140,7 +140,7 @@ def _policy_findings(
         )
     elif found.source is RecordSource.PSD:
         section.add(
-            "dmarc-psd",
+            FindingCode.DMARC_PSD,
             Severity.WARNING,
             f"only the public suffix {found.policy_domain} has a DMARC record (psd=y): "
             f"{domain} has none of its own",
@@ -149,7 +149,7 @@ def _policy_findings(
         )
     for error in record.errors:
         section.add(
-            "dmarc-record-error",
+            FindingCode.DMARC_RECORD_ERROR,
             Severity.WARNING if not record.invalid_policy_tags else Severity.ERROR,
             f"record problem: {error}",
             "Fix the tag (RFC 9989 §4.7); receivers ignore invalid terms.",
@@ -157,7 +157,7 @@ def _policy_findings(
         )
     if record.p is None:
         section.add(
-            "dmarc-no-policy",
+            FindingCode.DMARC_NO_POLICY,
             Severity.ERROR,
             "the record has no valid p= tag: receivers treat it as p=none or ignore it",
             "Add p=none (to start), then p=quarantine or p=reject.",
@@ -165,7 +165,7 @@ def _policy_findings(
         )
     elif applies is DMARCPolicy.NONE:
         section.add(
-            "dmarc-policy-none",
+            FindingCode.DMARC_POLICY_NONE,
             Severity.WARNING,
             f"the policy for {domain} is none: monitoring only, forged mail is delivered",
             "Once the aggregate reports show all your mail passing, set p=quarantine, then "
@@ -174,14 +174,14 @@ def _policy_findings(
         )
     else:
         section.add(
-            "dmarc-enforced",
+            FindingCode.DMARC_ENFORCED,
             Severity.OK,
             f"the policy for {domain} is {applies.value if applies else '-'}",
             subject=domain,
         )
     if record.p in (DMARCPolicy.QUARANTINE, DMARCPolicy.REJECT) and record.sp is DMARCPolicy.NONE:
         section.add(
-            "dmarc-subdomains-none",
+            FindingCode.DMARC_SUBDOMAINS_NONE,
             Severity.WARNING,
             "sp=none: subdomains are not protected though the domain is",
             "Remove sp=none (subdomains then get p) or set sp=quarantine/reject.",
@@ -193,7 +193,7 @@ def _policy_findings(
         and record.sp is not DMARCPolicy.NONE
     ):
         section.add(
-            "dmarc-nonexistent-none",
+            FindingCode.DMARC_NONEXISTENT_NONE,
             Severity.WARNING,
             "np=none: mail from subdomains that do not exist is not rejected",
             "Remove np=none or set np=reject.",
@@ -201,7 +201,7 @@ def _policy_findings(
         )
     if record.testing:
         section.add(
-            "dmarc-testing",
+            FindingCode.DMARC_TESTING,
             Severity.WARNING,
             "t=y: the domain is testing, receivers apply one level less (reject as quarantine)",
             "Remove t=y once the reports look right.",
@@ -209,7 +209,7 @@ def _policy_findings(
         )
     if record.pct is not None and record.pct < 100:
         section.add(
-            "dmarc-pct",
+            FindingCode.DMARC_PCT,
             Severity.WARNING,
             f"pct={record.pct}: the policy applies to {record.pct}% of failing mail "
             "(RFC 7489; RFC 9989 dropped pct for t)",
@@ -218,7 +218,7 @@ def _policy_findings(
         )
     if not record.rua and found.source is not RecordSource.PSD:
         section.add(
-            "dmarc-no-rua",
+            FindingCode.DMARC_NO_RUA,
             Severity.INFO,
             "no rua: you get no aggregate reports, so you cannot see who sends as you",
             f"Add rua=mailto:dmarc-reports@{found.policy_domain or domain}.",
@@ -276,7 +276,7 @@ async def check_dmarc(resolver: Resolver, domain: str) -> tuple[Section, DMARCEn
     if record is None:
         if "DMARC records" in found.note:  # RFC 9989 §4.10 step 2: several are all discarded
             section.add(
-                "dmarc-multiple-records",
+                FindingCode.DMARC_MULTIPLE_RECORDS,
                 Severity.ERROR,
                 f"_dmarc.{domain}: {found.note}: receivers apply no DMARC policy",
                 f"Keep exactly one v=DMARC1 record at _dmarc.{domain}.",
@@ -284,7 +284,7 @@ async def check_dmarc(resolver: Resolver, domain: str) -> tuple[Section, DMARCEn
             )
         else:
             section.add(
-                "dmarc-none",
+                FindingCode.DMARC_NONE,
                 Severity.ERROR,
                 f"no DMARC record for {domain} (nor its organizational domain): forged mail "
                 "in its name cannot be recognised as such",

@@ -11,6 +11,7 @@ from mailwarden.dns import Answer, NoData, NXDomain, RdType, Resolver, Temporary
 
 __all__ = [
     "Finding",
+    "FindingCode",
     "LookupStatus",
     "Outcome",
     "Section",
@@ -35,12 +36,88 @@ class Severity(StrEnum):
 _RANK = {Severity.OK: 0, Severity.INFO: 1, Severity.WARNING: 2, Severity.ERROR: 3}
 
 
+class FindingCode(StrEnum):
+    """The stable code of a finding (for scripts): `<check>-<what>`."""
+
+    BIMI_DECLINED = "bimi-declined"
+    BIMI_DMARC_NOT_ENFORCED = "bimi-dmarc-not-enforced"
+    BIMI_DNS_TIMEOUT = "bimi-dns-timeout"
+    BIMI_LOGO_NOT_HTTPS = "bimi-logo-not-https"
+    BIMI_MULTIPLE = "bimi-multiple"
+    BIMI_NO_CERTIFICATE = "bimi-no-certificate"
+    BIMI_NONE = "bimi-none"
+    BIMI_OK = "bimi-ok"
+    BIMI_SYNTAX = "bimi-syntax"
+    BIMI_VERSION = "bimi-version"
+    DKIM_DNS_TIMEOUT = "dkim-dns-timeout"
+    DKIM_KEY_OK = "dkim-key-ok"
+    DKIM_KEY_TOO_SMALL = "dkim-key-too-small"
+    DKIM_KEY_WEAK = "dkim-key-weak"
+    DKIM_NONE_FOUND = "dkim-none-found"
+    DKIM_NOT_CHECKED = "dkim-not-checked"
+    DKIM_NOT_EMAIL = "dkim-not-email"
+    DKIM_RECORD_INVALID = "dkim-record-invalid"
+    DKIM_REVOKED = "dkim-revoked"
+    DKIM_SELECTOR_MISSING = "dkim-selector-missing"
+    DKIM_SHA1_ONLY = "dkim-sha1-only"
+    DKIM_TESTING = "dkim-testing"
+    DMARC_DNS_TIMEOUT = "dmarc-dns-timeout"
+    DMARC_ENFORCED = "dmarc-enforced"
+    DMARC_INHERITED = "dmarc-inherited"
+    DMARC_MULTIPLE_RECORDS = "dmarc-multiple-records"
+    DMARC_NO_POLICY = "dmarc-no-policy"
+    DMARC_NO_RUA = "dmarc-no-rua"
+    DMARC_NONE = "dmarc-none"
+    DMARC_NONEXISTENT_NONE = "dmarc-nonexistent-none"
+    DMARC_PCT = "dmarc-pct"
+    DMARC_POLICY_NONE = "dmarc-policy-none"
+    DMARC_PSD = "dmarc-psd"
+    DMARC_RECORD_ERROR = "dmarc-record-error"
+    DMARC_REPORT_AUTHORIZED = "dmarc-report-authorized"
+    DMARC_REPORT_UNAUTHORIZED = "dmarc-report-unauthorized"
+    DMARC_REPORT_URI = "dmarc-report-uri"
+    DMARC_SUBDOMAINS_NONE = "dmarc-subdomains-none"
+    DMARC_TESTING = "dmarc-testing"
+    DOMAIN_NXDOMAIN = "domain-nxdomain"
+    MX_CNAME = "mx-cname"
+    MX_DNS_TIMEOUT = "mx-dns-timeout"
+    MX_FCRDNS_FAIL = "mx-fcrdns-fail"
+    MX_HOST_OK = "mx-host-ok"
+    MX_IMPLICIT = "mx-implicit"
+    MX_IP_LITERAL = "mx-ip-literal"
+    MX_LISTED = "mx-listed"
+    MX_NO_ADDRESS = "mx-no-address"
+    MX_NO_PTR = "mx-no-ptr"
+    MX_NONE = "mx-none"
+    MX_NULL = "mx-null"
+    MX_NULL_MIXED = "mx-null-mixed"
+    SPF_DNS_TIMEOUT = "spf-dns-timeout"
+    SPF_INCLUDE_BROKEN = "spf-include-broken"
+    SPF_INCLUDE_LOOP = "spf-include-loop"
+    SPF_INCLUDE_MISSING = "spf-include-missing"
+    SPF_LOOKUPS_NEAR_LIMIT = "spf-lookups-near-limit"
+    SPF_MULTIPLE_RECORDS = "spf-multiple-records"
+    SPF_MX_TOO_MANY = "spf-mx-too-many"
+    SPF_NEUTRAL_ALL = "spf-neutral-all"
+    SPF_NO_ALL = "spf-no-all"
+    SPF_NONE = "spf-none"
+    SPF_OK = "spf-ok"
+    SPF_PASS_ALL = "spf-pass-all"
+    SPF_PTR = "spf-ptr"
+    SPF_RECORD_SIZE = "spf-record-size"
+    SPF_SOFTFAIL_ALL = "spf-softfail-all"
+    SPF_SYNTAX = "spf-syntax"
+    SPF_TOO_MANY_LOOKUPS = "spf-too-many-lookups"
+    SPF_VOID_LOOKUPS = "spf-void-lookups"
+    SPF_WIDE_RANGE = "spf-wide-range"
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One thing found. `code` is stable (for scripts); `fix` says what to change ("" for ok)."""
 
     check: str  # mx, spf, dkim, dmarc, bimi
-    code: str
+    code: FindingCode
     severity: Severity
     message: str
     fix: str = ""
@@ -49,7 +126,7 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         return {
             "check": self.check,
-            "code": self.code,
+            "code": self.code.value,
             "severity": self.severity.value,
             "subject": self.subject or None,
             "message": self.message,
@@ -66,14 +143,14 @@ class Section:
     data: dict[str, Any] = field(default_factory=dict)
 
     def add(
-        self, code: str, severity: Severity, message: str, fix: str = "", subject: str = ""
+        self, code: FindingCode, severity: Severity, message: str, fix: str = "", subject: str = ""
     ) -> None:
         self.findings.append(Finding(self.check, code, severity, message, fix, subject))
 
     def timeout(self, name: str, rdtype: RdType, detail: str, subject: str = "") -> None:
         """A DNS lookup that gave no answer: reported as such, never as "not found"."""
         self.add(
-            f"{self.check}-dns-timeout",
+            FindingCode(f"{self.check}-dns-timeout"),
             Severity.WARNING,
             f"DNS lookup of {name} {rdtype} timed out or failed ({detail}): not checked",
             "Run the check again; if it keeps failing, check the domain's name servers "

@@ -10,7 +10,7 @@ from mailwarden.dns import MX, IPAddress, RdType, Resolver, parse_ip
 from mailwarden.dnsbl import DNSListChecker, DNSListReport, ListStatus
 from mailwarden.iprev import IprevResult, IprevStatus, check_iprev
 
-from .findings import Outcome, Section, Severity, query
+from .findings import FindingCode, Outcome, Section, Severity, query
 
 __all__ = ["check_mx"]
 
@@ -39,7 +39,7 @@ async def _host(
     data: dict[str, Any] = {"preference": record.preference, "host": host, "addresses": []}
     if _is_ip_literal(host):
         section.add(
-            "mx-ip-literal",
+            FindingCode.MX_IP_LITERAL,
             Severity.ERROR,
             f"MX {host} is an address, not a host name: senders cannot use it",
             f"Publish a host name (with an A/AAAA record for {host}) as the MX target.",
@@ -53,7 +53,7 @@ async def _host(
     )
     if cname.found:  # RFC 2181 §10.3: an MX must not point to an alias
         section.add(
-            "mx-cname",
+            FindingCode.MX_CNAME,
             Severity.WARNING,
             f"MX {host} is an alias (CNAME); RFC 2181 §10.3 forbids that",
             "Point the MX record at the canonical host name instead of the alias.",
@@ -68,7 +68,7 @@ async def _host(
     if not addresses:
         if not (a.timed_out or aaaa.timed_out):
             section.add(
-                "mx-no-address",
+                FindingCode.MX_NO_ADDRESS,
                 Severity.ERROR,
                 f"MX {host} has no A or AAAA record: mail to it cannot be delivered",
                 f"Publish an A (and AAAA) record for {host}, or remove this MX record.",
@@ -91,7 +91,7 @@ async def _host(
         elif iprev.result is IprevStatus.PERMERROR:
             problems += 1
             section.add(
-                "mx-no-ptr",
+                FindingCode.MX_NO_PTR,
                 Severity.WARNING,
                 f"{ip} ({host}) has no reverse DNS (PTR) name; many receivers distrust it",
                 f"Ask whoever runs the address ({ip}) to set its PTR record to {host}.",
@@ -100,7 +100,7 @@ async def _host(
         elif iprev.result is IprevStatus.FAIL:
             problems += 1
             section.add(
-                "mx-fcrdns-fail",
+                FindingCode.MX_FCRDNS_FAIL,
                 Severity.WARNING,
                 f"{ip} ({host}): its PTR name(s) {', '.join(iprev.names)} do not resolve back "
                 "to it (no forward-confirmed reverse DNS)",
@@ -117,7 +117,7 @@ async def _host(
                 if result.status is ListStatus.LISTED and not result.allow:
                     problems += 1
                     section.add(
-                        "mx-listed",
+                        FindingCode.MX_LISTED,
                         Severity.ERROR,
                         f"{ip} ({host}) is listed on {result.list} ({result.zone})"
                         + (f": {result.reason}" if result.reason else ""),
@@ -130,7 +130,7 @@ async def _host(
         data["addresses"].append(entry)
     if not problems:
         section.add(
-            "mx-host-ok",
+            FindingCode.MX_HOST_OK,
             Severity.OK,
             f"MX {host}: {len(addresses)} address(es), reverse DNS confirmed"
             + (", on no DNS list" if checker is not None else ""),
@@ -157,14 +157,14 @@ async def check_mx(
         section.data["null_mx"] = True
         if len(records) > 1:
             section.add(
-                "mx-null-mixed",
+                FindingCode.MX_NULL_MIXED,
                 Severity.ERROR,
                 "a null MX (0 .) is published together with other MX records",
                 "Publish either the null MX alone (the domain takes no mail) or real MX records.",
             )
         else:
             section.add(
-                "mx-null",
+                FindingCode.MX_NULL,
                 Severity.INFO,
                 "null MX (RFC 7505): the domain accepts no mail",
                 subject=domain,
@@ -180,7 +180,7 @@ async def _no_mx(resolver: Resolver, domain: str, section: Section, outcome: Out
     section.data["null_mx"] = False
     if outcome.status.value == "nxdomain":
         section.add(
-            "domain-nxdomain",
+            FindingCode.DOMAIN_NXDOMAIN,
             Severity.ERROR,
             f"{domain} does not exist in DNS",
             "Check the spelling, or register/delegate the domain.",
@@ -192,7 +192,7 @@ async def _no_mx(resolver: Resolver, domain: str, section: Section, outcome: Out
     )
     if a.found or aaaa.found:
         section.add(
-            "mx-implicit",
+            FindingCode.MX_IMPLICIT,
             Severity.WARNING,
             f"{domain} has no MX record: senders fall back to its A/AAAA address "
             "(implicit MX, RFC 5321 §5.1)",
@@ -203,7 +203,7 @@ async def _no_mx(resolver: Resolver, domain: str, section: Section, outcome: Out
         section.timeout(domain, RdType.A, a.detail or aaaa.detail, domain)
     else:
         section.add(
-            "mx-none",
+            FindingCode.MX_NONE,
             Severity.WARNING,
             f"{domain} has no MX and no address: it cannot receive mail (bounces, reports)",
             f'If {domain} takes no mail, say so with a null MX: "{domain}. MX 0 ." (RFC 7505).',

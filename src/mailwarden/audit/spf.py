@@ -17,7 +17,7 @@ from mailwarden.spf.record import (
     parse_record,
 )
 
-from .findings import Outcome, Section, Severity, query
+from .findings import FindingCode, Outcome, Section, Severity, query
 
 __all__ = ["RECORD_SIZE_ADVICE", "check_spf", "lookups_past_limit"]
 
@@ -68,7 +68,7 @@ def _check_terms(section: Section, node: PolicyNode, is_root: bool) -> None:
     for mech in record.mechanisms:
         if mech.kind is MechanismKind.ALL and mech.qualifier is Qualifier.PASS:
             section.add(
-                "spf-pass-all",
+                FindingCode.SPF_PASS_ALL,
                 Severity.ERROR,
                 f"{where}: '{mech.text}' lets every host on the Internet pass SPF",
                 "Replace +all with -all (or ~all while you are still finding your senders).",
@@ -76,7 +76,7 @@ def _check_terms(section: Section, node: PolicyNode, is_root: bool) -> None:
             )
         if mech.kind is MechanismKind.PTR:
             section.add(
-                "spf-ptr",
+                FindingCode.SPF_PTR,
                 Severity.WARNING,
                 f"{where}: '{mech.text}' uses ptr: slow, unreliable, and RFC 7208 §5.5 says "
                 "not to use it; many receivers ignore it",
@@ -88,7 +88,7 @@ def _check_terms(section: Section, node: PolicyNode, is_root: bool) -> None:
             limit = _WIDE_IPV4 if network.version == 4 else _WIDE_IPV6
             if network.prefixlen == 0:
                 section.add(
-                    "spf-pass-all",
+                    FindingCode.SPF_PASS_ALL,
                     Severity.ERROR,
                     f"{where}: '{mech.text}' authorizes every address: same as +all",
                     "Remove it and list the networks that really send your mail.",
@@ -96,7 +96,7 @@ def _check_terms(section: Section, node: PolicyNode, is_root: bool) -> None:
                 )
             elif network.prefixlen < limit:
                 section.add(
-                    "spf-wide-range",
+                    FindingCode.SPF_WIDE_RANGE,
                     Severity.WARNING,
                     f"{where}: '{mech.text}' authorizes {network.num_addresses:,} addresses",
                     "List only the addresses of your mail servers (a /24 or smaller for IPv4, "
@@ -108,7 +108,7 @@ def _check_terms(section: Section, node: PolicyNode, is_root: bool) -> None:
     last_all = next((m for m in record.mechanisms if m.kind is MechanismKind.ALL), None)
     if last_all is None and record.redirect is None:
         section.add(
-            "spf-no-all",
+            FindingCode.SPF_NO_ALL,
             Severity.WARNING,
             f"{where}: no 'all' and no redirect: senders not listed get neutral",
             "End the record with -all (or ~all).",
@@ -116,7 +116,7 @@ def _check_terms(section: Section, node: PolicyNode, is_root: bool) -> None:
         )
     elif last_all is not None and last_all.qualifier is Qualifier.NEUTRAL:
         section.add(
-            "spf-neutral-all",
+            FindingCode.SPF_NEUTRAL_ALL,
             Severity.WARNING,
             f"{where}: '?all' gives senders not listed neutral: no protection",
             "End the record with -all (or ~all while you are still finding your senders).",
@@ -124,7 +124,7 @@ def _check_terms(section: Section, node: PolicyNode, is_root: bool) -> None:
         )
     elif last_all is not None and last_all.qualifier is Qualifier.SOFTFAIL:
         section.add(
-            "spf-softfail-all",
+            FindingCode.SPF_SOFTFAIL_ALL,
             Severity.INFO,
             f"{where}: '~all' marks senders not listed as suspicious but does not reject",
             "Once every sender is listed (see DMARC reports), use -all.",
@@ -141,7 +141,7 @@ def _check_tree(section: Section, explanation: Explanation, limits: SPFLimits) -
                 section.timeout(node.domain, RdType.TXT, node.error, node.domain)
             elif code is NodeError.LOOP:
                 section.add(
-                    "spf-include-loop",
+                    FindingCode.SPF_INCLUDE_LOOP,
                     Severity.ERROR,
                     f"{node.via} leads back to {node.domain}: an include loop (permerror)",
                     f"Remove {node.via} from the record that includes it a second time.",
@@ -149,7 +149,7 @@ def _check_tree(section: Section, explanation: Explanation, limits: SPFLimits) -
                 )
             elif code in (NodeError.NO_RECORD, NodeError.NO_DOMAIN):
                 section.add(
-                    "spf-include-missing",
+                    FindingCode.SPF_INCLUDE_MISSING,
                     Severity.ERROR,
                     f"{node.via} points to {node.domain}, which has no SPF record "
                     f"({node.error}): every check ends in permerror",
@@ -158,7 +158,7 @@ def _check_tree(section: Section, explanation: Explanation, limits: SPFLimits) -
                 )
             elif code in (NodeError.MULTIPLE_RECORDS, NodeError.SYNTAX_ERROR):
                 section.add(
-                    "spf-include-broken",
+                    FindingCode.SPF_INCLUDE_BROKEN,
                     Severity.ERROR,
                     f"{node.via}: {node.domain}: {node.error}",
                     f"Ask the owner of {node.domain} to fix its record, or stop including it.",
@@ -169,7 +169,7 @@ def _check_tree(section: Section, explanation: Explanation, limits: SPFLimits) -
     if lookups > limits.dns_mechanisms:
         past = lookups_past_limit(root, limits.dns_mechanisms)
         section.add(
-            "spf-too-many-lookups",
+            FindingCode.SPF_TOO_MANY_LOOKUPS,
             Severity.ERROR,
             f"{lookups} DNS lookups in all, more than {limits.dns_mechanisms}: evaluation "
             f"stops with permerror before {', '.join(past)}",
@@ -178,7 +178,7 @@ def _check_tree(section: Section, explanation: Explanation, limits: SPFLimits) -
         )
     elif lookups >= limits.dns_mechanisms - 1:
         section.add(
-            "spf-lookups-near-limit",
+            FindingCode.SPF_LOOKUPS_NEAR_LIMIT,
             Severity.INFO,
             f"{lookups} DNS lookups of {limits.dns_mechanisms}: one more include will break it",
             "Keep room: replace a/mx with ip4:/ip6: where the addresses are stable.",
@@ -186,7 +186,7 @@ def _check_tree(section: Section, explanation: Explanation, limits: SPFLimits) -
     voids = explanation.void_lookups
     if voids > limits.void_lookups:
         section.add(
-            "spf-void-lookups",
+            FindingCode.SPF_VOID_LOOKUPS,
             Severity.ERROR,
             f"{voids} void lookups (names without records), more than {limits.void_lookups}: "
             "permerror (RFC 7208 §4.6.4)",
@@ -194,7 +194,7 @@ def _check_tree(section: Section, explanation: Explanation, limits: SPFLimits) -
         )
     elif voids:
         section.add(
-            "spf-void-lookups",
+            FindingCode.SPF_VOID_LOOKUPS,
             Severity.WARNING,
             f"{voids} void lookup(s): terms name hosts without records",
             "Remove the a:/mx: terms that name hosts that no longer exist.",
@@ -203,14 +203,14 @@ def _check_tree(section: Section, explanation: Explanation, limits: SPFLimits) -
         text = finding.message
         if "DNS lookup of" in text and "failed" in text:
             section.add(
-                "spf-dns-timeout",
+                FindingCode.SPF_DNS_TIMEOUT,
                 Severity.WARNING,
                 f"{text}: timed out or failed, not checked",
                 "Run the check again; if it keeps failing, check those name servers.",
             )
         elif "MX records, more than" in text:
             section.add(
-                "spf-mx-too-many",
+                FindingCode.SPF_MX_TOO_MANY,
                 Severity.ERROR,
                 text,
                 "Use ip4:/ip6: for the senders instead of mx, or reduce the MX records to 10.",
@@ -241,7 +241,7 @@ async def check_spf(resolver: Resolver, domain: str, limits: SPFLimits | None = 
         return section
     if not records:
         section.add(
-            "spf-none",
+            FindingCode.SPF_NONE,
             Severity.ERROR,
             f"{domain} publishes no SPF record: receivers cannot tell your servers from forgers",
             f'Publish a TXT record at {domain}: "v=spf1 mx -all" (adjust to your senders; '
@@ -251,7 +251,7 @@ async def check_spf(resolver: Resolver, domain: str, limits: SPFLimits | None = 
         return section
     if len(records) > 1:
         section.add(
-            "spf-multiple-records",
+            FindingCode.SPF_MULTIPLE_RECORDS,
             Severity.ERROR,
             f"{domain} publishes {len(records)} SPF records: every check gives permerror "
             "(RFC 7208 §4.5)",
@@ -262,7 +262,7 @@ async def check_spf(resolver: Resolver, domain: str, limits: SPFLimits | None = 
     root = explanation.root
     if root.error_code is NodeError.SYNTAX_ERROR:
         section.add(
-            "spf-syntax",
+            FindingCode.SPF_SYNTAX,
             Severity.ERROR,
             f"{domain}: {root.error}: every check gives permerror",
             "Fix the record (see `mailwarden spf explain` and `mailwarden spf build`).",
@@ -271,7 +271,7 @@ async def check_spf(resolver: Resolver, domain: str, limits: SPFLimits | None = 
         return section
     if len(records[0].encode()) > RECORD_SIZE_ADVICE:
         section.add(
-            "spf-record-size",
+            FindingCode.SPF_RECORD_SIZE,
             Severity.INFO,
             f"the record is {len(records[0].encode())} bytes: answers over 512 bytes need "
             "TCP, which some resolvers do not retry (RFC 7208 §3.4)",
@@ -281,7 +281,7 @@ async def check_spf(resolver: Resolver, domain: str, limits: SPFLimits | None = 
     _check_tree(section, explanation, limits)
     if not any(f.severity in (Severity.WARNING, Severity.ERROR) for f in section.findings):
         section.add(
-            "spf-ok",
+            FindingCode.SPF_OK,
             Severity.OK,
             f"one valid SPF record, {explanation.dns_lookups} DNS lookups of "
             f"{limits.dns_mechanisms}",

@@ -30,6 +30,7 @@ from mailwarden.symbols import Symbol
 __all__ = [
     "IPREV_SCORES",
     "MAX_PTR_NAMES",
+    "IprevReason",
     "IprevResult",
     "IprevStatus",
     "check_iprev",
@@ -49,6 +50,16 @@ class IprevStatus(StrEnum):
     PERMERROR = "permerror"
 
 
+class IprevReason(StrEnum):
+    """Why the result is what it is, in RFC 8601 §3 terms (beside the words)."""
+
+    CONFIRMED = "confirmed"  # a PTR name resolves back to the address: pass
+    NOT_CONFIRMED = "not-confirmed"  # forward lookups done, none names the address: fail
+    NO_PTR = "no-ptr"  # no PTR data published: permerror
+    MALFORMED_PTR = "malformed-ptr"  # PTR data, but no usable name in it: permerror
+    DNS_ERROR = "dns-error"  # a transient DNS error prevented a final answer: temperror
+
+
 # Default scores the policy may override: a missing PTR is common for small senders.
 IPREV_SCORES: dict[IprevStatus, float] = {
     IprevStatus.PASS: 0.0,
@@ -65,6 +76,7 @@ class IprevResult:
 
     result: IprevStatus
     ip: IPAddress
+    reason_code: IprevReason
     names: tuple[str, ...] = ()
     name: str | None = None
     reason: str = ""
@@ -80,13 +92,14 @@ class IprevResult:
 def _result(
     status: IprevStatus,
     ip: IPAddress,
+    code: IprevReason,
     reason: str,
     queries: int,
     names: tuple[str, ...] = (),
     name: str | None = None,
 ) -> IprevResult:
     symbol = Symbol(f"IPREV_{status.upper()}", IPREV_SCORES[status], reason or (name or ""))
-    return IprevResult(status, ip, names, name, reason, queries, symbol)
+    return IprevResult(status, ip, code, names, name, reason, queries, symbol)
 
 
 async def check_iprev(resolver: Resolver, ip: IPAddress | str) -> IprevResult:
@@ -98,14 +111,27 @@ async def check_iprev(resolver: Resolver, ip: IPAddress | str) -> IprevResult:
         answer = await resolver.resolve(reverse_pointer(address), RdType.PTR)
     except (NXDomain, NoData) as exc:
         # RFC 8601 §3: no PTR data published is a permerror.
-        return _result(IprevStatus.PERMERROR, address, f"no PTR record ({exc.kind})", 1)
+        return _result(
+            IprevStatus.PERMERROR, address, IprevReason.NO_PTR, f"no PTR record ({exc.kind})", 1
+        )
     except TemporaryFailure as exc:
-        return _result(IprevStatus.TEMPERROR, address, f"PTR lookup failed: {exc.detail}", 1)
+        return _result(
+            IprevStatus.TEMPERROR,
+            address,
+            IprevReason.DNS_ERROR,
+            f"PTR lookup failed: {exc.detail}",
+            1,
+        )
     names = tuple(dict.fromkeys(normalize(n) for n in answer.names()))
     usable = [n for n in names if is_domain_name(n)][:MAX_PTR_NAMES]
     if not usable:
         return _result(
-            IprevStatus.PERMERROR, address, "no usable PTR name (malformed records)", 1, names
+            IprevStatus.PERMERROR,
+            address,
+            IprevReason.MALFORMED_PTR,
+            "no usable PTR name (malformed records)",
+            1,
+            names,
         )
     rdtype = RdType.A if address.version == 4 else RdType.AAAA
     outcomes = await asyncio.gather(*(_forward(resolver, n, rdtype) for n in usable))
@@ -115,12 +141,15 @@ async def check_iprev(resolver: Resolver, ip: IPAddress | str) -> IprevResult:
         if isinstance(outcome, TemporaryFailure):
             temporary.append(name)
         elif address in outcome:
-            return _result(IprevStatus.PASS, address, "", queries, names, name)
+            return _result(
+                IprevStatus.PASS, address, IprevReason.CONFIRMED, "", queries, names, name
+            )
     if temporary:
         # RFC 8601 §3: a transient error prevented a final answer for some name.
         return _result(
             IprevStatus.TEMPERROR,
             address,
+            IprevReason.DNS_ERROR,
             f"forward lookup failed temporarily for {', '.join(temporary)}",
             queries,
             names,
@@ -129,6 +158,7 @@ async def check_iprev(resolver: Resolver, ip: IPAddress | str) -> IprevResult:
     return _result(
         IprevStatus.FAIL,
         address,
+        IprevReason.NOT_CONFIRMED,
         f"no PTR name resolves back to {address} (checked {', '.join(usable)})",
         queries,
         names,

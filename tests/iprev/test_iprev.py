@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from mailwarden.dns import Failure, StaticResolver
-from mailwarden.iprev import MAX_PTR_NAMES, IprevStatus, check_iprev
+from mailwarden.iprev import MAX_PTR_NAMES, IprevReason, IprevStatus, check_iprev
 
 ZONE = {
     # 192.0.2.1: PTR mail.example.com -> A 192.0.2.1 (pass)
@@ -40,24 +40,31 @@ def resolver() -> StaticResolver:
 
 
 @pytest.mark.parametrize(
-    ("ip", "status", "name"),
+    ("ip", "status", "code", "name"),
     [
-        ("192.0.2.1", IprevStatus.PASS, "mail.example.com"),
-        ("192.0.2.2", IprevStatus.FAIL, None),
-        ("192.0.2.3", IprevStatus.FAIL, None),
-        ("192.0.2.4", IprevStatus.PASS, "ok.example.com"),
-        ("192.0.2.5", IprevStatus.TEMPERROR, None),
-        ("192.0.2.6", IprevStatus.TEMPERROR, None),
-        ("192.0.2.7", IprevStatus.PERMERROR, None),
-        ("192.0.2.8", IprevStatus.PERMERROR, None),
-        ("192.0.2.9", IprevStatus.TEMPERROR, None),
-        ("192.0.2.200", IprevStatus.PERMERROR, None),  # NXDOMAIN
-        ("::ffff:192.0.2.1", IprevStatus.PASS, "mail.example.com"),  # mapped: checked as IPv4
+        ("192.0.2.1", IprevStatus.PASS, IprevReason.CONFIRMED, "mail.example.com"),
+        ("192.0.2.2", IprevStatus.FAIL, IprevReason.NOT_CONFIRMED, None),
+        ("192.0.2.3", IprevStatus.FAIL, IprevReason.NOT_CONFIRMED, None),
+        ("192.0.2.4", IprevStatus.PASS, IprevReason.CONFIRMED, "ok.example.com"),
+        ("192.0.2.5", IprevStatus.TEMPERROR, IprevReason.DNS_ERROR, None),
+        ("192.0.2.6", IprevStatus.TEMPERROR, IprevReason.DNS_ERROR, None),
+        ("192.0.2.7", IprevStatus.PERMERROR, IprevReason.NO_PTR, None),
+        ("192.0.2.8", IprevStatus.PERMERROR, IprevReason.MALFORMED_PTR, None),
+        ("192.0.2.9", IprevStatus.TEMPERROR, IprevReason.DNS_ERROR, None),
+        ("192.0.2.200", IprevStatus.PERMERROR, IprevReason.NO_PTR, None),  # NXDOMAIN
+        (
+            "::ffff:192.0.2.1",
+            IprevStatus.PASS,
+            IprevReason.CONFIRMED,
+            "mail.example.com",
+        ),  # mapped: checked as IPv4
     ],
 )
-async def test_iprev_table(ip: str, status: IprevStatus, name: str | None) -> None:
+async def test_iprev_table(
+    ip: str, status: IprevStatus, code: IprevReason, name: str | None
+) -> None:
     result = await check_iprev(resolver(), ip)
-    assert result.result is status
+    assert (result.result, result.reason_code) == (status, code)
     assert result.name == name
     assert result.symbol.name == f"IPREV_{status.value.upper()}"
     if status is IprevStatus.PASS:

@@ -47,6 +47,7 @@ __all__ = [
     "HELO_SCORES",
     "HeloKind",
     "HeloName",
+    "HeloReason",
     "HeloResult",
     "check_helo",
     "format_helo",
@@ -65,6 +66,42 @@ HELO_SCORES: Mapping[str, float] = {
     "HELO_MISMATCH_PTR": 0.5,
     "HELO_MATCHES_CLIENT": 0.0,
     "HELO_MATCHES_PTR": 0.0,
+}
+
+
+class HeloReason(StrEnum):
+    """One finding about a HELO argument, as a code (RFC 5321 §4.1.1.1, §4.1.3, §4.1.4);
+    each has its scoring symbol (`symbol_name`)."""
+
+    BAD_SYNTAX = "bad-syntax"  # neither a domain nor an address literal
+    BARE_IP = "bare-ip"  # an address without the [] of an address literal
+    NOT_FQDN = "not-fqdn"  # a single-label name
+    IP_LITERAL = "ip-literal"  # an address literal naming the client
+    IP_LITERAL_MISMATCH = "ip-literal-mismatch"  # an address literal naming another host
+    FORGED = "forged"  # one of our own names or addresses, from outside
+    NO_RESOLVE = "no-resolve"  # the name has no address record
+    DNS_ERROR = "dns-error"  # resolving the name failed temporarily
+    MISMATCH_PTR = "mismatch-ptr"  # resolves elsewhere and is not a PTR name of the client
+    MATCHES_CLIENT = "matches-client"  # resolves to the client
+    MATCHES_PTR = "matches-ptr"  # is a PTR name of the client
+
+    @property
+    def symbol_name(self) -> str:
+        return _SYMBOLS[self]
+
+
+_SYMBOLS = {
+    HeloReason.BAD_SYNTAX: "HELO_BAD_SYNTAX",
+    HeloReason.BARE_IP: "HELO_BARE_IP",
+    HeloReason.NOT_FQDN: "HELO_NOT_FQDN",
+    HeloReason.IP_LITERAL: "HELO_IP_LITERAL",
+    HeloReason.IP_LITERAL_MISMATCH: "HELO_IP_LITERAL_MISMATCH",
+    HeloReason.FORGED: "HELO_FORGED",
+    HeloReason.NO_RESOLVE: "HELO_NORESOLVE",
+    HeloReason.DNS_ERROR: "HELO_TEMPERROR",
+    HeloReason.MISMATCH_PTR: "HELO_MISMATCH_PTR",
+    HeloReason.MATCHES_CLIENT: "HELO_MATCHES_CLIENT",
+    HeloReason.MATCHES_PTR: "HELO_MATCHES_PTR",
 }
 
 
@@ -151,6 +188,7 @@ class HeloResult:
     helo: HeloName
     ip: IPAddress
     symbols: tuple[Symbol, ...]
+    reason_codes: tuple[HeloReason, ...]  # one per symbol, in the same order
     addresses: tuple[IPAddress, ...] = ()
     ptr_names: tuple[str, ...] = ()
     rejected_by: Symbol | None = None
@@ -195,53 +233,55 @@ async def check_helo(
     own_addresses = {parse_ip(a) if isinstance(a, str) else a for a in our_addresses}
     parsed = parse_helo(helo)
     symbols: list[Symbol] = []
+    codes: list[HeloReason] = []
     addresses: tuple[IPAddress, ...] = ()
     ptrs: tuple[str, ...] = tuple(normalize(n) for n in ptr_names) if ptr_names else ()
 
-    def add(name: str, detail: str) -> None:
-        symbols.append(_symbol(name, detail, score_map))
+    def add(code: HeloReason, detail: str) -> None:
+        codes.append(code)
+        symbols.append(_symbol(code.symbol_name, detail, score_map))
 
     is_us = client in own_addresses
     if parsed.kind is HeloKind.INVALID:
-        add("HELO_BAD_SYNTAX", f"{helo.strip()!r}: {parsed.reason}")
+        add(HeloReason.BAD_SYNTAX, f"{helo.strip()!r}: {parsed.reason}")
     elif parsed.kind is HeloKind.BARE_IP:
-        add("HELO_BARE_IP", f"{parsed.address} is not an address literal")
+        add(HeloReason.BARE_IP, f"{parsed.address} is not an address literal")
         if parsed.address in own_addresses and not is_us:
-            add("HELO_FORGED", f"{parsed.address} is one of our addresses")
+            add(HeloReason.FORGED, f"{parsed.address} is one of our addresses")
     elif parsed.kind is HeloKind.ADDRESS_LITERAL:
         assert parsed.address is not None
         if parsed.address in own_addresses and not is_us:
-            add("HELO_FORGED", f"{parsed.address} is one of our addresses")
+            add(HeloReason.FORGED, f"{parsed.address} is one of our addresses")
         elif parsed.address != client:  # RFC 5321 §4.1.4: the literal should be the client
-            add("HELO_IP_LITERAL_MISMATCH", f"literal {parsed.address}, client {client}")
+            add(HeloReason.IP_LITERAL_MISMATCH, f"literal {parsed.address}, client {client}")
         else:
-            add("HELO_IP_LITERAL", f"literal {parsed.address} is the client")
+            add(HeloReason.IP_LITERAL, f"literal {parsed.address} is the client")
     else:
         assert parsed.name is not None
         name = parsed.name
         if parsed.kind is HeloKind.SHORT_NAME:
-            add("HELO_NOT_FQDN", f"{name!r} is not a fully qualified domain name")
+            add(HeloReason.NOT_FQDN, f"{name!r} is not a fully qualified domain name")
         if name in own_names and not is_us:
-            add("HELO_FORGED", f"{name} is one of our names")
+            add(HeloReason.FORGED, f"{name} is one of our names")
         if parsed.kind is HeloKind.DOMAIN:
             addresses, status, ptrs = await _resolve(resolver, name, client, ptr_names)
             if status == "temperror":
-                add("HELO_TEMPERROR", f"resolving {name} failed temporarily")
+                add(HeloReason.DNS_ERROR, f"resolving {name} failed temporarily")
             elif not addresses:
-                add("HELO_NORESOLVE", f"{name} has no address record")
+                add(HeloReason.NO_RESOLVE, f"{name} has no address record")
             elif addresses and client in addresses:
-                add("HELO_MATCHES_CLIENT", f"{name} resolves to {client}")
+                add(HeloReason.MATCHES_CLIENT, f"{name} resolves to {client}")
             if name in ptrs:
-                add("HELO_MATCHES_PTR", f"{name} is a PTR name of {client}")
+                add(HeloReason.MATCHES_PTR, f"{name} is a PTR name of {client}")
             elif addresses and client not in addresses:
                 add(
-                    "HELO_MISMATCH_PTR",
+                    HeloReason.MISMATCH_PTR,
                     f"{name} resolves elsewhere and is not a PTR name of {client}",
                 )
             if not is_us and own_addresses.intersection(addresses) and name not in own_names:
-                add("HELO_FORGED", f"{name} resolves to one of our addresses")
+                add(HeloReason.FORGED, f"{name} resolves to one of our addresses")
     rejected = next((s for s in symbols if s.name in reject), None)
-    return HeloResult(parsed, client, tuple(symbols), addresses, ptrs, rejected)
+    return HeloResult(parsed, client, tuple(symbols), tuple(codes), addresses, ptrs, rejected)
 
 
 async def _resolve(

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailwarden.dns import StaticResolver
-from mailwarden.helo import HELO_SCORES, HeloKind, check_helo, format_helo, parse_helo
+from mailwarden.helo import HELO_SCORES, HeloKind, HeloReason, check_helo, format_helo, parse_helo
 
 ZONE = {
     "mail.example.com": {"A": "192.0.2.1"},
@@ -32,6 +32,7 @@ async def symbols(helo: str, ip: str = "192.0.2.1", **kw: object) -> set[str]:
     for symbol in result.symbols:
         assert symbol.score == HELO_SCORES[symbol.name]
         assert symbol.detail
+    assert [code.symbol_name for code in result.reason_codes] == [s.name for s in result.symbols]
     return set(result.names)
 
 
@@ -68,6 +69,13 @@ async def symbols(helo: str, ip: str = "192.0.2.1", **kw: object) -> set[str]:
 )
 async def test_helo_table(helo: str, ip: str, expected: set[str]) -> None:
     assert await symbols(helo, ip) == expected
+
+
+async def test_reason_codes_name_each_finding() -> None:
+    r = StaticResolver(ZONE)  # type: ignore[arg-type]
+    result = await check_helo(r, "203.0.113.25", "192.0.2.1", our_addresses=["203.0.113.25"])
+    assert result.reason_codes == (HeloReason.BARE_IP, HeloReason.FORGED)
+    assert {code.symbol_name for code in HeloReason} == set(HELO_SCORES)
 
 
 async def test_ptr_names_given_skip_the_ptr_lookup() -> None:

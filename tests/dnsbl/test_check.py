@@ -15,6 +15,7 @@ from mailwarden.dnsbl import (
     DNSListChecker,
     DNSListReport,
     ListKind,
+    ListReason,
     ListResult,
     ListStatus,
     ListType,
@@ -96,6 +97,7 @@ async def test_multiple_codes_map_to_symbols_with_txt_reason() -> None:
     results = {r.list: r for r in report.results}
     zen = results["zen"]
     assert zen.status is ListStatus.LISTED
+    assert zen.reason_code is ListReason.LISTED
     assert [s.name for s in zen.symbols] == ["RBL_ZEN_SBL", "RBL_ZEN_XBL"]
     assert [s.score for s in zen.symbols] == [4.0, 5.0]
     assert zen.reason == "https://check.spamhaus.org/listed/?searchterm=192.0.2.1"
@@ -103,6 +105,7 @@ async def test_multiple_codes_map_to_symbols_with_txt_reason() -> None:
     assert results["spamcop"].symbols[0].name == "RBL_SPAMCOP"
     assert results["spamcop"].reason == "Blocked - see spamcop"
     assert results["barracuda"].status is ListStatus.NOT_LISTED
+    assert results["barracuda"].reason_code is ListReason.NOT_LISTED
     assert results["dnswl"].status is ListStatus.NOT_LISTED
     assert {s.name for s in report.symbols} == {"RBL_ZEN_SBL", "RBL_ZEN_XBL", "RBL_SPAMCOP"}
     assert [r.list for r in report.listed] == ["zen", "spamcop"]
@@ -150,6 +153,7 @@ async def test_error_answers_are_not_listings_and_distrust_the_list(
         report = await c.check_ip("192.0.2.3")
     zen = by_list(report)["zen"]
     assert zen.status is ListStatus.ERROR
+    assert zen.reason_code is ListReason.ERROR_ANSWER
     assert zen.symbols == ()
     assert "public or unattributable resolver" in zen.reason
     assert report.symbols == ()
@@ -162,6 +166,7 @@ async def test_error_answers_are_not_listings_and_distrust_the_list(
     before = len(r.queries)
     later = await c.check_ip("192.0.2.1")
     assert by_list(later)["zen"].status is ListStatus.SKIPPED
+    assert by_list(later)["zen"].reason_code is ListReason.DISTRUSTED
     assert not any(q[0].endswith("zen.spamhaus.org") for q in r.queries[before:])
     assert "RBL_ZEN_SBL" not in {s.name for s in later.symbols}
 
@@ -187,6 +192,7 @@ async def test_temporary_failure_is_reported_not_listed() -> None:
     report = await checker(r).check_ip("192.0.2.1")
     spamcop = by_list(report)["spamcop"]
     assert spamcop.status is ListStatus.TEMPERROR
+    assert spamcop.reason_code is ListReason.DNS_ERROR
     assert any(w.startswith("spamcop:") for w in report.warnings)
 
 
@@ -221,6 +227,7 @@ async def test_rhsbl_codes_bitmask_and_identities() -> None:
 async def test_invalid_domain_is_skipped_not_raised() -> None:
     report = await checker().check_domain("not a domain")
     assert {r.status for r in report.results} == {ListStatus.SKIPPED}
+    assert {r.reason_code for r in report.results} == {ListReason.INVALID_DOMAIN}
     assert report.symbols == ()
     single = await checker().check_domain("localhost")
     assert {r.status for r in single.results} == {ListStatus.SKIPPED}
@@ -257,6 +264,7 @@ async def test_health_check_marks_misbehaving_lists_unhealthy(
     report = await c.check_ip("192.0.2.1")
     spamcop = by_list(report)["spamcop"]
     assert spamcop.status is ListStatus.SKIPPED
+    assert spamcop.reason_code is ListReason.UNHEALTHY
     assert spamcop.reason.startswith("unhealthy")
     assert [s.name for s in report.symbols] == ["RBL_ZEN_SBL", "RBL_ZEN_XBL"]
 

@@ -7,7 +7,15 @@ documents the public lists and what each needs (`needs_key`); `parse_list` reads
 configuration.
 """
 
-from .check import DNSListChecker, DNSListReport, ListHealth, ListResult, ListStatus, query_name
+from .check import (
+    DNSListChecker,
+    DNSListReport,
+    ListHealth,
+    ListReason,
+    ListResult,
+    ListStatus,
+    query_name,
+)
 from .lists import (
     DEFAULT_LISTS,
     LIST_ERROR_CODES,
@@ -35,6 +43,7 @@ __all__ = [
     "ListConfigError",
     "ListHealth",
     "ListKind",
+    "ListReason",
     "ListResult",
     "ListStatus",
     "ListType",

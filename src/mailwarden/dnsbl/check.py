@@ -38,6 +38,7 @@ __all__ = [
     "DNSListChecker",
     "DNSListReport",
     "ListHealth",
+    "ListReason",
     "ListResult",
     "ListStatus",
     "query_name",
@@ -63,6 +64,20 @@ class ListStatus(StrEnum):
     SKIPPED = "skipped"  # unhealthy, distrusted, or not applicable (IPv6 on an IPv4 list)
 
 
+class ListReason(StrEnum):
+    """Why a list's answer is what it is, in RFC 5782 terms (beside the words)."""
+
+    LISTED = "listed"  # §2.1: an A record in 127.0.0.0/8 (the return codes say what for)
+    NOT_LISTED = "not-listed"  # §2.1: NXDOMAIN or no A record
+    DNS_ERROR = "dns-error"  # no answer now (timeout, SERVFAIL)
+    ERROR_ANSWER = "error-answer"  # an answer the list documents as an error, not a listing
+    NO_IPV6 = "no-ipv6"  # skipped: the list has no IPv6 data
+    UNHEALTHY = "unhealthy"  # skipped: the list failed its §5 test entries
+    DISTRUSTED = "distrusted"  # skipped for a while after error answers
+    NAME_TOO_LONG = "name-too-long"  # skipped: the query name is over 253 octets
+    INVALID_DOMAIN = "invalid-domain"  # skipped: the subject is not a domain name
+
+
 @dataclass(frozen=True, slots=True)
 class ListResult:
     """What one list said about one subject."""
@@ -71,6 +86,7 @@ class ListResult:
     zone: str
     query: str
     status: ListStatus
+    reason_code: ListReason
     codes: tuple[ipaddress.IPv4Address, ...] = ()
     symbols: tuple[Symbol, ...] = ()
     reason: str = ""  # the list's TXT text for a hit, else why it is not a plain answer
@@ -104,7 +120,7 @@ class DNSListReport:
             f"{r.list}: {r.reason}"
             for r in self.results
             if r.status in (ListStatus.ERROR, ListStatus.TEMPERROR)
-            or (r.status is ListStatus.SKIPPED and r.reason.startswith(("unhealthy", "distrust")))
+            or r.reason_code in (ListReason.UNHEALTHY, ListReason.DISTRUSTED)
         )
 
 
@@ -178,6 +194,7 @@ class DNSListChecker:
                         lst.zone,
                         "",
                         ListStatus.SKIPPED,
+                        ListReason.INVALID_DOMAIN,
                         reason=f"{domain!r} is not a domain name",
                         allow=lst.type is ListType.ALLOW,
                     )
@@ -199,23 +216,47 @@ class DNSListChecker:
         allow = lst.type is ListType.ALLOW
         if isinstance(subject, ipaddress.IPv6Address) and not lst.ipv6:
             return ListResult(
-                lst.name, lst.zone, "", ListStatus.SKIPPED, reason="no IPv6 data", allow=allow
+                lst.name,
+                lst.zone,
+                "",
+                ListStatus.SKIPPED,
+                ListReason.NO_IPV6,
+                reason="no IPv6 data",
+                allow=allow,
             )
         qname = query_name(subject, lst.zone)
         health = self.health[lst.name]
         if not health.healthy:
             reason = f"unhealthy: {health.reason}"
             return ListResult(
-                lst.name, lst.zone, qname, ListStatus.SKIPPED, reason=reason, allow=allow
+                lst.name,
+                lst.zone,
+                qname,
+                ListStatus.SKIPPED,
+                ListReason.UNHEALTHY,
+                reason=reason,
+                allow=allow,
             )
         if health.distrusted_until > self.clock():
             reason = f"distrusted after error answers: {health.last_error}"
             return ListResult(
-                lst.name, lst.zone, qname, ListStatus.SKIPPED, reason=reason, allow=allow
+                lst.name,
+                lst.zone,
+                qname,
+                ListStatus.SKIPPED,
+                ListReason.DISTRUSTED,
+                reason=reason,
+                allow=allow,
             )
         if len(qname) > 253:
             return ListResult(
-                lst.name, lst.zone, qname, ListStatus.SKIPPED, reason="name too long", allow=allow
+                lst.name,
+                lst.zone,
+                qname,
+                ListStatus.SKIPPED,
+                ListReason.NAME_TOO_LONG,
+                reason="name too long",
+                allow=allow,
             )
         result = await self._lookup(lst, qname)
         if result.status is ListStatus.ERROR:
@@ -228,6 +269,7 @@ class DNSListChecker:
                     result.zone,
                     result.query,
                     result.status,
+                    result.reason_code,
                     result.codes,
                     tuple(Symbol(s.name, s.score, f"{s.detail}: {text}") for s in result.symbols),
                     text,
@@ -240,10 +282,18 @@ class DNSListChecker:
         try:
             answer = await self.resolver.resolve(qname, RdType.A)
         except (NXDomain, NoData):
-            return ListResult(lst.name, lst.zone, qname, ListStatus.NOT_LISTED, allow=allow)
+            return ListResult(
+                lst.name, lst.zone, qname, ListStatus.NOT_LISTED, ListReason.NOT_LISTED, allow=allow
+            )
         except TemporaryFailure as exc:
             return ListResult(
-                lst.name, lst.zone, qname, ListStatus.TEMPERROR, reason=exc.detail, allow=allow
+                lst.name,
+                lst.zone,
+                qname,
+                ListStatus.TEMPERROR,
+                ListReason.DNS_ERROR,
+                reason=exc.detail,
+                allow=allow,
             )
         codes = tuple(sorted(a for a in answer.addresses() if isinstance(a, ipaddress.IPv4Address)))
         errors = [self._error_meaning(lst, code) for code in codes]
@@ -251,12 +301,27 @@ class DNSListChecker:
         if problems or not codes:
             reason = "; ".join(problems) or "answer without IPv4 addresses"
             return ListResult(
-                lst.name, lst.zone, qname, ListStatus.ERROR, codes, reason=reason, allow=allow
+                lst.name,
+                lst.zone,
+                qname,
+                ListStatus.ERROR,
+                ListReason.ERROR_ANSWER,
+                codes,
+                reason=reason,
+                allow=allow,
             )
         symbols = _symbols(lst, codes)
         reason = "; ".join(dict.fromkeys(s.detail for s in symbols))
         return ListResult(
-            lst.name, lst.zone, qname, ListStatus.LISTED, codes, symbols, reason, allow
+            lst.name,
+            lst.zone,
+            qname,
+            ListStatus.LISTED,
+            ListReason.LISTED,
+            codes,
+            symbols,
+            reason,
+            allow,
         )
 
     @staticmethod

@@ -28,6 +28,7 @@ import ipaddress
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from mailwarden.dns import (
     IPAddress,
@@ -204,6 +205,22 @@ class HeloResult:
     @property
     def score(self) -> float:
         return sum(s.score for s in self.symbols)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this result, for every command that shows one (`name` is the
+        HELO argument as `helo`)."""
+        return {
+            "helo": self.helo.text,
+            "name": self.helo.text,
+            "kind": self.helo.kind.value,
+            "ip": str(self.ip),
+            "addresses": [str(a) for a in self.addresses],
+            "ptr_names": list(self.ptr_names),
+            "symbols": [s.to_dict() for s in self.symbols],
+            "reason_codes": [c.value for c in self.reason_codes],
+            "score": self.score,
+            "rejected_by": self.rejected_by.name if self.rejected_by else None,
+        }
 
 
 def _symbol(name: str, detail: str, scores: Mapping[str, float]) -> Symbol:

@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from mailwarden.dns import (
     IPAddress,
@@ -87,6 +88,20 @@ class IprevResult:
     def policy_iprev(self) -> str:
         """The value of the `policy.iprev` property: the address tested (RFC 8601 §2.7.3)."""
         return str(self.ip)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this result, for every command that shows one."""
+        return {
+            "ip": str(self.ip),
+            "result": self.result.value,
+            "reason_code": self.reason_code.value,
+            "name": self.name,
+            "names": list(self.names),
+            "reason": self.reason,
+            "policy_iprev": self.policy_iprev,
+            "dns_queries": self.dns_queries,
+            "symbol": self.symbol.to_dict(),
+        }
 
 
 def _result(

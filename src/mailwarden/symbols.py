@@ -8,6 +8,7 @@ suggests by default, and a detail for logs and headers. Checks never reject by t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Symbol"]
 
@@ -20,6 +21,9 @@ class Symbol:
     name: str
     score: float = 0.0
     detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "score": self.score, "detail": self.detail}
 
     def __str__(self) -> str:
         return f"{self.name}({self.score:g})" + (f": {self.detail}" if self.detail else "")

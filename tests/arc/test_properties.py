@@ -145,7 +145,7 @@ def test_random_arc_fields_never_crash_validation(fields: list[tuple[str, str]])
         assert result.reason
     else:
         assert result.result is ARCStatus.NONE
-    assert result.auth_results_clause().startswith(f"arc={result.result}")
+    assert result.resinfo().format().startswith(f"arc={result.result}")
 
 
 @given(st.data())
@@ -169,7 +169,7 @@ def test_mutated_seals_never_crash_validation(data: st.DataObject) -> None:
         ARCStatus.FAIL,
     )  # pass: an edit canonicalization erases
     assert result.reason
-    assert result.auth_results_clause().startswith(f"arc={result.result}")
+    assert result.resinfo().format().startswith(f"arc={result.result}")
 
 
 def test_valid_seal_round_trip() -> None:

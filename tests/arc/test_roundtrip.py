@@ -66,7 +66,7 @@ async def test_seal_then_verify_passes(domain: str, selector: str) -> None:
     assert only.authserv_id == "mx.list.example"
     assert only.auth_results is not None
     assert [r.method for r in only.auth_results.results] == ["spf", "dmarc"]
-    assert result.auth_results_clause() == ("arc=pass (i=1 d=list.example) header.oldest-pass=0")
+    assert result.resinfo().format() == ("arc=pass (i=1 d=list.example) header.oldest-pass=0")
 
 
 async def test_seal_output_form() -> None:
@@ -124,8 +124,8 @@ async def test_modified_after_sealing_gives_oldest_pass() -> None:
     assert result.sets[0].ams_result is ARCStatus.FAIL
     assert result.sets[0].ams_reason == "body hash did not verify"
     assert result.sets[1].ams_result is ARCStatus.PASS
-    assert "header.oldest-pass=2" in result.auth_results_clause(remote_ip="192.0.2.1")
-    assert "smtp.remote-ip=192.0.2.1" in result.auth_results_clause(remote_ip="192.0.2.1")
+    assert "header.oldest-pass=2" in result.resinfo(remote_ip="192.0.2.1").format()
+    assert "smtp.remote-ip=192.0.2.1" in result.resinfo(remote_ip="192.0.2.1").format()
 
 
 async def test_tampered_body_fails() -> None:
@@ -242,7 +242,7 @@ async def test_gap_and_duplicate_instances_fail() -> None:
 async def test_no_arc_is_none() -> None:
     result = await verifier().verify(base_message())
     assert (result.result, result.instances, result.oldest_pass) == (ARCStatus.NONE, 0, None)
-    assert result.auth_results_clause() == "arc=none"
+    assert result.resinfo().format() == "arc=none"
     result = await verifier().verify(b"\r\n")
     assert result.result is ARCStatus.NONE
 

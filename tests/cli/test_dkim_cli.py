@@ -153,16 +153,18 @@ def test_sign_then_verify(
     data = json.loads(out)
     assert list(data) == ["signatures"]
     (entry,) = data["signatures"]
-    assert set(entry) == {
+    assert set(entry) >= {  # the keys of old, and the result's own to_dict() since
         "result",
         "reason",
+        "reason_code",
         "domain",
         "selector",
         "algorithm",
         "key_bits",
         "header_b",
+        "identity",
     }
-    assert entry["result"] == "pass"
+    assert (entry["result"], entry["reason_code"]) == ("pass", "verified")
     assert entry["selector"] == selector
     assert entry["algorithm"] == f"{algorithm}-sha256"
     assert entry["key_bits"] == (2048 if algorithm == "rsa" else 256)
@@ -329,3 +331,39 @@ def test_console_script_never_prints_a_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("mailwarden: error: --dns-zone: cannot read zone file")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_verify_prints_the_clauses_the_gateway_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dkim verify` and the pipeline (whose Authentication-Results the gateway adds, and
+    `check --json` shows) write each signature's clause through one builder."""
+    import time
+
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from mailwarden.authres import parse_field
+    from mailwarden.dkim import key_record, sign
+
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(7, 39)))
+    (tmp_path / "zone").write_text(
+        f'sel._domainkey.a.example. IN TXT "{key_record(key)}"\n'
+        'a.example. IN TXT "v=spf1 ip4:192.0.2.0/28 -all"\n'
+    )
+    body = b"From: <alice@a.example>\r\nTo: <bob@b.example>\r\nSubject: hi\r\n\r\nHello.\r\n"
+    good = sign(body, "a.example", "sel", key, timestamp=int(time.time()))
+    gone = sign(body, "a.example", "gone", key, timestamp=int(time.time()))  # no key: permerror
+    (tmp_path / "m.eml").write_bytes(good + gone + body)
+    zone = ["--dns-zone", str(tmp_path / "zone")]
+    code, out, err = invoke(capsys, "dkim", "verify", str(tmp_path / "m.eml"), *zone)
+    assert (code, err) == (0, "")
+    printed = [line.strip() for line in out.splitlines() if line.strip().startswith("dkim=")]
+    code, out, err = invoke(
+        capsys, "check", str(tmp_path / "m.eml"), "--ip", "192.0.2.1", "--helo", "a.example",
+        "--mail-from", "alice@a.example", "--json", *zone,
+    )  # fmt: skip
+    assert err == ""
+    written = parse_field(json.loads(out)["authentication_results"])
+    assert printed == [r.format() for r in written.by_method("dkim")]
+    assert printed[0].startswith("dkim=pass header.d=a.example")
+    assert printed[1].startswith('dkim=permerror reason="no key for selector')

@@ -130,3 +130,30 @@ def test_shape_sees_nested_keys_and_list_items() -> None:
         "a[].b": "scalar",
         "c": "scalar",
     }
+
+
+REASON_CODES = {
+    "check": ["spf.reason_code", "spf.helo.reason_code", "dkim[].reason_code",
+              "dmarc.reason_code", "iprev.reason_code", "helo.reason_codes",
+              "dnsbl.ip[].reason_code", "dnsbl.domains.from[].reason_code"],
+    "spf check": ["reason_code", "helo.reason_code"],
+    "dkim verify": ["signatures[].reason_code"],
+    "iprev": ["reason_code"],
+    "helo": ["reason_codes"],
+    "dnsbl ip": ["results[].reason_code"],
+    "dnsbl domain": ["results[].reason_code"],
+    "analyze": ["reverify.spf.reason_code", "reverify.dkim[].reason_code",
+                "reverify.dmarc.reason_code", "reverify.arc.reason_code",
+                "reverify.relays[].iprev.reason_code", "reverify.relays[].dnsbl[].reason_code"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", sorted(REASON_CODES))
+def test_reason_codes_are_new_keys(
+    command: str, setup: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pinned = json.loads(SHAPES.read_text())[command]
+    now = shape(output(capsys, commands(setup)[command]))
+    for path in REASON_CODES[command]:
+        assert path in now, f"{command}: no {path}"
+        assert path not in pinned  # added beside the words, nothing renamed

@@ -1,10 +1,12 @@
-"""Result headers: Received-SPF (RFC 7208 §9.1) and the Authentication-Results clause."""
+"""Result headers: Received-SPF (RFC 7208 §9.1), and the spf clause of Authentication-Results
+as mailwarden.authres writes it from the same result."""
 
 from __future__ import annotations
 
 from tests.spf.helpers import checker_for
 
-from mailwarden.spf import auth_results_clause, received_spf
+from mailwarden.authres import spf_resinfo
+from mailwarden.spf import received_spf
 
 
 async def test_received_spf_header() -> None:
@@ -17,7 +19,7 @@ async def test_received_spf_header() -> None:
         'envelope-from="a@example.com"; helo=h.x; identity=mailfrom; '
         'mechanism="ip4:192.0.2.0/24";'  # quoted: not dot-atoms (RFC 7208 §9.1)
     )
-    assert auth_results_clause(result) == (
+    assert spf_resinfo(result).format() == (
         "spf=pass (domain of a@example.com designates 192.0.2.5 as permitted sender) "
         "smtp.mailfrom=a@example.com"
     )
@@ -31,7 +33,7 @@ async def test_headers_quote_awkward_values() -> None:
     header = received_spf(result, "mx.example.net")
     assert 'envelope-from="\\"odd local\\"@example.com"' in header
     assert 'helo="bad helo (x)"' in header
-    clause = auth_results_clause(result)
+    clause = spf_resinfo(result).format()
     assert clause.endswith('smtp.mailfrom="\\"odd local\\"@example.com"')
     broken = await checker_for({"example.com": {"TXT": "v=spf1 foo"}}).check_mailfrom(
         "192.0.2.5", "a@example.com", "h"

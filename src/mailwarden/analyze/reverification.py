@@ -43,26 +43,8 @@ class RelayHop:
         return {
             "hop": self.hop,
             "ip": str(self.ip),
-            "iprev": None
-            if self.iprev is None
-            else {
-                "result": self.iprev.result.value,
-                "name": self.iprev.name,
-                "names": list(self.iprev.names),
-                "reason": self.iprev.reason,
-            },
-            "dnsbl": None
-            if self.dnsbl is None
-            else [
-                {
-                    "list": r.list,
-                    "zone": r.zone,
-                    "status": r.status.value,
-                    "codes": [str(c) for c in r.codes],
-                    "reason": r.reason,
-                }
-                for r in self.dnsbl.results
-            ],
+            "iprev": None if self.iprev is None else self.iprev.to_dict(),
+            "dnsbl": None if self.dnsbl is None else [r.to_dict() for r in self.dnsbl.results],
             "listed": [] if self.dnsbl is None else [r.list for r in self.dnsbl.listed],
             "note": self.note or None,
         }
@@ -89,40 +71,10 @@ class Reverification:
             "ip_source": self.ip_source,
             "helo": self.helo or None,
             "mail_from": self.mail_from,
-            "spf": None
-            if spf is None
-            else {
-                "result": spf.result.value,
-                "domain": spf.domain,
-                "reason": spf.reason,
-                "mechanism": spf.mechanism,
-            },
-            "dkim": [
-                {
-                    "result": r.result.value,
-                    "domain": r.domain,
-                    "selector": r.selector,
-                    "algorithm": r.algorithm,
-                    "key_bits": r.key_bits,
-                    "reason": r.reason,
-                    "body_length": r.body_length,
-                    "testing": r.testing,
-                }
-                for r in self.dkim
-            ],
-            "arc": {
-                "result": self.arc.result.value,
-                "reason": self.arc.reason,
-                "instances": self.arc.instances,
-                "oldest_pass": self.arc.oldest_pass,
-            },
-            "dmarc": {
-                "result": self.dmarc.result.value,
-                "domain": self.dmarc.domain or None,
-                "policy": self.dmarc.policy.value if self.dmarc.policy else None,
-                "reason": self.dmarc.reason,
-                "policy_domain": self.dmarc.policy_domain,
-            },
+            "spf": None if spf is None else spf.to_dict(),
+            "dkim": [r.to_dict() for r in self.dkim],
+            "arc": self.arc.to_dict(),
+            "dmarc": self.dmarc.to_dict(),
             "relays": [r.to_dict() for r in self.relays],
         }
 

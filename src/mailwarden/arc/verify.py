@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailwarden.authres import AuthenticationResults, Property, ResInfo
 from mailwarden.dkim import (
@@ -159,8 +159,17 @@ class ARCResult:
             props.append(Property("smtp", "remote-ip", remote_ip))
         return ResInfo("arc", self.result.value, comments=comments, properties=tuple(props))
 
-    def auth_results_clause(self, *, remote_ip: str | None = None) -> str:
-        return self.resinfo(remote_ip=remote_ip).format()
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this result, for every command that shows one (`sets` is the
+        number of sets, as `instances`)."""
+        return {
+            "result": self.result.value,
+            "reason": self.reason,
+            "reason_code": self.reason_code.value,
+            "instances": self.instances,
+            "sets": self.instances,
+            "oldest_pass": self.oldest_pass,
+        }
 
 
 def seal_input(sets: list[ARCSetFields]) -> bytes:

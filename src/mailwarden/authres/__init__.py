@@ -6,7 +6,7 @@ malformed); `AuthResultsBuilder(authserv_id).spf(...).dkim(...).dmarc(...)` buil
 fields that claim our authserv-id (RFC 8601 §5).
 """
 
-from .build import AuthResultsBuilder, DKIMReport
+from .build import AuthResultsBuilder, DKIMReport, dkim_resinfo, spf_resinfo
 from .model import AuthenticationResults, Property, ResInfo, format_pvalue, format_value
 from .parse import (
     Parsed,
@@ -28,6 +28,7 @@ __all__ = [
     "Property",
     "ResInfo",
     "authserv_id_of",
+    "dkim_resinfo",
     "format_pvalue",
     "format_value",
     "parse_arc_authentication_results",
@@ -35,4 +36,5 @@ __all__ = [
     "parse_field",
     "parse_with_warnings",
     "remove_forged",
+    "spf_resinfo",
 ]

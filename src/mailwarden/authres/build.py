@@ -20,7 +20,7 @@ from mailwarden.spf.header import describe
 
 from .model import AuthenticationResults, Property, ResInfo
 
-__all__ = ["AuthResultsBuilder", "DKIMReport"]
+__all__ = ["AuthResultsBuilder", "DKIMReport", "dkim_resinfo", "spf_resinfo"]
 
 
 class DKIMReport(Protocol):
@@ -49,6 +49,64 @@ def _props(*pairs: tuple[str, str, str | None]) -> tuple[Property, ...]:
     return tuple(Property(ptype, name, value) for ptype, name, value in pairs if value)
 
 
+def spf_resinfo(result: SPFResult, *, comment: bool = True) -> ResInfo:
+    """RFC 8601 §2.7.2: spf with smtp.mailfrom (MAIL FROM identity) or smtp.helo; the reason
+    on temperror and permerror, the result in words as a comment."""
+    if result.identity is Identity.HELO:
+        prop = ("smtp", "helo", result.domain)
+    else:
+        prop = ("smtp", "mailfrom", result.sender)
+    reason = result.reason if result.result.value in ("temperror", "permerror") else None
+    return ResInfo(
+        "spf",
+        result.result.value,
+        reason=reason,
+        properties=_props(prop),
+        comments=(describe(result),) if comment else (),
+    )
+
+
+def dkim_resinfo(result: DKIMReport) -> ResInfo:
+    """RFC 8601 §2.7.1 / RFC 6008: one signature's clause, header.d/i/s/a/b; the reason only
+    when it did not pass. What the gateway writes and `mailwarden dkim verify` prints."""
+    status = str(result.result)
+    return _dkim(
+        status,
+        domain=result.domain or None,
+        selector=result.selector or None,
+        algorithm=result.algorithm or None,
+        b=result.header_b or None,
+        identity=result.identity or None,
+        reason=result.reason or None if status != "pass" else None,
+    )
+
+
+def _dkim(
+    result: str,
+    *,
+    domain: str | None = None,
+    selector: str | None = None,
+    algorithm: str | None = None,
+    b: str | None = None,
+    identity: str | None = None,
+    reason: str | None = None,
+    comment: str | None = None,
+) -> ResInfo:
+    return ResInfo(
+        "dkim",
+        str(result),
+        reason=reason,
+        properties=_props(
+            ("header", "d", domain),
+            ("header", "i", identity),
+            ("header", "s", selector),
+            ("header", "a", algorithm),
+            ("header", "b", b),
+        ),
+        comments=(comment,) if comment else (),
+    )
+
+
 class AuthResultsBuilder:
     """Collects resinfo clauses in order; `build()` gives the value, `format_field()` the field."""
 
@@ -68,20 +126,7 @@ class AuthResultsBuilder:
 
     def spf(self, result: SPFResult, *, comment: bool = True) -> AuthResultsBuilder:
         """RFC 8601 §2.7.2: spf with smtp.mailfrom (MAIL FROM identity) or smtp.helo."""
-        if result.identity is Identity.HELO:
-            prop = ("smtp", "helo", result.domain)
-        else:
-            prop = ("smtp", "mailfrom", result.sender)
-        reason = result.reason if result.result.value in ("temperror", "permerror") else None
-        return self.add(
-            ResInfo(
-                "spf",
-                result.result.value,
-                reason=reason,
-                properties=_props(prop),
-                comments=(describe(result),) if comment else (),
-            )
-        )
+        return self.add(spf_resinfo(result, comment=comment))
 
     def dkim(
         self,
@@ -98,33 +143,21 @@ class AuthResultsBuilder:
         """RFC 8601 §2.7.1 / RFC 6008: one clause per signature, header.d/i/s/a/b (`b`: the
         header.b prefix of the signature, written as given)."""
         return self.add(
-            ResInfo(
-                "dkim",
-                str(result),
+            _dkim(
+                result,
+                domain=domain,
+                selector=selector,
+                algorithm=algorithm,
+                b=b,
+                identity=identity,
                 reason=reason,
-                properties=_props(
-                    ("header", "d", domain),
-                    ("header", "i", identity),
-                    ("header", "s", selector),
-                    ("header", "a", algorithm),
-                    ("header", "b", b),
-                ),
-                comments=(comment,) if comment else (),
+                comment=comment,
             )
         )
 
     def dkim_result(self, result: DKIMReport) -> AuthResultsBuilder:
         """A dkim clause from a verification result; reason only when it did not pass."""
-        status = str(result.result)
-        return self.dkim(
-            status,
-            domain=result.domain or None,
-            selector=result.selector or None,
-            algorithm=result.algorithm or None,
-            b=result.header_b or None,
-            identity=result.identity or None,
-            reason=result.reason or None if status != "pass" else None,
-        )
+        return self.add(dkim_resinfo(result))
 
     def dmarc(self, result: DMARCResult, *, comment: bool = True) -> AuthResultsBuilder:
         """RFC 7489 §11.2 / RFC 9989: dmarc with header.from and policy.dmarc."""

@@ -14,7 +14,6 @@ import click
 from rich.table import Table
 
 from mailwarden.arc import ARCResult
-from mailwarden.dmarc import DMARCResult
 from mailwarden.dnsbl import DNSListReport
 from mailwarden.message import MessageError, fold_field, read_message
 from mailwarden.pipeline import MessageVerdict, Pipeline, build
@@ -30,58 +29,20 @@ from .common import (
     ordered_map,
     print_json,
 )
-from .dkim import parse_now, result_dict
+from .dkim import parse_now
 from .spf import check_dict, parse_helo, parse_ip_arg, parse_mail_from
 
 BATCH_CONCURRENCY = 32
 
 
-def dmarc_dict(result: DMARCResult) -> dict[str, Any]:
-    return {
-        "result": result.result.value,
-        "domain": result.domain,
-        "policy": result.policy.value if result.policy else None,
-        "disposition": result.disposition.value,
-        "reason": result.reason,
-        "discovery_method": result.discovery_method.value,
-        "alignment": {
-            "spf": bool(result.spf_aligned),
-            "dkim": bool(result.dkim_aligned),
-            "spf_domain": result.spf_domain,
-            "dkim_domains": list(result.dkim_aligned),
-        },
-        "policy_domain": result.policy_domain,
-        "policy_tag": result.policy_tag.value if result.policy_tag else None,
-        "override_reason": result.override_reason.value if result.override_reason else None,
-        "testing": result.testing,
-        "evaluated": result.evaluated,
-    }
-
-
 def arc_dict(result: ARCResult | None) -> dict[str, Any]:
     if result is None:
         return {"result": "none", "oldest_pass": None, "reason": "ARC not checked", "sets": 0}
-    return {
-        "result": result.result.value,
-        "oldest_pass": result.oldest_pass,
-        "reason": result.reason,
-        "sets": result.instances,
-    }
+    return result.to_dict()
 
 
 def report_dict(report: DNSListReport) -> list[dict[str, Any]]:
-    return [
-        {
-            "list": r.list,
-            "zone": r.zone,
-            "status": r.status.value,
-            "codes": [str(c) for c in r.codes],
-            "symbols": [s.name for s in r.symbols],
-            "reason": r.reason,
-            "allow": r.allow,
-        }
-        for r in report.results
-    ]
+    return [r.to_dict(symbol_names=True) for r in report.results]
 
 
 def verdict_dict(verdict: MessageVerdict, receiver: str) -> dict[str, Any]:
@@ -90,24 +51,12 @@ def verdict_dict(verdict: MessageVerdict, receiver: str) -> dict[str, Any]:
     helo = verdict.helo
     return {
         "spf": check_dict(verdict.spf, verdict.spf_helo, receiver),
-        "dkim": [result_dict(r) for r in verdict.dkim],
-        "dmarc": dmarc_dict(verdict.dmarc),
+        "dkim": [r.to_dict() for r in verdict.dkim],
+        "dmarc": verdict.dmarc.to_dict(),
         "arc": arc_dict(verdict.arc),
         "authentication_results": auth_results_field(verdict),
-        "iprev": None
-        if iprev is None
-        else {
-            "result": iprev.result.value,
-            "name": iprev.name,
-            "names": list(iprev.names),
-            "reason": iprev.reason,
-        },
-        "helo": None
-        if helo is None
-        else {
-            "name": helo.helo.text,
-            "symbols": [{"name": s.name, "detail": s.detail} for s in helo.symbols],
-        },
+        "iprev": None if iprev is None else iprev.to_dict(),
+        "helo": None if helo is None else helo.to_dict(),
         "dnsbl": {
             "ip": report_dict(verdict.dnsbl) if verdict.dnsbl is not None else [],
             "domains": {key: report_dict(r) for key, r in verdict.rhsbl.items()},

@@ -7,13 +7,12 @@ import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
+from mailwarden.authres import dkim_resinfo
 from mailwarden.dkim import (
     Algorithm,
-    DKIMResult,
     DKIMStatus,
     DKIMVerifier,
     KeyType,
@@ -93,18 +92,6 @@ def parse_now(text: str) -> float:
     return moment.timestamp()
 
 
-def result_dict(result: DKIMResult) -> dict[str, Any]:
-    return {
-        "result": result.result.value,
-        "reason": result.reason,
-        "domain": result.domain,
-        "selector": result.selector,
-        "algorithm": result.algorithm,
-        "key_bits": result.key_bits,
-        "header_b": result.header_b,
-    }
-
-
 @dkim.command("verify")
 @click.argument("file")
 @click.option("--now", "now_text", metavar="TIMESTAMP", help="Check t=/x= at this time.")
@@ -125,7 +112,7 @@ def verify(
         verifier.clock = lambda: now
     results = asyncio.run(verifier.verify(message))
     if as_json:
-        print_json({"signatures": [result_dict(r) for r in results]})
+        print_json({"signatures": [r.to_dict() for r in results]})
         return
     out = console()
     if not results:
@@ -140,7 +127,7 @@ def verify(
             f"header.b={r.header_b or '?'}",
             markup=False,
         )
-        out.print(f"  {r.auth_results_clause()}", markup=False)
+        out.print(f"  {dkim_resinfo(r).format()}", markup=False)  # as the gateway writes it
 
 
 def split_headers(text: str) -> list[str]:

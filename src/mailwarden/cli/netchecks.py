@@ -19,8 +19,8 @@ from mailwarden.dnsbl import (
     ListStatus,
     ListType,
 )
-from mailwarden.helo import HeloResult, check_helo
-from mailwarden.iprev import IprevResult, IprevStatus, check_iprev
+from mailwarden.helo import check_helo
+from mailwarden.iprev import IprevStatus, check_iprev
 from mailwarden.symbols import Symbol
 
 from .common import DNSOptions, console, dns_options, fail, json_option, print_json
@@ -40,23 +40,6 @@ def _ip(text: str) -> IPAddress:
         fail(f"invalid IP address {text!r}")
 
 
-def symbol_dict(symbol: Symbol) -> dict[str, Any]:
-    return {"name": symbol.name, "score": symbol.score, "detail": symbol.detail}
-
-
-def iprev_dict(result: IprevResult) -> dict[str, Any]:
-    return {
-        "ip": str(result.ip),
-        "result": result.result.value,
-        "name": result.name,
-        "names": list(result.names),
-        "reason": result.reason,
-        "policy_iprev": result.policy_iprev,
-        "dns_queries": result.dns_queries,
-        "symbol": symbol_dict(result.symbol),
-    }
-
-
 @click.command("iprev")
 @click.argument("ip")
 @json_option
@@ -69,7 +52,7 @@ def iprev(ip: str, as_json: bool, dns: DNSOptions) -> None:
     address = _ip(ip)
     result = asyncio.run(check_iprev(dns.build(), address))
     if as_json:
-        print_json(iprev_dict(result))
+        print_json(result.to_dict())
         return
     out = console()
     out.print(f"iprev {result.ip}: [{STATUS_STYLE[result.result]}]{result.result.value}[/]")
@@ -79,19 +62,6 @@ def iprev(ip: str, as_json: bool, dns: DNSOptions) -> None:
         out.print(f"  PTR names: {', '.join(result.names)}", markup=False)
     if result.reason:
         out.print(f"  reason: {result.reason}", markup=False)
-
-
-def helo_dict(result: HeloResult) -> dict[str, Any]:
-    return {
-        "helo": result.helo.text,
-        "kind": result.helo.kind.value,
-        "ip": str(result.ip),
-        "addresses": [str(a) for a in result.addresses],
-        "ptr_names": list(result.ptr_names),
-        "symbols": [symbol_dict(s) for s in result.symbols],
-        "score": result.score,
-        "rejected_by": result.rejected_by.name if result.rejected_by else None,
-    }
 
 
 @click.command("helo")
@@ -117,7 +87,7 @@ def helo(
         check_helo(dns.build(), name, client, our_names=our_name, our_addresses=ours)
     )
     if as_json:
-        print_json(helo_dict(result))
+        print_json(result.to_dict())
         return
     out = console()
     out.print(f"HELO {name!r} from {client} ({result.helo.kind.value})", markup=False)
@@ -138,26 +108,8 @@ def _symbol_table(out: Any, symbols: tuple[Symbol, ...]) -> None:
 
 
 def report_dict(report: DNSListReport, kind: ListKind) -> dict[str, Any]:
-    return {
-        "subject": report.subject,
-        "kind": kind.value,
-        "results": [
-            {
-                "list": r.list,
-                "zone": r.zone,
-                "query": r.query,
-                "status": r.status.value,
-                "codes": [str(c) for c in r.codes],
-                "symbols": [symbol_dict(s) for s in r.symbols],
-                "reason": r.reason,
-            }
-            for r in report.results
-        ],
-        "symbols": [symbol_dict(s) for s in report.symbols],
-        "listed": [r.list for r in report.listed],
-        "allowed": [r.list for r in report.allowed],
-        "warnings": list(report.warnings),
-    }
+    """The report's own JSON object, with the kind of list asked."""
+    return {"subject": report.subject, "kind": kind.value, **report.to_dict()}
 
 
 def _lists(

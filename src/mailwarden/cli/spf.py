@@ -85,25 +85,10 @@ def default_receiver() -> str:
     return socket.getfqdn() or "unknown"
 
 
-def identity_dict(result: SPFResult, receiver: str) -> dict[str, Any]:
-    return {
-        "identity": result.identity.value,
-        "result": result.result.value,
-        "explanation": result.explanation,
-        "domain": result.domain,
-        "dns_queries": result.dns_queries,
-        "received_spf": received_spf(result, receiver),
-        "reason": result.reason,
-        "mechanism": result.mechanism,
-        "sender": result.sender,
-        "ip": str(result.ip),
-    }
-
-
 def check_dict(mailfrom: SPFResult, helo: SPFResult, receiver: str) -> dict[str, Any]:
     """The JSON object of one check: the MAIL FROM identity, with the HELO one nested."""
-    out = identity_dict(mailfrom, receiver)
-    helo_out = identity_dict(helo, receiver)
+    out = mailfrom.to_dict(receiver)
+    helo_out = helo.to_dict(receiver)
     del helo_out["identity"]
     out["helo"] = helo_out
     return out

@@ -3,9 +3,9 @@ what Authentication-Results and DMARC need from the signature."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 __all__ = ["DKIMReason", "DKIMResult", "DKIMStatus"]
 
@@ -75,26 +75,24 @@ class DKIMResult:
     testing: bool = False  # the key record has t=y
     warnings: tuple[str, ...] = ()
 
-    def auth_results_clause(self) -> str:
-        """This result as an RFC 8601 resinfo: `dkim=pass (2048-bit key) header.d=...`."""
-        parts = [f"dkim={self.result}"]
-        if self.key_bits:
-            parts.append(f"({self.key_bits}-bit key)")
-        elif self.reason and self.result is not DKIMStatus.PASS:
-            parts.append("(" + self.reason.replace("(", "[").replace(")", "]") + ")")
-        for prop, value in (
-            ("header.d", self.domain),
-            ("header.i", self.identity),
-            ("header.s", self.selector),
-            ("header.a", self.algorithm),
-            ("header.b", self.header_b),
-        ):
-            if value:
-                parts.append(f"{prop}={_ar_value(value)}")
-        return " ".join(parts)
-
-
-def _ar_value(value: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9!#$%&'*+\-./=?^_`{|}~@]+", value):
-        return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this result, for every command that shows one."""
+        return {
+            "result": self.result.value,
+            "reason": self.reason,
+            "reason_code": self.reason_code.value,
+            "domain": self.domain,
+            "selector": self.selector,
+            "algorithm": self.algorithm,
+            "key_bits": self.key_bits,
+            "header_b": self.header_b,
+            "identity": self.identity,
+            "canonicalization": self.canonicalization,
+            "signed_headers": list(self.signed_headers),
+            "timestamp": self.timestamp,
+            "expiration": self.expiration,
+            "body_length": self.body_length,
+            "body_length_unsigned": self.body_length_unsigned,
+            "testing": self.testing,
+            "warnings": list(self.warnings),
+        }

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailwarden.author import AuthorProblem, Authors, read_authors
 from mailwarden.dns import Resolver, TemporaryFailure, is_domain_name, normalize, to_ascii
@@ -149,6 +149,36 @@ class DMARCResult:
     dkim_domains: tuple[str, ...] = ()  # d= of every passing signature
     dkim_aligned: tuple[str, ...] = ()  # those that align with the Author Domain
     dns_queries: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this verdict, for every command that shows one."""
+        return {
+            "result": self.result.value,
+            "domain": self.domain,
+            "policy": self.policy.value if self.policy else None,
+            "disposition": self.disposition.value,
+            "reason": self.reason,
+            "reason_code": self.reason_code.value,
+            "discovery_method": self.discovery_method.value,
+            "alignment": {
+                "spf": bool(self.spf_aligned),
+                "dkim": bool(self.dkim_aligned),
+                "spf_domain": self.spf_domain,
+                "dkim_domains": list(self.dkim_aligned),
+            },
+            "policy_domain": self.policy_domain,
+            "policy_tag": self.policy_tag.value if self.policy_tag else None,
+            "requested_policy": self.requested_policy.value if self.requested_policy else None,
+            "override_reason": self.override_reason.value if self.override_reason else None,
+            "override_comment": self.override_comment or None,
+            "testing": self.testing,
+            "pct": self.pct,
+            "sampled_out": self.sampled_out,
+            "evaluated": self.evaluated,
+            "authors": list(self.authors),
+            "organizational_domain": self.organizational_domain,
+            "dns_queries": self.dns_queries,
+        }
 
 
 LocalPolicy = Callable[[DMARCResult], Override | None]

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from mailwarden.dns import (
     IPAddress,
@@ -92,6 +93,21 @@ class ListResult:
     reason: str = ""  # the list's TXT text for a hit, else why it is not a plain answer
     allow: bool = False  # the list is an allow list (DNSWL)
 
+    def to_dict(self, *, symbol_names: bool = False) -> dict[str, Any]:
+        """The JSON object of this answer, for every command that shows one. `mailwarden
+        check` has always given the symbols by name only (`symbol_names`)."""
+        return {
+            "list": self.list,
+            "zone": self.zone,
+            "query": self.query,
+            "status": self.status.value,
+            "reason_code": self.reason_code.value,
+            "codes": [str(c) for c in self.codes],
+            "symbols": [s.name if symbol_names else s.to_dict() for s in self.symbols],
+            "reason": self.reason,
+            "allow": self.allow,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class DNSListReport:
@@ -113,6 +129,17 @@ class DNSListReport:
     def allowed(self) -> tuple[ListResult, ...]:
         """Hits of allow lists (DNSWL): such mail is never greylisted."""
         return tuple(r for r in self.results if r.status is ListStatus.LISTED and r.allow)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this report, for every command that shows one."""
+        return {
+            "subject": self.subject,
+            "results": [r.to_dict() for r in self.results],
+            "symbols": [s.to_dict() for s in self.symbols],
+            "listed": [r.list for r in self.listed],
+            "allowed": [r.list for r in self.allowed],
+            "warnings": list(self.warnings),
+        }
 
     @property
     def warnings(self) -> tuple[str, ...]:

@@ -1,12 +1,13 @@
 """mailwarden.spf: Sender Policy Framework, all of RFC 7208.
 
 `SPFChecker(resolver).check_mailfrom(ip, mail_from, helo)` and `.check_helo(ip, helo)` return an
-`SPFResult`; `received_spf` and `auth_results_clause` format it for headers; `parse_record`
-exposes the record grammar (raising `SPFSyntaxError`).
+`SPFResult`; `received_spf` formats it as a header (its Authentication-Results clause comes
+from `mailwarden.authres`); `parse_record` exposes the record grammar (raising
+`SPFSyntaxError`).
 """
 
 from .check import SPFChecker, split_sender
-from .header import auth_results_clause, describe, received_spf
+from .header import describe, received_spf
 from .interpreter import SPFLimits, valid_domain
 from .record import (
     Macro,
@@ -37,7 +38,6 @@ __all__ = [
     "SPFResult",
     "SPFStatus",
     "SPFSyntaxError",
-    "auth_results_clause",
     "describe",
     "parse_explanation",
     "parse_record",

@@ -1,15 +1,13 @@
-"""Result headers: Received-SPF (RFC 7208 §9.1) and the spf clause of Authentication-Results
-(RFC 8601 §2.7.2)."""
+"""Result headers: Received-SPF (RFC 7208 §9.1), and the result in words (`describe`) that
+the spf clause of Authentication-Results (mailwarden.authres) carries as its comment."""
 
 from __future__ import annotations
 
 import re
 
-from .result import Identity, SPFResult, SPFStatus
+from .result import SPFResult, SPFStatus
 
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-# RFC 8601 pvalue: a value (token / quoted-string) or [local-part "@"] domain-name
-_PVALUE = re.compile(r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*@)?[A-Za-z0-9._-]+")
 
 
 def quote_value(value: str) -> str:
@@ -58,14 +56,3 @@ def received_spf(result: SPFResult, receiver: str) -> str:
         f"Received-SPF: {result.result.value} ({_comment(receiver)}: "
         f"{_comment(describe(result))}) {fields};"
     )
-
-
-def auth_results_clause(result: SPFResult) -> str:
-    """The `spf=` resinfo of Authentication-Results: smtp.mailfrom or smtp.helo (RFC 8601)."""
-    if result.identity is Identity.HELO:
-        prop, value = "smtp.helo", result.domain
-    else:
-        prop, value = "smtp.mailfrom", result.sender
-    if not _PVALUE.fullmatch(value):
-        value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"spf={result.result.value} ({_comment(describe(result))}) {prop}={value}"

@@ -4,7 +4,7 @@ and `SPFResult`."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from mailwarden.dns import IPAddress
 
@@ -64,3 +64,28 @@ class SPFResult(NamedTuple):
     dns_queries: int = 0
     dns_mechanisms: int = 0
     void_lookups: int = 0
+
+    def to_dict(self, receiver: str | None = None) -> dict[str, Any]:
+        """The JSON object of this result, for every command that shows one; with `receiver`
+        (our host name) it also holds the Received-SPF field (RFC 7208 §9.1) it gives."""
+        from .header import received_spf  # the header module formats results: no cycle
+
+        out: dict[str, Any] = {
+            "identity": self.identity.value,
+            "result": self.result.value,
+            "explanation": self.explanation,
+            "domain": self.domain,
+            "dns_queries": self.dns_queries,
+        }
+        if receiver is not None:
+            out["received_spf"] = received_spf(self, receiver)
+        out.update(
+            reason=self.reason,
+            reason_code=self.reason_code.value,
+            mechanism=self.mechanism,
+            sender=self.sender,
+            ip=str(self.ip),
+            dns_mechanisms=self.dns_mechanisms,
+            void_lookups=self.void_lookups,
+        )
+        return out

@@ -68,7 +68,9 @@ async def test_mailing_list_arc_chain() -> None:
     assert now["arc"] == {
         "result": "pass",
         "reason": now["arc"]["reason"],
+        "reason_code": "validated",
         "instances": 1,
+        "sets": 1,
         "oldest_pass": 0,
     }
     assert now["dkim"][0]["result"] == "fail"  # the list changed the subject

@@ -121,6 +121,29 @@ async def test_dual_signature_verifies_both_ways() -> None:
     assert verifier.verify(idx=1, dnsfunc=dnsfunc)
 
 
+async def test_dkimpy_quoted_printable_identity_verifies() -> None:
+    """dkimpy writes i= as given; RFC 6376 §2.11 makes it dkim-quoted-printable, so
+    i=alice=40example.com is alice@example.com (issue 12, item 18)."""
+    message = MESSAGES["plain"]
+    header = dkimpy.sign(
+        message, b"sel", DOMAIN.encode(), pem(ed_key()), identity=b"alice=40" + DOMAIN.encode(),
+        signature_algorithm=b"ed25519-sha256",
+    )  # fmt: skip
+    assert b"i=alice=40" in header
+    results = await verify(header + message, records_for("ed25519-sha256"), now=time.time())
+    assert [r.result for r in results] == [DKIMStatus.PASS], results[0].reason
+    assert results[0].identity == f"alice@{DOMAIN}"
+
+
+def test_dkimpy_verifies_our_encoded_identity() -> None:
+    identity = f"a;b=c d@{DOMAIN}"  # ";", "=" and space must be encoded in a tag value
+    header = sign(MESSAGES["plain"], DOMAIN, "sel", ed_key(), identity=identity)
+    assert b"i=a=3Bb=3Dc=20d@" in header.replace(b"\r\n ", b"")
+    assert dkimpy.verify(
+        header + MESSAGES["plain"], dnsfunc=dkimpy_dns(records_for("ed25519-sha256"))
+    )
+
+
 async def test_dkimpy_with_length_tag_is_flagged() -> None:
     message = MESSAGES["plain"]
     header = dkimpy.sign(message, b"sel", DOMAIN.encode(), pem(rsa_key(2048)), length=True)

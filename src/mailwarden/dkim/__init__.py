@@ -47,7 +47,14 @@ from .sign import (
     signed_header_names,
 )
 from .signature import Signature, SignatureError, header_b_prefixes, parse_signature
-from .tags import TagListError, format_tag_list, parse_tag_list, strip_tag_value
+from .tags import (
+    TagListError,
+    decode_quoted_printable,
+    encode_quoted_printable,
+    format_tag_list,
+    parse_tag_list,
+    strip_tag_value,
+)
 from .verify import DKIMVerifier
 
 __all__ = [
@@ -73,6 +80,8 @@ __all__ = [
     "body_hash",
     "canonicalize_body",
     "canonicalize_header",
+    "decode_quoted_printable",
+    "encode_quoted_printable",
     "fetch_key",
     "format_tag_list",
     "generate_key",

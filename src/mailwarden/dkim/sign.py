@@ -18,7 +18,7 @@ from mailwarden.message import HeaderField, Message, MessageError
 
 from .canon import BodyHasher, Canon, header_hash_input, parse_canonicalization
 from .crypto import Algorithm, PrivateKey, sign_data
-from .tags import TagListError, parse_tag_list
+from .tags import TagListError, encode_quoted_printable, parse_tag_list
 
 __all__ = [
     "DEFAULT_SIGNED_HEADERS",
@@ -213,6 +213,8 @@ def sign_many(
     except ValueError as exc:
         raise SigningError(str(exc)) from None
     if identity is not None:
+        if any(ord(c) < 0x20 or c == "\x7f" for c in identity):
+            raise SigningError(f"identity {identity!r} holds a control character")
         _, at, i_domain = identity.rpartition("@")
         i_dom = signing_name(i_domain, "identity domain") if at else ""
         if not at or (i_dom != d and not i_dom.endswith("." + d)):
@@ -243,8 +245,8 @@ def sign_many(
         ]
         if expiration is not None:
             tags.append(("x", str(expiration)))
-        if identity is not None:
-            tags.append(("i", identity))
+        if identity is not None:  # RFC 6376 §2.11: dkim-quoted-printable
+            tags.append(("i", encode_quoted_printable(identity)))
         if length is not None:
             tags.append(("l", str(length)))
         tags += [("h", ":".join(names)), ("bh", bh), ("b", "")]

@@ -16,7 +16,7 @@ from mailwarden.dns import to_ascii
 from .canon import Canon, parse_canonicalization
 from .crypto import Algorithm
 from .result import DKIMReason
-from .tags import TagListError, parse_tag_list
+from .tags import TagListError, decode_quoted_printable, parse_tag_list
 
 __all__ = ["Signature", "SignatureError", "header_b_prefixes", "parse_signature"]
 
@@ -144,7 +144,12 @@ def parse_signature(value: bytes | str) -> Signature:
         raise SignatureError(
             "From is not signed (h= must include it, RFC 6376 §5.4)", DKIMReason.FROM_NOT_SIGNED
         )
-    identity = tags.get("i", "@" + domain)
+    identity = "@" + domain
+    if "i" in tags:  # RFC 6376 §2.11, §3.5: i= is dkim-quoted-printable
+        try:
+            identity = decode_quoted_printable(tags["i"])
+        except TagListError as exc:
+            raise SignatureError(f"i={tags['i']!r}: {exc}", DKIMReason.SYNTAX_ERROR) from None
     local, at, i_domain = identity.rpartition("@")
     if not at:
         raise SignatureError(f"i={identity!r} has no '@'", DKIMReason.SYNTAX_ERROR)

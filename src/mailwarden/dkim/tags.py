@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["TagListError", "format_tag_list", "parse_tag_list", "strip_tag_value"]
+__all__ = [
+    "TagListError",
+    "decode_quoted_printable",
+    "encode_quoted_printable",
+    "format_tag_list",
+    "parse_tag_list",
+    "strip_tag_value",
+]
 
 # RFC 6376 §3.2: tag-name = ALPHA *ALNUMPUNC; ALNUMPUNC = ALPHA / DIGIT / "_"
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -93,3 +100,49 @@ def strip_tag_value(data: bytes, tag: bytes = b"b") -> bytes:
             parts[i] = name + eq
             break
     return b";".join(parts)
+
+
+# RFC 6376 §2.11: dkim-safe-char = %x21-3A / %x3C / %x3E-7E (no ";", no "=", no space)
+_QP_UNSAFE = re.compile(r"[^\x21-\x3a\x3c\x3e-\x7e]")
+_HEX = frozenset(b"0123456789ABCDEFabcdef")  # ABNF strings ignore case: "A" matches "a"
+
+
+def decode_quoted_printable(value: str) -> str:
+    """A dkim-quoted-printable value decoded (RFC 6376 §2.11): FWS dropped, each hex-octet
+    "=XX" turned into its octet, the octets read as UTF-8 (RFC 8616 allows UTF-8 in i=).
+
+    Raises TagListError for an "=" not followed by two hex digits, for octets that are not
+    UTF-8, and for control characters (which no identity holds and no header may carry).
+    """
+    text = "".join(value.split())
+    if "=" in text:
+        try:  # values parsed from bytes keep undecodable octets as surrogate escapes
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise TagListError("a quoted-printable value that is not text") from None
+        out = bytearray()
+        position = 0
+        while (found := raw.find(b"=", position)) >= 0:
+            out += raw[position:found]
+            pair = raw[found + 1 : found + 3]
+            if len(pair) != 2 or not _HEX.issuperset(pair):
+                shown = raw[found : found + 3].decode("utf-8", "replace")
+                raise TagListError(f"malformed quoted-printable escape {shown!r}")
+            out.append(int(pair, 16))
+            position = found + 3
+        out += raw[position:]
+        try:
+            text = out.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TagListError("quoted-printable octets that are not UTF-8") from None
+    if _BAD_VALUE_CHAR.search(text) or any(c in text for c in "\r\n\t"):
+        raise TagListError("a control character in a quoted-printable value")
+    return text
+
+
+def encode_quoted_printable(text: str) -> str:
+    """`text` as dkim-quoted-printable (RFC 6376 §2.11): every octet that is not a
+    dkim-safe-char written as "=XX" (UTF-8 octets each)."""
+    return _QP_UNSAFE.sub(
+        lambda m: "".join(f"={octet:02X}" for octet in m.group().encode("utf-8")), text
+    )

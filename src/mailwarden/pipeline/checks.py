@@ -18,15 +18,18 @@ import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from mailwarden.arc import ARCResult, ARCVerifier, trusted_sealer_dmarc_pass
+from mailwarden.arc import (
+    ARCResult,
+    ARCVerifier,
+    trusted_forwarder_override,
+    trusted_sealer_dmarc_pass,
+)
 from mailwarden.authres import AuthenticationResults, AuthResultsBuilder
 from mailwarden.dkim import DKIMReason, DKIMResult, DKIMStatus, DKIMVerifier
 from mailwarden.dmarc import (
     DMARCEvaluator,
-    DMARCPolicy,
     DMARCResult,
     DMARCStatus,
-    OverrideReason,
     tree_walk_names,
 )
 from mailwarden.dns import DNSError, IPAddress, RdType, Resolver, parse_ip
@@ -270,20 +273,20 @@ class Pipeline:
         self, dmarc: DMARCResult, arc: ARCResult | None
     ) -> tuple[DMARCResult, bool]:
         """RFC 9990 §4.5: a trusted sealer's dmarc=pass turns a local fail into
-        trusted_forwarder (disposition none)."""
+        trusted_forwarder (disposition none). Also says whether such a sealer vouched."""
         if arc is None or not self.trusted_sealers:
             return dmarc, False
-        trusted = trusted_sealer_dmarc_pass(
-            arc, self.trusted_sealers, author_domain=dmarc.domain or None
-        )
-        if trusted.passed and dmarc.result is DMARCStatus.FAIL:
+        author = dmarc.domain or None
+        vouched = trusted_sealer_dmarc_pass(arc, self.trusted_sealers, author_domain=author)
+        override = trusted_forwarder_override(dmarc, arc, self.trusted_sealers)
+        if override is not None:
             dmarc = dataclasses.replace(
                 dmarc,
-                disposition=DMARCPolicy.NONE,
-                override_reason=OverrideReason.TRUSTED_FORWARDER,
-                override_comment=f"ARC chain sealed by trusted {trusted.sealer} shows dmarc=pass",
+                disposition=override.disposition,
+                override_reason=override.reason,
+                override_comment=override.comment,
             )
-        return dmarc, trusted.passed
+        return dmarc, vouched.passed
 
     def _prefetch_dmarc(self, author: str) -> None:
         """Start the DMARC Tree Walk's queries now: its names depend only on the From domain,

@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     **{name: FOUNDATION for name in FOUNDATION},
     **{name: FOUNDATION | PROTOCOLS for name in PROTOCOLS},
     # the policy is pure decision logic: symbols in, a verdict out, no protocol's types
-    "policy": {"schema", "reply", "symbols"},
+    "policy": {"schema", "reply", "symbols", "author"},
     "settings": FOUNDATION | PROTOCOLS | {"policy"},
     "pipeline": FOUNDATION | PROTOCOLS | {"policy", "settings"},
     "analyze": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},

@@ -29,7 +29,8 @@ class AddressError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Mailbox:
-    """One mailbox: `local_part` without quotes, `domain` exactly as written."""
+    """One mailbox: `local_part` without quotes, `domain` as written (a final root dot, as
+    in `bank.example.`, dropped: it names the same domain)."""
 
     display_name: str
     local_part: str
@@ -207,7 +208,9 @@ class _Parser:
                 domain += self.take()[1]
         else:
             raise AddressError("missing domain after '@'")
-        if domain.startswith(".") or domain.endswith(".") or ".." in domain:
+        if domain.endswith(".") and not domain.endswith(".."):
+            domain = domain[:-1]  # the root's dot: bank.example. is bank.example
+        if not domain or domain.startswith(".") or domain.endswith(".") or ".." in domain:
             raise AddressError(f"invalid domain {domain!r}")
         return "".join(parts), domain
 

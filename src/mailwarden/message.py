@@ -37,6 +37,8 @@ _UNFOLD = re.compile(rb"\r?\n(?=[ \t])")
 # One field: name (RFC 5322 ftext), optional WSP (obsolete syntax), colon, the value with its
 # folded continuation lines, and the line ending (absent at the very end of the input).
 _FIELD = re.compile(rb"(([\x21-\x39\x3b-\x7e]+)[ \t]*:((?:[^\n]*\n[ \t])*[^\n]*)(?:\n|\Z))")
+# A line that is not a field, with the continuation lines after it (lenient reading).
+_JUNK = re.compile(rb"[^\n]*(?:\n[ \t][^\n]*)*(?:\n|\Z)")
 
 
 class MessageError(ValueError):
@@ -100,9 +102,17 @@ class Message:
     body: bytes
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, limits: MessageLimits = DEFAULT_LIMITS) -> Message:
-        """Split `data` as it is (no line-ending conversion); MessageError when malformed."""
-        fields, separator, body = _split(data, limits)
+    def from_bytes(
+        cls, data: bytes, *, limits: MessageLimits = DEFAULT_LIMITS, strict: bool = True
+    ) -> Message:
+        """Split `data` as it is (no line-ending conversion); MessageError when malformed.
+
+        `strict` (the default) refuses a header section that parsers would read differently:
+        a line that is not a field (no colon, or a continuation line first) and a NUL
+        character. Lenient, such lines are kept as fields with an empty name (`lname` ""),
+        relayed as they came but never read as a field of any name.
+        """
+        fields, separator, body = _split(data, limits, strict)
         return cls(fields, separator, body)
 
     @classmethod
@@ -182,7 +192,9 @@ def _header_end(data: bytes) -> int:
     return crlf + 1 if crlf >= 0 else -1
 
 
-def _split(data: bytes, limits: MessageLimits) -> tuple[tuple[HeaderField, ...], bytes, bytes]:
+def _split(
+    data: bytes, limits: MessageLimits, strict: bool = True
+) -> tuple[tuple[HeaderField, ...], bytes, bytes]:
     end = _header_end(data)
     if end < 0:  # header section only (possibly without a final line ending)
         header, separator, body = data, b"", b""
@@ -196,8 +208,13 @@ def _split(data: bytes, limits: MessageLimits) -> tuple[tuple[HeaderField, ...],
         )
     if not header:
         return (), separator, body
+    if strict and b"\x00" in header:
+        line = header.count(b"\n", 0, header.index(b"\x00")) + 1
+        raise MessageError(f"NUL character in header line {line}")
     if header[0] in b" \t":
-        raise MessageError("line 1 is a continuation line: the message has no header")
+        if strict:
+            raise MessageError("line 1 is a continuation line: the message has no header")
+        return _split_slowly(header, limits, strict), separator, body
     found = _FIELD.findall(header)
     if len(found) > limits.max_fields:
         raise MessageError(f"more than {limits.max_fields} header fields")
@@ -219,22 +236,31 @@ def _split(data: bytes, limits: MessageLimits) -> tuple[tuple[HeaderField, ...],
             separator,
             body,
         )
-    return _split_slowly(header, limits), separator, body
+    return _split_slowly(header, limits, strict), separator, body
 
 
-def _split_slowly(header: bytes, limits: MessageLimits) -> tuple[HeaderField, ...]:
-    """Field by field, to say where the header section goes wrong."""
+def _split_slowly(
+    header: bytes, limits: MessageLimits, strict: bool = True
+) -> tuple[HeaderField, ...]:
+    """Field by field, to say where the header section goes wrong (strict), or to keep the
+    lines that are not fields as nameless ones (lenient)."""
     fields: list[HeaderField] = []
     pos, size = 0, len(header)
     while pos < size:
+        if len(fields) >= limits.max_fields:
+            raise MessageError(f"more than {limits.max_fields} header fields")
         match = _FIELD.match(header, pos)
         if match is None:
+            if not strict:  # the line and its continuation lines, kept but nameless
+                junk = _JUNK.match(header, pos)
+                assert junk is not None  # it matches any non-empty rest
+                fields.append(HeaderField(b"", b"", junk.group(), ""))
+                pos = junk.end()
+                continue
             line = header.count(b"\n", 0, pos) + 1
             shown = header[pos : pos + 40].split(b"\n")[0].rstrip(b"\r")
             text = shown.decode("ascii", "backslashreplace")
             raise MessageError(f"header line {line} is not a header field: {text!r}")
-        if len(fields) >= limits.max_fields:
-            raise MessageError(f"more than {limits.max_fields} header fields")
         raw, name, value = match.group(1, 2, 3)
         if raw.endswith(b"\r\n"):
             value = value[:-1]  # the CR of the final CRLF

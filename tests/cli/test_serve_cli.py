@@ -166,7 +166,9 @@ def test_serve_relays_to_the_sink_command(tmp_path: Path) -> None:
             assert "swaks --server" in str(info["try"])
             with smtplib.SMTP("127.0.0.1", gw_port, HELO, timeout=10) as client:
                 refused = client.sendmail(
-                    "alice@example.com", ["bob@example.org"], b"Subject: cli\r\n\r\nhello\r\n"
+                    "alice@example.com",
+                    ["bob@example.org"],
+                    b"From: alice@example.com\r\nSubject: cli\r\n\r\nhello\r\n",
                 )
                 assert refused == {}
                 with pytest.raises(smtplib.SMTPRecipientsRefused):
@@ -202,7 +204,11 @@ def test_serve_without_downstream_uses_the_builtin_sink(tmp_path: Path) -> None:
             assert time.monotonic() - started >= 0.2  # the greet pause
             client.starttls()  # the self-signed pair generated in the data directory
             client.ehlo()
-            client.sendmail("a@example.com", ["bob@example.net"], b"Subject: s\r\n\r\nhi\r\n")
+            client.sendmail(
+                "a@example.com",
+                ["bob@example.net"],
+                b"From: a@example.com\r\nSubject: s\r\n\r\nhi\r\n",
+            )
     assert (data / "tls" / "cert.pem").exists()
     [delivered] = list((data / "sink" / "Maildir" / "new").iterdir())
     assert "with ESMTPS" in delivered.read_text()

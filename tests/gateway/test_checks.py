@@ -14,7 +14,7 @@ from mailwarden.dns import RdType, StaticResolver
 from mailwarden.gateway import PipelineChecks
 from mailwarden.gateway.hooks import Event, Session, Transaction
 from mailwarden.greylist import GreylistConfig, GreylistStage, MemoryStore
-from mailwarden.pipeline import build, parse
+from mailwarden.pipeline import build
 from mailwarden.policy import PolicyConfig, Thresholds
 from mailwarden.settings import DNSListSettings, GatewaySettings, GreylistSettings, Settings
 
@@ -82,7 +82,7 @@ async def transaction(
         await checks.on_disconnect(session)
         return session, rcpt_reply
     tx.rcpts.append("bob@b.example")
-    decision = await checks.on_data(session, tx, parse(message))
+    decision = await checks.on_data(session, tx, message)
     await checks.on_disconnect(session)
     return session, decision
 
@@ -156,7 +156,7 @@ async def test_each_check_runs_once_per_transaction() -> None:
     tx = Transaction("s2.1", "alice@a.example", rcpts=["bob@b.example"])
     await checks.on_mail(session, tx)
     await checks.on_rcpt(session, tx, "bob@b.example")
-    await checks.on_data(session, tx, parse(sign(BODY, "a.example", "sel", KEY) + BODY))
+    await checks.on_data(session, tx, sign(BODY, "a.example", "sel", KEY) + BODY)
     await checks.on_disconnect(session)
     await checks.pipeline.drain()
     asked = counting.asked
@@ -172,7 +172,7 @@ async def test_strict_smtp_events_are_scored() -> None:
     await checks.on_helo(session)
     tx = Transaction("s3.1", "alice@a.example", rcpts=["bob@b.example"])
     await checks.on_mail(session, tx)
-    decision = await checks.on_data(session, tx, parse(sign(BODY, "a.example", "sel", KEY) + BODY))
+    decision = await checks.on_data(session, tx, sign(BODY, "a.example", "sel", KEY) + BODY)
     assert any(symbol.startswith("PREGREET") for symbol in decision.log["symbols"])
     await checks.on_disconnect(session)
 
@@ -190,7 +190,7 @@ async def test_one_retry_passes_every_recipient() -> None:
         await checks.on_helo(session)
         tx = Transaction("s4.1", "n@lax.example", rcpts=list(rcpts))
         await checks.on_mail(session, tx)
-        decision = await checks.on_data(session, tx, parse(message))
+        decision = await checks.on_data(session, tx, message)
         await checks.on_disconnect(session)
         return decision
 

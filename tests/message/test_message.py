@@ -152,7 +152,10 @@ def test_split_round_trip(
 ) -> None:
     header = b"".join(name.encode() + b":" + value + b"\r\n" for name, value in fields)
     data = header + (b"\r\n" + body if with_separator else b"")
-    message = Message.from_bytes(data)
+    if b"\x00" in header:  # strict reading refuses a NUL in the header section
+        with pytest.raises(MessageError, match="NUL character"):
+            Message.from_bytes(data)
+    message = Message.from_bytes(data, strict=b"\x00" not in header)
     assert message.raw == data
     assert [(f.name.decode(), f.value) for f in message.fields] == fields
     if with_separator:
@@ -195,3 +198,22 @@ def test_fold_field_gives_the_value_back_exactly(words: list[str]) -> None:
 def test_fold_field_refuses_line_breaks_and_colons(name: str, value: str) -> None:
     with pytest.raises(ValueError, match="not a header field"):
         fold_field(name, value)
+
+
+@given(st.binary(max_size=300))
+def test_lenient_reading_keeps_every_byte(data: bytes) -> None:
+    """Lenient, any header section is read (lines that are not fields become nameless ones)
+    and the bytes come back exactly; strict, it is read the same or refused."""
+    try:
+        lenient = Message.from_bytes(data, strict=False)
+    except MessageError as exc:
+        assert "over the limit" in str(exc) or "more than" in str(exc)  # noqa: PT017
+        return
+    assert lenient.raw == data
+    try:
+        strict = Message.from_bytes(data)
+    except MessageError:
+        assert any(not f.lname for f in lenient.fields) or b"\x00" in data
+        return
+    assert strict == lenient
+    assert all(f.lname for f in strict.fields)

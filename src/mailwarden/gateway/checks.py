@@ -7,7 +7,7 @@ name, recipients, strict-SMTP events) into them and their answers back.
 
 from __future__ import annotations
 
-from mailwarden.pipeline import MessageDecision, ParsedMessage, Pipeline, SessionChecks
+from mailwarden.pipeline import MessageDecision, Pipeline, SessionChecks
 from mailwarden.pipeline import TransactionChecks as PipelineTransaction
 from mailwarden.symbols import Symbol
 
@@ -54,10 +54,13 @@ class PipelineChecks:
     async def on_rcpt(self, session: Session, tx: Transaction, rcpt: str) -> Reply | None:
         return await self._transaction(session, tx).rcpt(rcpt, _events(session))
 
-    async def on_data(
-        self, session: Session, tx: Transaction, message: ParsedMessage
-    ) -> MessageDecision:
-        return await self._transaction(session, tx).data(message, tx.rcpts, _events(session))
+    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> MessageDecision:
+        checks = self._transaction(session, tx)
+        decision = await checks.data(message, tx.rcpts, _events(session), smtputf8=tx.smtputf8)
+        verdict = decision.verdict
+        if verdict is not None and verdict.iprev is not None and verdict.iprev.result == "pass":
+            session.reverse_name = verdict.iprev.name  # our Received field shows it
+        return decision
 
     async def on_disconnect(self, session: Session) -> None:
         checks = session.data.pop(_SESSION, None)

@@ -49,19 +49,22 @@ def received_field(session: Session, tx: Transaction, hostname: str, when: float
 
 
 def relayed_message(
-    parsed: ParsedMessage,
+    parsed: ParsedMessage | bytes,
     received: bytes,
     add: Sequence[tuple[str, str]],
     remove: Iterable[int],
-) -> tuple[bytes, int]:
+) -> tuple[bytes, list[str]]:
     """The message as relayed: our Received field, the checks' fields (folded), then the
-    message's own fields without those at the indices `remove`, then its body. Returns the
-    bytes and how many fields were removed. An unreadable header section is relayed as it
-    came, below our fields."""
+    message's own fields without those at the indices `remove` (of the checks' parse), then
+    its body. Returns the bytes and the names of the fields removed. Bytes (no checks read
+    them) and an unreadable header section are relayed as they came, below our fields."""
     added = b"".join(fold_field(name, value).encode("utf-8") + b"\r\n" for name, value in add)
+    if isinstance(parsed, bytes):
+        return received + added + parsed, []
     if parsed.message is None:
-        return received + added + parsed.raw, 0
+        return received + added + parsed.raw, []
     message = parsed.message
     drop = {index for index in remove if 0 <= index < len(message.fields)}
     kept = b"".join(f.raw for index, f in enumerate(message.fields) if index not in drop)
-    return received + added + kept + message.separator + message.body, len(drop)
+    names = [message.fields[index].name.decode("ascii", "replace") for index in sorted(drop)]
+    return received + added + kept + message.separator + message.body, names

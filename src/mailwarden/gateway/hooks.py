@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from mailwarden.pipeline import MessageDecision, ParsedMessage
+from mailwarden.pipeline import MessageDecision
 from mailwarden.reply import SMTPReply
 
 __all__ = [
@@ -125,12 +125,10 @@ class Checks(Protocol):
         """After the gateway's relay control accepted `rcpt` (greylisting at RCPT time)."""
         ...
 
-    async def on_data(
-        self, session: Session, tx: Transaction, message: ParsedMessage
-    ) -> MessageDecision:
-        """`message` (read once, CRLF line ends, dot-unstuffed, without the gateway's
-        headers): `reply` None relays it with `add_headers` added and `remove_fields` dropped;
-        a Reply refuses it without relaying."""
+    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> MessageDecision:
+        """`message` has CRLF line ends, is dot-unstuffed, without the gateway's headers.
+        `reply` None relays it, written from the decision's `message` (the checks' parse) with
+        `add_headers` added and `remove_fields` dropped; a Reply refuses it."""
         ...
 
     async def on_disconnect(self, session: Session) -> None:
@@ -153,9 +151,7 @@ class AcceptAll:
     async def on_rcpt(self, session: Session, tx: Transaction, rcpt: str) -> Reply | None:
         return None
 
-    async def on_data(
-        self, session: Session, tx: Transaction, message: ParsedMessage
-    ) -> MessageDecision:
+    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> MessageDecision:
         return MessageDecision(log={"action": "accept"})
 
     async def on_disconnect(self, session: Session) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mailwarden.pipeline import MessageDecision, ParsedMessage, parse
+from mailwarden.pipeline import MessageDecision
 from mailwarden.settings import GatewaySettings, StrictAction
 
 from .commands import Command, CommandError, is_non_smtp, parse_command, parse_path_and_params
@@ -556,7 +556,7 @@ class _Connection:
             await self.reply(result.reply)
             return
         checks_at = time.monotonic()
-        message = parse(result.message)  # one parse: the checks and the relay share it
+        message = result.message
         try:
             async with asyncio.timeout(self.config.timeouts.checks):
                 decision = await self.hook(
@@ -585,7 +585,7 @@ class _Connection:
     async def deliver(
         self,
         tx: Transaction,
-        message: ParsedMessage,
+        message: bytes,
         decision: MessageDecision,
         extra: dict[str, Any],
     ) -> Reply:
@@ -593,7 +593,7 @@ class _Connection:
         assert self.outbound is not None
         received = received_field(self.session, tx, self.config.hostname, self.gw.clock())
         relayed, removed = relayed_message(
-            message, received, decision.add_headers, decision.remove_fields
+            decision.message or message, received, decision.add_headers, decision.remove_fields
         )
         if removed:
             extra["removed_headers"] = removed

@@ -30,6 +30,7 @@ from mailwarden.dmarc import (
     DMARCEvaluator,
     DMARCResult,
     DMARCStatus,
+    MultipleAuthors,
     tree_walk_names,
 )
 from mailwarden.dns import DNSError, IPAddress, RdType, Resolver, parse_ip
@@ -40,7 +41,9 @@ from mailwarden.helo import check_helo
 from mailwarden.iprev import IprevResult, check_iprev
 from mailwarden.message import Message
 from mailwarden.policy import (
+    AuthorHandling,
     Facts,
+    HeaderSyntax,
     PolicyConfig,
     arc_symbols,
     decide,
@@ -88,7 +91,14 @@ class Pipeline:
         self.greylister = greylister
         self.spf = SPFChecker(resolver, receiver=self.authserv_id, clock=clock, prefetch=True)
         self.dkim = DKIMVerifier(resolver, clock=clock)
-        self.dmarc = DMARCEvaluator(resolver, discovery=settings.dmarc.discovery)
+        several = settings.policy.several_authors is AuthorHandling.STRICTEST
+        self.dmarc = DMARCEvaluator(
+            resolver,
+            discovery=settings.dmarc.discovery,
+            multiple_authors=MultipleAuthors.STRICTEST
+            if several
+            else MultipleAuthors.NOT_EVALUATED,
+        )
         # ARC (RFC 8617, being made Historic) is checked and reported; only a trusted
         # sealer's dmarc=pass can change anything (a local DMARC fail becomes
         # trusted_forwarder).
@@ -96,7 +106,7 @@ class Pipeline:
         self.trusted_sealers = settings.dmarc.trusted_sealers
         lists = settings.dnsbl.selected
         self.dnsbl = DNSListChecker(resolver, lists) if lists and network_checks else None
-        self.our_names = (self.authserv_id,)
+        self.our_names = (self.authserv_id, *settings.gateway.our_names)
         self.our_addresses = _listen_addresses(settings)
         self._background: set[asyncio.Task[None]] = set()
 
@@ -145,15 +155,17 @@ class Pipeline:
         authenticated: bool = False,
         trusted_network: bool = False,
         extra_symbols: Sequence[Symbol] = (),
+        smtputf8: bool = False,
     ) -> MessageVerdict:
-        """Every stage at once, for a message already received (CLI, batch, HTTP)."""
+        """Every stage at once, for a message already received (CLI, batch, HTTP).
+        `smtputf8`: the message came with SMTPUTF8 (RFC 6531), so its From may hold UTF-8."""
         started = time.perf_counter()
         connection = asyncio.ensure_future(self.connection_checks(ip))
         helo_facts = asyncio.ensure_future(self.helo_checks(ip, helo))
         spf = asyncio.ensure_future(self.mail_checks(ip, helo, mail_from))
         try:
             return await self.message_checks(
-                message,
+                self.parse(message, smtputf8=smtputf8),
                 ip=ip,
                 helo=helo,
                 mail_from=mail_from,
@@ -186,10 +198,10 @@ class Pipeline:
     ) -> MessageVerdict:
         """At the end of the data: DKIM, ARC and RHSBL, then DMARC, then the policy; the
         earlier stages' results are awaited here. Never raises for what the message or DNS
-        contain."""
+        contain. Bytes are read with `parse` as for a message sent without SMTPUTF8."""
         started = time.perf_counter() if started is None else started
         address = parse_ip(ip) if isinstance(ip, str) else ip
-        parsed = parse(message)
+        parsed = self.parse(message)
         self._prefetch_dmarc(parsed.authors.domain)
         (
             dkim_results,
@@ -236,6 +248,11 @@ class Pipeline:
             trusted_network=trusted_network,
             dmarc_disposition=dmarc_result.disposition.value if failed else None,
             dmarc_domain=dmarc_result.domain,
+            dmarc_passed=dmarc_result.result is DMARCStatus.PASS,
+            header_problem=parsed.header_problem,
+            header_status=parsed.header_status,
+            author_problem=parsed.authors.problem,
+            author_reason=parsed.authors.reason,
         )
         verdict = decide(facts, self.policy)
         results = self._authentication_results(
@@ -256,6 +273,13 @@ class Pipeline:
             symbols=tuple(symbols),
             elapsed=time.perf_counter() - started,
         )
+
+    def parse(
+        self, message: ParsedMessage | Message | bytes, *, smtputf8: bool = False
+    ) -> ParsedMessage:
+        """The message read once, as the settings say (`policy.header_syntax`)."""
+        strict = self.policy.header_syntax is HeaderSyntax.STRICT
+        return parse(message, strict=strict, smtputf8=smtputf8)
 
     async def drain(self) -> None:
         """Wait for background prefetches (before closing the event loop)."""

@@ -16,6 +16,8 @@ from mailwarden.reply import SMTPReply
 from mailwarden.spf import SPFResult
 from mailwarden.symbols import Symbol
 
+from .parsed import ParsedMessage
+
 __all__ = ["ConnectionFacts", "HeloFacts", "MessageDecision", "MessageVerdict"]
 
 
@@ -59,13 +61,15 @@ class MessageDecision:
     """What a front end does with a message at the end of its data.
 
     `reply` None delivers it (the downstream's answer is the client's; a 2xx reply from the
-    pipeline is a discard). `add_headers` are (name, unfolded value) pairs to add above the
-    message, in order; the front end folds them. `remove_fields` are the indices, in the parsed
-    message's fields, of forged fields to drop. `redirect_to` replaces the recipients
-    (quarantine). `log` goes into the transaction's log line.
+    pipeline is a discard). `message` is the one parse the checks read, from which the front
+    end writes what it relays. `add_headers` are (name, unfolded value) pairs to add above the
+    message, in order; the front end folds them. `remove_fields` are the indices, in
+    `message`'s fields, of forged fields to drop (their names go to `log`). `redirect_to`
+    replaces the recipients (quarantine). `log` goes into the transaction's log line.
     """
 
     verdict: MessageVerdict | None = None
+    message: ParsedMessage | None = None
     reply: SMTPReply | None = None
     add_headers: list[tuple[str, str]] = field(default_factory=list)
     remove_fields: tuple[int, ...] = ()

@@ -28,7 +28,7 @@ from mailwarden.symbols import Symbol
 
 from .checks import Pipeline
 from .forged import forged_fields
-from .parsed import ParsedMessage, parse
+from .parsed import ParsedMessage
 from .results import ConnectionFacts, HeloFacts, MessageDecision, MessageVerdict
 
 __all__ = ["SessionChecks", "TransactionChecks"]
@@ -138,10 +138,12 @@ class TransactionChecks:
         message: ParsedMessage | Message | bytes,
         rcpts: Sequence[str],
         events: Sequence[Symbol] = (),
+        *,
+        smtputf8: bool = False,
     ) -> MessageDecision:
         """At the end of the data: the verdict, and what the front end must do with it."""
         session, pipeline = self.session, self.pipeline
-        parsed = parse(message)
+        parsed = pipeline.parse(message, smtputf8=smtputf8)
         connection = asyncio.ensure_future(session.connection())
         try:
             verdict = await pipeline.message_checks(
@@ -159,8 +161,14 @@ class TransactionChecks:
             connection.cancel()
         decision = MessageDecision(
             verdict=verdict,
+            message=parsed,
             add_headers=self._headers(verdict),
-            remove_fields=forged_fields(parsed, pipeline.our_names),
+            remove_fields=forged_fields(
+                parsed,
+                pipeline.our_names,
+                spam_prefix=pipeline.policy.spam_header_prefix,
+                remove=pipeline.settings.gateway.remove_headers,
+            ),
             log=_log(verdict),
         )
         action = verdict.policy.action

@@ -6,13 +6,23 @@
 """
 
 from .auth_symbols import arc_symbols, dkim_symbols, dmarc_symbols, spf_symbols
-from .config import DEFAULT_SCORES, Action, PolicyConfig, TemperrorHandling, Thresholds
+from .config import (
+    DEFAULT_SCORES,
+    Action,
+    AuthorHandling,
+    HeaderSyntax,
+    PolicyConfig,
+    TemperrorHandling,
+    Thresholds,
+)
 from .engine import Facts, ScoredSymbol, Verdict, decide
 
 __all__ = [
     "DEFAULT_SCORES",
     "Action",
+    "AuthorHandling",
     "Facts",
+    "HeaderSyntax",
     "PolicyConfig",
     "ScoredSymbol",
     "TemperrorHandling",

@@ -15,6 +15,8 @@ from mailwarden.schema import InvalidSetting, setting
 __all__ = [
     "DEFAULT_SCORES",
     "Action",
+    "AuthorHandling",
+    "HeaderSyntax",
     "PolicyConfig",
     "TemperrorHandling",
     "Thresholds",
@@ -37,8 +39,27 @@ SEVERITY = {action: rank for rank, action in enumerate(Action)}
 class TemperrorHandling(StrEnum):
     """What to do when a check that would decide could not finish (DNS failure)."""
 
-    ACCEPT = "accept"  # judge on what is known; a temperror never counts as a pass
-    TEMPFAIL = "tempfail"  # answer 4xx: the client retries later
+    # answer 451 when a deciding check is in temperror and DMARC did not pass (nothing
+    # authenticated the author domain): the client retries, a spoof never slips through
+    TEMPFAIL = "tempfail"
+    # judge on what is known (a temperror never counts as a pass). RISK: a spoof of a
+    # p=reject domain whose DMARC record cannot be fetched is then judged by score alone
+    ACCEPT = "accept"
+
+
+class HeaderSyntax(StrEnum):
+    """How to read a header section that parsers would read differently (a line that is not
+    a field, a NUL character): attackers use exactly that disagreement."""
+
+    STRICT = "strict"  # refuse the message (550 5.6.0)
+    LENIENT = "lenient"  # keep such lines (relayed as they came) but never read them
+
+
+class AuthorHandling(StrEnum):
+    """A From field naming authors in several domains, or several From fields."""
+
+    REFUSE = "refuse"  # 550 5.7.1: exactly one author domain is required (as Gmail does)
+    STRICTEST = "strictest"  # RFC 9989 §5.3.1 MAY: evaluate each, apply the strictest
 
 
 # Default scores of the symbols every check can produce (positive is suspicious). Checks carry
@@ -148,7 +169,9 @@ class PolicyConfig:
     dmarc_reject: bool = True  # honour p=reject by refusing (RFC 9989 §5.7 leaves it to us)
     dmarc_quarantine: bool = True  # p=quarantine: mark as spam (at least add_header)
     hard_reject: tuple[str, ...] = setting(DEFAULT_HARD_REJECT, convert=_symbol_names)
-    on_temperror: TemperrorHandling = TemperrorHandling.ACCEPT
+    on_temperror: TemperrorHandling = TemperrorHandling.TEMPFAIL
+    header_syntax: HeaderSyntax = HeaderSyntax.STRICT
+    several_authors: AuthorHandling = AuthorHandling.REFUSE
     temperror_symbols: tuple[str, ...] = setting(DEFAULT_TEMPERROR_SYMBOLS, convert=_symbol_names)
     spam_header_prefix: str = setting("X-Spam", convert=_header_prefix)
 

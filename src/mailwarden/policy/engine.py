@@ -2,11 +2,14 @@
 
 Order of the rules (first that applies wins, then the score may only make things stricter):
 1. authenticated clients and trusted networks are accepted (their mail is ours to send);
-2. hard rules: configured DNS-list hits and a DMARC fail whose disposition is reject;
-3. a deciding check in temperror with `on_temperror = "tempfail"` answers 4xx;
-4. the total score against the thresholds (the strictest threshold reached wins);
-5. a DMARC quarantine disposition marks the message as spam (at least add_header);
-6. greylisting is never chosen for DNSWL-listed clients.
+2. hard rules: a header section parsers would read differently, a message without exactly
+   one author domain, configured DNS-list hits;
+3. a deciding check in temperror while DMARC did not pass answers 4xx
+   (`on_temperror = "tempfail"`, the default): the fail might be the DNS failure's doing;
+4. a DMARC fail whose disposition is reject is refused;
+5. the total score against the thresholds (the strictest threshold reached wins);
+6. a DMARC quarantine disposition marks the message as spam (at least add_header);
+7. greylisting is never chosen for DNSWL-listed clients.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from mailwarden.author import AuthorProblem
 from mailwarden.reply import SMTPReply
 from mailwarden.symbols import Symbol
 
-from .config import SEVERITY, Action, PolicyConfig, TemperrorHandling
+from .config import SEVERITY, Action, AuthorHandling, PolicyConfig, TemperrorHandling
 
 __all__ = ["Facts", "ScoredSymbol", "Verdict", "decide"]
 
@@ -41,6 +45,11 @@ class Facts:
     trusted_network: bool = False  # the client is in a configured trusted network
     dmarc_disposition: str | None = None  # "none", "quarantine" or "reject" after overrides
     dmarc_domain: str = ""
+    dmarc_passed: bool = False  # an aligned SPF or DKIM pass authenticated the author domain
+    header_problem: str | None = None  # why the header section is refused (strict reading)
+    header_status: str = "5.6.0"  # its enhanced status code (5.6.7: 8-bit From, no SMTPUTF8)
+    author_problem: AuthorProblem | None = None  # why there is no single author domain
+    author_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +140,15 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
         why = "authenticated client" if facts.authenticated else "trusted network"
         return verdict(Action.ACCEPT, [f"{why}: not filtered"])
 
+    if facts.header_problem is not None:
+        return verdict(
+            Action.REJECT,
+            [f"malformed header section: {facts.header_problem}"],
+            SMTPReply(550, facts.header_status, f"Message refused: {facts.header_problem}"),
+        )
+    refusal = _author_refusal(facts, config)
+    if refusal is not None:
+        return verdict(Action.REJECT, [f"no single author: {facts.author_reason}"], refusal)
     for name in config.hard_reject:
         if name in names:
             detail = names[name].detail
@@ -139,21 +157,25 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
                 [f"{name} is a hard reject: {detail}".rstrip(": ")],
                 SMTPReply(554, "5.7.1", f"Service unavailable; client blocked ({name})"),
             )
+    temperrors = [name for name in config.temperror_symbols if name in names]
+    if temperrors and not facts.dmarc_passed and config.on_temperror is TemperrorHandling.TEMPFAIL:
+        # A check that could not finish is never a pass: unless DMARC passed anyway, the
+        # client retries. RFC 7372 §3: X.7.24 names an SPF validation error.
+        status = "4.7.24" if temperrors == ["SPF_TEMPERROR"] else "4.7.0"
+        return verdict(
+            Action.SOFT_REJECT,
+            [f"{', '.join(temperrors)}: a deciding check could not finish; try later"],
+            SMTPReply(
+                451, status, "Temporary DNS failure while authenticating the sender; try later"
+            ),
+        )
+
     if facts.dmarc_disposition == "reject" and config.dmarc_reject:
         domain = facts.dmarc_domain or "the author domain"
         return verdict(
             Action.REJECT,
             [f"DMARC policy of {domain} is reject and the message failed DMARC"],
             SMTPReply(550, "5.7.1", f"Rejected by the DMARC policy of {domain}"),
-        )
-    temperrors = [name for name in config.temperror_symbols if name in names]
-    if temperrors and config.on_temperror is TemperrorHandling.TEMPFAIL:
-        # RFC 7372 §3: X.7.24 names an SPF validation error; other DNS failures are X.4.3
-        status = "4.7.24" if "SPF_TEMPERROR" in temperrors else "4.4.3"
-        return verdict(
-            Action.SOFT_REJECT,
-            [f"{', '.join(temperrors)}: a deciding check could not finish; try later"],
-            SMTPReply(451, status, "Temporary DNS failure while checking; try again later"),
         )
 
     action = Action.ACCEPT
@@ -175,7 +197,8 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
         action = Action.ACCEPT
         reasons.append("listed on a DNS allow list: never greylisted")
     if temperrors:
-        reasons.append(f"{', '.join(temperrors)}: judged on what is known (on_temperror=accept)")
+        how = "DMARC passed" if facts.dmarc_passed else "on_temperror=accept"
+        reasons.append(f"{', '.join(temperrors)}: judged on what is known ({how})")
     detail, why = _authentication_code(names)
     reply = {
         Action.GREYLIST: SMTPReply(451, "4.7.1", "Greylisted, please try again later"),
@@ -207,3 +230,22 @@ def _authentication_code(names: Iterable[str]) -> tuple[str, str]:
     if failed:
         return failed[0][0], f"; {failed[0][1]}"
     return "7.1", ""
+
+
+# RFC 5322 §3.6: exactly one From field naming the author(s); what is not even well-formed
+# is a content error (X.6.0), the rest a security refusal (X.7.1).
+_AUTHOR_SYNTAX = {AuthorProblem.SYNTAX, AuthorProblem.EMPTY, AuthorProblem.INVALID_DOMAIN}
+_SEVERAL = {AuthorProblem.SEVERAL_FROM, AuthorProblem.SEVERAL_DOMAINS}
+
+
+def _author_refusal(facts: Facts, config: PolicyConfig) -> SMTPReply | None:
+    """The refusal of a message without exactly one author domain (None: it has one, or the
+    configuration evaluates every author domain and DMARC applies the strictest)."""
+    problem = facts.author_problem
+    if problem is None:
+        return None
+    if problem in _SEVERAL and config.several_authors is AuthorHandling.STRICTEST:
+        return None
+    status = "5.6.0" if problem in _AUTHOR_SYNTAX else "5.7.1"
+    why = facts.author_reason or "no single author"
+    return SMTPReply(550, status, f"Message refused: {why}; exactly one author is required")

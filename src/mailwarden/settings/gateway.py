@@ -101,6 +101,16 @@ def _domain(text: object) -> str:
     return normalize(text.strip())
 
 
+def _header_name(text: object) -> str:
+    """A header field name (RFC 5322 §3.6.8), or a prefix of names ending in `*`."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected a header field name, got {text!r}")
+    name = text[:-1] if text.endswith("*") else text
+    if not name or not all(33 <= ord(c) <= 126 and c not in ":*" for c in name):
+        raise ValueError(f"not a header field name (or a prefix ending in *): {text!r}")
+    return text
+
+
 def default_hostname() -> str:
     """This host's fully qualified name, else its host name; "localhost" only when nothing
     better is known (the serve command warns then: a greeting as localhost looks forged)."""
@@ -169,6 +179,8 @@ class GatewaySettings:
     data_dir: str = setting("data", path=True)
     log_file: str = setting("-", path=True)  # "-" is standard output, "" turns the log off
     quarantine_address: str = ""  # quarantined mail goes here when the checks redirect it
+    our_names: tuple[str, ...] = setting((), each=_domain)  # other authserv-ids of this site
+    remove_headers: tuple[str, ...] = setting((), each=_header_name)  # dropped from incoming
     limits: SMTPLimits = setting(default_factory=SMTPLimits)
     timeouts: Timeouts = setting(default_factory=Timeouts)
     tls: TLSSettings = setting(default_factory=TLSSettings)

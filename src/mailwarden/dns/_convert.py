@@ -6,8 +6,10 @@ import ipaddress
 from collections.abc import Iterable
 
 import dns.name
+import dns.node
 import dns.rdata
 import dns.rdataclass
+import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 import dns.tokenizer
@@ -38,6 +40,63 @@ def known_type(rdtype: int) -> RdType | None:
         return None
 
 
+_RdatasetKey = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdatatype.RdataType]
+
+
+class _IndexedTransaction(dns.zonefile.RRsetsReaderTransaction):
+    """dnspython's rrsets-reader transaction, with the rdataset keys indexed by owner name.
+
+    Before each record is stored, the reader checks CNAME-and-other-data against the node of
+    the record's owner; dnspython finds that node by scanning every rdataset read so far, which
+    made a zone of n records take O(n²) time (4,000 lines: about 30 s). Here the node is one
+    dictionary lookup. What is stored, in which order, is unchanged.
+    """
+
+    def __init__(self, manager: dns.zonefile.RRSetsReaderManager) -> None:
+        super().__init__(manager, True, False)  # type: ignore[no-untyped-call]
+        self._names: dict[dns.name.Name, dict[_RdatasetKey, None]] = {}
+
+    def _get_node(self, name: dns.name.Name) -> dns.node.Node | None:
+        keys = self._names.get(name)
+        if not keys:
+            return None
+        node = dns.node.Node()  # type: ignore[no-untyped-call]
+        node.rdatasets = [self.rdatasets[key] for key in keys]
+        return node
+
+    def _put_rdataset(self, name: dns.name.Name, rdataset: dns.rdataset.Rdataset) -> None:
+        key = (name, rdataset.rdtype, rdataset.covers)
+        self.rdatasets[key] = rdataset
+        self._names.setdefault(name, {})[key] = None
+
+    def _delete_name(self, name: dns.name.Name) -> None:
+        for key in self._names.pop(name, {}):
+            del self.rdatasets[key]
+
+    def _delete_rdataset(
+        self,
+        name: dns.name.Name,
+        rdtype: dns.rdatatype.RdataType,
+        covers: dns.rdatatype.RdataType,
+    ) -> None:
+        key = (name, rdtype, covers)
+        self.rdatasets.pop(key, None)
+        keys = self._names.get(name)
+        if keys is not None:
+            keys.pop(key, None)
+            if not keys:
+                del self._names[name]
+
+    def _name_exists(self, name: dns.name.Name) -> bool:
+        return bool(self._names.get(name))
+
+
+class _IndexedManager(dns.zonefile.RRSetsReaderManager):
+    def writer(self, replacement: bool = False) -> _IndexedTransaction:
+        assert replacement
+        return _IndexedTransaction(self)
+
+
 def read_master_file(
     text: str, origin: str = "."
 ) -> Iterable[tuple[str, RdType | None, int, RData | None]]:
@@ -50,9 +109,9 @@ def read_master_file(
     """
     root = dns.name.from_text(origin)
     # dns.zonefile.read_rrsets refuses $ORIGIN/$TTL; its reader with directives allowed doesn't.
-    manager = dns.zonefile.RRSetsReaderManager(root, False, dns.rdataclass.IN)
+    manager = _IndexedManager(root, False, dns.rdataclass.IN)
     try:
-        with manager.writer(True) as txn:  # type: ignore[no-untyped-call]
+        with manager.writer(True) as txn:
             tokenizer = dns.tokenizer.Tokenizer(text, "<zone>")
             dns.zonefile.Reader(
                 tokenizer, dns.rdataclass.IN, txn, allow_directives=True, default_ttl=3600

@@ -280,10 +280,14 @@ class EventReader(AcceptAll):
 
 
 async def test_checks_see_the_strict_smtp_events(tmp_path: Path) -> None:
-    from mailwarden.settings import StrictAction
+    from mailwarden.settings import BareLineEnding, StrictAction
 
     checks = EventReader()
-    config = make_config(tmp_path, pipelining_action=StrictAction.LOG)
+    config = make_config(
+        tmp_path,
+        pipelining_action=StrictAction.LOG,
+        command_bare_lf=BareLineEnding.NORMALIZE,  # the HELO ended by a bare LF is run
+    )
     async with running(config, checks) as gateway:
         client = await Client.connect(gateway.address)
         await client.send(b"HELO client.example.org\nNOOP\r\n")

@@ -31,6 +31,7 @@ async def test_ehlo_offers_the_extensions(tmp_path: Path, tls_context: object) -
             "8BITMIME",
             "SMTPUTF8",
             "ENHANCEDSTATUSCODES",
+            "CHUNKING",
             "STARTTLS",
         }
         assert await client.cmd("QUIT") == (BYE, "2.0.0 Bye")
@@ -186,7 +187,6 @@ async def test_sequence_errors(tmp_path: Path) -> None:
         assert (await client.cmd("RSET"))[0] == OK
         assert (await client.cmd("NOOP"))[0] == OK
         assert (await client.cmd("VRFY bob"))[0] == NOT_IMPLEMENTED
-        assert (await client.cmd("BDAT 10 LAST"))[0] == NOT_IMPLEMENTED
         assert (await client.cmd("STARTTLS"))[0] == NOT_IMPLEMENTED  # no TLS configured
         assert (await client.cmd("HELO"))[0] == SYNTAX
         assert (await client.cmd("MAIL FROM:a@example.com"))[0] == SYNTAX
@@ -420,8 +420,9 @@ async def test_smuggling_normalized_stays_one_message(tmp_path: Path, name: str)
     assert b"\r" not in message.replace(b"\r\n", b"")
 
 
-async def test_bare_lf_in_commands_is_recorded(tmp_path: Path) -> None:
-    async with running(make_config(tmp_path)) as gateway:
+async def test_bare_lf_in_commands_is_recorded_when_normalized(tmp_path: Path) -> None:
+    config = make_config(tmp_path, command_bare_lf=BareLineEnding.NORMALIZE)
+    async with running(config) as gateway:
         client = await Client.connect(gateway.address)
         await client.send(b"EHLO client.example.org\n")
         assert (await client.reply())[0] == OK
@@ -429,6 +430,80 @@ async def test_bare_lf_in_commands_is_recorded(tmp_path: Path) -> None:
         await client.closed()
         await asyncio.sleep(0.05)
     assert "BARE_LF" in gateway.log.records[-1]["events"]
+
+
+# Issue 11 §4: a command line ended by a bare LF is refused like bare LF in DATA (default).
+# The attacker's variants: LF alone, LF after a command that would change state (MAIL, RCPT,
+# DATA, QUIT), a pipelined group where only one line lacks CR, CR LF split across two sends
+# (legitimate), a stray CR before CRLF, and BDAT ended by LF (its chunk must not run).
+BARE_LF_COMMANDS = {
+    "EHLO": b"EHLO client.example.org\n",
+    "MAIL": b"MAIL FROM:<a@example.com>\n",
+    "QUIT": b"QUIT\n",
+    "NOOP": b"NOOP\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BARE_LF_COMMANDS))
+async def test_bare_lf_in_commands_is_refused(tmp_path: Path, name: str) -> None:
+    async with running(make_config(tmp_path)) as gateway:
+        client = await Client.connect(gateway.address)
+        if name != "EHLO":
+            assert (await client.cmd("EHLO client.example.org"))[0] == OK
+        await client.send(BARE_LF_COMMANDS[name])
+        code, lines = await client.reply()
+        assert (code, lines[0][:5]) == (UNRECOGNIZED, "5.5.2")
+        # Nothing ran: no transaction (RCPT needs MAIL), no QUIT (the session goes on).
+        assert (await client.cmd("RCPT TO:<bob@example.net>"))[0] == BAD_SEQUENCE
+        assert (await client.cmd("QUIT"))[0] == BYE
+        await client.closed()
+        await asyncio.sleep(0.05)
+    assert "BARE_LF" in gateway.log.records[-1]["events"]
+
+
+async def test_bare_lf_inside_a_pipelined_group_refuses_that_line_only(tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir"
+    async with running(make_config(tmp_path), maildir=maildir) as gateway:
+        client = await Client.connect(gateway.address)
+        await client.cmd("EHLO client.example.org")
+        await client.send(
+            b"MAIL FROM:<a@example.com>\r\nRCPT TO:<carol@example.net>\n"
+            b"RCPT TO:<bob@example.net>\r\nDATA\r\n"
+        )
+        codes = [(await client.reply())[0] for _ in range(4)]
+        assert codes == [OK, UNRECOGNIZED, OK, START_INPUT]
+        await client.send(SIMPLE)
+        assert (await client.reply())[0] == OK
+    [message] = messages(maildir)
+    assert b"Delivered-To: bob@example.net\r\n" in message
+    assert b"carol" not in message.split(b"\r\n\r\n")[0]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"NOOP\r\r\n", id="stray CR before CRLF"),
+        pytest.param(b"NO\rOP\r\n", id="bare CR inside"),
+    ],
+)
+async def test_stray_cr_in_commands_is_refused(tmp_path: Path, data: bytes) -> None:
+    async with running(make_config(tmp_path)) as gateway:
+        client = await Client.connect(gateway.address)
+        await client.send(data)
+        assert (await client.reply())[0] == UNRECOGNIZED
+
+
+async def test_crlf_split_across_packets_is_a_normal_line_end(tmp_path: Path) -> None:
+    async with running(make_config(tmp_path)) as gateway:
+        client = await Client.connect(gateway.address)
+        await client.send(b"EHLO client.example.org\r")
+        await asyncio.sleep(0.05)
+        await client.send(b"\n")
+        assert (await client.reply())[0] == OK
+        await client.cmd("QUIT")
+        await client.closed()
+        await asyncio.sleep(0.05)
+    assert "BARE_LF" not in gateway.log.records[-1]["events"]
 
 
 async def test_starttls(tmp_path: Path, tls_context: object) -> None:

@@ -15,6 +15,7 @@ __all__ = [
     "Command",
     "CommandError",
     "is_non_smtp",
+    "parse_bdat",
     "parse_command",
     "parse_path_and_params",
 ]
@@ -64,6 +65,26 @@ def parse_command(line: bytes) -> Command:
         raise CommandError(Reply(500, "5.5.2", "Error: bad character in command line"))
     verb, _, arg = text.partition(" ")
     return Command(verb.upper(), arg.strip(" "))
+
+
+BDAT_SIZE_DIGITS = 18  # a chunk of 10^18 octets or more is not a chunk
+
+
+def parse_bdat(arg: str) -> tuple[int, bool]:
+    """`chunk-size [SP "LAST"]` of a BDAT command (RFC 3030 §2) as (size, last).
+
+    Raises CommandError when the size cannot be read (runs of spaces are tolerated, as most
+    servers do; digits are ASCII only).
+    """
+    words = [word for word in arg.split(" ") if word]
+    if not 1 <= len(words) <= 2:
+        raise CommandError(Reply(501, "5.5.4", "Syntax: BDAT size [LAST]"))
+    size = words[0]
+    if not (size.isascii() and size.isdigit()) or len(size) > BDAT_SIZE_DIGITS:
+        raise CommandError(Reply(501, "5.5.4", "Syntax: BDAT size [LAST]"))
+    if len(words) == 2 and words[1].upper() != "LAST":
+        raise CommandError(Reply(501, "5.5.4", "Syntax: BDAT size [LAST]"))
+    return int(size), len(words) == 2
 
 
 def is_non_smtp(line: bytes) -> bool:

@@ -4,7 +4,10 @@ The gateway is a before-queue proxy: it opens one downstream transaction per cli
 transaction at the first accepted RCPT, passes each RCPT on at once (so a downstream refusal
 of one recipient reaches the client as that RCPT's reply), and sends the message only when the
 checks accepted it. Any failure to reach or hear the downstream becomes a `Unavailable` whose
-reply is a 451: the client keeps the message and retries.
+reply is a 451: the client keeps the message and retries. That reply says nothing of the
+downstream (no address, no exception, no host name); what happened is in its `detail`, for the
+log. The downstream's own refusals reach the client through `public_reply`, which withholds
+a text that names an address, a path or an exception.
 
 aiosmtplib has no LMTP and hides the per-recipient replies after DATA; this client is small,
 speaks both, and pipelines nothing, so every reply maps to one command.
@@ -13,26 +16,92 @@ speaks both, and pipelines nothing, so every reply maps to one command.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import time
+from collections.abc import Iterable
 from typing import Protocol
 
 from mailwarden.settings import DownstreamProtocol, Timeouts
 
 from .hooks import Reply, Session
 
-__all__ = ["Downstream", "DownstreamRelay", "Outbound", "Unavailable", "dot_stuff"]
+__all__ = [
+    "Downstream",
+    "DownstreamRelay",
+    "Outbound",
+    "Unavailable",
+    "dot_stuff",
+    "public_reply",
+]
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
 REPLY_LINE_MAX = 4096
+TRY_LATER = "Error: temporary failure, try again later"  # what the client is told
 
 
 class Unavailable(Exception):
-    """The downstream is down, slow or broke off: answer the client with `reply` (451)."""
+    """The downstream is down, slow or broke off: answer the client with `reply` (451, a
+    generic text); `detail` says what happened, for the log only."""
 
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(str(reply))
+    def __init__(self, reply: Reply, detail: str = "") -> None:
+        super().__init__(detail or str(reply))
         self.reply = reply
+        self.detail = detail or str(reply)
+
+
+def _unavailable(status: str, detail: str) -> Unavailable:
+    return Unavailable(Reply(451, status, TRY_LATER), detail)
+
+
+# RFC 3463 §3: the subject of an enhanced status code, for a withheld reply text.
+_SUBJECTS = {
+    "1": "address rejected",
+    "2": "mailbox unavailable",
+    "3": "mail system problem",
+    "4": "network problem",
+    "5": "protocol error",
+    "6": "message content rejected",
+    "7": "refused by policy",
+}
+_PATH = re.compile(r"(?:^|[\s(\[<\"'=:])(?:/[\w.-]+){2,}|[A-Za-z]:\\")
+_EXCEPTION = re.compile(r"\b\w*(?:Error|Exception)\b\s*\(|\[Errno|Traceback")
+_CANDIDATE = re.compile(r"[0-9A-Fa-f:.]*[.:][0-9A-Fa-f:.]*")
+
+
+def _has_address(text: str) -> bool:
+    for word in _CANDIDATE.findall(text):
+        word = word.strip(".:")
+        if word.count(".") == 3 or word.count(":") >= 2:
+            try:
+                ipaddress.ip_address(word)
+            except ValueError:
+                continue
+            return True
+    return False
+
+
+def public_reply(reply: Reply, hidden: Iterable[str] = ()) -> Reply:
+    """A downstream reply as the client may see it: its code and status, and its text unless
+    that names an IP address, a file path, an exception or one of the `hidden` names (the
+    downstream's host); then a generic text for the status (the original goes to the log)."""
+    text = reply.text
+    lowered = text.lower()
+    leaks = (
+        _has_address(text)
+        or _PATH.search(text) is not None
+        or _EXCEPTION.search(text) is not None
+        or any(name and name.lower() in lowered for name in hidden)
+        or not text.isprintable()
+    )
+    if not leaks:
+        return reply
+    if reply.code < 400:
+        return Reply(reply.code, reply.status, "Ok")
+    if reply.code < 500:
+        return Reply(reply.code, reply.status, TRY_LATER)
+    subject = reply.status.split(".")[1] if reply.status.count(".") == 2 else ""
+    return Reply(reply.code, reply.status, f"Error: {_SUBJECTS.get(subject, 'refused')}")
 
 
 class Outbound(Protocol):
@@ -140,14 +209,13 @@ class DownstreamRelay:
                     self.host, self.port, limit=REPLY_LINE_MAX * 4
                 )
         except (OSError, TimeoutError) as exc:
-            raise Unavailable(
-                Reply(451, "4.4.1", f"Downstream server unavailable, try again later ({exc!r})")
-            ) from None
+            where = f"{self.host}:{self.port}"
+            raise _unavailable("4.4.1", f"cannot connect to {where}: {exc!r}") from None
         connection = DownstreamConnection(reader, writer, self.dialect, timeouts, self)
         try:
             greeting = await connection.read_reply(timeouts.downstream_connect)
             if greeting.code != 220:
-                raise Unavailable(Reply(451, "4.4.1", f"Downstream refused us: {greeting}"))
+                raise _unavailable("4.4.1", f"greeting of {self.host}:{self.port}: {greeting}")
             await connection.hello(self.helo_name)
         except Unavailable:
             await connection.close()
@@ -200,26 +268,22 @@ class DownstreamConnection:
                 while True:
                     raw = await self.reader.readline()
                     if not raw.endswith(b"\n"):
-                        raise Unavailable(
-                            Reply(451, "4.4.2", "Downstream server closed the connection")
-                        )
+                        raise _unavailable("4.4.2", "downstream closed the connection")
                     line = raw.decode("utf-8", "replace").rstrip("\r\n")
                     if (
                         len(line) < 3
                         or not (line[:3].isascii() and line[:3].isdigit())
                         or line[3:4] not in ("", " ", "-")
                     ):
-                        raise Unavailable(Reply(451, "4.4.2", "Downstream server: bad reply"))
+                        raise _unavailable("4.4.2", f"bad reply line from downstream: {line!r}")
                     code = int(line[:3])
                     lines.append(line[4:])
                     if line[3:4] != "-":
                         break
         except TimeoutError:
-            raise Unavailable(
-                Reply(451, "4.4.1", "Downstream server timed out, try again later")
-            ) from None
+            raise _unavailable("4.4.1", f"no reply from downstream within {seconds} s") from None
         except (OSError, ValueError, asyncio.LimitOverrunError) as exc:
-            raise Unavailable(Reply(451, "4.4.2", f"Downstream server: {exc!r}")) from None
+            raise _unavailable("4.4.2", f"reading from downstream: {exc!r}") from None
         reply = parse_reply_text(code, lines[-1])
         self._last_lines = lines
         return reply
@@ -230,14 +294,14 @@ class DownstreamConnection:
             await self.writer.drain()
         except OSError as exc:
             self.broken = True
-            raise Unavailable(Reply(451, "4.4.2", f"Downstream server: {exc!r}")) from None
+            raise _unavailable("4.4.2", f"writing to downstream: {exc!r}") from None
         return await self.read_reply(seconds or self.timeouts.downstream_command)
 
     async def hello(self, name: str) -> None:
         verb = "LHLO" if self.dialect is DownstreamProtocol.LMTP else "EHLO"
         reply = await self.command(f"{verb} {name}")
         if reply.code != 250:
-            raise Unavailable(Reply(451, "4.4.1", f"Downstream refused {verb}: {reply}"))
+            raise _unavailable("4.4.1", f"downstream refused {verb}: {reply}")
         for line in self._last_lines[1:]:
             keyword, _, value = line.partition(" ")
             self.extensions[keyword.upper()] = value
@@ -268,7 +332,7 @@ class DownstreamConnection:
             extra += f" BODY={body}"
         if "SMTPUTF8" in params:
             if "SMTPUTF8" not in self.extensions:
-                return Reply(553, "5.6.7", "Downstream server does not support SMTPUTF8")
+                return Reply(553, "5.6.7", "Error: SMTPUTF8 mail is not accepted here")
             extra += " SMTPUTF8"
         if params.get("SIZE") and "SIZE" in self.extensions:
             extra += f" SIZE={params['SIZE']}"
@@ -288,7 +352,8 @@ class DownstreamConnection:
             self.writer.write(dot_stuff(message))
             await self.writer.drain()
         except OSError as exc:
-            raise Unavailable(Reply(451, "4.4.2", f"Downstream server: {exc!r}")) from None
+            self.broken = True
+            raise _unavailable("4.4.2", f"writing the message to downstream: {exc!r}") from None
         count = self.accepted if self.dialect is DownstreamProtocol.LMTP else 1
         # RFC 2033 §4.2: LMTP answers once per accepted recipient, in RCPT order.
         replies = [await self.read_reply(self.timeouts.downstream_data) for _ in range(count)]

@@ -55,6 +55,9 @@ class Event(StrEnum):
     LINE_TOO_LONG = "LINE_TOO_LONG"
     TIMEOUT = "TIMEOUT"
     STARTTLS_INJECTION = "STARTTLS_INJECTION"  # commands pipelined behind STARTTLS
+    TOO_MANY_JUNK_COMMANDS = "TOO_MANY_JUNK_COMMANDS"  # NOOP, RSET, VRFY... beyond the limit
+    SLOW_DATA = "SLOW_DATA"  # message data below the minimum rate (slowloris)
+    BAD_BDAT = "BAD_BDAT"  # a BDAT whose chunk size cannot be read
 
 
 @dataclass(frozen=True, slots=True)

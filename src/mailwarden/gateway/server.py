@@ -7,7 +7,14 @@ as configured, answered at once. Mail is relayed while the client waits: the cli
 the end of data is the downstream's 250; nothing else is ever acknowledged.
 
 Extensions offered: PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8
-(RFC 6531), ENHANCEDSTATUSCODES (RFC 2034) and STARTTLS (RFC 3207).
+(RFC 6531), ENHANCEDSTATUSCODES (RFC 2034), CHUNKING (RFC 3030, without BINARYMIME) and
+STARTTLS (RFC 3207).
+
+What one client can hold is bounded: connections (counted once admitted, so a burst beyond
+the limit is refused only its excess), the session's total time, the rate of message data,
+junk commands (NOOP, RSET, VRFY, EXPN, HELP, repeated HELO/EHLO, empty BDAT chunks), errors
+and unknown commands; each ends the session with 421. Replies never carry what the client
+should not see (a downstream's address, an exception); that goes to the log.
 """
 
 from __future__ import annotations
@@ -24,17 +31,31 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailwarden.pipeline import MessageDecision
-from mailwarden.settings import GatewaySettings, StrictAction
+from mailwarden.settings import BareLineEnding, GatewaySettings, StrictAction
 
-from .commands import Command, CommandError, is_non_smtp, parse_command, parse_path_and_params
-from .data import read_data
-from .downstream import Downstream, DownstreamRelay, Outbound, Unavailable
+from .commands import (
+    Command,
+    CommandError,
+    is_non_smtp,
+    parse_bdat,
+    parse_command,
+    parse_path_and_params,
+)
+from .data import ChunkedMessage, DataResult, read_data
+from .downstream import Downstream, DownstreamRelay, Outbound, Unavailable, public_reply
 from .headers import received_field, relayed_message
 from .hooks import AcceptAll, Checks, Event, Reply, Session, TLSInfo, Transaction
 from .log import TransactionLog
 from .relay import PathError, RelayControl, load_recipient_map, parse_path, postmaster_address
 from .sink import MaildirRelay
-from .stream import ConnectionClosed, LineTooLong, Stream
+from .stream import (
+    ConnectionClosed,
+    DataRate,
+    DataTooSlow,
+    LineTooLong,
+    SessionTimeExceeded,
+    Stream,
+)
 from .tls import ensure_self_signed, server_context
 
 __all__ = ["Gateway"]
@@ -46,6 +67,7 @@ T = TypeVar("T")
 _LAST_IN_GROUP = frozenset({"EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "STARTTLS"})
 _INTERNAL = Reply(451, "4.3.0", "Error: internal error, try again later")
 _FAILED: Reply | None = _INTERNAL  # what a check that raised answers
+CHUNK_READ = 65536  # octets of a BDAT chunk read at a time
 
 
 class _Close(Exception):
@@ -80,8 +102,10 @@ class Gateway:
         self.tls_context = tls_context if tls_context is not None else self._tls_context()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._per_client: Counter[str] = Counter()
+        self._sessions = 0  # admitted connections (refused ones are never counted)
+        self._per_client: Counter[str] = Counter()  # admitted connections per client address
         self._ehlo_lines = self._ehlo_keywords()
+        self._hidden = (config.relay_to[0],) if config.relay_to else ()
 
     def _tls_context(self) -> ssl.SSLContext | None:
         tls = self.config.tls
@@ -101,6 +125,7 @@ class Gateway:
             "8BITMIME",
             "SMTPUTF8",
             "ENHANCEDSTATUSCODES",
+            "CHUNKING",
         ]
 
     # lifecycle
@@ -147,7 +172,31 @@ class Gateway:
 
     @property
     def connections(self) -> int:
+        """Connections open, admitted or being refused."""
         return len(self._tasks)
+
+    @property
+    def sessions(self) -> int:
+        """Connections admitted (what the connection limits count)."""
+        return self._sessions
+
+    def _admit(self, ip: str) -> Reply | None:
+        """Count a new connection in, or say why not. Synchronous: in a burst, every
+        connection sees the count of those admitted before it, never of those refused."""
+        limits = self.config.limits
+        if self._sessions >= limits.max_connections:
+            return Reply(421, "4.7.0", f"{self.config.hostname} Error: too many connections")
+        if self._per_client[ip] >= limits.max_connections_per_client:
+            return Reply(421, "4.7.0", f"Error: too many connections from {ip}")
+        self._sessions += 1
+        self._per_client[ip] += 1
+        return None
+
+    def _release(self, ip: str) -> None:
+        self._sessions -= 1
+        self._per_client[ip] -= 1
+        if self._per_client[ip] <= 0:
+            del self._per_client[ip]
 
     def _open(self, stream: Stream) -> None:
         task = asyncio.get_running_loop().create_task(_Connection(self, stream).run())
@@ -190,20 +239,20 @@ class _Connection:
         self.outbound: Outbound | None = None
         self.errors = 0
         self.unknown = 0
+        self.junk = 0  # junk commands since the start or the last delivered message
         self.helo_checked: str | None = None
         self.logged_tx = False
         self.hooked = False
         self.close_reason = ""
+        self.chunked: ChunkedMessage | None = None  # the transaction's BDAT chunks so far
+        self.chunks_started = 0.0
+        self.bdat_failed: Reply | None = None  # a failed BDAT transaction: discard its chunks
+        self.tx_extra: dict[str, Any] = {}  # for the transaction's log line
 
     # plumbing
 
     async def reply(self, reply: Reply, *, count_error: bool = True) -> None:
-        text = (
-            f"{reply.code} {reply.status} {reply.text}"
-            if reply.status
-            else (f"{reply.code} {reply.text}")
-        )
-        await self.stream.write(text.encode("utf-8", "replace") + b"\r\n")
+        await self.stream.write(_wire(reply), self.config.timeouts.command)
         if reply.code >= 400 and count_error:
             self.errors += 1
             if self.errors >= self.config.limits.max_errors:
@@ -213,10 +262,19 @@ class _Connection:
                 )
 
     async def hang_up(self, reply: Reply) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.reply(reply, count_error=False)
+        """Say `reply` (without waiting for the client to read it) and end the connection."""
+        self.stream.write_last(_wire(reply))
         self.close_reason = self.close_reason or reply.text
         raise _Close
+
+    async def junk_command(self) -> None:
+        """Count a command that moves no mail (Postfix's smtpd_junk_command_limit)."""
+        self.junk += 1
+        if self.junk > self.config.limits.max_junk_commands:
+            self.session.add_event(Event.TOO_MANY_JUNK_COMMANDS)
+            await self.hang_up(
+                Reply(421, "4.7.0", f"{self.config.hostname} Error: too many junk commands")
+            )
 
     async def hook(self, call: Callable[[], Awaitable[T]], default: T) -> T:
         """Call a check; a check that breaks answers 451 (and is logged), never a traceback."""
@@ -231,21 +289,13 @@ class _Connection:
     # the connection
 
     async def run(self) -> None:
-        gw, limits, session = self.gw, self.config.limits, self.session
-        gw._per_client[session.client_ip] += 1
+        gw, session, hostname = self.gw, self.session, self.config.hostname
+        refusal = gw._admit(session.client_ip)
         try:
-            if gw.connections > limits.max_connections:
-                await self.hang_up(
-                    Reply(421, "4.7.0", f"{self.config.hostname} Error: too many connections")
-                )
-            if gw._per_client[session.client_ip] > limits.max_connections_per_client:
-                await self.hang_up(
-                    Reply(
-                        421,
-                        "4.7.0",
-                        f"Error: too many connections from {session.client_ip}",
-                    )
-                )
+            if refusal is not None:
+                await self.hang_up(refusal)
+            loop = asyncio.get_running_loop()
+            self.stream.session_deadline = loop.time() + self.config.timeouts.session
             await self.greet()
             while True:
                 await self.command()
@@ -253,26 +303,26 @@ class _Connection:
             pass
         except ConnectionClosed:
             self.close_reason = self.close_reason or "client disconnected"
-        except TimeoutError:
+        except TimeoutError as exc:
             session.add_event(Event.TIMEOUT)
-            self.close_reason = "timeout"
-            with contextlib.suppress(ConnectionClosed):
-                await self.reply(
-                    Reply(421, "4.4.2", f"{self.config.hostname} Error: timeout exceeded"),
-                    count_error=False,
-                )
+            if isinstance(exc, SessionTimeExceeded):
+                self.close_reason, text = "session time limit", "session time limit exceeded"
+            elif isinstance(exc, DataTooSlow):
+                session.add_event(Event.SLOW_DATA)
+                self.close_reason, text = "data rate too low", "data rate too low"
+            else:
+                self.close_reason, text = "timeout", "timeout exceeded"
+            self.stream.write_last(_wire(Reply(421, "4.4.2", f"{hostname} Error: {text}")))
         except asyncio.CancelledError:
             self.close_reason = "gateway shut down"
             raise
         except Exception:
             log.exception("session %s failed", session.id)
             self.close_reason = "internal error"
-            with contextlib.suppress(ConnectionClosed):
-                await self.reply(_INTERNAL, count_error=False)
+            self.stream.write_last(_wire(_INTERNAL))
         finally:
-            gw._per_client[session.client_ip] -= 1
-            if gw._per_client[session.client_ip] <= 0:
-                del gw._per_client[session.client_ip]
+            if refusal is None:
+                gw._release(session.client_ip)
             try:
                 await self.end_transaction("aborted: " + (self.close_reason or "connection closed"))
                 if not self.logged_tx:
@@ -309,7 +359,8 @@ class _Connection:
             if refusal.code < 500:
                 refusal = Reply(421, refusal.status, f"{config.hostname} {refusal.text}")
             await self.hang_up(refusal)
-        await self.stream.write(f"220 {config.hostname} ESMTP mailwarden\r\n".encode())
+        greeting = f"220 {config.hostname} ESMTP mailwarden\r\n".encode()
+        await self.stream.write(greeting, config.timeouts.command)
 
     async def command(self) -> None:
         limits = self.config.limits
@@ -321,18 +372,26 @@ class _Connection:
             self.session.add_event(Event.LINE_TOO_LONG)
             await self.reply(Reply(500, "5.5.2", "Error: line too long"))
             return
-        if not line.endswith(b"\r\n"):
-            self.session.add_event(Event.BARE_LF)
-            raw = line[:-1]
-        else:
-            raw = line[:-2]
+        bare_lf = not line.endswith(b"\r\n")
+        raw = line[:-1] if bare_lf else line[:-2]
         try:
             command = parse_command(raw)
         except CommandError as exc:
             await self.reply(exc.reply)
             return
+        if bare_lf:
+            self.session.add_event(Event.BARE_LF)
+            if self.config.command_bare_lf is BareLineEnding.REJECT:
+                if command.verb == "BDAT":
+                    await self.bad_bdat()  # its chunk must not be read as commands
+                # RFC 5321 §2.3.8: only CRLF ends a line; the command is not run.
+                await self.reply(
+                    Reply(500, "5.5.2", "Error: bare LF in command line (only CRLF ends a line)")
+                )
+                return
         ahead = not self.session.esmtp or command.verb in _LAST_IN_GROUP
-        if self.stream.buffered and ahead and command.verb != "STARTTLS":
+        # STARTTLS discards what follows it; BDAT is followed by its chunk, never a command.
+        if self.stream.buffered and ahead and command.verb not in ("STARTTLS", "BDAT"):
             await self.pipelining_abuse()
         if not command.known:
             await self.unknown_command(raw)
@@ -379,8 +438,10 @@ class _Connection:
         if not name or " " in name or not name.isprintable():
             await self.reply(Reply(501, "5.5.4", f"Syntax: {command.verb} hostname"))
             return
-        await self.end_transaction("aborted: new HELO/EHLO")  # RFC 5321 §4.1.4
         session = self.session
+        if session.helo is not None:
+            await self.junk_command()  # a repeated HELO/EHLO (not the one STARTTLS asks for)
+        await self.end_transaction("aborted: new HELO/EHLO")  # RFC 5321 §4.1.4
         session.helo, session.esmtp = name, esmtp
         if name != self.helo_checked:
             self.helo_checked = name
@@ -391,14 +452,14 @@ class _Connection:
                 return
         hostname = self.config.hostname
         if not esmtp:
-            await self.stream.write(f"250 {hostname}\r\n".encode())
+            await self.stream.write(f"250 {hostname}\r\n".encode(), self.config.timeouts.command)
             return
         keywords = list(self.gw._ehlo_lines)
         if self.gw.tls_context is not None and session.tls is None:
             keywords.append("STARTTLS")
         lines = [hostname, *keywords]
         text = "".join(f"250-{item}\r\n" for item in lines[:-1]) + f"250 {lines[-1]}\r\n"
-        await self.stream.write(text.encode())
+        await self.stream.write(text.encode(), self.config.timeouts.command)
 
     async def do_mail(self, command: Command) -> None:
         session = self.session
@@ -427,6 +488,8 @@ class _Connection:
             await self.reply(refusal)
             return
         session.transactions += 1
+        self.bdat_failed = None
+        self.tx_extra = {}
         self.tx = Transaction(
             id=f"{session.id}{session.transactions:02X}",
             mail_from=str(address) if address is not None else "",
@@ -521,12 +584,25 @@ class _Connection:
                 reply = await outbound.mail(tx.mail_from, tx.mail_options)
                 if reply.code >= 300:
                     await self.close_outbound()
-                    return reply
+                    return self.downstream_refused(reply)
             reply = await self.outbound.rcpt(rcpt)
         except Unavailable as exc:
             await self.close_outbound()
-            return exc.reply
-        return reply if reply.code >= 300 else None
+            return self.unavailable(exc)
+        return self.downstream_refused(reply) if reply.code >= 300 else None
+
+    def downstream_refused(self, reply: Reply) -> Reply:
+        """A downstream refusal as the client sees it; the log keeps the original."""
+        public = public_reply(reply, self.gw._hidden)
+        if public != reply:
+            self.tx_extra.setdefault("downstream_withheld", []).append(str(reply))
+        return public
+
+    def unavailable(self, exc: Unavailable) -> Reply:
+        """The downstream failed: the client gets a generic 451, the log what happened."""
+        log.warning("session %s: downstream unavailable: %s", self.session.id, exc.detail)
+        self.tx_extra.setdefault("downstream_errors", []).append(exc.detail)
+        return exc.reply
 
     async def do_data(self, command: Command) -> None:
         session, tx = self.session, self.tx
@@ -536,20 +612,136 @@ class _Connection:
         if tx is None:
             await self.reply(Reply(503, "5.5.1", "Error: need MAIL command"))
             return
+        if self.chunked is not None:
+            # RFC 3030 §2: DATA after BDAT in one transaction is a 503; the transaction is
+            # over (the client must start again).
+            refusal = Reply(503, "5.5.1", "Error: DATA after BDAT, transaction aborted")
+            await self.end_transaction(str(refusal))
+            await self.reply(refusal)
+            return
         if session.deferred_reply is not None:
             await self.reply(session.deferred_reply)
             return
         if not tx.rcpts or self.outbound is None:
             await self.reply(Reply(554, "5.5.1", "Error: no valid recipients"))
             return
-        await self.stream.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-        received_at = time.monotonic()
-        result = await read_data(
-            self.stream, self.config.limits, self.config.timeouts.data_block, self.config.bare_lf
+        await self.stream.write(
+            b"354 End data with <CR><LF>.<CR><LF>\r\n", self.config.timeouts.command
         )
+        received_at = time.monotonic()
+        limits, timeouts = self.config.limits, self.config.timeouts
+        self.stream.meter = self.data_rate()
+        try:
+            result = await read_data(self.stream, limits, timeouts.data_block, self.config.bare_lf)
+        finally:
+            self.stream.meter = None
+        await self.finish_message(tx, result, received_at)
+
+    def data_rate(self) -> DataRate:
+        return DataRate(
+            self.config.timeouts.data_block,
+            self.config.limits.min_data_rate,
+            asyncio.get_running_loop().time(),
+        )
+
+    async def do_bdat(self, command: Command) -> None:
+        """RFC 3030: BDAT size [LAST], then exactly `size` octets of message, never commands.
+
+        The chunk is read before anything is answered, refused or not (RFC 3030 §2: a server
+        refusing a chunk still reads it). After a refused chunk the transaction is over and
+        chunks already pipelined behind it are read and refused alike.
+        """
+        try:
+            size, last = parse_bdat(command.arg)
+        except CommandError:
+            await self.bad_bdat()
+            return
+        session, tx, limits = self.session, self.tx, self.config.limits
+        refusal: Reply | None = None
+        if not session.esmtp:
+            refusal = Reply(503, "5.5.1", "Error: BDAT needs EHLO")  # CHUNKING is ESMTP
+        elif tx is None:
+            refusal = self.bdat_failed or Reply(503, "5.5.1", "Error: need MAIL command")
+        elif session.deferred_reply is not None:
+            refusal = session.deferred_reply
+        elif not tx.rcpts or self.outbound is None:
+            refusal = Reply(554, "5.5.1", "Error: no valid recipients")
+        if refusal is not None:
+            await self.read_chunk(size, None)
+            await self.fail_bdat(refusal, count_error=refusal is not self.bdat_failed)
+            return
+        assert tx is not None
+        if self.chunked is None:
+            self.chunked = ChunkedMessage(limits, self.config.bare_lf)
+            self.chunks_started = time.monotonic()
+        chunked = self.chunked
+        chunked.chunks += 1
+        if size == 0 and not last:
+            await self.junk_command()  # an empty chunk moves nothing
+        if chunked.received + size > limits.max_message_size:
+            await self.read_chunk(size, None)
+            chunked.skip(size, Reply(552, "5.3.4", "Error: message size exceeds fixed limit"))
+        else:
+            await self.read_chunk(size, chunked.feed)
+        if not last:
+            if chunked.reply is not None:
+                await self.fail_bdat(chunked.reply)
+                return
+            await self.reply(Reply(250, "2.0.0", f"Ok: {size} octets"))
+            return
+        result = chunked.finish()
+        self.tx_extra["chunks"] = chunked.chunks
+        await self.finish_message(tx, result, self.chunks_started)
+
+    async def bad_bdat(self) -> None:
+        """A BDAT whose size cannot be read: where its chunk ends is unknown, and its octets
+        must not be taken for commands, so the session ends (RFC 3030 §2)."""
+        self.session.add_event(Event.BAD_BDAT)
+        await self.hang_up(
+            Reply(
+                421,
+                "4.5.4",
+                f"{self.config.hostname} Error: malformed BDAT command (Syntax: BDAT size "
+                "[LAST]), closing connection",
+            )
+        )
+
+    async def read_chunk(self, size: int, sink: Callable[[bytes], None] | None) -> None:
+        """Read `size` octets of chunk, passing them to `sink` (or dropping them), at the
+        minimum data rate."""
+        stream = self.stream
+        stream.meter = self.data_rate()
+        try:
+            remaining = size
+            while remaining:
+                piece = await stream.read_some(
+                    min(remaining, CHUNK_READ), self.config.timeouts.data_block
+                )
+                remaining -= len(piece)
+                if sink is not None:
+                    sink(piece)
+        finally:
+            stream.meter = None
+
+    async def fail_bdat(self, refusal: Reply, *, count_error: bool = True) -> None:
+        """Refuse a chunk: the transaction, if any, fails; later chunks get the same reply."""
+        if self.tx is not None:
+            chunked = self.chunked
+            extra: dict[str, Any] = {}
+            if chunked is not None:
+                extra = {"size": chunked.builder.size, "chunks": chunked.chunks}
+                for event in chunked.builder.events:
+                    self.session.add_event(event)
+            await self.end_transaction(str(refusal), extra=extra)
+            self.bdat_failed = refusal
+        await self.reply(refusal, count_error=count_error)
+
+    async def finish_message(self, tx: Transaction, result: DataResult, started: float) -> None:
+        """The end of DATA or BDAT LAST: checks, relay, and the one final reply."""
+        session = self.session
         for event in result.events:
             session.add_event(event)
-        timing: dict[str, float] = {"data_ms": _ms(received_at)}
+        timing: dict[str, float] = {"data_ms": _ms(started)}
         extra: dict[str, Any] = {"size": result.size, "timing": timing}
         if result.reply is not None:
             await self.end_transaction(str(result.reply), extra=extra)
@@ -580,6 +772,8 @@ class _Connection:
         final = await self.deliver(tx, message, decision, extra)
         timing["downstream_ms"] = _ms(relay_at)
         await self.end_transaction(str(final), delivered=final.code < 300, extra=extra)
+        if final.code < 300:
+            self.junk = 0  # as Postfix: the junk command count starts again after a delivery
         await self.reply(final)
 
     async def deliver(
@@ -603,31 +797,33 @@ class _Connection:
                 await self.outbound.reset()
                 reply = await self.outbound.mail(tx.mail_from, tx.mail_options)
                 if reply.code >= 300:
-                    return reply
+                    return self.downstream_refused(reply)
                 for target in decision.redirect_to:
                     reply = await self.outbound.rcpt(target)
                     if reply.code >= 300:
-                        return reply
+                        return self.downstream_refused(reply)
             replies = await self.outbound.data(relayed)
         except Unavailable as exc:
             await self.close_outbound()
-            return exc.reply
+            return self.unavailable(exc)
         extra["downstream"] = [str(r) for r in replies]
         # LMTP: a temporary failure of one recipient makes the client retry (duplicates are
         # better than loss); otherwise a permanent failure is reported; else success.
         temporary = [r for r in replies if 400 <= r.code < 500]
         permanent = [r for r in replies if r.code >= 500]
         if temporary or permanent:
-            return (temporary or permanent)[0]
+            return self.downstream_refused((temporary or permanent)[0])
         if not replies:
-            return Reply(451, "4.4.2", "Downstream server gave no answer")
+            return Reply(451, "4.4.2", "Error: temporary failure, try again later")
         return Reply(250, "2.0.0", f"Ok: queued as {tx.id}")
 
     async def do_rset(self, command: Command) -> None:
+        await self.junk_command()
         await self.end_transaction("aborted: RSET")
         await self.reply(Reply(250, "2.0.0", "Ok"))
 
     async def do_noop(self, command: Command) -> None:
+        await self.junk_command()
         await self.reply(Reply(250, "2.0.0", "Ok"))
 
     async def do_quit(self, command: Command) -> None:
@@ -638,18 +834,21 @@ class _Connection:
         raise _Close
 
     async def do_vrfy(self, command: Command) -> None:
+        await self.junk_command()
         await self.reply(Reply(502, "5.5.1", "VRFY command is disabled"))
 
     async def do_expn(self, command: Command) -> None:
+        await self.junk_command()
         await self.reply(Reply(502, "5.5.1", "EXPN command is disabled"))
 
     async def do_help(self, command: Command) -> None:
+        await self.junk_command()
         await self.reply(Reply(214, "2.0.0", "See RFC 5321"))
 
     async def _not_implemented(self, command: Command) -> None:
         await self.reply(Reply(502, "5.5.1", f"Error: {command.verb} not implemented"))
 
-    do_bdat = do_auth = do_etrn = do_turn = _not_implemented
+    do_auth = do_etrn = do_turn = _not_implemented
 
     async def do_starttls(self, command: Command) -> None:
         session = self.session
@@ -697,6 +896,7 @@ class _Connection:
     ) -> None:
         await self.close_outbound()
         tx, self.tx = self.tx, None
+        self.chunked, self.bdat_failed = None, None
         if tx is None:
             return
         self.logged_tx = True
@@ -716,7 +916,7 @@ class _Connection:
             "delivered": delivered,
         }
         timing = {"total_ms": _ms(self.tx_started)}
-        for key, value in (extra or {}).items():
+        for key, value in {**self.tx_extra, **(extra or {})}.items():
             if key == "timing" and isinstance(value, dict):
                 timing.update(value)
             elif key not in record:
@@ -738,6 +938,12 @@ class _Connection:
                 "timing": {"total_ms": round((self.gw.clock() - session.started) * 1000, 1)},
             }
         )
+
+
+def _wire(reply: Reply) -> bytes:
+    status = f" {reply.status}" if reply.status else ""
+    text = f"{reply.code}{status} {reply.text}"
+    return text.encode("utf-8", "replace") + b"\r\n"
 
 
 def _ms(since: float) -> float:

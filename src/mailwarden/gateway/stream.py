@@ -4,6 +4,11 @@ asyncio's StreamReader hides its buffer; the strict-SMTP tests need it: a client
 before the greeting (pregreet) or sends commands ahead of a reply without PIPELINING is found
 by looking at what is already buffered, without consuming it. The stream also upgrades to TLS
 in place (STARTTLS) and applies flow control in both directions.
+
+Every wait has a deadline: the one the caller gives, the session's (`session_deadline`, a total
+time limit for the connection) and, while message data is read, the data-rate deadline of
+`meter` (a minimum average rate). Which one ran out is told by the exception: TimeoutError,
+SessionTimeExceeded or DataTooSlow (both TimeoutErrors).
 """
 
 from __future__ import annotations
@@ -12,7 +17,14 @@ import asyncio
 import ssl
 from collections.abc import Callable
 
-__all__ = ["ConnectionClosed", "LineTooLong", "Stream"]
+__all__ = [
+    "ConnectionClosed",
+    "DataRate",
+    "DataTooSlow",
+    "LineTooLong",
+    "SessionTimeExceeded",
+    "Stream",
+]
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -31,6 +43,28 @@ class LineTooLong(Exception):
     """A line exceeded the limit; it has been read and thrown away up to its LF."""
 
 
+class SessionTimeExceeded(TimeoutError):
+    """The connection reached its total time limit."""
+
+
+class DataTooSlow(TimeoutError):
+    """Message data arrived slower than the minimum rate (see DataRate)."""
+
+
+class DataRate:
+    """A deadline that each octet received moves 1/`rate` seconds later, never more than
+    `budget` seconds ahead (Postfix's smtpd_min_data_rate): a client trickling data runs out
+    of time however it spaces its octets, one keeping up never does."""
+
+    def __init__(self, budget: float, rate: float, now: float) -> None:
+        self.budget = budget
+        self.rate = rate
+        self.deadline = now + budget
+
+    def received(self, octets: int, now: float) -> None:
+        self.deadline = min(self.deadline + octets / self.rate, now + self.budget)
+
+
 class Stream(asyncio.Protocol):
     """The server side of one connection; `on_open(stream)` is started as a task."""
 
@@ -46,6 +80,8 @@ class Stream(asyncio.Protocol):
         self._can_write.set()
         self._discarding = False  # inside a line too long: drop input up to its LF
         self._tls = False
+        self.session_deadline: float | None = None  # loop time; every wait ends by then
+        self.meter: DataRate | None = None  # set while message data is read
 
     # asyncio.Protocol
 
@@ -56,6 +92,8 @@ class Stream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
+        if self.meter is not None:
+            self.meter.received(len(data), asyncio.get_running_loop().time())
         if len(self._buffer) > HIGH_WATER and not self._paused_reading and self.transport:
             self._paused_reading = True
             self.transport.pause_reading()
@@ -112,8 +150,9 @@ class Stream(asyncio.Protocol):
     async def readline(self, limit: int, seconds: float) -> bytes:
         """One line up to and including its LF, at most `limit` octets, within `seconds`.
 
-        Raises LineTooLong (the line is consumed), ConnectionClosed or TimeoutError. The timer
-        is only armed when the line is not buffered yet (the common case in DATA).
+        Raises LineTooLong (the line is consumed), ConnectionClosed or a TimeoutError (see the
+        module docstring). The timer is only armed when the line is not buffered yet (the
+        common case in DATA).
         """
         deadline: float | None = None
         while True:
@@ -136,7 +175,43 @@ class Stream(asyncio.Protocol):
                 raise ConnectionClosed
             if deadline is None:
                 deadline = asyncio.get_running_loop().time() + seconds
-            await self._wait(deadline)
+            await self._wait_until(deadline)
+
+    async def read_some(self, limit: int, seconds: float) -> bytes:
+        """Up to `limit` octets (at least one), as raw bytes, waiting at most `seconds` for
+        them. Raises ConnectionClosed or a TimeoutError."""
+        deadline: float | None = None
+        while not self._buffer:
+            if self._eof:
+                raise ConnectionClosed
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + seconds
+            await self._wait_until(deadline)
+        data = bytes(self._buffer[:limit])
+        del self._buffer[:limit]
+        self._scanned = 0
+        self._resume()
+        return data
+
+    async def _wait_until(self, deadline: float) -> None:
+        """Wait for input until the earliest of `deadline`, the session's and the meter's."""
+        ends = [deadline]
+        if self.session_deadline is not None:
+            ends.append(self.session_deadline)
+        if self.meter is not None:
+            ends.append(self.meter.deadline)
+        try:
+            await self._wait(min(ends))
+        except TimeoutError:
+            raise self._expired() from None
+
+    def _expired(self) -> TimeoutError:
+        now = asyncio.get_running_loop().time()
+        if self.session_deadline is not None and now >= self.session_deadline:
+            return SessionTimeExceeded()
+        if self.meter is not None and now >= self.meter.deadline:
+            return DataTooSlow()
+        return TimeoutError()
 
     async def _wait(self, deadline: float | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -163,11 +238,27 @@ class Stream(asyncio.Protocol):
 
     # writing
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes, seconds: float | None = None) -> None:
+        """Send `data`; with `seconds`, wait that long at most (and not beyond the session's
+        deadline) for a client that does not read its replies. Raises ConnectionClosed or a
+        TimeoutError."""
         if self.transport is None or self.transport.is_closing():
             raise ConnectionClosed
         self.transport.write(data)
-        await self._can_write.wait()
+        if self._can_write.is_set():
+            return
+        ends = [] if seconds is None else [asyncio.get_running_loop().time() + seconds]
+        if self.session_deadline is not None:
+            ends.append(self.session_deadline)
+        if not ends:
+            await self._can_write.wait()
+            return
+        deadline = min(ends)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._can_write.wait()
+        except TimeoutError:
+            raise self._expired() from None
 
     async def start_tls(self, context: ssl.SSLContext, seconds: float) -> None:
         """Upgrade the connection to TLS (server side); raises on handshake failure."""
@@ -183,6 +274,11 @@ class Stream(asyncio.Protocol):
 
     def extra(self, name: str) -> object:
         return self.transport.get_extra_info(name) if self.transport else None
+
+    def write_last(self, data: bytes) -> None:
+        """Send `data` without waiting for the client to read it (last words before closing)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -35,9 +35,10 @@ class DownstreamProtocol(StrEnum):
 
 
 class BareLineEnding(StrEnum):
-    """What to do with bare LF / bare CR in a message (SMTP smuggling)."""
+    """What to do with bare LF / bare CR in a message (SMTP smuggling), or with a command line
+    ended by a bare LF."""
 
-    REJECT = "reject"  # 554 5.5.2 for the whole message
+    REJECT = "reject"  # 554 5.5.2 for the whole message; 500 5.5.2 for the command
     NORMALIZE = "normalize"  # turn them into CRLF line ends (still never an end of data)
 
 
@@ -132,6 +133,14 @@ class SMTPLimits:
     max_connections_per_client: int = setting(20, min=1)  # open connections from one address
     max_errors: int = setting(10, min=1)  # error replies before the gateway hangs up (421)
     max_unknown_commands: int = setting(5, min=1)  # unknown commands before it hangs up
+    # NOOP, RSET, VRFY, EXPN, HELP, repeated HELO/EHLO and empty BDAT chunks in one session
+    # (counted from zero again after each delivered message); the next gets 421 4.7.0.
+    # Postfix's smtpd_junk_command_limit.
+    max_junk_commands: int = setting(100, min=1)
+    # Octets a second a client must average in DATA and in each BDAT chunk: every octet moves
+    # the deadline 1/min_data_rate s later, at most timeouts.data_block s ahead; a slower
+    # client gets 421 4.4.2. Postfix's smtpd_min_data_rate.
+    min_data_rate: int = setting(500, min=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +155,7 @@ class Timeouts:
     downstream_command: float = setting(120.0, above=0)  # each downstream reply
     downstream_data: float = setting(300.0, above=0)  # the downstream's reply to end of data
     checks: float = setting(240.0, above=0)  # on_data; a slower check answers the client 451
+    session: float = setting(1800.0, above=0)  # a whole connection, however busy; then 421
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +186,7 @@ class GatewaySettings:
     pipelining_action: StrictAction = StrictAction.DROP
     non_smtp_action: StrictAction = StrictAction.DROP
     bare_lf: BareLineEnding = BareLineEnding.REJECT
+    command_bare_lf: BareLineEnding = BareLineEnding.REJECT  # a command line ending in bare LF
     data_dir: str = setting("data", path=True)
     log_file: str = setting("-", path=True)  # "-" is standard output, "" turns the log off
     quarantine_address: str = ""  # quarantined mail goes here when the checks redirect it

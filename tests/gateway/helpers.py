@@ -124,7 +124,10 @@ class Client:
     async def closed(self, seconds: float = 5.0) -> bool:
         """True once the server has closed the connection (all pending input read)."""
         async with asyncio.timeout(seconds):
-            while await self.reader.read(4096):
+            try:
+                while await self.reader.read(4096):
+                    pass
+            except ConnectionResetError:  # it closed while the client was still sending
                 pass
         return True
 

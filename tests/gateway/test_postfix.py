@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.gateway.helpers import HOSTNAME, make_config, require_program, running
+from tests.gateway.helpers import HOSTNAME, Client, make_config, require_program, running
 from tests.gateway.postfix import USERS, Postfix
+from tests.gateway.test_chunking import COMMANDS, bdat
 from tests.gateway.test_server import SMUGGLING, smuggling_payload
 
 from mailwarden.gateway import DownstreamRelay, Gateway
@@ -167,3 +168,30 @@ async def test_starttls_with_swaks(
     text = message.decode()
     assert "(using TLSv1." in text
     assert "with ESMTPS id" in text
+
+
+async def test_chunked_message_reaches_postfix_intact(postfix: Postfix, tmp_path: Path) -> None:
+    # BDAT content holding a "." line and a whole SMTP dialogue: relayed with DATA, it must be
+    # dot-stuffed, or Postfix would end the message there and run the rest as commands.
+
+    content = (
+        b"From: alice@example.com\r\nTo: bob@example.net\r\nSubject: chunks\r\n\r\n"
+        b".\r\n..\r\n" + COMMANDS + b"end\r\n"
+    )
+    async with gateway_to(postfix, tmp_path) as gateway:
+        client = await Client.connect(gateway.address)
+        assert (await client.cmd("EHLO client.example.org"))[0] == 250
+        assert (await client.cmd("MAIL FROM:<alice@example.com>"))[0] == 250
+        assert (await client.cmd("RCPT TO:<bob@example.net>"))[0] == 250
+        half = len(content) // 2
+        await client.send(bdat(half) + content[:half])
+        assert (await client.reply())[0] == 250
+        await client.send(bdat(len(content) - half, last=True) + content[half:])
+        code, lines = await client.reply(seconds=30)
+        assert code == 250, lines
+        assert (await client.cmd("QUIT"))[0] == 221
+    [message] = postfix.wait_delivered("bob")
+    body = b"\n\n.\n..\n" + COMMANDS + b"end\n"
+    assert message.replace(b"\r\n", b"\n").endswith(body.replace(b"\r\n", b"\n"))
+    await asyncio.sleep(0.3)
+    assert postfix.delivered("carol") == []

@@ -66,15 +66,20 @@ _SUBJECTS = {
 }
 _PATH = re.compile(r"(?:^|[\s(\[<\"'=:])(?:/[\w.-]+){2,}|[A-Za-z]:\\")
 _EXCEPTION = re.compile(r"\b\w*(?:Error|Exception)\b\s*\(|\[Errno|Traceback")
-_CANDIDATE = re.compile(r"[0-9A-Fa-f:.]*[.:][0-9A-Fa-f:.]*")
+_IPV4 = re.compile(r"(?<![0-9.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9])")
+_IPV6 = re.compile(r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
 
 
 def _has_address(text: str) -> bool:
-    for word in _CANDIDATE.findall(text):
-        word = word.strip(".:")
-        if word.count(".") == 3 or word.count(":") >= 2:
+    """An IPv4 address anywhere (also inside IPv6 forms), or an IPv6 address as a word."""
+    for found in _IPV4.findall(text):
+        if all(int(octet) <= 255 for octet in found.split(".")):
+            return True
+    for word in _IPV6.findall(text):
+        port = word.rsplit(":", 1)[0]  # an address with a port, without brackets
+        for candidate in (word, word.rstrip("."), word.rstrip(".:"), word.lstrip(":"), port):
             try:
-                ipaddress.ip_address(word)
+                ipaddress.IPv6Address(candidate)
             except ValueError:
                 continue
             return True

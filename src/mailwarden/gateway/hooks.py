@@ -7,7 +7,8 @@ The gateway calls a `Checks` implementation at each SMTP stage:
                 same name after STARTTLS)
     on_mail     once per transaction, after MAIL FROM was parsed and accepted by the gateway
     on_rcpt     once per recipient, after the gateway's own relay control accepted it
-    on_data     once per transaction, with the whole message, before anything is relayed
+    on_data     once per transaction, with the whole message (after DATA or BDAT LAST),
+                before anything is relayed
     on_disconnect  once per connection, whatever ended it
 
 A hook answers `None` to go on, or a `Reply` to refuse (4xx temporary, 5xx permanent). A check

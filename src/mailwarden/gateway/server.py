@@ -657,6 +657,8 @@ class _Connection:
             await self.bad_bdat()
             return
         session, tx, limits = self.session, self.tx, self.config.limits
+        if size == 0 and not last:
+            await self.junk_command()  # an empty chunk moves nothing, whatever the state
         refusal: Reply | None = None
         if not session.esmtp:
             refusal = Reply(503, "5.5.1", "Error: BDAT needs EHLO")  # CHUNKING is ESMTP
@@ -676,8 +678,6 @@ class _Connection:
             self.chunks_started = time.monotonic()
         chunked = self.chunked
         chunked.chunks += 1
-        if size == 0 and not last:
-            await self.junk_command()  # an empty chunk moves nothing
         if chunked.received + size > limits.max_message_size:
             await self.read_chunk(size, None)
             chunked.skip(size, Reply(552, "5.3.4", "Error: message size exceeds fixed limit"))

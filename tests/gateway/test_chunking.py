@@ -19,8 +19,9 @@ attacker's variants tried here:
 
 And what must still work: one chunk, several chunks with lines and CRLF split between them,
 `BDAT 0 LAST` as the end, everything pipelined, a last line without CRLF, SMTPUTF8 content,
-relaying over SMTP to a real downstream. A property test holds chunked content equal to the
-same message sent with DATA, however it is cut into chunks.
+relaying over SMTP to a real downstream; the checks see a chunked message as they see one sent
+with DATA, and the final reply is the downstream's. A property test holds chunked content
+equal to the same message sent with DATA, however it is cut into chunks.
 """
 
 from __future__ import annotations
@@ -33,17 +34,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.gateway.helpers import SIMPLE, Client, make_config, messages, running
+from tests.gateway.test_downstream import Script, fake_downstream, relay_to
 
 from mailwarden.gateway import (
+    AcceptAll,
     DownstreamRelay,
     Gateway,
     MaildirRelay,
     Reply,
+    Session,
+    Transaction,
     TransactionLog,
     sink_config,
 )
 from mailwarden.gateway.data import ChunkedMessage, MessageBuilder
 from mailwarden.gateway.downstream import dot_stuff
+from mailwarden.pipeline import MessageDecision
 from mailwarden.settings import BareLineEnding, SMTPLimits
 
 OK, BYE, CLOSING, START_INPUT = 250, 221, 421, 354
@@ -197,6 +203,50 @@ async def test_sessions_go_on_after_a_chunked_message(tmp_path: Path) -> None:
         code = await client.transaction("a@example.com", ["bob@example.net"], SIMPLE, ehlo=False)
         assert code == OK
     assert len(messages(maildir)) == 2
+
+
+class RefuseSpam(AcceptAll):
+    """A check that refuses messages whose subject says spam, and records what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+
+    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> MessageDecision:
+        self.seen.append(message)
+        if b"Subject: spam" in message:
+            return MessageDecision(reply=Reply(550, "5.7.1", "Message refused as spam"))
+        return MessageDecision()
+
+
+async def test_chunked_messages_go_through_the_checks(tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir"
+    checks = RefuseSpam()
+    async with running(make_config(tmp_path), checks, maildir=maildir) as gateway:
+        client = await Client.connect(gateway.address)
+        await start(client)
+        spam = b"Subject: spam\r\n\r\nbuy\r\n"
+        await client.send(bdat(5) + spam[:5] + bdat(len(spam) - 5, last=True) + spam[5:])
+        assert (await client.reply())[0] == OK
+        assert await client.reply() == (550, ["5.7.1 Message refused as spam"])
+        assert (await client.cmd("MAIL FROM:<alice@example.com>"))[0] == OK
+        assert (await client.cmd("RCPT TO:<bob@example.net>"))[0] == OK
+        assert await send_chunks(client, [BODY]) == [OK]
+    assert checks.seen == [spam, BODY]  # the whole message, as with DATA
+    assert len(messages(maildir)) == 1
+
+
+async def test_the_final_reply_is_the_downstreams(tmp_path: Path) -> None:
+    script = Script(after_data=["554 5.7.1 message content rejected"])
+    async with (
+        fake_downstream(script) as address,
+        running(make_config(tmp_path), relay=relay_to(address)) as gateway,
+    ):
+        client = await Client.connect(gateway.address)
+        await start(client)
+        assert await send_chunks(client, [BODY[:15], BODY[15:]]) == [OK, TRANSACTION_FAILED]
+    [relayed] = script.received  # relayed before answering: the refusal is the downstream's
+    assert relayed.endswith(b"\r\n" + BODY + b".\r\n")
+    assert gateway.log.records[-1]["delivered"] is False
 
 
 # Chunk octets are never commands.

@@ -55,6 +55,7 @@ _dmarc.bank.example. 300 IN TXT "v=DMARC1; p=quarantine"
 
 
 def legitimate() -> bytes:
+    """Signed now: call once per test (the signature's t= changes every second)."""
     body = (
         b"From: Alice <alice@a.example>\r\nTo: bob@example.net\r\nSubject: lunch\r\n"
         b"Message-ID: <1@a.example>\r\n\r\nSee you at noon.\r\n"
@@ -171,11 +172,12 @@ async def _gateway(setup: Path, message: bytes, helo: str = HELO) -> tuple[dict[
 async def test_a_legitimate_message_gets_one_verdict_everywhere(
     setup: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    direct = await _direct(setup, legitimate())
+    message = legitimate()
+    direct = await _direct(setup, message)
     assert direct["action"] == "accept"
     assert "dmarc=pass" in str(direct["authentication_results"])
-    assert await _cli(setup, legitimate(), capsys) == direct
-    through_gateway, code = await _gateway(setup, legitimate())
+    assert await _cli(setup, message, capsys) == direct
+    through_gateway, code = await _gateway(setup, message)
     assert code == 250
     assert through_gateway == direct
 
@@ -196,8 +198,9 @@ async def test_a_client_claiming_our_name_is_seen_so_everywhere(
 ) -> None:
     """Our own names come from the one settings object for every front end (the CLI once
     knew none of them and the gateway did)."""
-    direct = await _direct(setup, legitimate(), helo=HOST)
+    message = legitimate()
+    direct = await _direct(setup, message, helo=HOST)
     assert any(str(s).startswith("HELO_") for s in direct["symbols"])  # type: ignore[attr-defined]
-    assert await _cli(setup, legitimate(), capsys, helo=HOST) == direct
-    through_gateway, _ = await _gateway(setup, legitimate(), helo=HOST)
+    assert await _cli(setup, message, capsys, helo=HOST) == direct
+    through_gateway, _ = await _gateway(setup, message, helo=HOST)
     assert through_gateway == direct

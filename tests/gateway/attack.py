@@ -77,17 +77,17 @@ async def send(
 ) -> Outcome:
     """One transaction through a fresh gateway over a real socket: the final reply, what the
     mailbox got, and the transaction log."""
-    resolver = resolver or StaticResolver(zone_data())
+    resolver = StaticResolver(zone_data()) if resolver is None else resolver
     checks = PipelineChecks(build(config or settings(), resolver))
     maildir = tmp / f"Maildir-{time.monotonic_ns()}"
     gateway_config = make_config(tmp, hostname=HOSTNAME, **(gateway_changes or {}))
     async with running(gateway_config, checks, maildir=maildir) as gateway:
         client = await Client.connect(gateway.address)
-        assert (await client.cmd(f"EHLO {HELO}"))[0] == 250
+        assert (await client.cmd(f"EHLO {HELO}", 30))[0] == 250
         option = " SMTPUTF8" if smtputf8 else ""
-        code, text = await client.cmd(f"MAIL FROM:<{mail_from}>{option}")
+        code, text = await client.cmd(f"MAIL FROM:<{mail_from}>{option}", 30)
         assert code == 250, text
-        code, text = await client.cmd("RCPT TO:<bob@example.net>")
+        code, text = await client.cmd("RCPT TO:<bob@example.net>", 30)
         assert code == 250, text
         assert (await client.cmd("DATA"))[0] == 354
         await client.send(_stuffed(message) + b".\r\n")

@@ -116,9 +116,9 @@ class Client:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def cmd(self, line: str) -> tuple[int, str]:
+    async def cmd(self, line: str, seconds: float = 5.0) -> tuple[int, str]:
         await self.send(line.encode() + b"\r\n")
-        code, lines = await self.reply()
+        code, lines = await self.reply(seconds)
         return code, " ".join(lines)
 
     async def closed(self, seconds: float = 5.0) -> bool:

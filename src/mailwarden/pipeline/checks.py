@@ -17,6 +17,7 @@ import dataclasses
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from mailwarden.arc import (
     ARCResult,
@@ -52,11 +53,14 @@ from mailwarden.policy import (
     spf_symbols,
 )
 from mailwarden.settings import Settings
-from mailwarden.spf import SPFChecker, SPFResult, split_sender
+from mailwarden.spf import Identity, SPFChecker, SPFResult, split_sender
 from mailwarden.symbols import Symbol
 
+from .deadlines import timed_out_dkim, timed_out_dmarc, timed_out_spf
 from .parsed import ParsedMessage, parse
 from .results import ConnectionFacts, HeloFacts, MessageVerdict
+
+T = TypeVar("T")
 
 __all__ = ["Pipeline"]
 
@@ -110,9 +114,18 @@ class Pipeline:
         self.our_addresses = _listen_addresses(settings)
         self._background: set[asyncio.Task[None]] = set()
 
-    # -- stages: each starts as soon as its inputs are known ------------------------------
+    # -- stages: each starts as soon as its inputs are known, each within its deadline ------
     async def connection_checks(self, ip: IPAddress | str) -> ConnectionFacts:
-        """At connect: iprev and the address DNS lists, concurrently."""
+        """At connect: iprev and the address DNS lists, concurrently (`deadlines.connect`;
+        out of time, neither counts: a reputation check never refuses on a guess)."""
+        seconds = self.settings.deadlines.connect
+        try:
+            async with asyncio.timeout(seconds):
+                return await self._connection_checks(ip)
+        except TimeoutError:
+            return ConnectionFacts(None, None, timed_out=True)
+
+    async def _connection_checks(self, ip: IPAddress | str) -> ConnectionFacts:
         address = parse_ip(ip) if isinstance(ip, str) else ip
         if not self.network_checks:
             return ConnectionFacts(None, None)
@@ -124,7 +137,18 @@ class Pipeline:
         return ConnectionFacts(iprev, dnsbl)
 
     async def helo_checks(self, ip: IPAddress | str, helo: str) -> HeloFacts:
-        """At HELO/EHLO: the HELO name's checks and SPF for the HELO identity."""
+        """At HELO/EHLO: the HELO name's checks and SPF for the HELO identity
+        (`deadlines.helo`; out of time, SPF for HELO is temperror)."""
+        seconds = self.settings.deadlines.helo
+        try:
+            async with asyncio.timeout(seconds):
+                return await self._helo_checks(ip, helo)
+        except TimeoutError:
+            address = parse_ip(ip) if isinstance(ip, str) else ip
+            spf = timed_out_spf(Identity.HELO, address, helo, "", seconds)
+            return HeloFacts(spf, None, timed_out=True)
+
+    async def _helo_checks(self, ip: IPAddress | str, helo: str) -> HeloFacts:
         address = parse_ip(ip) if isinstance(ip, str) else ip
         spf_task = self.spf.check_helo(address, helo)
         if not self.network_checks:
@@ -140,9 +164,15 @@ class Pipeline:
         return HeloFacts(spf_helo, helo_result)
 
     async def mail_checks(self, ip: IPAddress | str, helo: str, mail_from: str) -> SPFResult:
-        """At MAIL FROM: SPF for the MAIL FROM identity (it may run while RCPTs arrive)."""
+        """At MAIL FROM: SPF for the MAIL FROM identity (it may run while RCPTs arrive;
+        `deadlines.mail`, then temperror)."""
         address = parse_ip(ip) if isinstance(ip, str) else ip
-        return await self.spf.check_mailfrom(address, mail_from, helo)
+        seconds = self.settings.deadlines.mail
+        try:
+            async with asyncio.timeout(seconds):
+                return await self.spf.check_mailfrom(address, mail_from, helo)
+        except TimeoutError:
+            return timed_out_spf(Identity.MAILFROM, address, helo, mail_from, seconds)
 
     async def check(
         self,
@@ -203,6 +233,19 @@ class Pipeline:
         address = parse_ip(ip) if isinstance(ip, str) else ip
         parsed = self.parse(message)
         self._prefetch_dmarc(parsed.authors.domain)
+        seconds = self.settings.deadlines.data
+        deadline = asyncio.get_running_loop().time() + seconds
+        timed_out: list[str] = []
+
+        async def within(what: str, work: Awaitable[T], fallback: Callable[[], T]) -> T:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await work
+            except TimeoutError:
+                timed_out.append(what)
+                return fallback()
+
+        signatures = len(parsed.message.get_all("dkim-signature")) if parsed.message else 0
         (
             dkim_results,
             arc_result,
@@ -211,20 +254,39 @@ class Pipeline:
             helo_result_facts,
             spf_mailfrom,
         ) = await asyncio.gather(
-            self._dkim(parsed),
-            self._arc(parsed),
-            self._rhsbl(helo, mail_from, parsed.authors.domain),
-            connection,
-            helo_facts,
-            spf,
+            within("dkim", self._dkim(parsed), lambda: timed_out_dkim(signatures, seconds)),
+            within("arc", self._arc(parsed), lambda: None),
+            within("rhsbl", self._rhsbl(helo, mail_from, parsed.authors.domain), dict),
+            within("connect", connection, lambda: ConnectionFacts(None, None, timed_out=True)),
+            within(
+                "helo",
+                helo_facts,
+                lambda: HeloFacts(
+                    timed_out_spf(Identity.HELO, address, helo, "", seconds), None, True
+                ),
+            ),
+            within(
+                "mail",
+                spf,
+                lambda: timed_out_spf(Identity.MAILFROM, address, helo, mail_from, seconds),
+            ),
         )
         iprev, dnsbl = connection_facts.iprev, connection_facts.dnsbl
         spf_helo, helo_result = helo_result_facts.spf, helo_result_facts.helo
 
+        author = parsed.authors.domain
         dmarc_result, dkim_rhsbl = await asyncio.gather(
-            self.dmarc.evaluate(parsed.authors, spf_mailfrom, dkim_results),
-            self._dkim_rhsbl(dkim_results),
+            within(
+                "dmarc",
+                self.dmarc.evaluate(parsed.authors, spf_mailfrom, dkim_results),
+                lambda: timed_out_dmarc(author, self.dmarc.discovery, seconds),
+            ),
+            within("rhsbl", self._dkim_rhsbl(dkim_results), dict),
         )
+        if connection_facts.timed_out:
+            timed_out.append("connect")
+        if helo_result_facts.timed_out:
+            timed_out.append("helo")
         rhsbl.update(dkim_rhsbl)
         dmarc_result, trusted_pass = self._trusted_forwarder(dmarc_result, arc_result)
 
@@ -272,6 +334,7 @@ class Pipeline:
             authentication_results=results,
             symbols=tuple(symbols),
             elapsed=time.perf_counter() - started,
+            timed_out=tuple(dict.fromkeys(timed_out)),
         )
 
     def parse(

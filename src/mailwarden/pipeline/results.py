@@ -27,6 +27,7 @@ class ConnectionFacts:
 
     iprev: IprevResult | None
     dnsbl: DNSListReport | None
+    timed_out: bool = False  # the stage ran out of time: neither check counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class HeloFacts:
 
     spf: SPFResult
     helo: HeloResult | None
+    timed_out: bool = False  # the stage ran out of time: SPF for HELO is temperror
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class MessageVerdict:
     authentication_results: AuthenticationResults  # our field, unfolded by nature
     symbols: tuple[Symbol, ...]
     elapsed: float  # seconds from the start of the checks to the verdict
+    timed_out: tuple[str, ...] = ()  # the stages or checks that ran out of time
 
 
 @dataclass(slots=True)

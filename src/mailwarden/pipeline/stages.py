@@ -107,7 +107,15 @@ class TransactionChecks:
 
     async def rcpt(self, rcpt: str, events: Sequence[Symbol] = ()) -> SMTPReply | None:
         """After the front end's relay control accepted `rcpt`: a hard DNS-list hit refuses
-        here, and greylisting when it is configured for RCPT time."""
+        here, and greylisting when it is configured for RCPT time. Out of time
+        (`deadlines.rcpt`), nothing is decided here: the end of the data decides."""
+        try:
+            async with asyncio.timeout(self.pipeline.settings.deadlines.rcpt):
+                return await self._rcpt(rcpt, events)
+        except TimeoutError:
+            return None
+
+    async def _rcpt(self, rcpt: str, events: Sequence[Symbol]) -> SMTPReply | None:
         session, pipeline = self.session, self.pipeline
         if session.trusted:
             return None
@@ -236,4 +244,5 @@ def _log(verdict: MessageVerdict) -> dict[str, object]:
         "dkim": [f"{d.result.value}:{d.domain}" for d in verdict.dkim],
         "dmarc": verdict.dmarc.result.value,
         "checks_ms": round(verdict.elapsed * 1000, 1),
+        **({"timed_out": list(verdict.timed_out)} if verdict.timed_out else {}),
     }

@@ -47,6 +47,7 @@ __all__ = [
     "DMARCSettings",
     "DNSListSettings",
     "DNSSettings",
+    "Deadlines",
     "DownstreamProtocol",
     "GatewaySettings",
     "GreylistSettings",
@@ -150,6 +151,20 @@ class GreylistSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Deadlines:
+    """`[deadlines]`: the seconds each stage of the checks may take; a check that runs out of
+    time is a temperror, never a pass. The defaults keep the end-of-data answer within about
+    20 s and the RCPT answer within about 10 s even with every DNS server silent, well inside
+    what SMTP clients and Postfix's milter timeouts allow."""
+
+    connect: float = setting(10.0, above=0, max=300)  # iprev and the address DNS lists
+    helo: float = setting(10.0, above=0, max=300)  # HELO checks and SPF for HELO
+    mail: float = setting(10.0, above=0, max=300)  # SPF for MAIL FROM
+    rcpt: float = setting(10.0, above=0, max=300)  # hard DNS-list hits, RCPT greylisting
+    data: float = setting(20.0, above=0, max=600)  # the end-of-data decision, end to end
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable, typed and frozen; `source` names where it was read from."""
 
@@ -159,6 +174,7 @@ class Settings:
     dnsbl: DNSListSettings = setting(default_factory=DNSListSettings)
     dmarc: DMARCSettings = setting(default_factory=DMARCSettings)
     greylist: GreylistSettings = setting(default_factory=GreylistSettings)
+    deadlines: Deadlines = setting(default_factory=Deadlines)
     source: str = setting("<defaults>", internal=True)
 
 

@@ -154,7 +154,7 @@ class Timeouts:
     downstream_connect: float = setting(30.0, above=0)
     downstream_command: float = setting(120.0, above=0)  # each downstream reply
     downstream_data: float = setting(300.0, above=0)  # the downstream's reply to end of data
-    checks: float = setting(240.0, above=0)  # on_data; a slower check answers the client 451
+    checks: float = setting(60.0, above=0)  # a safety net above [deadlines] data: then 451
     session: float = setting(1800.0, above=0)  # a whole connection, however busy; then 421
 
 

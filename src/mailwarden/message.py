@@ -259,8 +259,8 @@ def _split_slowly(
                 continue
             line = header.count(b"\n", 0, pos) + 1
             shown = header[pos : pos + 40].split(b"\n")[0].rstrip(b"\r")
-            text = shown.decode("ascii", "backslashreplace")
-            raise MessageError(f"header line {line} is not a header field: {text!r}")
+            text = repr(shown)[1:]  # quoted, non-ASCII and control bytes escaped once (\xe3)
+            raise MessageError(f"header line {line} is not a header field: {text}")
         raw, name, value = match.group(1, 2, 3)
         if raw.endswith(b"\r\n"):
             value = value[:-1]  # the CR of the final CRLF

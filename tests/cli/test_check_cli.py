@@ -200,3 +200,61 @@ def test_config_file_drives_the_policy(setup: Path, capsys: pytest.CaptureFixtur
     )
     assert code == 2
     assert "policy.bogus" in err
+
+
+@pytest.mark.parametrize(
+    ("ip", "message"),
+    [
+        ("fe80::1%eth0", "scoped IPv6 address"),  # used to exit 70
+        ("999.1.1.1", "an IPv4 address is four numbers"),
+        ("192.0.2.1\x7f", "control or non-ASCII"),
+    ],
+)
+def test_bad_client_address_is_exit_2(
+    setup: Path, capsys: pytest.CaptureFixture[str], ip: str, message: str
+) -> None:
+    code, out, err = invoke(
+        capsys, "check", str(setup / "good.eml"), "--ip", ip, "--helo", "h", *offline(setup)
+    )
+    assert (code, out) == (2, "")
+    assert message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_one_bad_line_never_aborts_the_batch(
+    setup: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A scoped address used to abort the whole batch (exit 70); a blank line was reported as
+    "Expecting value: line 2 column 1"; a non-UTF-8 line stopped everything with exit 2."""
+    good = {"file": "good.eml", "ip": "192.0.2.10", "helo": "mail.a.example"}
+    manifest = setup / "manifest.jsonl"
+    manifest.write_bytes(
+        json.dumps(good).encode()
+        + b"\n"
+        + json.dumps(good | {"ip": "fe80::1%eth0"}).encode()
+        + b"\n\n"
+        + b'{"file": "good.eml", "ip": "192.0.2.10", "helo": "\xff"}\n'
+        + json.dumps(good | {"file": "bad\x00name.eml"}).encode()
+        + b"\n"
+        + json.dumps(good | {"file": str(setup)}).encode()
+        + b"\n"
+        + json.dumps(good | {"mail_from": "a@a..b"}).encode()
+        + b"\n"
+        + json.dumps(good).encode()
+    )
+    code, out, err = invoke(capsys, "check", "--batch", str(manifest), "--json", *offline(setup))
+    assert (code, err) == (1, "")
+    results = [json.loads(line) for line in out.splitlines()]
+    assert len(results) == 8
+    assert results[0]["policy"]["action"] == results[7]["policy"]["action"]
+    assert results[1] == {
+        "line": 2,
+        "file": "good.eml",
+        "error": results[1]["error"],
+    }
+    assert "scoped IPv6 address" in results[1]["error"]
+    assert results[2] == {"line": 3, "file": None, "error": "empty line"}
+    assert results[3]["error"].startswith("not UTF-8 text")
+    assert "null" in results[4]["error"]
+    assert results[5]["error"].startswith("cannot read: ")
+    assert results[6]["spf"]["result"] == "none"  # RFC 7208 §4.3, not an error

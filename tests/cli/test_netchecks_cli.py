@@ -181,6 +181,15 @@ def test_dnsbl_human(capsys: pytest.CaptureFixture[str], offline: list[str]) -> 
         (["dnsbl", "192.0.2.1", "--zone", "url:x.example"], "bad zone"),
         (["dnsbl", "example.com", "--list", "zen"], "no domain list selected"),
         (["iprev", "192.0.2.1", "--dns-zone", "/nonexistent.zone"], "cannot read zone file"),
+        # scoped IPv6 used to exit 70; 999.1.1.1 was looked up as a domain by dnsbl
+        (["iprev", "fe80::1%eth0"], "scoped IPv6 address"),
+        (["helo", "x.example", "--ip", "fe80::1%eth0"], "scoped IPv6 address"),
+        (["helo", "x.example", "--ip", "192.0.2.1", "--our-address", "fe80::1%lo"], "scoped"),
+        (["helo", "x.example", "--ip", "192.0.2.1", "--our-address", "1.2.3"], "four numbers"),
+        (["dnsbl", "fe80::1%eth0"], "scoped IPv6 address"),
+        (["dnsbl", "999.1.1.1"], "an IPv4 address is four numbers 0..255"),
+        (["dnsbl", "192.0.2"], "an IPv4 address is four numbers 0..255"),
+        (["iprev", "192.0.2.1", "--dns-timeout", "nan"], "not a finite number"),
     ],
 )
 def test_bad_input(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.spf.suite import SuiteCase, build_resolver, collect_cases
+from tests.testdata import require_testdata
 
 from mailwarden.cli import run
+from mailwarden.cli.common import DNSOptions
 
 ZONE = str(Path(__file__).resolve().parents[2] / "examples" / "example.zone")
 OFFLINE = ["--dns-zone", ZONE, "--receiver", "mx.example.net"]
@@ -138,7 +141,7 @@ def test_batch_keeps_order_and_reports_bad_lines(
     assert "error" in results[1]
     assert "invalid IP address" in results[2]["error"]
     assert results[3]["result"] == "fail"
-    assert "invalid domain" in results[4]["error"]
+    assert results[4]["result"] == "none"  # RFC 7208 §4.3: a malformed domain gives none
     assert results[5]["result"] == "fail"  # null sender: postmaster@relay.example.org, a -all
     assert results[5]["domain"] == "relay.example.org"
     for n, result in enumerate(results[6:]):
@@ -157,15 +160,17 @@ def test_batch_all_good_exits_zero(capsys: pytest.CaptureFixture[str], tmp_path:
     ("args", "message"),
     [
         (["--ip", "300.1.2.3", "--helo", "h.example"], "invalid IP address"),
+        (["--ip", "fe80::1%eth0", "--helo", "h.example"], "scoped IPv6 address"),
         (
-            ["--ip", "192.0.2.1", "--helo", "h.example", "--mail-from", "a@exa mple.com"],
-            "invalid domain",
+            ["--ip", "192.0.2.1", "--helo", "h.example", "--mail-from", "a@example.com\r\nX: y"],
+            "control characters",
         ),
-        (
-            ["--ip", "192.0.2.1", "--helo", "h.example", "--mail-from", "a@-bad-.com"],
-            "invalid domain",
-        ),
-        (["--ip", "192.0.2.1"], "--ip and --helo are required"),
+        (["--ip", "192.0.2.1"], "null reverse-path is checked as postmaster@HELO"),
+        (["--helo", "h.example"], "--ip is required"),
+        (["--ip", "192.0.2.1", "--helo", "h", "--dns-timeout", "nan"], "not a finite number"),
+        (["--ip", "192.0.2.1", "--helo", "h", "--dns-timeout", "inf"], "not a finite number"),
+        (["--ip", "192.0.2.1", "--helo", "h", "--dns-timeout", "1e309"], "not a finite number"),
+        (["--ip", "192.0.2.1", "--helo", "h", "--dns-retries", "10" * 30], "--dns-retries"),
         (["--batch", "/nonexistent/file.jsonl", "--json"], "/nonexistent/file.jsonl"),
         (
             ["--ip", "192.0.2.1", "--helo", "h", "--dns-zone", "/nonexistent.zone"],
@@ -248,3 +253,124 @@ def test_console_script_never_prints_a_traceback(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "mailwarden: error: invalid IP address 'nope'"
+
+
+def test_mail_from_alone_needs_no_helo(capsys: pytest.CaptureFixture[str]) -> None:
+    """--helo used to be required even for a MAIL FROM check."""
+    code, out, err = invoke(
+        capsys, "spf", "check", *OFFLINE, "--ip", "192.0.2.10", "--mail-from", "a@example.com",
+        "--json",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert (data["identity"], data["result"], data["helo"]) == ("mailfrom", "pass", None)
+    assert "helo=" not in data["received_spf"]
+    code, out, _ = invoke(
+        capsys, "spf", "check", *OFFLINE, "--ip", "192.0.2.10", "--mail-from", "a@example.com"
+    )
+    assert code == 0
+    assert "mailfrom" in out
+    assert "│ helo" not in out
+
+
+@pytest.mark.parametrize(
+    ("mail_from", "helo"),
+    [
+        ("a@a..b", "h.example"),  # used to be exit 2, while --helo a..b gave none
+        ("a@exa mple.com", "h.example"),
+        ("a@-bad-.com", "h.example"),
+        ("a@" + "x" * 64 + ".example", "h.example"),
+        ("foo@[1.2.3.5]", "h.example"),
+        ("", "a..b"),
+    ],
+)
+def test_a_malformed_domain_gives_none_alone_and_in_a_batch(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, mail_from: str, helo: str
+) -> None:
+    """RFC 7208 §4.3: a malformed domain is "none", the same on the command line and in a
+    batch."""
+    code, out, err = invoke(
+        capsys, "spf", "check", *OFFLINE, "--ip", "192.0.2.1", "--mail-from", mail_from,
+        "--helo", helo, "--json",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    single = json.loads(out)
+    assert single["result"] == "none"
+    batch = tmp_path / "in.jsonl"
+    batch.write_text(json.dumps({"ip": "192.0.2.1", "mail_from": mail_from, "helo": helo}) + "\n")
+    code, out, _ = invoke(capsys, "spf", "check", *OFFLINE, "--batch", str(batch), "--json")
+    assert code == 0
+    assert json.loads(out) == single
+
+
+RFC7208 = collect_cases("openspf-rfc7208", "rfc7208-tests.yml")
+
+
+@pytest.mark.parametrize("case", RFC7208.cases, ids=RFC7208.ids)
+def test_openspf_cases_give_the_same_result_alone_and_in_a_batch(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    case: SuiteCase | None,
+) -> None:
+    """Every RFC 7208 case through the command line, once with options and once as a batch
+    line, over the case's own DNS data: both give the suite's result (toolonglabel,
+    emptylabel and domain-literal used to be error lines in a batch)."""
+    if case is None:
+        require_testdata("openspf-rfc7208", "rfc7208-tests.yml")
+        return
+    monkeypatch.setattr(DNSOptions, "build", lambda self: build_resolver(case.zone))
+    args = ["--ip", case.host, "--mail-from", case.mailfrom]
+    if case.helo:
+        args += ["--helo", case.helo]
+    code, out, err = invoke(capsys, "spf", "check", *args, "--json")
+    assert (code, err) == (0, ""), err
+    single = json.loads(out)
+    assert single["result"] == case.results[0]
+    batch = tmp_path / "in.jsonl"
+    line = {"ip": case.host, "mail_from": case.mailfrom}
+    batch.write_text(json.dumps(line | ({"helo": case.helo} if case.helo else {})) + "\n")
+    code, out, err = invoke(capsys, "spf", "check", "--batch", str(batch), "--json")
+    assert (code, err) == (0, ""), out
+    assert json.loads(out)["result"] == case.results[0]
+
+
+def test_batch_lines_that_are_blank_binary_or_scoped_do_not_stop_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    good = json.dumps({"ip": "192.0.2.10", "mail_from": "a@example.com", "helo": "h.example"})
+    batch = tmp_path / "in.jsonl"
+    batch.write_bytes(
+        (good + "\n\n").encode()
+        + b'{"ip": "192.0.2.10", "helo": "h\xe3.example"}\n'
+        + json.dumps({"ip": "fe80::1%eth0", "helo": "h.example"}).encode()
+        + b"\n"
+        + json.dumps({"ip": "192.0.2.10", "helo": "h.example", "mail_from": "a@b\r\nX: y"}).encode()
+        + b"\n"
+        + json.dumps({"ip": "192.0.2.10", "helo": 7}).encode()
+        + b"\n"
+        + json.dumps({"ip": "192.0.2.10", "mail_from": ""}).encode()
+        + b"\n"
+        + (good + "\n").encode()
+    )
+    code, out, err = invoke(capsys, "spf", "check", *OFFLINE, "--batch", str(batch), "--json")
+    assert (code, err) == (1, "")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 8
+    assert lines[0]["result"] == lines[7]["result"] == "pass"
+    errors = {line["line"]: line["error"] for line in lines if "error" in line}
+    assert errors[2] == "empty line"  # not "Expecting value: line 2 column 1"
+    assert errors[3].startswith("not UTF-8 text")
+    assert "scoped IPv6 address" in errors[4]
+    assert "control characters" in errors[5]
+    assert errors[6] == '"helo" is missing or not a string'
+    assert "null reverse-path" in errors[7]
+
+
+def test_scoped_address_never_reaches_received_spf(capsys: pytest.CaptureFixture[str]) -> None:
+    """It used to be accepted and written into Received-SPF with its zone id."""
+    code, out, err = invoke(
+        capsys, "spf", "check", *OFFLINE, "--ip", "fe80::1%eth0", "--helo", "h.example"
+    )
+    assert (code, out) == (2, "")
+    assert "scoped IPv6 address" in err

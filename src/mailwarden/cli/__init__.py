@@ -28,6 +28,8 @@ Exit status:
   1   it ran, but some input lines could not be evaluated (see their "error"),
       or (domain check) an error-level finding exists, or (dmarc record) DNS failed
   2   bad input: option, address, domain or file; nothing was evaluated
+  3   (domain check) no error-level finding, but DNS lookups timed out or failed,
+      so some checks were not done
   70  internal error (a bug: set MAILWARDEN_DEBUG=1 for the traceback and report it)
 """
 
@@ -55,9 +57,14 @@ spf.add_command(spf_build)
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status. Errors are one line on stderr."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    for number, arg in enumerate(args, 1):
+        if "\x00" in arg:  # execve() cannot pass one: only a program calling run() can
+            click.echo(f"mailwarden: error: argument {number} contains a NUL character", err=True)
+            return EXIT_BAD_INPUT
     try:
         cli.main(
-            args=list(argv) if argv is not None else None,
+            args=args,
             prog_name="mailwarden",
             standalone_mode=False,
         )

@@ -4,11 +4,10 @@ policy), for one message or a manifest of many."""
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import click
 from rich.table import Table
@@ -19,15 +18,15 @@ from mailwarden.message import MessageError, fold_field, read_message
 from mailwarden.pipeline import MessageVerdict, Pipeline, build
 
 from .common import (
-    EXIT_OK,
-    EXIT_PARTIAL,
     DNSOptions,
+    LineError,
     console,
     dns_options,
     fail,
     json_option,
-    ordered_map,
     print_json,
+    run_batch,
+    string_field,
 )
 from .dkim import parse_now
 from .spf import check_dict, parse_helo, parse_ip_arg, parse_mail_from
@@ -89,7 +88,7 @@ def auth_results_field(verdict: MessageVerdict) -> str:
 )
 @click.option(
     "--batch",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("rb", lazy=True),  # opened when read: never leaked
     metavar="MANIFEST",
     help='JSON lines {"file", "ip", "helo", "mail_from", "rcpt"} (files relative to it).',
 )
@@ -104,7 +103,7 @@ def check(
     hostname: str | None,
     now_text: str | None,
     network_checks: bool,
-    batch: TextIO | None,
+    batch: BinaryIO | None,
     as_json: bool,
     dns: DNSOptions,
 ) -> None:
@@ -126,12 +125,15 @@ def check(
         if not as_json:
             fail("--batch writes JSON lines: add --json")
         pipeline = build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
-        base = Path(batch.name).parent if batch.name not in ("-", "<stdin>") else Path()
-        try:
-            errors = asyncio.run(run_batch(batch, base, pipeline, receiver))
-        except UnicodeDecodeError:
-            fail(f"{batch.name} is not UTF-8 text")
-        sys.exit(EXIT_PARTIAL if errors else EXIT_OK)
+        name = getattr(batch, "name", "-")
+        base = Path(name).parent if name not in ("-", "<stdin>") else Path()
+
+        async def evaluate(number: int, item: dict[str, Any]) -> dict[str, Any]:
+            return await check_item(item, base, pipeline, receiver)
+
+        sys.exit(
+            run_batch(batch, evaluate, concurrency=BATCH_CONCURRENCY, error_fields={"file": None})
+        )
     if not file or not ip or not helo:
         fail("FILE, --ip and --helo are required (or --batch MANIFEST)")
     try:
@@ -156,34 +158,16 @@ def check(
     show_verdict(verdict)
 
 
-async def run_batch(stream: TextIO, base: Path, pipeline: Pipeline, receiver: str) -> int:
-    """One output line per manifest line, in order, messages checked concurrently."""
-    errors = 0
-
-    async def work(item: tuple[int, str]) -> dict[str, Any]:
-        return await check_line(item[0], item[1], base, pipeline, receiver)
-
-    async for line in ordered_map(enumerate(stream, 1), work, BATCH_CONCURRENCY):
-        if "error" in line:
-            errors += 1
-        print_json(line)
-    return errors
-
-
-async def check_line(
-    number: int, text: str, base: Path, pipeline: Pipeline, receiver: str
+async def check_item(
+    item: dict[str, Any], base: Path, pipeline: Pipeline, receiver: str
 ) -> dict[str, Any]:
-    name: object = None
+    """One manifest line {"file", "ip", "helo", "mail_from", "rcpt"}: its verdict."""
+    name = item.get("file")
     try:
-        item = json.loads(text)
-        if not isinstance(item, dict):
-            raise ValueError("expected a JSON object")
-        name = item.get("file")
         if not isinstance(name, str) or not name:
             raise ValueError('"file" is missing or not a string')
-        for key in ("ip", "helo"):
-            if not isinstance(item.get(key), str):
-                raise ValueError(f'"{key}" is missing or not a string')
+        ip = string_field(item, "ip")
+        helo = string_field(item, "helo")
         mail_from_value = item.get("mail_from") or ""
         if not isinstance(mail_from_value, str):
             raise ValueError('"mail_from" is not a string')
@@ -192,16 +176,16 @@ async def check_line(
             rcpt = [rcpt]
         if not isinstance(rcpt, list) or not all(isinstance(r, str) for r in rcpt):
             raise ValueError('"rcpt" is not a string or a list of strings')
-        address = parse_ip_arg(item["ip"])
+        address = parse_ip_arg(ip or "")
         sender = parse_mail_from(mail_from_value)
-        helo = parse_helo(item["helo"])
+        helo_name = parse_helo(helo or "")
         path = base / name
         message = read_message(await asyncio.to_thread(path.read_bytes))
     except OSError as exc:
-        return {"line": number, "file": name, "error": f"cannot read: {exc.strerror or exc}"}
-    except (ValueError, MessageError) as exc:  # JSONDecodeError is a ValueError
-        return {"line": number, "file": name, "error": str(exc)}
-    verdict = await pipeline.check(message, ip=address, helo=helo, mail_from=sender, rcpt=rcpt)
+        raise LineError(f"cannot read: {exc.strerror or exc}", file=name) from None
+    except (ValueError, MessageError) as exc:  # embedded NUL in the name: a ValueError too
+        raise LineError(str(exc), file=name if isinstance(name, str) else None) from None
+    verdict = await pipeline.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)
     return {"file": name, **verdict_dict(verdict, receiver)}
 
 

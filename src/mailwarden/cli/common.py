@@ -1,4 +1,5 @@
-"""What every command shares: DNS options, JSON output, and errors as one line with exit 2."""
+"""What every command shares: DNS options, checked numbers and addresses, JSON output, JSON-lines
+batches, and errors as one line with exit 2."""
 
 from __future__ import annotations
 
@@ -6,15 +7,23 @@ import asyncio
 import collections
 import functools
 import json
+import math
+import os
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import IO, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.text import Text
 
-from mailwarden.dns import Resolver
+from mailwarden.dns import Answer, IPAddress, RdType, Resolver
+from mailwarden.dns.cache import CachingResolver
+from mailwarden.ipinput import parse_ip_input
 from mailwarden.pipeline import build_resolver
 from mailwarden.settings import ConfigError, Settings, load_settings
 from mailwarden.settings import Override as Override
@@ -23,11 +32,17 @@ from mailwarden.settings import Override as Override
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the command ran, but some input could not be evaluated or a check failed
 EXIT_BAD_INPUT = 2  # bad option, address, domain or file: nothing was evaluated
+EXIT_DNS_FAILED = 3  # (domain check) some DNS lookups failed: those checks were not done
 EXIT_INTERNAL = 70  # a bug: please report it (EX_SOFTWARE)
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 R = TypeVar("R")
+
+MAX_DNS_TIMEOUT = 60.0  # seconds per attempt; longer is a typo, not a wish
+MAX_DNS_RETRIES = 10
+STATUS_DELAY = 1.0  # seconds a DNS query may take before the status line says what it waits for
+PIPE_WIDTH = 100_000  # output that is not a terminal: wide enough to never cut a value
 
 
 class BadInput(click.ClickException):
@@ -38,6 +53,52 @@ class BadInput(click.ClickException):
 
 def fail(message: str) -> NoReturn:
     raise BadInput(message)
+
+
+# -- numbers and addresses -----------------------------------------------------------------
+
+
+class FiniteFloat(click.FloatRange):
+    """A number in a range: ASCII digits only, and never nan, inf or one that overflows
+    (1e309). click's FloatRange lets nan through every bound, so every float option is this."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.isascii():
+            self.fail(f"{value!r} is not a number (ASCII digits only)", param, ctx)
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number + 0.0, param, ctx)  # + 0.0: -0 is 0
+
+
+class BoundedInt(click.IntRange):
+    """A whole number in a range: ASCII digits only (click's IntRange takes "٣" as 3)."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip().isascii():
+            self.fail(f"{value!r} is not a whole number (ASCII digits only)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def parse_address(text: str, what: str = "IP address") -> IPAddress:
+    """An IP address from the command line or a batch line; ValueError saying what is wrong
+    (scoped IPv6 and invalid dotted quads included: see `mailwarden.ipinput`)."""
+    return parse_ip_input(text, what)
+
+
+def address_arg(text: str, what: str = "IP address") -> IPAddress:
+    """`parse_address`, failing with exit 2."""
+    try:
+        return parse_address(text, what)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+# -- DNS -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -75,15 +136,89 @@ class DNSOptions:
         except ConfigError as exc:
             fail(str(exc))
 
-    def build(self, settings: Settings | None = None) -> Resolver:
+    def build(self, settings: Settings | None = None, *, status: bool = True) -> Resolver:
         """Zones given: answer from them only (offline). Otherwise the configured servers,
-        else the system's resolver (resolv.conf)."""
+        else the system's resolver (resolv.conf). With `status` (a command that waits for
+        its answers; not a server, which logs instead), a status line on a terminal's stderr
+        says what a query that takes long waits for."""
         settings = settings if settings is not None else self.settings()
         source = "--dns-zone" if self.zones else "--dns-server" if self.servers else None
         try:
-            return build_resolver(settings.dns, source or settings.source)
+            resolver = build_resolver(settings.dns, source or settings.source)
         except ConfigError as exc:
             fail(str(exc))
+        terminal = status_console() if status else None
+        if terminal is not None and isinstance(resolver, CachingResolver):
+            resolver.inner = WaitStatus(resolver.inner, terminal)  # behind the cache: misses
+        return resolver
+
+
+def status_console() -> Console | None:
+    """The console for the DNS status line: stderr, only when it is a terminal."""
+    console = Console(stderr=True, highlight=False)
+    return console if console.is_terminal else None
+
+
+class WaitStatus:
+    """Wraps a resolver: once a query has waited STATUS_DELAY seconds, a status line (rich,
+    on a terminal's stderr) says what the command waits for, until no query is pending."""
+
+    def __init__(self, inner: Resolver, console: Console, delay: float | None = None) -> None:
+        self.inner = inner
+        self.console = console
+        self.delay = STATUS_DELAY if delay is None else delay
+        self._pending: dict[int, tuple[str, RdType, float]] = {}
+        self._next = 0
+        self._live: Live | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def resolve(self, name: str, rdtype: RdType) -> Answer:
+        loop = asyncio.get_running_loop()
+        token = self._next
+        self._next += 1
+        self._pending[token] = (name, rdtype, loop.time())
+        if self._timer is None:
+            self._timer = loop.call_later(self.delay, self._tick)
+        try:
+            return await self.inner.resolve(name, rdtype)
+        finally:
+            del self._pending[token]
+            if not self._pending:
+                self._stop()
+
+    def _tick(self) -> None:
+        self._timer = None
+        if not self._pending:
+            return
+        loop = asyncio.get_running_loop()
+        name, rdtype, started = min(self._pending.values(), key=lambda p: p[2])
+        waited = loop.time() - started
+        if waited >= self.delay:
+            others = len(self._pending) - 1
+            text = f"waiting for DNS: {name} {rdtype} ({waited:.0f} s)" + (
+                f", {others} more {'query' if others == 1 else 'queries'}" if others else ""
+            )
+            line = Spinner("dots", Text(text))
+            if self._live is None:  # stdout is left alone: results never go to stderr
+                self._live = Live(
+                    line,
+                    console=self.console,
+                    transient=True,
+                    redirect_stdout=False,
+                    redirect_stderr=False,
+                )
+                self._live.start()
+            else:
+                self._live.update(line)
+        self._timer = loop.call_later(min(0.5, self.delay), self._tick)
+
+    def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
 
 def dns_options(command: F) -> F:
@@ -112,14 +247,14 @@ def dns_options(command: F) -> F:
     )
     @click.option(
         "--dns-timeout",
-        type=click.FloatRange(min=0.01),
+        type=FiniteFloat(min=0.01, max=MAX_DNS_TIMEOUT),
         default=None,
         metavar="SECONDS",
         help="Timeout of one DNS query attempt. [default: 5, or [dns] timeout]",
     )
     @click.option(
         "--dns-retries",
-        type=click.IntRange(min=0),
+        type=BoundedInt(min=0, max=MAX_DNS_RETRIES),
         default=None,
         help="Further attempts after a DNS timeout. [default: 2, or [dns] retries]",
     )
@@ -139,19 +274,49 @@ def dns_options(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+# -- output --------------------------------------------------------------------------------
+
+
 def json_option(command: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(
         command
     )
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def clean_text(text: str) -> str:
+    """Text safe to print as UTF-8: each byte that was not UTF-8 (kept by surrogateescape as
+    U+DC80..U+DCFF) shown once as \\xNN."""
+    return _SURROGATE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
+
+
+def _clean(data: Any) -> Any:
+    if isinstance(data, str):
+        return clean_text(data) if _SURROGATE.search(data) else data
+    if isinstance(data, dict):
+        return {_clean(k): _clean(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_clean(v) for v in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    """One JSON document on one line, valid UTF-8 whatever bytes the input held."""
+    sys.stdout.write(json.dumps(_clean(data), ensure_ascii=False) + "\n")
 
 
 def console() -> Console:
-    """Rich console for human output; plain (no colour codes) when not a terminal."""
-    return Console(highlight=False, soft_wrap=True)
+    """Rich console for human output; plain (no colour codes) when not a terminal, and then
+    wide enough that no table cuts or wraps a value (`| cat`, `| grep` see every value)."""
+    out = Console(highlight=False, soft_wrap=True)
+    if not out.is_terminal:
+        out.width = PIPE_WIDTH
+    return out
+
+
+# -- batches -------------------------------------------------------------------------------
 
 
 async def ordered_map(
@@ -169,3 +334,86 @@ async def ordered_map(
     finally:
         for task in window:
             task.cancel()
+
+
+class LineError(ValueError):
+    """A batch line that cannot be evaluated; `fields` go into its error object."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+def read_line(number: int, raw: bytes) -> dict[str, Any]:
+    """One JSON-lines batch line as a JSON object; LineError saying what is wrong."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LineError(f"not UTF-8 text (byte {exc.start + 1})") from None
+    if not text.strip():
+        raise LineError("empty line")
+    try:
+        item = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, and RecursionError's cousins
+        raise LineError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise LineError("not JSON: nested too deeply") from None
+    if not isinstance(item, dict):
+        raise LineError("expected a JSON object")
+    return item
+
+
+def string_field(item: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    """`item[key]` when it is a string; LineError when it is missing (and required) or not."""
+    value = item.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise LineError(f'"{key}" is missing or not a string')
+    return value
+
+
+def run_batch(
+    stream: IO[bytes],
+    evaluate: Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]],
+    *,
+    concurrency: int,
+    error_fields: dict[str, Any] | None = None,
+) -> int:
+    """Evaluate a JSON-lines batch concurrently, one JSON result per line in input order, and
+    return the exit status. A line that cannot be evaluated (not UTF-8, empty, not JSON, a bad
+    field) is reported as {"line": N, "error": ...} and the batch goes on (exit 1); a bug on
+    one line is reported the same way, the batch goes on, and the exit status is 70."""
+    counts = {"errors": 0, "internal": 0}
+
+    async def work(item: tuple[int, bytes]) -> dict[str, Any]:
+        number, raw = item
+        try:
+            return await evaluate(number, read_line(number, raw))
+        except LineError as exc:
+            return {"line": number, **(error_fields or {}), **exc.fields, "error": str(exc)}
+        except Exception as exc:  # a bug: say so on this line, keep going
+            if os.environ.get("MAILWARDEN_DEBUG"):
+                raise
+            counts["internal"] += 1
+            return {
+                "line": number,
+                **(error_fields or {}),
+                "error": f"internal error: {type(exc).__name__}: {exc}",
+            }
+
+    async def main() -> None:
+        async for line in ordered_map(enumerate(stream, 1), work, concurrency):
+            if "error" in line:
+                counts["errors"] += 1
+            print_json(line)
+
+    asyncio.run(main())
+    if counts["internal"]:
+        click.echo(
+            f"mailwarden: internal error on {counts['internal']} line(s) (a bug: set "
+            "MAILWARDEN_DEBUG=1 for the traceback and report it)",
+            err=True,
+        )
+        return EXIT_INTERNAL
+    return EXIT_PARTIAL if counts["errors"] else EXIT_OK

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from mailwarden.dns import IPAddress, is_domain_name, parse_ip, to_ascii
+from mailwarden.dns import IPAddress, is_domain_name, to_ascii
 from mailwarden.dnsbl import (
     DEFAULT_LISTS,
     DNSList,
@@ -20,10 +20,11 @@ from mailwarden.dnsbl import (
     ListType,
 )
 from mailwarden.helo import check_helo
+from mailwarden.ipinput import looks_like_ipv4
 from mailwarden.iprev import IprevStatus, check_iprev
 from mailwarden.symbols import Symbol
 
-from .common import DNSOptions, console, dns_options, fail, json_option, print_json
+from .common import DNSOptions, address_arg, console, dns_options, fail, json_option, print_json
 
 STATUS_STYLE = {
     IprevStatus.PASS: "bold green",
@@ -31,13 +32,6 @@ STATUS_STYLE = {
     IprevStatus.TEMPERROR: "magenta",
     IprevStatus.PERMERROR: "yellow",
 }
-
-
-def _ip(text: str) -> IPAddress:
-    try:
-        return parse_ip(text)
-    except ValueError:
-        fail(f"invalid IP address {text!r}")
 
 
 @click.command("iprev")
@@ -49,7 +43,7 @@ def iprev(ip: str, as_json: bool, dns: DNSOptions) -> None:
 
     Looks up the PTR names of IP and the addresses of each name: pass when one leads back.
     """
-    address = _ip(ip)
+    address = address_arg(ip)
     result = asyncio.run(check_iprev(dns.build(), address))
     if as_json:
         print_json(result.to_dict())
@@ -81,8 +75,8 @@ def helo(
 ) -> None:
     """Check a HELO/EHLO name given by the client at --ip: syntax, resolution, match with the
     client and its PTR names, and forgery of our own names. Prints symbols, never rejects."""
-    client = _ip(ip)
-    ours = [_ip(a) for a in our_address]
+    client = address_arg(ip)
+    ours = [address_arg(a) for a in our_address]
     result = asyncio.run(
         check_helo(dns.build(), name, client, our_names=our_name, our_addresses=ours)
     )
@@ -175,10 +169,10 @@ def dnsbl(
         fail("give an IP address or a domain (or --show-lists)")
     text = subject.strip()
     kind = ListKind.IP
-    try:
-        address: IPAddress | None = parse_ip(text)
-    except ValueError:
-        address = None
+    address: IPAddress | None = None
+    if ":" in text or looks_like_ipv4(text):  # 999.1.1.1 is a bad address, never a domain
+        address = address_arg(text)
+    else:
         kind = ListKind.DOMAIN
         try:
             domain = to_ascii(text.rstrip(".").lower())

@@ -3,35 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import sys
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import click
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
-from mailwarden.dns import IPAddress, Resolver, TemporaryFailure, is_domain_name, parse_ip, to_ascii
+from mailwarden.dns import IPAddress, Resolver, TemporaryFailure, is_domain_name, to_ascii
 from mailwarden.spf import (
     SPFChecker,
     SPFResult,
     SPFStatus,
     received_spf,
-    split_sender,
 )
 from mailwarden.spf.explain import Explanation, PolicyNode, Severity, explain_policy
 
 from .common import (
-    EXIT_OK,
-    EXIT_PARTIAL,
     DNSOptions,
+    LineError,
     console,
     dns_options,
     fail,
     json_option,
-    ordered_map,
+    parse_address,
     print_json,
+    run_batch,
+    string_field,
 )
 
 BATCH_CONCURRENCY = 64
@@ -53,28 +53,24 @@ def spf() -> None:
 
 
 def parse_ip_arg(text: str) -> IPAddress:
-    try:
-        return parse_ip(text)
-    except ValueError:
-        raise ValueError(f"invalid IP address {text!r}") from None
+    """The client address (one parser for every command: see `parse_address`)."""
+    return parse_address(text)
 
 
 def parse_mail_from(text: str) -> str:
-    """The reverse-path as given, once its domain is known to be a valid name ('' is null)."""
+    """The reverse-path as given ('' for the null path <>). A malformed domain is no reason to
+    refuse: check_host() gives "none" for it (RFC 7208 §4.3); control characters are."""
     address = text.strip()
     if address in ("", "<>"):
         return ""
-    _, domain = split_sender(address, "")
-    try:
-        ascii_domain = to_ascii(domain)
-    except ValueError as exc:
-        raise ValueError(f"invalid domain in mail-from {text!r}: {exc}") from None
-    if not is_domain_name(ascii_domain):
-        raise ValueError(f"invalid domain {domain!r} in mail-from {text!r}")
+    if not address.isprintable():
+        raise ValueError(f"invalid mail-from {text!r}: control characters")
     return address
 
 
 def parse_helo(text: str) -> str:
+    """The HELO name as given; a malformed one gives "none" (RFC 7208 §4.3), but an empty one
+    or one with control characters is not a HELO at all."""
     helo = text.strip()
     if not helo or not helo.isprintable():
         raise ValueError(f"invalid HELO name {text!r}")
@@ -85,31 +81,53 @@ def default_receiver() -> str:
     return socket.getfqdn() or "unknown"
 
 
-def check_dict(mailfrom: SPFResult, helo: SPFResult, receiver: str) -> dict[str, Any]:
-    """The JSON object of one check: the MAIL FROM identity, with the HELO one nested."""
+def check_dict(mailfrom: SPFResult, helo: SPFResult | None, receiver: str) -> dict[str, Any]:
+    """The JSON object of one check: the MAIL FROM identity, with the HELO one nested (null
+    when no HELO name was given)."""
     out = mailfrom.to_dict(receiver)
-    helo_out = helo.to_dict(receiver)
-    del helo_out["identity"]
+    helo_out = None
+    if helo is not None:
+        helo_out = helo.to_dict(receiver)
+        del helo_out["identity"]
     out["helo"] = helo_out
     return out
 
 
 async def check_both(
-    checker: SPFChecker, ip: IPAddress, mail_from: str, helo: str
-) -> tuple[SPFResult, SPFResult]:
-    return await asyncio.gather(
+    checker: SPFChecker, ip: IPAddress, mail_from: str, helo: str | None
+) -> tuple[SPFResult, SPFResult | None]:
+    """MAIL FROM and (when a HELO name is known) HELO, concurrently."""
+    if helo is None:
+        return await checker.check_mailfrom(ip, mail_from, ""), None
+    mailfrom_result, helo_result = await asyncio.gather(
         checker.check_mailfrom(ip, mail_from, helo), checker.check_helo(ip, helo)
     )
+    return mailfrom_result, helo_result
+
+
+def parse_identities(
+    ip: str, mail_from: str, helo: str | None
+) -> tuple[IPAddress, str, str | None]:
+    """The checked inputs of one check; ValueError saying what is wrong. A null reverse-path
+    is checked as postmaster@HELO (RFC 7208 §2.4), so it needs the HELO name."""
+    address = parse_ip_arg(ip)
+    sender = parse_mail_from(mail_from)
+    helo_name = parse_helo(helo) if helo is not None else None
+    if not sender and helo_name is None:
+        raise ValueError(
+            "a null reverse-path is checked as postmaster@HELO (RFC 7208 §2.4): give the HELO"
+        )
+    return address, sender, helo_name
 
 
 @spf.command("check")
 @click.option("--ip", help="Client IP address (IPv4 or IPv6).")
 @click.option("--mail-from", default="", help="Envelope sender; empty for a null reverse-path.")
-@click.option("--helo", help="HELO/EHLO name the client gave.")
+@click.option("--helo", help="HELO/EHLO name the client gave (needed for a null reverse-path).")
 @click.option("--receiver", help="Our host name, for %{r} and the headers. [default: this host]")
 @click.option(
     "--batch",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("rb"),
     metavar="FILE",
     help='JSON lines {"ip", "mail_from", "helo"} (- for stdin): one JSON result per line.',
 )
@@ -120,13 +138,14 @@ def check(
     mail_from: str,
     helo: str | None,
     receiver: str | None,
-    batch: TextIO | None,
+    batch: BinaryIO | None,
     as_json: bool,
     dns: DNSOptions,
 ) -> None:
     """Check a client against the MAIL FROM and HELO identities' SPF policies.
 
-    Prints both results, the explanation (the policy's exp= text) and the Received-SPF header.
+    Prints both results (MAIL FROM only without --helo), the explanation (the policy's exp=
+    text) and the Received-SPF header. A malformed domain gives "none" (RFC 7208 §4.3).
     """
     receiver = receiver or default_receiver()
     if batch is not None:
@@ -135,17 +154,15 @@ def check(
         if not as_json:
             fail("--batch writes JSON lines: add --json")
         checker = SPFChecker(dns.build(), receiver=receiver)
-        try:
-            errors = asyncio.run(run_batch(batch, checker, receiver))
-        except UnicodeDecodeError:
-            fail(f"{batch.name} is not UTF-8 text")
-        sys.exit(EXIT_PARTIAL if errors else EXIT_OK)
-    if not ip or not helo:
-        fail("--ip and --helo are required (or --batch FILE)")
+
+        async def evaluate(number: int, item: dict[str, Any]) -> dict[str, Any]:
+            return await evaluate_item(item, checker, receiver)
+
+        sys.exit(run_batch(batch, evaluate, concurrency=BATCH_CONCURRENCY))
+    if not ip:
+        fail("--ip is required (or --batch FILE)")
     try:
-        address = parse_ip_arg(ip)
-        sender = parse_mail_from(mail_from)
-        helo_name = parse_helo(helo)
+        address, sender, helo_name = parse_identities(ip, mail_from, helo)
     except ValueError as exc:
         fail(str(exc))
     checker = SPFChecker(dns.build(), receiver=receiver)
@@ -156,7 +173,7 @@ def check(
     show_check(mailfrom_result, helo_result, receiver)
 
 
-def show_check(mailfrom: SPFResult, helo: SPFResult, receiver: str) -> None:
+def show_check(mailfrom: SPFResult, helo: SPFResult | None, receiver: str) -> None:
     out = console()
     table = Table(title=f"SPF for {mailfrom.ip}", title_justify="left")
     table.add_column("identity")
@@ -165,11 +182,13 @@ def show_check(mailfrom: SPFResult, helo: SPFResult, receiver: str) -> None:
     table.add_column("why")
     table.add_column("DNS", justify="right")
     for result in (mailfrom, helo):
+        if result is None:
+            continue
         table.add_row(
             result.identity.value,
-            result.sender if result.identity.value == "mailfrom" else result.helo,
+            Text(result.sender if result.identity.value == "mailfrom" else result.helo),
             f"[{RESULT_STYLE[result.result]}]{result.result.value}[/]",
-            result.reason,
+            Text(result.reason),
             str(result.dns_queries),
         )
     out.print(table)
@@ -178,39 +197,18 @@ def show_check(mailfrom: SPFResult, helo: SPFResult, receiver: str) -> None:
     out.print(received_spf(mailfrom, receiver), markup=False)
 
 
-async def run_batch(stream: TextIO, checker: SPFChecker, receiver: str) -> int:
-    """Evaluate JSON lines concurrently, writing results in input order; returns error count."""
-    errors = 0
-
-    async def work(item: tuple[int, str]) -> dict[str, Any]:
-        return await evaluate_line(item[0], item[1], checker, receiver)
-
-    async for line in ordered_map(enumerate(stream, 1), work, BATCH_CONCURRENCY):
-        if "error" in line:
-            errors += 1
-        print_json(line)
-    return errors
-
-
-async def evaluate_line(
-    number: int, text: str, checker: SPFChecker, receiver: str
-) -> dict[str, Any]:
+async def evaluate_item(item: dict[str, Any], checker: SPFChecker, receiver: str) -> dict[str, Any]:
+    """One batch line {"ip", "mail_from", "helo"}: the same rules as the command's options."""
     try:
-        item = json.loads(text)
-        if not isinstance(item, dict):
-            raise ValueError("expected a JSON object")
-        for key in ("ip", "helo"):
-            if not isinstance(item.get(key), str):
-                raise ValueError(f'"{key}" is missing or not a string')
-        mail_from_value = item.get("mail_from") or ""
-        if not isinstance(mail_from_value, str):
+        ip = string_field(item, "ip")
+        helo = string_field(item, "helo", required=False)
+        mail_from = item.get("mail_from") or ""
+        if not isinstance(mail_from, str):
             raise ValueError('"mail_from" is not a string')
-        ip = parse_ip_arg(item["ip"])
-        mail_from = parse_mail_from(mail_from_value)
-        helo = parse_helo(item["helo"])
-    except ValueError as exc:  # json.JSONDecodeError is a ValueError
-        return {"line": number, "error": str(exc)}
-    mailfrom_result, helo_result = await check_both(checker, ip, mail_from, helo)
+        address, sender, helo_name = parse_identities(ip or "", mail_from, helo)
+    except ValueError as exc:
+        raise LineError(str(exc)) from None
+    mailfrom_result, helo_result = await check_both(checker, address, sender, helo_name)
     return check_dict(mailfrom_result, helo_result, receiver)
 
 

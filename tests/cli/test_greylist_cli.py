@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -144,13 +145,30 @@ def test_human_output(capsys: pytest.CaptureFixture[str], location: list[str]) -
     assert "forgot 1 triplets" in out
 
 
-def test_missing_store_lists_nothing_and_creates_nothing(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("x", "the data directory {tmp}/x does not exist"),
+        ("", "greylist.sqlite3 does not exist"),
+        ("file", "{tmp}/file' is a file"),
+    ],
+)
+@pytest.mark.parametrize("command", ["list", "forget"])
+def test_missing_store_is_said_and_created_nowhere(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str, where: str, message: str
 ) -> None:
-    code, out, _ = invoke(capsys, "greylist", "list", "--data-dir", str(tmp_path / "x"), "--json")
-    assert code == 0
-    assert json.loads(out) == {"entries": [], "total": 0, "allowed": [], "networks": []}
+    """A store that is not there is never shown as an empty one (exit 2, the path named)."""
+    (tmp_path / "file").write_text("not a directory")
+    args = ["192.0.2.1"] if command == "forget" else []
+    data_dir = tmp_path / where if where else tmp_path
+    code, out, err = invoke(
+        capsys, "greylist", command, *args, "--data-dir", str(data_dir), "--json"
+    )
+    assert (code, out) == (2, "")
+    assert message.format(tmp=tmp_path) in err
+    assert len(err.splitlines()) == 1
     assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "greylist.sqlite3").exists()
 
 
 @pytest.mark.parametrize(
@@ -202,3 +220,99 @@ def test_subprocess_entry_point(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["target"] == "net:192.0.2.1/32"
     assert (tmp_path / "greylist.sqlite3").is_file()
+
+
+@pytest.mark.parametrize(
+    ("days", "message"),
+    [
+        ("inf", "not a finite number"),
+        ("nan", "not a finite number"),
+        ("-inf", "not a finite number"),
+        ("1e309", "not a finite number"),
+        ("1e300", "range"),
+        ("-1", "range"),
+        ("0", "range"),
+        ("٣", "ASCII digits only"),
+    ],
+)
+def test_allow_days_that_are_not_a_duration_write_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, days: str, message: str
+) -> None:
+    """`--days inf` used to exit 70 after writing an entry that broke `greylist list`."""
+    code, out, err = invoke(
+        capsys, "greylist", "allow", "192.0.2.1", "--days", days, "--data-dir", str(tmp_path)
+    )
+    assert (code, out) == (2, "")
+    assert "--days" in err
+    assert message in err
+    assert not (tmp_path / "greylist.sqlite3").exists()
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("fe80::1%eth0", "scoped IPv6 address"),  # used to be stored as it was
+        ("999.1.1.1", "an IPv4 address is four numbers"),  # used to be allowed as a domain
+        ("300.2.3.0/24", "an IPv4 address is four numbers"),
+    ],
+)
+def test_allow_refuses_addresses_that_are_not(
+    capsys: pytest.CaptureFixture[str], location: list[str], target: str, message: str
+) -> None:
+    code, out, err = invoke(capsys, "greylist", "allow", target, *location)
+    assert (code, out) == (2, "")
+    assert message in err
+    data = json.loads(invoke(capsys, "greylist", "list", *location, "--json")[1])
+    assert data["allowed"] == []
+
+
+def _bad_rows(location: list[str]) -> None:
+    """A row an older version wrote (an infinite expiry) and one written by hand (text)."""
+    if location[0] == "--data-dir":
+        db = sqlite3.connect(Path(location[1]) / "greylist.sqlite3")
+        db.executescript(
+            "INSERT INTO allowed VALUES ('net:192.0.2.99/32', 1700000000.0, 9e999, 'old');"
+            "UPDATE triplets SET expires_at = 'soon' WHERE sender = 'carol@other.example';"
+        )
+        db.commit()
+        db.close()
+        return
+
+    async def write() -> None:
+        store = RedisStore.from_url(location[1])
+        await store.redis.set(
+            f"{store.prefix}a:net:192.0.2.99/32",
+            '{"target": "net:192.0.2.99/32", "added_at": 1700000000.0, "expires_at": Infinity,'
+            ' "note": "old"}',
+        )
+        async for name in store.redis.scan_iter(match=f"{store.prefix}t:*carol*"):
+            await store.redis.hset(name, "expires", "soon")
+        await store.close()
+
+    asyncio.run(write())
+
+
+def test_bad_rows_are_listed_and_flagged(
+    capsys: pytest.CaptureFixture[str], location: list[str]
+) -> None:
+    """`greylist list` used to exit 70 on such a store until the row was forgotten."""
+    _bad_rows(location)
+    code, out, err = invoke(capsys, "greylist", "list", *location, "--json")
+    assert code == 0
+    data = json.loads(out)
+    [allowed] = data["allowed"]
+    assert allowed["target"] == "net:192.0.2.99/32"
+    assert allowed["expires_at"] is None
+    assert allowed["problem"] == "expires_at inf is not a time"
+    carol = next(e for e in data["entries"] if e["sender"] == "carol@other.example")
+    assert carol["problem"] == "expires_at is not a number"
+    assert carol["expires_at"] is None
+    alice = next(e for e in data["entries"] if e["sender"] == "alice@example.com")
+    assert "problem" not in alice
+    assert "unreadable greylist row net:192.0.2.99/32: expires_at inf is not a time" in err
+    code, out, _ = invoke(capsys, "greylist", "list", *location)
+    assert code == 0
+    assert "? (bad row)" in out
+    assert "pending (bad row)" in out
+    code, out, _ = invoke(capsys, "greylist", "forget", "192.0.2.99", *location, "--json")
+    assert (code, json.loads(out)["allow_entries"]) == (0, 1)  # and it can be removed

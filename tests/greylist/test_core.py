@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mailwarden.greylist import (
+    AllowEntry,
     Entry,
     GreylistAction,
     GreylistConfig,
@@ -16,11 +19,15 @@ from mailwarden.greylist import (
     TripletKey,
     advance,
     allow_targets,
+    check_allow_entry,
     client_network,
     decide,
+    is_valid_time,
     normalize_recipient,
     normalize_sender,
     parse_allow_target,
+    stored_count,
+    stored_time,
 )
 
 KEY = TripletKey("net:192.0.2.0/24", "a@example.com", "b@example.net")
@@ -101,6 +108,80 @@ def test_parse_allow_target(text: str, target: str) -> None:
 def test_parse_allow_target_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=r"."):
         parse_allow_target(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("fe80::1%eth0", "scoped IPv6 address"),  # used to be stored as net:fe80::1%eth0/128
+        ("net:fe80::%eth0/64", "scoped IPv6 address"),
+        ("999.1.1.1", "an IPv4 address is four numbers"),  # used to be domain:999.1.1.1
+        ("999.1.1.0/24", "an IPv4 address is four numbers"),
+        ("1.2.3", "an IPv4 address is four numbers"),
+        ("domain:10.0.0.999", "an IPv4 address is four numbers"),  # never a domain
+        ("a@999.1.1.1", "not a valid e-mail address"),
+        ("192.0.2.0/33", "invalid network"),
+        ("192.0.2.1\x00", "control characters"),
+        ("example.com\r\nx", "control characters"),
+    ],
+)
+def test_parse_allow_target_says_why(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        parse_allow_target(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        (0.0, True),
+        (1_700_000_000.0, True),
+        (253_402_300_799.0, True),  # 9999-12-31T23:59:59Z
+        (253_402_300_800.0, False),
+        (-62_135_596_801.0, False),
+        (math.inf, False),
+        (-math.inf, False),
+        (math.nan, False),
+        ("1700000000", False),
+        (True, False),
+        (None, False),
+    ],
+)
+def test_is_valid_time(value: object, valid: bool) -> None:
+    assert is_valid_time(value) is valid
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        AllowEntry("net:192.0.2.1/32", 1.0, math.inf),
+        AllowEntry("net:192.0.2.1/32", 1.0, math.nan),
+        AllowEntry("net:192.0.2.1/32", 1.0, 1e300),
+        AllowEntry("net:192.0.2.1/32", math.nan, None),
+    ],
+)
+def test_check_allow_entry_refuses_times_that_are_not_times(entry: AllowEntry) -> None:
+    with pytest.raises(ValueError, match="is not a time"):
+        check_allow_entry(entry)
+
+
+@pytest.mark.parametrize(
+    ("value", "time", "count"),
+    [
+        (12, 12.0, 12),
+        (1.5, 1.5, 1),
+        ("3", 3.0, 3),
+        (b"4", 4.0, 4),
+        ("soon", math.nan, -1),
+        (None, math.nan, -1),
+        (math.inf, math.inf, -1),
+        ("9" * 400, math.inf, int("9" * 400)),
+        ([1], math.nan, -1),
+    ],
+)
+def test_stored_values_never_raise(value: object, time: float, count: int) -> None:
+    got = stored_time(value)
+    assert got == time or (math.isnan(got) and math.isnan(time))
+    assert stored_count(value) == count
 
 
 def test_advance_and_decide_table() -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import sqlite3
 import subprocess
 import sys
 import uuid
 from pathlib import Path
+
+import pytest
 
 from mailwarden.greylist import (
     AllowEntry,
@@ -215,3 +219,94 @@ async def test_sqlite_uses_wal(tmp_path: Path) -> None:
     await store.close()
     assert mode == "wal"
     assert timeout >= 1000
+
+
+@pytest.mark.parametrize("expires", [math.inf, -math.inf, math.nan, 1e300])
+async def test_allow_with_a_time_that_is_not_a_time_is_refused(
+    store: GreylistStore, expires: float
+) -> None:
+    """Validated before writing: `greylist allow --days inf` once stored an infinite expiry
+    that broke every later listing."""
+    with pytest.raises(ValueError, match="is not a time"):
+        await store.allow(AllowEntry("net:192.0.2.1/32", NOW, expires, ""))
+    with pytest.raises(ValueError, match="is not a time"):
+        await store.allow(AllowEntry("net:192.0.2.2/32", expires, None, ""))
+    assert await store.allowed(NOW) == []
+
+
+def _write_sqlite_rows(path: Path) -> None:
+    """Rows an older version (an infinite expiry) or a person (text) may have left."""
+    db = sqlite3.connect(path)
+    db.executescript(
+        "INSERT INTO allowed VALUES ('net:192.0.2.1/32', 1700000000.0, 9e999, 'inf');"
+        "INSERT INTO allowed VALUES ('net:192.0.2.2/32', 'yesterday', 'soon', '');"
+        "INSERT INTO triplets VALUES ('net:192.0.2.0/24', 'a@example.com', 'b@example.net',"
+        " 'x', 1700000000.0, 'many', NULL, 9e999);"
+        "INSERT INTO networks VALUES ('net:192.0.2.0/24', 'lots', 'later');"
+    )
+    db.commit()
+    db.close()
+
+
+async def _write_redis_rows(store: RedisStore) -> None:
+    prefix = store.prefix
+    await store.redis.set(
+        f"{prefix}a:net:192.0.2.1/32",
+        '{"target": "net:192.0.2.1/32", "added_at": 1700000000.0, "expires_at": Infinity, '
+        '"note": "inf"}',
+    )
+    await store.redis.set(f"{prefix}a:net:192.0.2.2/32", "not json at all")
+    await store.redis.hset(
+        f"{prefix}t:net:192.0.2.0/24|a@example.com|b@example.net",
+        mapping={"origin": "net:192.0.2.0/24", "sender": "a@example.com", "first": "x",
+                 "last": "1700000000.0", "attempts": "many", "passed": "", "expires": "inf"},
+    )  # fmt: skip
+    await store.redis.hset(
+        f"{prefix}n:net:192.0.2.0/24", mapping={"passes": "lots", "expires": "?"}
+    )
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_bad_rows_are_listed_never_fatal(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A store holding rows whose times or counts are not numbers still lists them (NaN, -1,
+    flagged by the command line) instead of failing the whole listing."""
+    store: GreylistStore
+    if kind == "sqlite":
+        store = SQLiteStore(tmp_path / "g.sqlite3")
+        await store.allowed(NOW)  # creates the tables
+        _write_sqlite_rows(tmp_path / "g.sqlite3")
+    else:
+        redis_store = RedisStore.from_url(
+            request.getfixturevalue("redis_url"), prefix=f"test:{uuid.uuid4().hex}:"
+        )
+        await _write_redis_rows(redis_store)
+        store = redis_store
+    try:
+        allowed = {a.target: a for a in await store.allowed(NOW)}
+        assert allowed["net:192.0.2.1/32"].expires_at == math.inf
+        assert math.isnan(allowed["net:192.0.2.2/32"].added_at)
+        [entry] = await store.entries(NOW)
+        assert entry.key.sender == "a@example.com"
+        assert math.isnan(entry.first_seen)
+        assert entry.attempts == -1
+        [network] = await store.networks(NOW)
+        assert network.passes == -1
+        assert math.isnan(network.expires_at)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_decides_afresh_on_an_unreadable_triplet(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "g.sqlite3")
+    await store.allowed(NOW)
+    _write_sqlite_rows(tmp_path / "g.sqlite3")
+    key = TripletKey("net:192.0.2.0/24", "a@example.com", "b@example.net")
+    try:
+        result = await store.attempt(Attempt(key, "net:198.51.100.0/24", ()), NOW, CONFIG)
+        assert result.old is None  # the unreadable row is replaced by a first attempt
+        assert result.new is not None
+        assert result.new.attempts == 1
+    finally:
+        await store.close()

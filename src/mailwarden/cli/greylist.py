@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,20 +22,24 @@ from mailwarden.greylist import (
     Entry,
     GreylistConfig,
     GreylistStore,
+    NetworkEntry,
     RedisStore,
     SQLiteStore,
     TripletField,
     client_network,
+    is_valid_time,
     normalize_sender,
     parse_allow_target,
 )
 
-from .common import console, fail, json_option, print_json
+from .common import BoundedInt, FiniteFloat, console, fail, json_option, print_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 STORE_FILE = "greylist.sqlite3"
+MAX_DAYS = 36_525  # a century: longer is a typo (leave --days out for "never")
+MAX_LIMIT = 10_000_000
 
 
 def store_options(command: F) -> F:
@@ -55,8 +60,9 @@ def store_options(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def open_store(location: tuple[Path, str | None], *, create: bool) -> GreylistStore | None:
-    """The store named by the options; None when the SQLite file does not exist yet."""
+def open_store(location: tuple[Path, str | None], *, create: bool) -> GreylistStore:
+    """The store named by the options; without `create`, exit 2 when the SQLite file (or its
+    directory) does not exist, rather than show an empty list of a store that is not there."""
     data_dir, redis_url = location
     if redis_url:
         try:
@@ -64,8 +70,11 @@ def open_store(location: tuple[Path, str | None], *, create: bool) -> GreylistSt
         except ValueError as exc:
             fail(f"bad --redis URL {redis_url!r}: {exc}")
     path = data_dir / STORE_FILE
-    if not path.exists() and not create:
-        return None
+    if not create and not data_dir.is_dir():
+        reason = "is not a directory" if data_dir.exists() else "does not exist"
+        fail(f"no greylist store: the data directory {data_dir} {reason}")
+    if not create and not path.exists():
+        fail(f"no greylist store in {data_dir}: {STORE_FILE} does not exist (yet)")
     if path.exists() and not path.is_file():
         fail(f"{path} is not a file")
     return SQLiteStore(path)
@@ -73,11 +82,9 @@ def open_store(location: tuple[Path, str | None], *, create: bool) -> GreylistSt
 
 def run_on(
     location: tuple[Path, str | None], create: bool, work: Callable[[GreylistStore], Awaitable[T]]
-) -> T | None:
+) -> T:
     """Run `work` on the store, closing it afterwards; store errors become one line."""
     store = open_store(location, create=create)
-    if store is None:
-        return None
 
     async def main() -> T:
         try:
@@ -96,12 +103,34 @@ def run_on(
 
 
 def iso(moment: float | None) -> str | None:
-    if moment is None:
+    """ISO 8601 in UTC; None for None and for a value that is not a time (see `problem`)."""
+    if moment is None or not is_valid_time(moment):
         return None
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def problem(times: dict[str, float | None], counts: dict[str, int] | None = None) -> str | None:
+    """What is wrong with a stored row (its times and counts), or None: a row written by hand
+    or by an older version is listed with this note instead of breaking the listing."""
+    bad = [
+        f"{name} is not a number" if math.isnan(value) else f"{name} {value!r} is not a time"
+        for name, value in times.items()
+        if value is not None and not is_valid_time(value)
+    ]
+    bad += [f"{name} is not a count" for name, value in (counts or {}).items() if value < 0]
+    return "; ".join(bad) or None
+
+
 def entry_dict(entry: Entry) -> dict[str, Any]:
+    flagged = problem(
+        {
+            "first_seen": entry.first_seen,
+            "last_seen": entry.last_seen,
+            "passed_at": entry.passed_at,
+            "expires_at": entry.expires_at,
+        },
+        {"attempts": entry.attempts},
+    )
     return {
         "origin": entry.key.origin,
         "sender": entry.key.sender,
@@ -112,15 +141,28 @@ def entry_dict(entry: Entry) -> dict[str, Any]:
         "attempts": entry.attempts,
         "passed_at": iso(entry.passed_at),
         "expires_at": iso(entry.expires_at),
+        **({"problem": flagged} if flagged else {}),
     }
 
 
 def allow_dict(entry: AllowEntry) -> dict[str, Any]:
+    flagged = problem({"added_at": entry.added_at, "expires_at": entry.expires_at})
     return {
         "target": entry.target,
         "added_at": iso(entry.added_at),
         "expires_at": iso(entry.expires_at),
         "note": entry.note,
+        **({"problem": flagged} if flagged else {}),
+    }
+
+
+def network_dict(entry: NetworkEntry) -> dict[str, Any]:
+    flagged = problem({"expires_at": entry.expires_at}, {"passes": entry.passes})
+    return {
+        "network": entry.network,
+        "passes": entry.passes,
+        "expires_at": iso(entry.expires_at),
+        **({"problem": flagged} if flagged else {}),
     }
 
 
@@ -137,7 +179,7 @@ def greylist() -> None:
     show_default=True,
     help="Which triplets to show.",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--limit", type=BoundedInt(min=1, max=MAX_LIMIT), default=1000, show_default=True)
 @store_options
 @json_option
 def list_entries(state: str, limit: int, location: tuple[Path, str | None], as_json: bool) -> None:
@@ -152,18 +194,18 @@ def list_entries(state: str, limit: int, location: tuple[Path, str | None], as_j
             "entries": [entry_dict(e) for e in entries[:limit]],
             "total": len(entries),
             "allowed": [allow_dict(a) for a in await store.allowed(now)],
-            "networks": [
-                {"network": n.network, "passes": n.passes, "expires_at": iso(n.expires_at)}
-                for n in await store.networks(now)
-            ],
+            "networks": [network_dict(n) for n in await store.networks(now)],
         }
 
-    data = run_on(location, False, work) or {
-        "entries": [],
-        "total": 0,
-        "allowed": [],
-        "networks": [],
-    }
+    data = run_on(location, False, work)
+    flagged = [
+        f"{row.get('target') or row.get('network') or row.get('sender')}: {row['problem']}"
+        for key in ("entries", "allowed", "networks")
+        for row in data[key]
+        if "problem" in row
+    ]
+    for note in flagged:  # a bad row is listed, and said so on stderr
+        click.echo(f"mailwarden: warning: unreadable greylist row {note}", err=True)
     if as_json:
         print_json(data)
         return
@@ -173,13 +215,13 @@ def list_entries(state: str, limit: int, location: tuple[Path, str | None], as_j
         table.add_column(column)
     for e in data["entries"]:
         table.add_row(
-            e["state"],
+            e["state"] if "problem" not in e else f"{e['state']} (bad row)",
             Text(e["origin"]),
             Text(e["sender"]),
             Text(e["recipient"]),
             str(e["attempts"]),
-            e["last_seen"],
-            e["expires_at"],
+            e["last_seen"] or "?",
+            e["expires_at"] or "?",
         )
     out.print(table)
     if data["allowed"]:
@@ -187,7 +229,8 @@ def list_entries(state: str, limit: int, location: tuple[Path, str | None], as_j
         for column in ("target", "expires", "note"):
             allowed.add_column(column)
         for a in data["allowed"]:
-            allowed.add_row(Text(a["target"]), a["expires_at"] or "never", Text(a["note"]))
+            expires = a["expires_at"] or ("? (bad row)" if "problem" in a else "never")
+            allowed.add_row(Text(a["target"]), expires, Text(a["note"]))
         out.print(allowed)
     if data["networks"]:
         nets = Table(title="client networks that passed", title_justify="left")
@@ -202,8 +245,8 @@ def list_entries(state: str, limit: int, location: tuple[Path, str | None], as_j
 @click.argument("target")
 @click.option(
     "--days",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Expire after DAYS [default: never].",
+    type=FiniteFloat(min=0, min_open=True, max=MAX_DAYS),
+    help=f"Expire after DAYS (at most {MAX_DAYS}) [default: never].",
 )
 @click.option("--note", default="", help="Why (shown in decisions and listings).")
 @store_options
@@ -249,11 +292,7 @@ def forget(target: str, location: tuple[Path, str | None], as_json: bool) -> Non
         counters = sum([await store.forget_network(n) for n in plan["networks"]])
         return {"triplets": triplets, "allow_entries": allows, "network_counters": counters}
 
-    counts = run_on(location, False, work) or {
-        "triplets": 0,
-        "allow_entries": 0,
-        "network_counters": 0,
-    }
+    counts = run_on(location, False, work)
     if as_json:
         print_json({"target": target, **counts})
         return

@@ -17,12 +17,16 @@ from .core import (
     TripletKey,
     advance,
     allow_targets,
+    check_allow_entry,
     client_network,
     decide,
     exemption,
+    is_valid_time,
     normalize_recipient,
     normalize_sender,
     parse_allow_target,
+    stored_count,
+    stored_time,
 )
 from .engine import Greylister
 from .redis_store import RedisStore
@@ -48,10 +52,14 @@ __all__ = [
     "TripletKey",
     "advance",
     "allow_targets",
+    "check_allow_entry",
     "client_network",
     "decide",
     "exemption",
+    "is_valid_time",
     "normalize_recipient",
     "normalize_sender",
     "parse_allow_target",
+    "stored_count",
+    "stored_time",
 ]

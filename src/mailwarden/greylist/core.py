@@ -8,12 +8,14 @@ apply `advance` atomically; `Greylister` (engine.py) wires them together.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from mailwarden.dns import IPAddress, is_domain_name, normalize
+from mailwarden.ipinput import looks_like_ipv4, parse_ip_input
 from mailwarden.schema import setting
 
 __all__ = [
@@ -27,12 +29,16 @@ __all__ = [
     "TripletKey",
     "advance",
     "allow_targets",
+    "check_allow_entry",
     "client_network",
     "decide",
     "exemption",
+    "is_valid_time",
     "normalize_recipient",
     "normalize_sender",
     "parse_allow_target",
+    "stored_count",
+    "stored_time",
 ]
 
 
@@ -149,6 +155,53 @@ class NetworkEntry:
     expires_at: float
 
 
+# Times are seconds since the epoch; a store holds only those a date can show (years 1..9999).
+MIN_TIME = -62_135_596_800.0  # 0001-01-01T00:00:00Z
+MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z
+
+
+def is_valid_time(value: object) -> bool:
+    """A finite number of seconds within the years 1..9999 (never nan, inf or text)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and MIN_TIME <= value <= MAX_TIME
+    )
+
+
+def check_allow_entry(entry: AllowEntry) -> None:
+    """ValueError unless `entry`'s times are valid: every store checks before writing, so no
+    entry with an infinite or unreadable expiry is ever stored."""
+    if not is_valid_time(entry.added_at):
+        raise ValueError(f"allow entry {entry.target}: added_at {entry.added_at!r} is not a time")
+    if entry.expires_at is not None and not is_valid_time(entry.expires_at):
+        raise ValueError(
+            f"allow entry {entry.target}: expires_at {entry.expires_at!r} is not a time"
+        )
+
+
+def stored_time(value: object) -> float:
+    """A time read back from a store; NaN when the store holds something that is not a number
+    (a row written by hand or by an older version), so it is shown flagged, never fatal."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | bytes):
+        return math.nan
+    try:
+        return float(value)
+    except (ValueError, OverflowError):  # "soon", or an integer beyond any float
+        return math.nan
+
+
+def stored_count(value: object) -> int:
+    """A count read back from a store; -1 when it is not a whole number (flagged, not fatal)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | bytes):
+        return -1
+    try:
+        return int(value)
+    except (ValueError, OverflowError):  # "many", nan, inf
+        return -1
+
+
 @dataclass(frozen=True, slots=True)
 class GreylistDecision:
     """Pass, or defer with `retry_after` seconds and the 451 4.7.1 reply (RFC 6647 §2.1)."""
@@ -249,19 +302,23 @@ def parse_allow_target(text: str, config: GreylistConfig | None = None) -> str:
             break
     if not value:
         raise ValueError("empty allow target")
-    try:
-        network = ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        pass
-    else:
-        if network.version == 6 and network.prefixlen % 4:
-            raise ValueError(f"IPv6 network {network}: the prefix length must be a multiple of 4")
-        return f"net:{network}"  # a single address is its /32 or /128
+    if not value.isprintable():
+        raise ValueError(f"invalid allow target {text!r}: control characters")
     if "@" in value:
         local, _, domain = value.rpartition("@")
         if not local or not _is_domain(domain):
             raise ValueError(f"{text!r} is not a valid e-mail address")
         return f"sender:{normalize_sender(value)}"
+    address, slash, _ = value.partition("/")
+    if slash or ":" in value or looks_like_ipv4(value):  # an address or network, never a domain
+        parse_ip_input(address, "address")  # scoped IPv6 and 999.1.1.1 refused, saying so
+        try:
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"invalid network {text!r}: {exc}") from None
+        if network.version == 6 and network.prefixlen % 4:
+            raise ValueError(f"IPv6 network {network}: the prefix length must be a multiple of 4")
+        return f"net:{network}"  # a single address is its /32 or /128
     if not _is_domain(value):
         raise ValueError(
             f"{text!r} is neither an address, a network, an e-mail address nor a domain"
@@ -270,7 +327,8 @@ def parse_allow_target(text: str, config: GreylistConfig | None = None) -> str:
 
 
 def _is_domain(name: str) -> bool:
-    return is_domain_name(name) and "." in name.strip(".")
+    """A domain of two labels or more; all-numeric labels are an address (RFC 1123 §2.1)."""
+    return is_domain_name(name) and "." in name.strip(".") and not looks_like_ipv4(name)
 
 
 def exemption(

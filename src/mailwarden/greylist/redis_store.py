@@ -16,7 +16,16 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .core import AllowEntry, Entry, GreylistConfig, NetworkEntry, TripletKey
+from .core import (
+    AllowEntry,
+    Entry,
+    GreylistConfig,
+    NetworkEntry,
+    TripletKey,
+    check_allow_entry,
+    stored_count,
+    stored_time,
+)
 from .store import Attempt, AttemptResult, TripletField, triplet_matches
 
 __all__ = ["RedisStore"]
@@ -130,13 +139,33 @@ class RedisStore:
 
     @staticmethod
     def _entry(data: dict[str, str]) -> Entry:
+        """A triplet hash; missing or unreadable values (written by hand or by an older
+        version) become "", NaN or -1, so the entry is listed flagged instead of failing."""
         return Entry(
-            TripletKey(data["origin"], data["sender"], data["recipient"]),
-            float(data["first"]),
-            float(data["last"]),
-            int(data["attempts"]),
-            float(data["passed"]) if data.get("passed") else None,
-            float(data["expires"]),
+            TripletKey(data.get("origin", ""), data.get("sender", ""), data.get("recipient", "")),
+            stored_time(data.get("first")),
+            stored_time(data.get("last")),
+            stored_count(data.get("attempts")),
+            stored_time(data["passed"]) if data.get("passed") else None,
+            stored_time(data.get("expires")),
+        )
+
+    def _allow_entry(self, name: str, raw: str) -> AllowEntry:
+        """An allow entry's JSON; one that cannot be read is listed under its key's target,
+        with NaN times (flagged), never fatal."""
+        target = name[len(self.prefix) + 2 :]
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return AllowEntry(target, math.nan, math.nan, "")
+        expires = data.get("expires_at")
+        return AllowEntry(
+            str(data.get("target", target)),
+            stored_time(data.get("added_at")),
+            None if expires is None else stored_time(expires),
+            str(data.get("note", "")),
         )
 
     # -- decisions -------------------------------------------------------------------------
@@ -170,6 +199,7 @@ class RedisStore:
 
     # -- administration --------------------------------------------------------------------
     async def allow(self, entry: AllowEntry) -> None:
+        check_allow_entry(entry)
         value = json.dumps(
             {
                 "target": entry.target,
@@ -212,15 +242,19 @@ class RedisStore:
                     pipe.hgetall(name)
                 rows: list[dict[str, str]] = await pipe.execute()
             found.extend(self._entry(row) for row in rows if row)
-        live = sorted((e for e in found if e.expires_at > now), key=lambda e: -e.last_seen)
+        # `not <=`: an entry whose expiry cannot be read (NaN) is listed, to be seen and fixed
+        live = sorted(
+            (e for e in found if not e.expires_at <= now),
+            key=lambda e: -e.last_seen if e.last_seen == e.last_seen else math.inf,
+        )
         return live[:limit] if limit is not None else live
 
     async def allowed(self, now: float) -> list[AllowEntry]:
         names = [n async for n in self.redis.scan_iter(match=f"{_glob_escape(self.prefix)}a:*")]
         values = await self.redis.mget(names) if names else []
-        entries = [AllowEntry(**json.loads(v)) for v in values if v is not None]
+        entries = [self._allow_entry(n, str(v)) for n, v in zip(names, values, strict=True) if v]
         return sorted(
-            (e for e in entries if e.expires_at is None or e.expires_at > now),
+            (e for e in entries if e.expires_at is None or not e.expires_at <= now),
             key=lambda e: e.target,
         )
 
@@ -229,8 +263,8 @@ class RedisStore:
         start = len(self.prefix) + 2
         async for name in self.redis.scan_iter(match=f"{_glob_escape(self.prefix)}n:*"):
             passes, expires = await self.redis.hmget(name, ["passes", "expires"])
-            if passes is not None and expires is not None and float(expires) > now:
-                out.append(NetworkEntry(name[start:], int(passes), float(expires)))
+            if passes is not None and expires is not None and not stored_time(expires) <= now:
+                out.append(NetworkEntry(name[start:], stored_count(passes), stored_time(expires)))
         return sorted(out, key=lambda n: n.network)
 
     async def purge(self, now: float) -> int:

@@ -15,7 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from .core import AllowEntry, Entry, GreylistConfig, NetworkEntry, TripletKey, advance
+from .core import (
+    AllowEntry,
+    Entry,
+    GreylistConfig,
+    NetworkEntry,
+    TripletKey,
+    advance,
+    check_allow_entry,
+    is_valid_time,
+    stored_count,
+    stored_time,
+)
 from .store import Attempt, AttemptResult, TripletField
 
 __all__ = ["SQLiteStore"]
@@ -52,15 +63,38 @@ _ENTRY_COLUMNS = "origin, sender, recipient, first_seen, last_seen, attempts, pa
 
 
 def _entry(row: Sequence[object]) -> Entry:
+    """A triplet row; values that are not numbers (a hand-edited file) become NaN or -1."""
     origin, sender, recipient, first, last, attempts, passed, expires = row
     return Entry(
         TripletKey(str(origin), str(sender), str(recipient)),
-        float(first),  # type: ignore[arg-type]
-        float(last),  # type: ignore[arg-type]
-        int(attempts),  # type: ignore[call-overload]
-        None if passed is None else float(passed),  # type: ignore[arg-type]
-        float(expires),  # type: ignore[arg-type]
+        stored_time(first),
+        stored_time(last),
+        stored_count(attempts),
+        None if passed is None else stored_time(passed),
+        stored_time(expires),
     )
+
+
+def _sound(entry: Entry) -> bool:
+    """Every time of the entry is a time: a row that is not is never decided on."""
+    return all(
+        is_valid_time(t) for t in (entry.first_seen, entry.last_seen, entry.expires_at)
+    ) and (entry.passed_at is None or is_valid_time(entry.passed_at))
+
+
+def _allow(row: Sequence[object]) -> AllowEntry:
+    target, added, expires, note = row
+    return AllowEntry(
+        str(target),
+        stored_time(added),
+        None if expires is None else stored_time(expires),
+        "" if note is None else str(note),
+    )
+
+
+def _network(row: Sequence[object]) -> NetworkEntry:
+    network, passes, expires = row
+    return NetworkEntry(str(network), stored_count(passes), stored_time(expires))
 
 
 class SQLiteStore:
@@ -119,7 +153,7 @@ class SQLiteStore:
             if rows:
                 by_target = {row[0]: row for row in rows}
                 first = next(t for t in targets if t in by_target)
-                return AttemptResult(allowed=AllowEntry(*by_target[first]))
+                return AttemptResult(allowed=_allow(by_target[first]))
         row = db.execute(
             "SELECT passes FROM networks WHERE network = ? AND expires_at > ?",
             (attempt.network, now),
@@ -134,6 +168,8 @@ class SQLiteStore:
             (key.origin, key.sender, key.recipient, now),
         ).fetchone()
         old = _entry(row) if row else None
+        if old is not None and not _sound(old):  # unreadable times: start the triplet afresh
+            old = None
         new = advance(old, key, now, config)
         db.execute(
             f"INSERT OR REPLACE INTO triplets ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -157,6 +193,8 @@ class SQLiteStore:
         return AttemptResult(None, passes, old, new)
 
     async def allow(self, entry: AllowEntry) -> None:
+        check_allow_entry(entry)
+
         def work(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT OR REPLACE INTO allowed (target, added_at, expires_at, note) "
@@ -203,7 +241,7 @@ class SQLiteStore:
                 "WHERE expires_at IS NULL OR expires_at > ? ORDER BY target",
                 (now,),
             ).fetchall()
-            return [AllowEntry(*row) for row in rows]
+            return [_allow(row) for row in rows]
 
         return await self._run(work)
 
@@ -214,7 +252,7 @@ class SQLiteStore:
                 "ORDER BY network",
                 (now,),
             ).fetchall()
-            return [NetworkEntry(*row) for row in rows]
+            return [_network(row) for row in rows]
 
         return await self._run(work)
 

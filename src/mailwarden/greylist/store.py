@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from .core import AllowEntry, Entry, GreylistConfig, NetworkEntry, TripletKey, advance
+from .core import (
+    AllowEntry,
+    Entry,
+    GreylistConfig,
+    NetworkEntry,
+    TripletKey,
+    advance,
+    check_allow_entry,
+)
 
 __all__ = ["Attempt", "AttemptResult", "GreylistStore", "MemoryStore", "TripletField"]
 
@@ -61,7 +69,8 @@ class GreylistStore(Protocol):
         ...
 
     async def allow(self, entry: AllowEntry) -> None:
-        """Add or replace a manual allow entry."""
+        """Add or replace a manual allow entry; ValueError (nothing written) when its times
+        are not valid (`check_allow_entry`)."""
         ...
 
     async def forget_allow(self, target: str) -> bool: ...
@@ -123,6 +132,7 @@ class MemoryStore:
         return AttemptResult(None, passes, old, new)
 
     async def allow(self, entry: AllowEntry) -> None:
+        check_allow_entry(entry)
         self.allows[entry.target] = entry
 
     async def forget_allow(self, target: str) -> bool:

@@ -21,7 +21,10 @@ from mailwarden.gateway import (
 from mailwarden.pipeline import Pipeline, build
 from mailwarden.settings import ConfigError, GatewaySettings, Override, parse_hostport
 
-from .common import DNSOptions, dns_options, fail, json_option, print_json
+from .common import DNSOptions, FiniteFloat, dns_options, fail, json_option, print_json
+from .paths import check_serve_paths, require_maildir
+
+MAX_GREET_PAUSE = 300.0  # RFC 5321 §4.5.3.2.1: clients wait 5 minutes for the greeting
 
 
 def _hostport(option: str, text: str, default_port: int | None = None) -> tuple[str, int]:
@@ -68,7 +71,7 @@ async def _run_until_signalled(
 )
 @click.option("--hostname", metavar="NAME", help="Our name (greeting, Received, authserv-id).")
 @click.option("--data-dir", metavar="DIR", help="Greylist database, sink Maildir, TLS pair.")
-@click.option("--greet-pause", type=click.FloatRange(min=0), metavar="SECONDS")
+@click.option("--greet-pause", type=FiniteFloat(min=0, max=MAX_GREET_PAUSE), metavar="SECONDS")
 @dns_options
 @json_option
 def serve(
@@ -94,6 +97,9 @@ def serve(
         if value is not None:
             given[key] = (value, option)
     settings = dns.settings(given)
+    check_serve_paths(
+        settings, "--data-dir" if data_dir else f"{settings.source}: gateway.data_dir"
+    )
     config = settings.gateway
     if config.hostname == "localhost":
         click.echo(
@@ -102,7 +108,7 @@ def serve(
             err=True,
         )
     try:
-        pipeline = build(settings, dns.build(settings), greylist=True)
+        pipeline = build(settings, dns.build(settings, status=False), greylist=True)
     except ConfigError as exc:
         fail(str(exc))
     except OSError as exc:
@@ -147,6 +153,7 @@ def serve(
 @json_option
 def sink(listen: str, maildir: str, no_fsync: bool, as_json: bool) -> None:
     """A downstream that accepts any message and delivers it into one Maildir."""
+    require_maildir(maildir)
     config = sink_config(_hostport("--listen", listen))
     gateway = Gateway(
         config, relay=MaildirRelay(Path(maildir), fsync=not no_fsync), log=TransactionLog("")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.dkim.test_verify import weak_rsa_key
 
 from mailwarden.cli import run
 
@@ -260,7 +261,8 @@ def test_verify_now_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         (["dkim", "sign", "{msg}", "-d", "example.com", "-s", "s", "--key", "{msg}"], "{msg}:"),
         (["dkim", "sign", "{msg}", "-d", "bad domain", "-s", "s", "--key", "{key}"], "invalid"),
         (["dkim", "sign", "{nofrom}", "-d", "example.com", "-s", "s", "--key", "{key}"], "no From"),
-        (["dkim", "keygen", "-d", "example.com", "-s", "s", "--bits", "100"], "RSA key size"),
+        (["dkim", "keygen", "-d", "example.com", "-s", "s", "--bits", "100"], "1024<=x<=4096"),
+        (["dkim", "keygen", "-d", "example.com", "-s", "s", "--bits", "nan"], "--bits"),
         (["dkim", "keygen", "-d", "ex ample", "-s", "s"], "invalid domain"),
         (
             [
@@ -278,6 +280,26 @@ def test_verify_now_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
             "--bits applies to RSA",
         ),
         (["dkim", "sign", "{msg}", "-s", "s", "--key", "{key}"], "--domain"),
+        (
+            [
+                "dkim",
+                "sign",
+                "{msg}",
+                "-d",
+                "example.com",
+                "-s",
+                "s",
+                "--key",
+                "{key}",
+                "--headers",
+                "from,x header",
+            ],
+            "invalid header field name 'x header'",
+        ),
+        (
+            ["dkim", "sign", "{msg}", "-d", "example.com", "-s", "s", "--key", "{weak}"],
+            "512-bit RSA key is too short: RFC 8301 §3.2",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -298,7 +320,15 @@ def test_bad_input_is_one_line_and_exit_2(
 
     key = tmp_path / "k.pem"
     write_private_key(key, generate_key("ed25519"))
-    names = {"bad": str(bad), "msg": str(msg), "nofrom": str(nofrom), "key": str(key)}
+    weak = tmp_path / "weak.pem"
+    write_private_key(weak, weak_rsa_key())
+    names = {
+        "bad": str(bad),
+        "msg": str(msg),
+        "nofrom": str(nofrom),
+        "key": str(key),
+        "weak": str(weak),
+    }
     argv = [a.format(**names) for a in args]
     code, out, err = invoke(capsys, *argv)
     assert code == 2, err

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from tests.dkim.helpers import NOW, ed_key, key_records, rsa_key, verify
+from tests.dkim.test_verify import weak_rsa_key
 
 from mailwarden.dkim import (
     DEFAULT_SIGNED_HEADERS,
@@ -123,6 +124,12 @@ def test_dual_signing_shares_the_body_hash() -> None:
         ({"algorithm": "dsa"}, "unknown algorithm"),
         ({"expiration": NOW - 1}, "expiration"),
         ({"canonicalization": ("fancy", "simple")}, "canonicalization"),
+        # RFC 5322 §3.6.8: a field name is printable ASCII without space or colon
+        ({"headers": ["from", "x header"]}, "invalid header field name 'x header'"),
+        ({"headers": ["from", "sub\tject"]}, "invalid header field name"),
+        ({"headers": ["from", "a:b"]}, "invalid header field name 'a:b'"),
+        ({"headers": ["from", "ünicode"]}, "invalid header field name"),
+        ({"headers": ["from", "x\x00"]}, "invalid header field name"),
     ],
 )
 def test_signing_errors(kwargs: dict[str, object], error: str) -> None:
@@ -135,6 +142,17 @@ def test_signing_errors(kwargs: dict[str, object], error: str) -> None:
     args.update(kwargs)
     with pytest.raises(SigningError, match=error):
         sign(MESSAGE, **args)  # type: ignore[arg-type]
+
+
+def test_short_rsa_keys_are_refused() -> None:
+    """RFC 8301 §3.2: signers MUST use RSA keys of at least 1024 bits (a 512-bit key used to
+    sign without a word)."""
+    small = weak_rsa_key()
+    with pytest.raises(SigningError, match="512-bit RSA key is too short: RFC 8301"):
+        sign(MESSAGE, "example.com", "s", small, timestamp=NOW)
+    with pytest.raises(SigningError, match="RFC 8301"):
+        sign_many(MESSAGE, "example.com", [SigningKey("e", ed_key()), SigningKey("r", small)])
+    assert sign(MESSAGE, "example.com", "s", rsa_key(1024), timestamp=NOW)  # the minimum
 
 
 def test_sign_header_template_errors() -> None:

@@ -27,10 +27,19 @@ from mailwarden.dkim import (
     write_private_key,
     zone_entry,
 )
+from mailwarden.dkim.keygen import MAX_RSA_BITS, MIN_RSA_BITS
 from mailwarden.dns import is_domain_name, to_ascii
 from mailwarden.message import Message, MessageError, read_message
 
-from .common import DNSOptions, console, dns_options, fail, json_option, print_json
+from .common import (
+    BoundedInt,
+    DNSOptions,
+    console,
+    dns_options,
+    fail,
+    json_option,
+    print_json,
+)
 
 RESULT_STYLE = {
     DKIMStatus.PASS: "bold green",
@@ -208,7 +217,11 @@ def sign_command(
     default="rsa",
     show_default=True,
 )
-@click.option("--bits", type=int, help="RSA key size. [default: 2048]")
+@click.option(
+    "--bits",
+    type=BoundedInt(min=MIN_RSA_BITS, max=MAX_RSA_BITS),
+    help="RSA key size (RFC 8301 §3.2: at least 1024). [default: 2048]",
+)
 @click.option(
     "--output",
     "-o",

@@ -9,15 +9,19 @@ and exact test vectors use).
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailwarden.dns import is_domain_name, to_ascii
 from mailwarden.message import HeaderField, Message, MessageError
 
 from .canon import BodyHasher, Canon, header_hash_input, parse_canonicalization
 from .crypto import Algorithm, PrivateKey, sign_data
+from .keygen import MIN_RSA_BITS
 from .tags import TagListError, encode_quoted_printable, parse_tag_list
 
 __all__ = [
@@ -52,6 +56,8 @@ DEFAULT_SIGNED_HEADERS = (
 )
 LINE_WIDTH = 76
 FIELD_NAME = b"DKIM-Signature"
+# RFC 5322 §3.6.8: field-name = 1*ftext, printable US-ASCII except ":" (no space, no control)
+_FIELD_NAME = re.compile(r"[!-9;-~]+", re.ASCII)
 
 
 class SigningError(ValueError):
@@ -70,6 +76,12 @@ class SigningKey:
         algorithm = self.algorithm or Algorithm.for_key(self.private_key)
         if algorithm.key_type is not Algorithm.for_key(self.private_key).key_type:
             raise SigningError(f"a {algorithm} signature needs a {algorithm.key_type} key")
+        key = self.private_key
+        if isinstance(key, rsa.RSAPrivateKey) and key.key_size < MIN_RSA_BITS:
+            raise SigningError(  # RFC 8301 §3.2: signers MUST use RSA keys of 1024 bits or more
+                f"a {key.key_size}-bit RSA key is too short: RFC 8301 §3.2 forbids signing "
+                f"with keys under {MIN_RSA_BITS} bits"
+            )
         return algorithm
 
 
@@ -79,11 +91,17 @@ def signed_header_names(
     """The h= list: each name (lower case) as often as it occurs, plus once more if `oversign`.
 
     Names absent from the message are listed once when over-signing, so they cannot be added.
+    SigningError for a name that is not a header field name (a space inside, a colon).
     """
     names: list[str] = []
     for name in dict.fromkeys(h.strip().lower() for h in (headers or DEFAULT_SIGNED_HEADERS)):
         if not name:
             continue
+        if not _FIELD_NAME.fullmatch(name):
+            raise SigningError(
+                f"invalid header field name {name!r}: printable ASCII without spaces or colons "
+                "(RFC 5322 §3.6.8)"
+            )
         names.extend([name] * (message.count(name) + (1 if oversign else 0)))
     return names
 

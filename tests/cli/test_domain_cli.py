@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from mailwarden.cli import run
+from mailwarden.cli.common import DNSOptions
+from mailwarden.dns import StaticResolver
 
 ZONE = str(Path(__file__).resolve().parents[1] / "audit" / "data" / "zones.txt")
 
@@ -51,7 +53,9 @@ def test_good_domain_exits_0(capsys: pytest.CaptureFixture[str], config: str) ->
         "dmarc",
         "bimi",
         "findings",
+        "dns_failed",
     ]
+    assert data["dns_failed"] == []
     assert data["domain"] == "good.example"
     assert data["status"] == "ok"
     assert data["counts"] == {"ok": 7, "info": 0, "warning": 0, "error": 0}
@@ -178,7 +182,10 @@ def test_timeouts_are_not_missing_records(
         "--json",
     )
     data = json.loads(out)
-    assert (code, err) == (0, "")  # timeouts are warnings: no error-level finding
+    # no error-level finding (timeouts are warnings), but nothing was checked: a CI gate must
+    # not pass, so a status of its own (3), and the checks DNS failed for are named
+    assert (code, err) == (3, "")
+    assert data["dns_failed"] == ["mx", "spf", "dmarc", "bimi"]
     codes = {f["code"] for f in data["findings"]}
     assert codes == {
         "mx-dns-timeout",
@@ -216,4 +223,46 @@ def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "1   at least one error-level finding" in out
     assert "2   bad input" in out
+    assert "3   no error-level finding, but DNS lookups timed out or failed" in out
     assert "selector1, selector2" in out
+
+
+def test_dns_failure_is_said_in_human_output(
+    capsys: pytest.CaptureFixture[str], silent_server: str
+) -> None:
+    code, out, err = invoke(
+        capsys,
+        "domain",
+        "check",
+        "example.com",
+        "--dns-server",
+        silent_server,
+        "--dns-timeout",
+        "0.05",
+        "--dns-retries",
+        "0",
+        "--no-common-selectors",
+        "--no-dnsbl",
+    )
+    assert (code, err) == (3, "")
+    assert "DNS failed for mx, spf, dmarc, bimi: those checks were not done in full" in out
+
+
+def test_error_finding_wins_over_dns_failure(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error-level finding is certain whatever else timed out: exit 1, not 3."""
+    resolver = StaticResolver()
+    resolver.load_master_text(
+        '$ORIGIN .\n$TTL 300\nbroken.example. TXT "v=spf1 +all"\n'
+        "broken.example. MX 10 mx.broken.example.\nmx.broken.example. A 192.0.2.9\n"
+    )
+    resolver.fail("_dmarc.broken.example")
+    monkeypatch.setattr(DNSOptions, "build", lambda self: resolver)
+    code, out, err = invoke(
+        capsys, "domain", "check", "broken.example", "--no-common-selectors", "--no-dnsbl", "--json"
+    )
+    data = json.loads(out)
+    assert "spf-pass-all" in {f["code"] for f in data["findings"]}
+    assert data["dns_failed"] == ["dmarc"]
+    assert (code, err) == (1, "")

@@ -22,7 +22,16 @@ from mailwarden.dnsbl import DNSList, DNSListChecker
 from .bimi import DMARCEnforcement, bimi_section, fetch_bimi
 from .dkim import COMMON_SELECTORS, check_dkim
 from .dmarc import authorization_name, check_dmarc
-from .findings import Finding, FindingCode, LookupStatus, Outcome, Section, Severity, query
+from .findings import (
+    DNS_FAILURES,
+    Finding,
+    FindingCode,
+    LookupStatus,
+    Outcome,
+    Section,
+    Severity,
+    query,
+)
 from .mx import check_mx
 from .spf import check_spf, lookups_past_limit
 
@@ -69,6 +78,16 @@ class DomainAudit:
     def has_errors(self) -> bool:
         return self.worst is Severity.ERROR
 
+    @property
+    def dns_failed(self) -> list[str]:
+        """The checks some of whose DNS lookups timed out or failed (SERVFAIL): not done in
+        full, so the audit cannot vouch for them. Empty when every lookup was answered."""
+        return [
+            name
+            for name in CHECKS
+            if any(f.code in DNS_FAILURES for f in self.sections[name].findings)
+        ]
+
     def counts(self) -> dict[str, int]:
         counts = {s.value: 0 for s in Severity}
         for finding in self.findings:
@@ -82,6 +101,7 @@ class DomainAudit:
             "counts": self.counts(),
             **{name: self.sections[name].to_dict() for name in CHECKS},
             "findings": [f.to_dict() for f in self.findings],
+            "dns_failed": self.dns_failed,
         }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from mailwarden.dns import Answer, NoData, NXDomain, RdType, Resolver, TemporaryFailure
 
 __all__ = [
+    "DNS_FAILURES",
     "Finding",
     "FindingCode",
     "LookupStatus",
@@ -110,6 +111,10 @@ class FindingCode(StrEnum):
     SPF_TOO_MANY_LOOKUPS = "spf-too-many-lookups"
     SPF_VOID_LOOKUPS = "spf-void-lookups"
     SPF_WIDE_RANGE = "spf-wide-range"
+
+
+# The codes of "this lookup got no answer" (timeout or SERVFAIL): the check was not done
+DNS_FAILURES = frozenset(code for code in FindingCode if code.endswith("-dns-timeout"))
 
 
 @dataclass(frozen=True, slots=True)

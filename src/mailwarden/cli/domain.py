@@ -12,6 +12,7 @@ from mailwarden.audit import CHECKS, COMMON_SELECTORS, DomainAudit, Severity, au
 from mailwarden.dns import is_domain_name, to_ascii
 
 from .common import (
+    EXIT_DNS_FAILED,
     EXIT_OK,
     EXIT_PARTIAL,
     DNSOptions,
@@ -24,9 +25,11 @@ from .common import (
 
 EPILOG = f"""\b
 Exit status:
-  0   no error-level finding (warnings and info may exist)
+  0   no error-level finding (warnings and info may exist), every DNS lookup answered
   1   at least one error-level finding: run it in CI to keep the domain right
   2   bad input (domain, option, zone or config file): nothing was checked
+  3   no error-level finding, but DNS lookups timed out or failed: some checks were
+      not done (JSON "dns_failed" names them), so the domain is not vouched for
 
 \b
 Common DKIM selectors tried besides --selector:
@@ -101,7 +104,9 @@ def check(
         print_json(report.to_dict())
     else:
         show(report)
-    sys.exit(EXIT_PARTIAL if report.has_errors else EXIT_OK)
+    if report.has_errors:
+        sys.exit(EXIT_PARTIAL)
+    sys.exit(EXIT_DNS_FAILED if report.dns_failed else EXIT_OK)
 
 
 def show(report: DomainAudit) -> None:
@@ -146,6 +151,11 @@ def show(report: DomainAudit) -> None:
         f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info, "
         f"{counts['ok']} ok"
     )
+    if report.dns_failed:
+        out.print(
+            f"[magenta]DNS failed[/] for {', '.join(report.dns_failed)}: those checks were not "
+            "done in full (timeouts or SERVFAIL); run it again or check the name servers"
+        )
 
 
 def _plain(text: str) -> str:

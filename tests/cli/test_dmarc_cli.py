@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,19 @@ def test_bad_domain(capsys: pytest.CaptureFixture[str], zone: str, domain: str) 
     assert (code, out) == (2, "")
     assert err.startswith("mailwarden: error: ")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_dns_failure_is_exit_1_as_documented(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README says `dmarc record` exits 1 when DNS failed: a server that never answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        server = f"127.0.0.1:{sock.getsockname()[1]}"
+        code, out, err = invoke(
+            capsys, "dmarc", "record", "example.com", "--dns-server", server,
+            "--dns-timeout", "0.05", "--dns-retries", "0", "--json",
+        )  # fmt: skip
+    finally:
+        sock.close()
+    assert (code, err) == (1, "")
+    assert json.loads(out)["error"]

@@ -374,3 +374,43 @@ def test_readme_and_help_list_the_same_exit_statuses(capsys: pytest.CaptureFixtu
     assert documented == in_help == constants
     assert "`dmarc record` could not look the record up" in readme
     assert "mailwarden sink --listen" in readme
+
+
+def test_an_error_is_one_line_whatever_the_input_holds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A file name with a line break used to split the error over two lines (found by the
+    hostile-arguments test)."""
+    missing = str(tmp_path / "a\r\nb")
+    code, out, err = invoke(capsys, "dkim", "verify", missing)
+    assert (code, out) == (EXIT_BAD_INPUT, "")
+    assert err == f"mailwarden: error: cannot read {tmp_path}/a\\r\\nb: No such file or directory\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("plain", "plain"), ("a\nb", "a\\nb"), ("tab\there", "tab\\there"), ("\x1b[2J", "\\x1b[2J")],
+)
+def test_one_line(text: str, line: str) -> None:
+    assert common.one_line(text) == line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve", "--listen", "127.0.0.1:0", "--hostname", "mx.test"],
+        ["check", "x.eml", "--ip", "192.0.2.1", "--helo", "h.example"],
+        ["domain", "check", "example.com"],
+    ],
+)
+def test_a_binary_config_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
+) -> None:
+    """A configuration file that is not UTF-8 used to exit 70 (found by the hostile test)."""
+    config = tmp_path / "binary.toml"
+    config.write_bytes(b"[policy]\n\xff\xfe")
+    code, out, err = invoke(capsys, *command, "--config", str(config))
+    assert (code, out) == (EXIT_BAD_INPUT, "")
+    assert "binary.toml" in err
+    assert "not UTF-8 text (byte 10)" in err
+    assert len(err.splitlines()) == 1

@@ -316,3 +316,11 @@ def test_bad_rows_are_listed_and_flagged(
     assert "pending (bad row)" in out
     code, out, _ = invoke(capsys, "greylist", "forget", "192.0.2.99", *location, "--json")
     assert (code, json.loads(out)["allow_entries"]) == (0, 1)  # and it can be removed
+
+
+def test_a_data_dir_name_too_long_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """pathlib raises for such names instead of saying False (found by the hostile test)."""
+    code, out, err = invoke(capsys, "greylist", "list", "--data-dir", "x" * 300)
+    assert (code, out) == (2, "")
+    assert err.startswith("mailwarden: error: cannot use the data directory xxx")
+    assert err.endswith(": File name too long\n")

@@ -163,6 +163,17 @@ def test_dnsbl_show_lists(capsys: pytest.CaptureFixture[str]) -> None:
     assert "barracuda" in out
 
 
+def test_dnsbl_same_list_twice_is_one(
+    capsys: pytest.CaptureFixture[str], offline: list[str]
+) -> None:
+    code, out, _ = invoke(
+        capsys, "dnsbl", "192.0.2.1", "--zone", "bl.example", "--zone", "BL.example.",
+        "--list", "zen", "--list", "zen", *offline, "--json",
+    )  # fmt: skip
+    assert code == 0
+    assert [r["list"] for r in json.loads(out)["results"]] == ["zen", "bl.example"]
+
+
 def test_dnsbl_human(capsys: pytest.CaptureFixture[str], offline: list[str]) -> None:
     code, out, _ = invoke(capsys, "dnsbl", "192.0.2.3", *offline)
     assert code == 0
@@ -190,6 +201,12 @@ def test_dnsbl_human(capsys: pytest.CaptureFixture[str], offline: list[str]) -> 
         (["dnsbl", "999.1.1.1"], "an IPv4 address is four numbers 0..255"),
         (["dnsbl", "192.0.2"], "an IPv4 address is four numbers 0..255"),
         (["iprev", "192.0.2.1", "--dns-timeout", "nan"], "not a finite number"),
+        # found by the hostile-arguments test: one zone as block and allow list exited 70
+        (
+            ["dnsbl", "192.0.2.1", "--zone", "bl.example", "--allow-zone", "bl.example"],
+            "'bl.example': the list bl.example is already given as another kind or type",
+        ),
+        (["dnsbl", "192.0.2.1", "--list", "zen", "--zone", "zen"], "the list zen is already"),
     ],
 )
 def test_bad_input(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

@@ -12,7 +12,7 @@ from mailwarden import __version__
 
 from .analyze import analyze
 from .check import check
-from .common import EXIT_BAD_INPUT, EXIT_INTERNAL
+from .common import EXIT_BAD_INPUT, EXIT_INTERNAL, one_line
 from .dkim import dkim
 from .dmarc import dmarc
 from .domain import domain
@@ -76,14 +76,16 @@ def run(argv: Sequence[str] | None = None) -> int:
         click.echo("mailwarden: aborted", err=True)
         return 130
     except click.ClickException as exc:  # usage errors and BadInput: one clear line
-        click.echo(f"mailwarden: error: {exc.format_message()}", err=True)
+        click.echo(f"mailwarden: error: {one_line(exc.format_message())}", err=True)
         return EXIT_BAD_INPUT if isinstance(exc, click.UsageError) else exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         if os.environ.get("MAILWARDEN_DEBUG"):
             raise
-        click.echo(f"mailwarden: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(
+            f"mailwarden: internal error: {type(exc).__name__}: {one_line(str(exc))}", err=True
+        )
         return EXIT_INTERNAL
     return 0
 

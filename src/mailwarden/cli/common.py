@@ -55,6 +55,14 @@ def fail(message: str) -> NoReturn:
     raise BadInput(message)
 
 
+def one_line(text: str) -> str:
+    """`text` as one printable line: line breaks and other control characters (from a file
+    name or a value given on the command line) shown escaped, as Python writes them."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 # -- numbers and addresses -----------------------------------------------------------------
 
 

@@ -70,13 +70,16 @@ def open_store(location: tuple[Path, str | None], *, create: bool) -> GreylistSt
         except ValueError as exc:
             fail(f"bad --redis URL {redis_url!r}: {exc}")
     path = data_dir / STORE_FILE
-    if not create and not data_dir.is_dir():
-        reason = "is not a directory" if data_dir.exists() else "does not exist"
-        fail(f"no greylist store: the data directory {data_dir} {reason}")
-    if not create and not path.exists():
-        fail(f"no greylist store in {data_dir}: {STORE_FILE} does not exist (yet)")
-    if path.exists() and not path.is_file():
-        fail(f"{path} is not a file")
+    try:
+        if not create and not data_dir.is_dir():
+            reason = "is not a directory" if data_dir.exists() else "does not exist"
+            fail(f"no greylist store: the data directory {data_dir} {reason}")
+        if not create and not path.exists():
+            fail(f"no greylist store in {data_dir}: {STORE_FILE} does not exist (yet)")
+        if path.exists() and not path.is_file():
+            fail(f"{path} is not a file")
+    except OSError as exc:  # a name too long, a loop of links: pathlib lets these through
+        fail(f"cannot use the data directory {data_dir}: {exc.strerror or exc}")
     return SQLiteStore(path)
 
 

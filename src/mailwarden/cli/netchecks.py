@@ -110,11 +110,17 @@ def _lists(
     names: tuple[str, ...], zones: tuple[str, ...], allow_zones: tuple[str, ...]
 ) -> list[DNSList]:
     by_name = {lst.name: lst for lst in DEFAULT_LISTS}
-    chosen: list[DNSList] = []
+    chosen: dict[str, DNSList] = {}
+
+    def add(lst: DNSList, given: str) -> None:
+        """Once each: the same list twice is one; one name for two lists is an error."""
+        if chosen.setdefault(lst.name, lst) != lst:
+            fail(f"{given!r}: the list {lst.name} is already given as another kind or type")
+
     for name in names:
         if name not in by_name:
             fail(f"unknown list {name!r} (known: {', '.join(by_name)})")
-        chosen.append(by_name[name])
+        add(by_name[name], name)
     for zone, list_type in [(z, ListType.BLOCK) for z in zones] + [
         (z, ListType.ALLOW) for z in allow_zones
     ]:
@@ -122,8 +128,9 @@ def _lists(
         kind = ListKind.DOMAIN if kind_text == "domain" else ListKind.IP
         if kind_text not in ("", "ip", "domain") or not is_domain_name(zone_name):
             fail(f"bad zone {zone!r}: expected ZONE, ip:ZONE or domain:ZONE")
-        chosen.append(DNSList(zone_name.lower(), zone_name.lower(), kind=kind, type=list_type))
-    return chosen if (names or zones or allow_zones) else list(DEFAULT_LISTS)
+        name = zone_name.lower().rstrip(".")
+        add(DNSList(name, name, kind=kind, type=list_type), zone)
+    return list(chosen.values()) if (names or zones or allow_zones) else list(DEFAULT_LISTS)
 
 
 @click.command("dnsbl")

@@ -127,7 +127,7 @@ def parse_identities(
 @click.option("--receiver", help="Our host name, for %{r} and the headers. [default: this host]")
 @click.option(
     "--batch",
-    type=click.File("rb"),
+    type=click.File("rb", lazy=True),  # opened when read: never leaked
     metavar="FILE",
     help='JSON lines {"ip", "mail_from", "helo"} (- for stdin): one JSON result per line.',
 )

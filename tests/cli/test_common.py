@@ -414,3 +414,11 @@ def test_a_binary_config_file_is_one_line(
     assert "binary.toml" in err
     assert "not UTF-8 text (byte 10)" in err
     assert len(err.splitlines()) == 1
+
+
+def test_a_server_gets_no_status_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    console, _ = terminal()
+    monkeypatch.setattr(common, "status_console", lambda: console)
+    options = common.DNSOptions(None, ("192.0.2.53",), (), 1.0, 0)
+    assert isinstance(options.build().inner, WaitStatus)  # type: ignore[attr-defined]
+    assert not isinstance(options.build(status=False).inner, WaitStatus)  # type: ignore[attr-defined]

@@ -395,27 +395,6 @@ def test_one_line(text: str, line: str) -> None:
     assert common.one_line(text) == line
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["serve", "--listen", "127.0.0.1:0", "--hostname", "mx.test"],
-        ["check", "x.eml", "--ip", "192.0.2.1", "--helo", "h.example"],
-        ["domain", "check", "example.com"],
-    ],
-)
-def test_a_binary_config_file_is_one_line(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
-) -> None:
-    """A configuration file that is not UTF-8 used to exit 70 (found by the hostile test)."""
-    config = tmp_path / "binary.toml"
-    config.write_bytes(b"[policy]\n\xff\xfe")
-    code, out, err = invoke(capsys, *command, "--config", str(config))
-    assert (code, out) == (EXIT_BAD_INPUT, "")
-    assert "binary.toml" in err
-    assert "not UTF-8 text (byte 10)" in err
-    assert len(err.splitlines()) == 1
-
-
 def test_a_server_gets_no_status_line(monkeypatch: pytest.MonkeyPatch) -> None:
     console, _ = terminal()
     monkeypatch.setattr(common, "status_console", lambda: console)

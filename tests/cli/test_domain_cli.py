@@ -258,7 +258,7 @@ def test_error_finding_wins_over_dns_failure(
         "broken.example. MX 10 mx.broken.example.\nmx.broken.example. A 192.0.2.9\n"
     )
     resolver.fail("_dmarc.broken.example")
-    monkeypatch.setattr(DNSOptions, "build", lambda self: resolver)
+    monkeypatch.setattr(DNSOptions, "build", lambda self, *args, **kwargs: resolver)
     code, out, err = invoke(
         capsys, "domain", "check", "broken.example", "--no-common-selectors", "--no-dnsbl", "--json"
     )

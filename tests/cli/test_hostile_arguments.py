@@ -35,7 +35,7 @@ from mailwarden.cli import cli, run
 from mailwarden.cli.common import BoundedInt, FiniteFloat
 from mailwarden.dkim import generate_key, write_private_key
 from mailwarden.gateway import Gateway
-from mailwarden.staged import StagedChecks
+from mailwarden.pipeline import Pipeline
 
 serve_module = importlib.import_module("mailwarden.cli.serve")  # the package exports the command
 
@@ -187,11 +187,11 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     work = root / "work"
     work.mkdir()
 
-    async def listen_once(gateway: Gateway, announce: Any, checks: Any = None) -> None:
+    async def listen_once(gateway: Gateway, announce: Any, pipeline: Any = None) -> None:
         async with gateway:
             announce()
-        if isinstance(checks, StagedChecks):
-            await checks.authenticator.drain()
+        if isinstance(pipeline, Pipeline):
+            await pipeline.drain()
 
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(work)

@@ -6,15 +6,14 @@ from __future__ import annotations
 import errno
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mailwarden.cli import run
 from mailwarden.cli.paths import data_dir_used, writable_dir_problem
-from mailwarden.gateway import GatewayConfig
-from mailwarden.gateway.config import TLSConfig
+from mailwarden.settings import settings_from_mapping
 
 
 def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -64,19 +63,47 @@ def test_a_file_is_not_a_directory(tmp_path: Path) -> None:
     assert writable_dir_problem(tmp_path / "file" / "sub") == "a part of it is not a directory"
 
 
-def test_data_dir_used_only_when_written_into() -> None:
-    base = GatewayConfig(hostname="mx.example.net")
-    assert data_dir_used(base)  # built-in sink, self-signed TLS, SQLite greylist
-    relayed = replace(base, relay_to=("127.0.0.1", 10025))
-    assert data_dir_used(relayed)  # self-signed TLS pair and SQLite greylist still
-    no_tls = replace(relayed, tls=TLSConfig(enabled=False))
-    assert data_dir_used(no_tls)  # the SQLite greylist
-    shared = replace(no_tls, raw={"greylist": {"redis": "redis://127.0.0.1:6379/0"}})
-    assert not data_dir_used(shared)
-    off = replace(no_tls, raw={"greylist": {"enabled": False}})
-    assert not data_dir_used(off)
-    broken = replace(no_tls, raw={"greylist": {"nonsense": 1}})
-    assert data_dir_used(broken)  # the config error is reported later, with its key
+@pytest.mark.parametrize(
+    ("config", "used"),
+    [
+        ({}, True),  # built-in sink, self-signed TLS, SQLite greylist
+        ({"gateway": {"relay_to": "127.0.0.1:10025"}}, True),  # TLS pair, SQLite greylist
+        ({"gateway": {"relay_to": "127.0.0.1:10025", "tls": {"enabled": False}}}, True),
+        (
+            {
+                "gateway": {"relay_to": "127.0.0.1:10025", "tls": {"enabled": False}},
+                "greylist": {"redis": "redis://127.0.0.1:6379/0"},
+            },
+            False,
+        ),
+        (
+            {
+                "gateway": {"relay_to": "127.0.0.1:10025", "tls": {"enabled": False}},
+                "greylist": {"enabled": False},
+            },
+            False,
+        ),
+        ({"gateway": {"tls": {"enabled": False}}, "greylist": {"enabled": False}}, True),
+    ],
+)
+def test_data_dir_used_only_when_written_into(config: dict[str, Any], used: bool) -> None:
+    assert data_dir_used(settings_from_mapping(config)) is used
+
+
+def test_a_data_dir_from_the_file_is_named_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("x")
+    config = tmp_path / "mailwarden.toml"
+    config.write_text(f'[gateway]\ndata_dir = "{tmp_path / "file"}"\n')
+    code, out, err = invoke(
+        capsys, "serve", "--config", str(config), "--listen", "127.0.0.1:0", "--hostname", "h"
+    )
+    assert (code, out) == (2, "")
+    assert err == (
+        f"mailwarden: error: {config}: gateway.data_dir {tmp_path / 'file'}: cannot write "
+        "there: it is not a directory\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mailwarden"
 
-FOUNDATION = {"schema", "reply", "symbols", "address", "message", "author", "dns"}
+FOUNDATION = {"schema", "reply", "symbols", "address", "message", "author", "dns", "ipinput"}
 PROTOCOLS = {
     "spf",
     "dkim",
@@ -44,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
 }
 # Foundation modules that build on one another, never in a cycle.
-FOUNDATION_ORDER = ["schema", "reply", "symbols", "dns", "address", "message", "author"]
+FOUNDATION_ORDER = ["schema", "reply", "symbols", "dns", "ipinput", "address", "message", "author"]
 
 
 def _top(path: Path) -> str:

@@ -38,7 +38,7 @@ from .spf import check_spf, lookups_past_limit
 __all__ = [
     "CHECKS",
     "COMMON_SELECTORS",
-    "DNS_FAILURE_SUFFIX",
+    "DNS_FAILURES",
     "DMARCEnforcement",
     "DomainAudit",
     "Finding",

@@ -206,7 +206,7 @@ class WaitStatus:
             text = f"waiting for DNS: {name} {rdtype} ({waited:.0f} s)" + (
                 f", {others} more {'query' if others == 1 else 'queries'}" if others else ""
             )
-            line = Spinner("dots", Text(text))
+            line = Spinner("dots", Text(one_line(text)))  # a name may hold escapes
             if self._live is None:  # stdout is left alone: results never go to stderr
                 self._live = Live(
                     line,

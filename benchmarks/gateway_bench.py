@@ -17,7 +17,11 @@ gateway, round after round, the best round kept. The ratio gateway/direct is the
 downstream's throughput left when the gateway sits in front of it (1.0: no overhead).
 
 Then --idle connections (1,000) are opened to the gateway and left idle after the greeting:
-the gateway's resident memory before and with them gives the cost of an idle connection.
+the gateway's resident memory before and with them gives the cost of an idle connection
+(goal: under 12 MB for 1,000). Last, --large-count messages (8) of --large-size octets
+(20 MB) are sent at once: the gateway's peak resident memory above its level before gives
+the cost of large messages (goal: well under 100 MB; bodies over the spool threshold are
+spooled to disk and streamed through the checks and the relay).
 """
 
 from __future__ import annotations
@@ -126,6 +130,7 @@ data_dir = "{folder / "data"}"
 [gateway.limits]
 max_connections = 5000
 max_connections_per_client = 5000
+max_message_size = 104857600
 [gateway.tls]
 enabled = false
 """
@@ -182,6 +187,37 @@ async def throughput(port: int, messages: int, clients: int, data: bytes) -> flo
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     return messages / (time.perf_counter() - started)
+
+
+async def large_memory(pid: int, port: int, count: int, size: int) -> dict[str, float]:
+    """Peak RSS above the starting level while `count` messages of `size` octets go through
+    at once (sampled every 10 ms)."""
+    data = message(size)
+    before = rss_kib(pid)
+    peak = before
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, rss_kib(pid))
+            await asyncio.sleep(0.01)
+
+    sampler = asyncio.ensure_future(sample())
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(send_one(port, data) for _ in range(count)))
+    finally:
+        done.set()
+        await sampler
+    return {
+        "messages": count,
+        "size_mib": round(len(data) / 2**20, 1),
+        "seconds": round(time.perf_counter() - started, 2),
+        "rss_before_mib": round(before / 1024, 1),
+        "rss_peak_mib": round(peak / 1024, 1),
+        "rise_mib": round((peak - before) / 1024, 1),
+    }
 
 
 async def idle_memory(pid: int, port: int, count: int) -> dict[str, float]:
@@ -246,12 +282,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=4096, help="message size in octets (4096)")
     parser.add_argument("--repeat", type=int, default=2, help="rounds, best kept (2)")
     parser.add_argument("--idle", type=int, default=1000, help="idle connections (1000)")
+    parser.add_argument("--large-count", type=int, default=8, help="large messages at once (8)")
+    parser.add_argument(
+        "--large-size", type=int, default=20 * 2**20, help="octets of each large message (20 MB)"
+    )
     parser.add_argument("--no-postfix", action="store_true", help="only the built-in sink")
     parser.add_argument("--json", action="store_true", help="print a JSON summary only")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
         args.messages, args.clients, args.repeat, args.idle = 40, 10, 1, 50
+        args.large_count, args.large_size = 2, 2**20
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = min(hard, max(soft, args.idle * 2 + 256))
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))  # inherited by the servers
@@ -289,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ):
             summary["downstreams"]["sink"] = compare(sink_port, gw_port, args, data)
             summary["idle_memory"] = asyncio.run(idle_memory(gw.pid, gw_port, args.idle))
+            summary["large_memory"] = asyncio.run(
+                large_memory(gw.pid, gw_port, args.large_count, args.large_size)
+            )
         postfix = None if args.no_postfix else start_postfix(folder)
         if postfix is None:
             summary["downstreams"]["postfix"] = None
@@ -324,6 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"  idle: {idle['connections']} connections, gateway RSS {idle['rss_before_mib']} MiB -> "
         f"{idle['rss_idle_mib']} MiB ({idle['kib_per_connection']} KiB per connection)"
+    )
+    large = summary["large_memory"]
+    print(
+        f"  large: {large['messages']} messages of {large['size_mib']} MiB at once in "
+        f"{large['seconds']} s, gateway RSS {large['rss_before_mib']} MiB -> peak "
+        f"{large['rss_peak_mib']} MiB (+{large['rise_mib']} MiB)"
     )
     return 0
 

@@ -25,7 +25,8 @@ from mailwarden.address import AddressError, Mailbox, parse_address_list
             "Bad <s@example.org>,Test <t@example.com>",
             [Mailbox("Bad", "s", "example.org"), Mailbox("Test", "t", "example.com")],
         ),
-        ("(comment) a.b@sub . example.com (x)", [Mailbox("", "a.b", "sub.example.com")]),
+        ("(comment) a.b@sub.example.com (x)", [Mailbox("", "a.b", "sub.example.com")]),
+        ("a@bank.example.", [Mailbox("", "a", "bank.example")]),  # the root's dot
         ('"odd local"@example.com', [Mailbox("", "odd local", "example.com")]),
         ("<@relay.example:a@example.com>", [Mailbox("", "a", "example.com")]),
         (
@@ -61,6 +62,11 @@ def test_address_lists(value: str, expected: list[Mailbox]) -> None:
         "a@[192.0.2.1",
         "a\x00@example.com",
         ": a@example.com;",
+        # RFC 5322 obs-domain with CFWS inside: read differently by different programs
+        "a.b@sub . example.com",
+        "a@bank.example. continuation",
+        "a@bank (c) .example",
+        "a@bank.example..",
     ],
 )
 def test_malformed(value: str) -> None:

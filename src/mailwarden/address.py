@@ -203,9 +203,13 @@ class _Parser:
             domain = self.take()[1]
         elif kind == "atom":
             domain = self.take()[1]
-            # obs-domain: atoms separated by "." (with CFWS between them)
-            while self.peek() == "." or (domain.endswith(".") and self.peek() == "atom"):
-                domain += self.take()[1]
+            # RFC 5322 §4.4 obs-domain allows CFWS between the labels ("bank .example",
+            # "bank.example. evil"): programs read such a domain differently, and that
+            # disagreement is what a spoof uses to hide its domain: refuse it.
+            if self.peek() == "." or (domain.endswith(".") and self.peek() == "atom"):
+                raise AddressError(
+                    f"white space or a comment inside the domain after {domain!r}"
+                )
         else:
             raise AddressError("missing domain after '@'")
         if domain.endswith(".") and not domain.endswith(".."):

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
+
+from mailwarden.body import Body, SpooledBody
+from mailwarden.body import chunks as body_chunks
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -99,7 +102,7 @@ class Message:
 
     fields: tuple[HeaderField, ...]
     separator: bytes  # the empty line ending the header section (b"" when there is none)
-    body: bytes
+    body: Body  # bytes, or a SpooledBody for a large message (read it with body.chunks)
 
     @classmethod
     def from_bytes(
@@ -122,8 +125,20 @@ class Message:
 
     @property
     def raw(self) -> bytes:
-        """The message bytes, exactly as parsed."""
-        return b"".join(f.raw for f in self.fields) + self.separator + self.body
+        """The message bytes, exactly as parsed (a spooled body is read whole: prefer
+        `header_section` and `chunks()` for large messages)."""
+        body = self.body.read() if isinstance(self.body, SpooledBody) else self.body
+        return self.header_section + body
+
+    @property
+    def header_section(self) -> bytes:
+        """The header fields and the empty line after them, as received."""
+        return b"".join(f.raw for f in self.fields) + self.separator
+
+    def chunks(self) -> Iterator[bytes]:
+        """The whole message in pieces: the header section, then the body as stored."""
+        yield self.header_section
+        yield from body_chunks(self.body)
 
     def get_all(self, name: str) -> list[HeaderField]:
         """Every field named `name` (any case), top to bottom."""

@@ -21,7 +21,7 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(["--quick", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert set(summary) == {"config", "downstreams", "idle_memory"}
+    assert set(summary) == {"config", "downstreams", "idle_memory", "large_memory"}
     assert summary["config"]["clients"] == 10
     sink = summary["downstreams"]["sink"]
     assert set(sink) == {"direct_msgs_per_s", "gateway_msgs_per_s", "ratio"}
@@ -36,3 +36,10 @@ def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -
     assert idle["connections"] == 50
     assert idle["rss_idle_mib"] > 0
     assert idle["rss_before_mib"] > 0
+    large = summary["large_memory"]
+    assert large["messages"] == 2
+    assert large["size_mib"] == pytest.approx(1.0, abs=0.1)
+    assert large["rss_peak_mib"] >= large["rss_before_mib"]
+    assert large["rise_mib"] == pytest.approx(
+        large["rss_peak_mib"] - large["rss_before_mib"], abs=0.11
+    )

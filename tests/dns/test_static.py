@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -177,25 +178,38 @@ def generated_zone(count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _load_cpu_seconds(text: str) -> float:
+    """CPU seconds to load `text` (the best of two: CPU time, so a busy machine does not
+    count against the loader)."""
+    best = float("inf")
+    for _ in range(2):
+        started = time.process_time()
+        StaticResolver().load_master_text(text)
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def _growth(make: Callable[[int], str], small: int) -> float:
+    """How many times longer four times as many records take: about 4 when loading is
+    linear, about 16 when it is quadratic (as it was: 4,000 lines took 30 s)."""
+    return _load_cpu_seconds(make(4 * small)) / max(_load_cpu_seconds(make(small)), 1e-4)
+
+
 def test_a_large_zone_loads_in_linear_time() -> None:
     # Issue 11 §6: 4,000 lines took about 30 s before the gateway listened (quadratic).
-    text = generated_zone(10_000)
-    started = time.perf_counter()
+    assert _growth(generated_zone, 2_500) < 8
     static = StaticResolver()
-    static.load_master_text(text)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, f"10,000 records took {elapsed:.2f} s"
+    static.load_master_text(generated_zone(10_000))
     assert len(static._records) > 4_000
 
 
 def test_a_zone_left_to_dnspython_loads_in_linear_time() -> None:
     # One record of a type the fast reader does not read sends the file to dnspython's reader,
     # whose CNAME-and-other-data check scanned every record set read so far (quadratic).
-    text = generated_zone(4_000) + 'h0 IN HINFO "cpu" "os"\n'
-    started = time.perf_counter()
-    StaticResolver().load_master_text(text)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 5.0, f"4,000 records took {elapsed:.2f} s"
+    def with_hinfo(count: int) -> str:
+        return generated_zone(count) + 'h0 IN HINFO "cpu" "os"\n'
+
+    assert _growth(with_hinfo, 1_000) < 8
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,17 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailwarden.gateway.headers import relayed_message
+from mailwarden.body import chunks
+from mailwarden.gateway.headers import relayed_message as relay_parts
 from mailwarden.pipeline import parse
 
 RECEIVED = b"Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+
+
+def relayed_message(*args: object) -> tuple[bytes, list[str]]:
+    """The relayed message joined (head then body), and the removed names."""
+    head, body, removed = relay_parts(*args)  # type: ignore[arg-type]
+    return head + b"".join(chunks(body)), removed
 
 
 def test_fields_are_added_folded_and_removed_by_index() -> None:

@@ -9,6 +9,7 @@ The building blocks ARC reuses are exported too: `parse_tag_list`, `canonicalize
 
 from .canon import (
     BodyHasher,
+    StreamingBody,
     Canon,
     body_hash,
     canonicalize_body,
@@ -76,6 +77,7 @@ __all__ = [
     "SignatureError",
     "SigningError",
     "SigningKey",
+    "StreamingBody",
     "TagListError",
     "body_hash",
     "canonicalize_body",

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
+from typing import Any
 
+from mailwarden.body import Body, SpooledBody
 from mailwarden.message import HeaderField, Message
 
 from .tags import strip_tag_value
@@ -20,6 +22,7 @@ from .tags import strip_tag_value
 __all__ = [
     "BodyHasher",
     "Canon",
+    "StreamingBody",
     "body_hash",
     "canonicalize_body",
     "canonicalize_header",
@@ -165,33 +168,114 @@ def body_hash(
     return hashlib.new(algorithm, canonical).digest()
 
 
+class StreamingBody:
+    """Canonicalizes a body that arrives in pieces (RFC 6376 §3.4.3, §3.4.4), with the same
+    result as `canonicalize_body` on the whole. Each complete-lines block goes through the
+    same bulk operations; trailing empty lines are held back until more text follows."""
+
+    def __init__(self, relaxed: bool) -> None:
+        self.relaxed = relaxed
+        self.pending = b""  # octets after the last CRLF seen
+        self.held = 0  # empty lines (CRLFs) held back: they count only if text follows
+        self.started = False  # some text was given out
+
+    def _canon(self, block: bytes) -> bytes:
+        if not self.relaxed:
+            return block
+        if b"\t" in block:
+            block = block.replace(b"\t", b" ")
+        return _drop_space_before_crlf(_collapse_spaces(block))
+
+    def feed(self, data: bytes) -> bytes:
+        data = self.pending + data
+        end = data.rfind(_CRLF)
+        if end < 0:
+            self.pending = data
+            return b""
+        block, self.pending = data[: end + 2], data[end + 2 :]
+        canonical = self._canon(block)
+        text = _strip_trailing_crlf(canonical)
+        ended = (len(canonical) - len(text)) // 2  # the last line's CRLF and empty lines
+        if not text:
+            self.held += ended
+            return b""
+        out = _CRLF * self.held + text
+        self.held, self.started = ended, True
+        return out
+
+    def finish(self) -> bytes:
+        tail = self._canon(self.pending)
+        if self.relaxed and tail.endswith(b" "):
+            tail = tail[:-1]
+        self.pending = b""
+        if tail:
+            out = _CRLF * self.held + tail + _CRLF
+        elif self.started:
+            out = _CRLF  # the last text line's own line end; trailing empty lines dropped
+        else:
+            out = b"" if self.relaxed else _CRLF  # errata 3770 / §3.4.3
+        self.held, self.started = 0, True
+        return out
+
+
 class BodyHasher:
     """Body hashes of one message, each computed once per (canon, hash, length).
 
     One instance serves every signature of a message (and ARC's), so two signatures that agree
-    on canonicalization share the work. `length(relaxed)` is the canonical body's size.
+    on canonicalization share the work. `length(relaxed)` is the canonical body's size. A
+    spooled body (mailwarden.body.SpooledBody) is streamed, never held whole in memory.
     """
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: Body) -> None:
         self.body = body
         self._canonical: dict[bool, bytes] = {}
+        self._lengths: dict[bool, int] = {}
         self._digests: dict[tuple[bool, str, int | None], bytes] = {}
 
     def canonical(self, relaxed: bool) -> bytes:
         canonical = self._canonical.get(relaxed)
         if canonical is None:
-            canonical = self._canonical[relaxed] = canonicalize_body(self.body, relaxed)
+            body = self.body
+            whole = body.read() if isinstance(body, SpooledBody) else body
+            canonical = self._canonical[relaxed] = canonicalize_body(whole, relaxed)
         return canonical
 
     def length(self, relaxed: bool) -> int:
+        if isinstance(self.body, SpooledBody):
+            if relaxed not in self._lengths:
+                self.digest(relaxed)
+            return self._lengths[relaxed]
         return len(self.canonical(relaxed))
 
     def digest(self, relaxed: bool, algorithm: str = "sha256", length: int | None = None) -> bytes:
         key = (relaxed, algorithm, length)
         digest = self._digests.get(key)
         if digest is None:
-            canonical = self.canonical(relaxed)
-            data = canonical if length is None else canonical[:length]
-            hasher = hashlib.sha256 if algorithm == "sha256" else hashlib.sha1
-            digest = self._digests[key] = hasher(data).digest()
+            hasher = hashlib.sha256() if algorithm == "sha256" else hashlib.sha1()
+            if isinstance(self.body, SpooledBody):
+                self._stream(hasher, relaxed, length)
+            else:
+                canonical = self.canonical(relaxed)
+                hasher.update(canonical if length is None else canonical[:length])
+            digest = self._digests[key] = hasher.digest()
         return digest
+
+    def _stream(self, hasher: Any, relaxed: bool, length: int | None) -> None:
+        assert isinstance(self.body, SpooledBody)
+        total = 0
+        for piece in _canonical_pieces(StreamingBody(relaxed), self.body.chunks()):
+            if length is not None and total + len(piece) > length:
+                piece = piece[: max(0, length - total)]
+            total += len(piece)
+            hasher.update(piece)
+        if length is None:
+            self._lengths[relaxed] = total
+
+
+def _canonical_pieces(stream: StreamingBody, pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The canonical body, piece by piece (nothing held but the current piece)."""
+    for piece in pieces:
+        out = stream.feed(piece)
+        if out:
+            yield out
+    yield stream.finish()

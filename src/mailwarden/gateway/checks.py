@@ -7,6 +7,7 @@ name, recipients, strict-SMTP events) into them and their answers back.
 
 from __future__ import annotations
 
+from mailwarden.body import SpooledMessage
 from mailwarden.pipeline import MessageDecision, Pipeline, SessionChecks
 from mailwarden.pipeline import TransactionChecks as PipelineTransaction
 from mailwarden.symbols import Symbol
@@ -54,7 +55,9 @@ class PipelineChecks:
     async def on_rcpt(self, session: Session, tx: Transaction, rcpt: str) -> Reply | None:
         return await self._transaction(session, tx).rcpt(rcpt, _events(session))
 
-    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> MessageDecision:
+    async def on_data(
+        self, session: Session, tx: Transaction, message: bytes | SpooledMessage
+    ) -> MessageDecision:
         checks = self._transaction(session, tx)
         decision = await checks.data(message, tx.rcpts, _events(session), smtputf8=tx.smtputf8)
         verdict = decision.verdict

@@ -16,25 +16,77 @@ BINARYMIME is not offered: its content could not be relayed with DATA.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
 
+from mailwarden.body import SpooledBody, SpooledMessage
 from mailwarden.settings import BareLineEnding, SMTPLimits
 
 from .hooks import Event, Reply
 from .stream import LineTooLong, Stream
 
-__all__ = ["ChunkedMessage", "DataResult", "MessageBuilder", "read_data"]
+__all__ = [
+    "ChunkedMessage",
+    "DataResult",
+    "MemoryBudget",
+    "MessageBuilder",
+    "Spool",
+    "read_data",
+]
 
 # <X>.<Y> with X, Y in {CRLF, CR, LF}: any that is not CRLF.CRLF is a false end of data.
 _FALSE_END = re.compile(rb"(?:\r\n|\r|\n)\.(?:\r\n|\r|\n)")
 
 
+class MemoryBudget:
+    """The message octets all connections may hold in memory together; past it, messages are
+    spooled to files (so many large messages at once cannot exhaust memory)."""
+
+    def __init__(self, octets: int) -> None:
+        self.octets = octets
+        self.used = 0
+
+    def take(self, octets: int) -> bool:
+        if self.used + octets > self.octets:
+            return False
+        self.used += octets
+        return True
+
+    def give(self, octets: int) -> None:
+        self.used = max(0, self.used - octets)
+
+
+class Spool:
+    """Where message bodies larger than `threshold` octets (or over the memory budget) go:
+    files in `directory`, removed when their transaction ends (before-queue: a spool file is
+    never the only copy of acknowledged mail, so files left by a crash are removed at start)."""
+
+    def __init__(self, directory: Path, threshold: int, budget: MemoryBudget) -> None:
+        self.directory = directory
+        self.threshold = threshold
+        self.budget = budget
+
+    def prepare(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in self.directory.glob("msg-*"):
+            stale.unlink(missing_ok=True)
+
+    def open(self) -> tuple[Path, BinaryIO]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix="msg-", dir=self.directory)
+        return Path(name), os.fdopen(handle, "wb", buffering=1 << 16)
+
+
 @dataclass(slots=True)
 class DataResult:
-    """The message (CRLF lines, dot-unstuffed) or the reason it is refused."""
+    """The message (CRLF lines, dot-unstuffed) or the reason it is refused. A large message's
+    body is spooled (`SpooledMessage`): the receiver closes it when the transaction ends."""
 
-    message: bytes
+    message: bytes | SpooledMessage
     size: int  # octets received after unstuffing (also when too big)
     reply: Reply | None = None  # set when the message must be refused
     events: list[Event] = field(default_factory=list)
@@ -43,14 +95,27 @@ class DataResult:
 class MessageBuilder:
     """Checks and collects the raw lines of one message (each ending with LF, but the last)."""
 
-    def __init__(self, limits: SMTPLimits, bare: BareLineEnding, *, dot_stuffed: bool) -> None:
+    def __init__(
+        self,
+        limits: SMTPLimits,
+        bare: BareLineEnding,
+        *,
+        dot_stuffed: bool,
+        spool: Spool | None = None,
+    ) -> None:
         self.limits = limits
         self.bare = bare
         self.dot_stuffed = dot_stuffed  # DATA: unstuff leading dots (RFC 5321 §4.5.2)
-        self.parts: list[bytes] = []
+        self.spool = spool
+        self.parts: list[bytes] = []  # the header section (bounded by max_header_size)
+        self.body = bytearray()  # the body while it is small and the budget allows
+        self.held = 0  # octets of `body` taken from the memory budget
+        self.file: BinaryIO | None = None  # the spool file, once the body went there
+        self.path: Path | None = None
         self.size = 0
         self.header_size = 0
         self.in_header = True
+        self.seen_body = False  # the empty line ending the header section was kept
         self.after_crlf = True  # the previous raw line ended in CRLF (DATA's own CRLF counts)
         self.tail = b"\r\n"  # the last octets of the previous raw line (sequences across lines)
         self.reply: Reply | None = None
@@ -65,6 +130,38 @@ class MessageBuilder:
         if self.reply is None:
             self.reply = reply
             self.parts.clear()
+            self.discard()
+
+    def discard(self) -> None:
+        """Drop what was kept of the body (memory and spool file)."""
+        self.body = bytearray()
+        if self.spool is not None:
+            self.spool.budget.give(self.held)
+        self.held = 0
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            self.path = None
+
+    def _keep_body(self, chunk: bytes) -> None:
+        if self.file is not None:
+            self.file.write(chunk)
+            return
+        spool = self.spool
+        if spool is not None and (
+            len(self.body) + len(chunk) > spool.threshold or not spool.budget.take(len(chunk))
+        ):
+            self.path, self.file = spool.open()
+            self.file.write(self.body)
+            self.file.write(chunk)
+            spool.budget.give(self.held)
+            self.body, self.held = bytearray(), 0
+            return
+        self.body += chunk
+        if spool is not None:
+            self.held += len(chunk)
 
     def too_long(self) -> None:
         """A line longer than the limit was read and dropped."""
@@ -114,18 +211,49 @@ class MessageBuilder:
             if self.size > limits.max_message_size:
                 self.refuse(Reply(552, "5.3.4", "Error: message size exceeds fixed maximum size"))
             if self.reply is None:
-                self.parts.append(chunk)
+                if self.in_header or (text == b"" and not self.seen_body):
+                    self.parts.append(chunk)  # the header section and the empty line
+                    self.seen_body = not self.in_header
+                else:
+                    self._keep_body(chunk)
 
     def result(self) -> DataResult:
-        message = b"".join(self.parts) if self.reply is None else b""
-        return DataResult(message, self.size, self.reply, self.events)
+        """The message; a spooled body stays in its file (the receiver closes it). The
+        memory budget is given back: what is returned is the receiver's to hold."""
+        if self.reply is not None:
+            self.discard()
+            return DataResult(b"", self.size, self.reply, self.events)
+        head = b"".join(self.parts)
+        if self.file is not None and self.path is not None:
+            self.file.close()
+            body = SpooledBody(self.path, self.path.stat().st_size)
+            self.file, self.path = None, None
+            return DataResult(SpooledMessage(head, body), self.size, None, self.events)
+        message = head + bytes(self.body)
+        self.discard()
+        return DataResult(message, self.size, None, self.events)
 
 
 async def read_data(
-    stream: Stream, limits: SMTPLimits, block_timeout: float, bare: BareLineEnding
+    stream: Stream,
+    limits: SMTPLimits,
+    block_timeout: float,
+    bare: BareLineEnding,
+    spool: Spool | None = None,
 ) -> DataResult:
-    """Read up to the real end of data; raise TimeoutError or ConnectionClosed."""
-    builder = MessageBuilder(limits, bare, dot_stuffed=True)
+    """Read up to the real end of data; raise TimeoutError or ConnectionClosed (the spool
+    file, if any, is removed then)."""
+    builder = MessageBuilder(limits, bare, dot_stuffed=True, spool=spool)
+    try:
+        return await _read_data(stream, builder, limits, block_timeout)
+    except BaseException:
+        builder.discard()
+        raise
+
+
+async def _read_data(
+    stream: Stream, builder: MessageBuilder, limits: SMTPLimits, block_timeout: float
+) -> DataResult:
     while True:
         try:
             line = await stream.readline(limits.max_line_length, block_timeout)
@@ -141,9 +269,11 @@ async def read_data(
 class ChunkedMessage:
     """A message arriving in BDAT chunks (RFC 3030 §2): octets in, lines to the builder."""
 
-    def __init__(self, limits: SMTPLimits, bare: BareLineEnding) -> None:
+    def __init__(
+        self, limits: SMTPLimits, bare: BareLineEnding, spool: Spool | None = None
+    ) -> None:
         self.limits = limits
-        self.builder = MessageBuilder(limits, bare, dot_stuffed=False)
+        self.builder = MessageBuilder(limits, bare, dot_stuffed=False, spool=spool)
         self.received = 0  # octets of the chunks so far
         self.chunks = 0
         self._pending = bytearray()  # a line not ended yet

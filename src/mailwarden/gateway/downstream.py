@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
+from mailwarden.body import Body, chunks
 from mailwarden.settings import DownstreamProtocol, Timeouts
 
 from .hooks import Reply, Session
@@ -32,6 +34,7 @@ __all__ = [
     "Outbound",
     "Unavailable",
     "dot_stuff",
+    "dot_stuff_pieces",
     "public_reply",
 ]
 
@@ -116,8 +119,9 @@ class Outbound(Protocol):
 
     async def rcpt(self, rcpt: str) -> Reply: ...
 
-    async def data(self, message: bytes) -> list[Reply]:
-        """One reply (SMTP) or one per accepted recipient (LMTP)."""
+    async def data(self, head: bytes, body: Body = b"") -> list[Reply]:
+        """The message `head` + `body` (a spooled body is streamed): one reply (SMTP) or
+        one per accepted recipient (LMTP)."""
         ...
 
     async def reset(self) -> Reply: ...
@@ -137,12 +141,22 @@ class Downstream(Protocol):
 
 def dot_stuff(message: bytes) -> bytes:
     """RFC 5321 §4.5.2: double a leading dot on every line; end with CRLF.CRLF."""
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    stuffed = message.replace(b"\r\n.", b"\r\n..")
-    if stuffed.startswith(b"."):
-        stuffed = b"." + stuffed
-    return stuffed + b".\r\n"
+    return b"".join(dot_stuff_pieces([message]))
+
+
+def dot_stuff_pieces(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """`dot_stuff` for a message given in pieces (cut anywhere, even inside a CRLF): each
+    piece is stuffed with the last two octets before it as context."""
+    context = b"\r\n"  # the message starts a line: a leading dot is doubled
+    last = b""
+    for piece in pieces:
+        if not piece:
+            continue
+        stuffed = (context + piece).replace(b"\r\n.", b"\r\n..")[len(context) :]
+        context = (context + piece)[-2:]
+        last = context
+        yield stuffed
+    yield b".\r\n" if last.endswith(b"\r\n") else b"\r\n.\r\n"
 
 
 def parse_reply_text(code: int, text: str) -> Reply:
@@ -349,13 +363,14 @@ class DownstreamConnection:
             self.accepted += 1
         return reply
 
-    async def data(self, message: bytes) -> list[Reply]:
+    async def data(self, head: bytes, body: Body = b"") -> list[Reply]:
         reply = await self.command("DATA")
         if reply.code != 354:
             return [reply]
         try:
-            self.writer.write(dot_stuff(message))
-            await self.writer.drain()
+            for piece in dot_stuff_pieces(itertools.chain((head,), chunks(body))):
+                self.writer.write(piece)
+                await self.writer.drain()  # a spooled body is read as the downstream takes it
         except OSError as exc:
             self.broken = True
             raise _unavailable("4.4.2", f"writing the message to downstream: {exc!r}") from None

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+from mailwarden.body import Body, SpooledMessage
 from mailwarden.message import fold_field
 from mailwarden.pipeline import ParsedMessage
 
@@ -49,22 +50,25 @@ def received_field(session: Session, tx: Transaction, hostname: str, when: float
 
 
 def relayed_message(
-    parsed: ParsedMessage | bytes,
+    parsed: ParsedMessage | bytes | SpooledMessage,
     received: bytes,
     add: Sequence[tuple[str, str]],
     remove: Iterable[int],
-) -> tuple[bytes, list[str]]:
-    """The message as relayed: our Received field, the checks' fields (folded), then the
-    message's own fields without those at the indices `remove` (of the checks' parse), then
-    its body. Returns the bytes and the names of the fields removed. Bytes (no checks read
-    them) and an unreadable header section are relayed as they came, below our fields."""
+) -> tuple[bytes, Body, list[str]]:
+    """The message as relayed, as (head, body): our Received field, the checks' fields
+    (folded), the message's own fields without those at the indices `remove` (of the checks'
+    parse) and the empty line; then its body, in memory or spooled (streamed by the relay).
+    Also the names of the fields removed. A message no checks read, and an unreadable header
+    section, are relayed as they came, below our fields."""
     added = b"".join(fold_field(name, value).encode("utf-8") + b"\r\n" for name, value in add)
     if isinstance(parsed, bytes):
-        return received + added + parsed, []
+        return received + added + parsed, b"", []
+    if isinstance(parsed, SpooledMessage):
+        return received + added + parsed.head, parsed.body, []
     if parsed.message is None:
-        return received + added + parsed.raw, []
+        return received + added + parsed.raw, parsed.spooled or b"", []
     message = parsed.message
     drop = {index for index in remove if 0 <= index < len(message.fields)}
     kept = b"".join(f.raw for index, f in enumerate(message.fields) if index not in drop)
     names = [message.fields[index].name.decode("ascii", "replace") for index in sorted(drop)]
-    return received + added + kept + message.separator + message.body, names
+    return received + added + kept + message.separator, message.body, names

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from mailwarden.body import SpooledMessage
 from mailwarden.pipeline import MessageDecision
 from mailwarden.reply import SMTPReply
 
@@ -129,8 +130,11 @@ class Checks(Protocol):
         """After the gateway's relay control accepted `rcpt` (greylisting at RCPT time)."""
         ...
 
-    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> MessageDecision:
-        """`message` has CRLF line ends, is dot-unstuffed, without the gateway's headers.
+    async def on_data(
+        self, session: Session, tx: Transaction, message: bytes | SpooledMessage
+    ) -> MessageDecision:
+        """`message` has CRLF line ends, is dot-unstuffed, without the gateway's headers; a
+        large one comes spooled (its body in a file the gateway removes afterwards).
         `reply` None relays it, written from the decision's `message` (the checks' parse) with
         `add_headers` added and `remove_fields` dropped; a Reply refuses it."""
         ...
@@ -155,7 +159,9 @@ class AcceptAll:
     async def on_rcpt(self, session: Session, tx: Transaction, rcpt: str) -> Reply | None:
         return None
 
-    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> MessageDecision:
+    async def on_data(
+        self, session: Session, tx: Transaction, message: bytes | SpooledMessage
+    ) -> MessageDecision:
         return MessageDecision(log={"action": "accept"})
 
     async def on_disconnect(self, session: Session) -> None:

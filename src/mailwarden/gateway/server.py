@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailwarden.body import SpooledMessage
 from mailwarden.pipeline import MessageDecision
 from mailwarden.settings import BareLineEnding, GatewaySettings, StrictAction
 
@@ -41,7 +42,7 @@ from .commands import (
     parse_command,
     parse_path_and_params,
 )
-from .data import ChunkedMessage, DataResult, read_data
+from .data import ChunkedMessage, DataResult, MemoryBudget, Spool, read_data
 from .downstream import Downstream, DownstreamRelay, Outbound, Unavailable, public_reply
 from .headers import received_field, relayed_message
 from .hooks import AcceptAll, Checks, Event, Reply, Session, TLSInfo, Transaction
@@ -99,6 +100,8 @@ class Gateway:
         self.clock = clock
         recipients = load_recipient_map(config.recipient_map) if config.recipient_map else None
         self.relay_control = RelayControl.build(config.local_domains, recipients)
+        budget = MemoryBudget(config.limits.memory_budget)
+        self.spool = Spool(Path(config.data_dir) / "spool", config.limits.spool_threshold, budget)
         self.tls_context = tls_context if tls_context is not None else self._tls_context()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -133,6 +136,7 @@ class Gateway:
     async def start(self) -> None:
         host, port = self.config.listen
         loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.spool.prepare)  # files left by a crash are not mail
         self._server = await loop.create_server(
             lambda: Stream(self._open), host, port, reuse_address=True, backlog=1024
         )
@@ -632,7 +636,9 @@ class _Connection:
         limits, timeouts = self.config.limits, self.config.timeouts
         self.stream.meter = self.data_rate()
         try:
-            result = await read_data(self.stream, limits, timeouts.data_block, self.config.bare_lf)
+            result = await read_data(
+                self.stream, limits, timeouts.data_block, self.config.bare_lf, self.gw.spool
+            )
         finally:
             self.stream.meter = None
         await self.finish_message(tx, result, received_at)
@@ -674,7 +680,7 @@ class _Connection:
             return
         assert tx is not None
         if self.chunked is None:
-            self.chunked = ChunkedMessage(limits, self.config.bare_lf)
+            self.chunked = ChunkedMessage(limits, self.config.bare_lf, self.gw.spool)
             self.chunks_started = time.monotonic()
         chunked = self.chunked
         chunked.chunks += 1
@@ -737,7 +743,15 @@ class _Connection:
         await self.reply(refusal, count_error=count_error)
 
     async def finish_message(self, tx: Transaction, result: DataResult, started: float) -> None:
-        """The end of DATA or BDAT LAST: checks, relay, and the one final reply."""
+        """The end of DATA or BDAT LAST: checks, relay, and the one final reply (a spooled
+        message's file is removed whatever happens)."""
+        try:
+            await self._finish_message(tx, result, started)
+        finally:
+            if isinstance(result.message, SpooledMessage):
+                result.message.close()
+
+    async def _finish_message(self, tx: Transaction, result: DataResult, started: float) -> None:
         session = self.session
         for event in result.events:
             session.add_event(event)
@@ -779,14 +793,14 @@ class _Connection:
     async def deliver(
         self,
         tx: Transaction,
-        message: bytes,
+        message: bytes | SpooledMessage,
         decision: MessageDecision,
         extra: dict[str, Any],
     ) -> Reply:
         """Relay downstream; the client's answer is the worst downstream outcome."""
         assert self.outbound is not None
         received = received_field(self.session, tx, self.config.hostname, self.gw.clock())
-        relayed, removed = relayed_message(
+        head, body, removed = relayed_message(
             decision.message or message, received, decision.add_headers, decision.remove_fields
         )
         if removed:
@@ -802,7 +816,7 @@ class _Connection:
                     reply = await self.outbound.rcpt(target)
                     if reply.code >= 300:
                         return self.downstream_refused(reply)
-            replies = await self.outbound.data(relayed)
+            replies = await self.outbound.data(head, body)
         except Unavailable as exc:
             await self.close_outbound()
             return self.unavailable(exc)
@@ -896,6 +910,8 @@ class _Connection:
     ) -> None:
         await self.close_outbound()
         tx, self.tx = self.tx, None
+        if self.chunked is not None:
+            self.chunked.builder.discard()  # chunks of an unfinished message: their spool file
         self.chunked, self.bdat_failed = None, None
         if tx is None:
             return

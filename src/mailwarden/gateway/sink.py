@@ -16,6 +16,7 @@ import socket
 import time
 from pathlib import Path
 
+from mailwarden.body import Body, chunks
 from mailwarden.settings import GatewaySettings, SMTPLimits, StrictAction, TLSSettings
 
 from .hooks import Reply, Session
@@ -24,9 +25,16 @@ __all__ = ["MaildirRelay", "deliver_to_maildir", "sink_config"]
 
 
 def deliver_to_maildir(
-    maildir: Path, sender: str, rcpts: list[str], message: bytes, *, fsync: bool = True
+    maildir: Path,
+    sender: str,
+    rcpts: list[str],
+    message: bytes,
+    *,
+    fsync: bool = True,
+    body: Body = b"",
 ) -> Path:
-    """Write one message (with Return-Path and Delivered-To) into maildir/new."""
+    """Write one message (`message` then `body`, a spooled body copied in pieces), with
+    Return-Path and Delivered-To, into maildir/new."""
     for sub in ("tmp", "new", "cur"):
         (maildir / sub).mkdir(parents=True, exist_ok=True)
     now = time.time()
@@ -39,6 +47,8 @@ def deliver_to_maildir(
     tmp = maildir / "tmp" / name
     with open(tmp, "wb") as handle:
         handle.write(head + message)
+        for piece in chunks(body):
+            handle.write(piece)
         if fsync:
             handle.flush()
             os.fsync(handle.fileno())
@@ -62,14 +72,15 @@ class _MaildirOutbound:
         self.rcpts.append(rcpt)
         return Reply(250, "2.1.5", "Ok")
 
-    async def data(self, message: bytes) -> list[Reply]:
+    async def data(self, head: bytes, body: Body = b"") -> list[Reply]:
         path = await asyncio.to_thread(
             deliver_to_maildir,
             self.maildir,
             self.sender,
             list(self.rcpts),
-            message,
+            head,
             fsync=self.fsync,
+            body=body,
         )
         return [Reply(250, "2.0.0", f"Ok: delivered as {path.name}")]
 

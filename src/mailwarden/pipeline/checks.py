@@ -26,6 +26,7 @@ from mailwarden.arc import (
     trusted_sealer_dmarc_pass,
 )
 from mailwarden.authres import AuthenticationResults, AuthResultsBuilder
+from mailwarden.body import SpooledMessage
 from mailwarden.dkim import DKIMReason, DKIMResult, DKIMStatus, DKIMVerifier
 from mailwarden.dmarc import (
     DMARCEvaluator,
@@ -176,7 +177,7 @@ class Pipeline:
 
     async def check(
         self,
-        message: ParsedMessage | Message | bytes,
+        message: ParsedMessage | Message | SpooledMessage | bytes,
         *,
         ip: IPAddress | str,
         helo: str,
@@ -213,7 +214,7 @@ class Pipeline:
 
     async def message_checks(
         self,
-        message: ParsedMessage | Message | bytes,
+        message: ParsedMessage | Message | SpooledMessage | bytes,
         *,
         ip: IPAddress | str,
         helo: str,
@@ -338,7 +339,7 @@ class Pipeline:
         )
 
     def parse(
-        self, message: ParsedMessage | Message | bytes, *, smtputf8: bool = False
+        self, message: ParsedMessage | Message | SpooledMessage | bytes, *, smtputf8: bool = False
     ) -> ParsedMessage:
         """The message read once, as the settings say (`policy.header_syntax`)."""
         strict = self.policy.header_syntax is HeaderSyntax.STRICT

@@ -13,9 +13,11 @@ which such lines are kept but never read as fields, so the verdict says everythi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from mailwarden.author import AuthorProblem, Authors, read_authors
+from mailwarden.body import SpooledBody, SpooledMessage
 from mailwarden.dkim import BodyHasher
 from mailwarden.message import Message, MessageError
 
@@ -28,17 +30,21 @@ class ParsedMessage:
     (over a limit); `raw` is always the bytes as received. `header_problem` says why a strict
     reading refuses the header section, with the enhanced status code of that refusal."""
 
-    raw: bytes
+    raw: bytes  # for a spooled message: its header section (the body is `message.body`)
     message: Message | None
     authors: Authors
     body: BodyHasher | None
     problem: str | None = None  # why `message` is None
     header_problem: str | None = None
     header_status: str = "5.6.0"
+    spooled: SpooledBody | None = None  # the body in its spool file (large messages)
 
 
 def parse(
-    data: bytes | Message | ParsedMessage, *, strict: bool = True, smtputf8: bool = True
+    data: bytes | SpooledMessage | Message | ParsedMessage,
+    *,
+    strict: bool = True,
+    smtputf8: bool = True,
 ) -> ParsedMessage:
     """The message `data` (on-wire form, CRLF line ends) read once for every check.
 
@@ -48,8 +54,11 @@ def parse(
     if isinstance(data, ParsedMessage):
         return data
     header_problem: str | None = None
+    spooled = data.body if isinstance(data, SpooledMessage) else None
+    if isinstance(data, SpooledMessage):
+        data = data.head  # the header section is read in memory, the body stays in its file
     if isinstance(data, Message):
-        message, raw = data, data.raw
+        message, raw = data, data.header_section if isinstance(data.body, SpooledBody) else data.raw
     else:
         raw = data
         try:
@@ -60,9 +69,11 @@ def parse(
             except MessageError as hopeless:  # over a limit: nothing can be read
                 why = f"unreadable header section: {hopeless}"
                 authors = Authors((), problem=AuthorProblem.SYNTAX, reason=why)
-                return ParsedMessage(raw, None, authors, None, str(hopeless), why)
+                return ParsedMessage(raw, None, authors, None, str(hopeless), why, spooled=spooled)
             if strict:
                 header_problem = str(exc)
+    if spooled is not None:
+        message = dataclasses.replace(message, body=spooled)
     from_fields = message.get_all("from")
     authors = read_authors([f.text() for f in from_fields])
     status = "5.6.0"
@@ -73,5 +84,5 @@ def parse(
         )
         status = "5.6.7"
     return ParsedMessage(
-        raw, message, authors, BodyHasher(message.body), None, header_problem, status
+        raw, message, authors, BodyHasher(message.body), None, header_problem, status, spooled
     )

@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import TypeVar
 
+from mailwarden.body import SpooledMessage
 from mailwarden.greylist import GreylistAction, GreylistStage
 from mailwarden.message import Message
 from mailwarden.policy import Action, Facts, decide, spf_symbols
@@ -143,7 +144,7 @@ class TransactionChecks:
 
     async def data(
         self,
-        message: ParsedMessage | Message | bytes,
+        message: ParsedMessage | Message | SpooledMessage | bytes,
         rcpts: Sequence[str],
         events: Sequence[Symbol] = (),
         *,

@@ -141,6 +141,11 @@ class SMTPLimits:
     # the deadline 1/min_data_rate s later, at most timeouts.data_block s ahead; a slower
     # client gets 421 4.4.2. Postfix's smtpd_min_data_rate.
     min_data_rate: int = setting(500, min=1)
+    # A message body larger than this stays in a spool file under data_dir/spool, never
+    # whole in memory (hashing and relaying stream it).
+    spool_threshold: int = setting(262_144, min=0)
+    # Message octets all connections together may hold in memory; past it, bodies spool.
+    memory_budget: int = setting(33_554_432, min=0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,9 +207,7 @@ class _Parser:
             # "bank.example. evil"): programs read such a domain differently, and that
             # disagreement is what a spoof uses to hide its domain: refuse it.
             if self.peek() == "." or (domain.endswith(".") and self.peek() == "atom"):
-                raise AddressError(
-                    f"white space or a comment inside the domain after {domain!r}"
-                )
+                raise AddressError(f"white space or a comment inside the domain after {domain!r}")
         else:
             raise AddressError("missing domain after '@'")
         if domain.endswith(".") and not domain.endswith(".."):

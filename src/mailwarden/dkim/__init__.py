@@ -9,8 +9,8 @@ The building blocks ARC reuses are exported too: `parse_tag_list`, `canonicalize
 
 from .canon import (
     BodyHasher,
-    StreamingBody,
     Canon,
+    StreamingBody,
     body_hash,
     canonicalize_body,
     canonicalize_header,

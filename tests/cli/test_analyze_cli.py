@@ -219,3 +219,37 @@ def test_a_message_without_received_fields(
     assert data["hops"] == []
     assert data["boundary"]["hop"] is None
     assert data["boundary"]["reason"] == "no readable Received field"
+
+
+
+def test_analyze_checks_with_the_pipeline_of_the_configuration(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, config: str
+) -> None:
+    """The checks run again are the pipeline's, from the configuration analyze loads: its
+    DMARC discovery, its DNS lists, its policy's scores."""
+    path = tmp_path / "scored.toml"
+    path.write_text(
+        '[dmarc]\ndiscovery = "psl"\n'
+        "[policy.scores]\nIPREV_PERMERROR = 9.5\nRBL_TESTBL = 0.25\n"
+        '[dnsbl]\nuse = []\n[[dnsbl.lists]]\nname = "testbl"\nzone = "bl.example.test"\n'
+    )
+    data = analyze_json(capsys, "postfix_chain.eml", "--config", str(path))
+    now = data["reverify"]
+    assert now["dmarc"]["discovery_method"] == "psl"
+    relays = {r["ip"]: r for r in now["relays"]}
+    assert relays["2001:db8:1::10"]["iprev"]["symbol"] == {
+        "name": "IPREV_PERMERROR",
+        "score": 9.5,
+        "detail": "no PTR record (no such domain)",
+    }
+    forged = analyze_json(capsys, "forged_hop.eml", "--config", str(path))
+    listed = next(r for r in forged["reverify"]["relays"] if r["ip"] == "203.0.113.77")
+    assert [(s["name"], s["score"]) for s in listed["dnsbl"][0]["symbols"]] == [
+        ("RBL_TESTBL", 0.25)
+    ]
+    default = analyze_json(capsys, "forged_hop.eml", "--config", config)
+    listed = next(r for r in default["reverify"]["relays"] if r["ip"] == "203.0.113.77")
+    assert [(s["name"], s["score"]) for s in listed["dnsbl"][0]["symbols"]] == [
+        ("RBL_TESTBL", 1.0)  # as the list's definition weighs it
+    ]
+    assert default["reverify"]["dmarc"]["discovery_method"] == "treewalk"

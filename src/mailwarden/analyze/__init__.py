@@ -8,7 +8,8 @@ Authentication-Results, Received-SPF, DKIM-Signature and ARC sets in plain words
 (`changes`: what changed since the message was received). `reverify` (`reverification`) does the DNS
 work: DKIM, ARC, SPF and DMARC for the boundary address, iprev and DNS lists for every relaying
 address, concurrently. `analyze_message` (`report`) runs the lot and returns an `Analysis` whose
-`to_dict()` is the JSON of `mailwarden analyze`.
+`to_dict()` is the JSON of `mailwarden analyze`. The checks run again are those of the one
+pipeline (`mailwarden.pipeline.build`), built from the settings the caller gives.
 """
 
 from __future__ import annotations

@@ -101,6 +101,7 @@ def analyze(
             ip=address,
             helo=helo,
             mail_from=mail_from,
+            settings=settings,
             dns_lists=lists,
             clock=clock,
         )

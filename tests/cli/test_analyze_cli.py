@@ -221,6 +221,51 @@ def test_a_message_without_received_fields(
     assert data["boundary"]["reason"] == "no readable Received field"
 
 
+BY_ADDRESS = (
+    b"Received: from [10.0.0.1] (unknown [10.0.0.1]) by 10.0.0.2;"
+    b" Mon, 23 Nov 2026 10:00:02 +0000\r\n"
+    b"Received: from mail.example.com (mail.example.com [192.0.2.10]) by [10.0.0.1];"
+    b" Mon, 23 Nov 2026 10:00:01 +0000\r\n"
+    b"Return-Path: <alice@example.com>\r\n"
+    b"From: alice@example.com\r\nSubject: s\r\n\r\nbody\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [["10.0.0.1", "10.0.0.2"], ["10.0.0.0/24"], ["[10.0.0.1]", "10.0.0.2", "mx.example.net"]],
+)
+def test_trusted_host_by_address(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, hosts: list[str]
+) -> None:
+    """Issue 12 item 11: real Received fields name hops by address."""
+    path = tmp_path / "by_address.eml"
+    path.write_bytes(BY_ADDRESS)
+    options = [arg for host in hosts for arg in ("--trusted-host", host)]
+    code, out, err = invoke(
+        capsys, "analyze", str(path), "--dns-zone", ZONE, "--now", NOW, "--json", *options
+    )
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    boundary = data["boundary"]
+    assert (boundary["method"], boundary["hop"], boundary["ip"]) == (
+        "trusted-host",
+        1,
+        "192.0.2.10",
+    )
+    assert data["reverify"]["spf"]["result"] == "pass"  # example.com allows 192.0.2.0/25
+    assert [h["trusted"] for h in data["hops"]] == [True, True]
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "10.0.0.0/33", "fe80::1%eth0", "a b"])
+def test_bad_trusted_host_addresses_exit_2(capsys: pytest.CaptureFixture[str], host: str) -> None:
+    code, out, err = invoke(
+        capsys, "analyze", str(DATA / "postfix_chain.eml"), "--trusted-host", host
+    )
+    assert (code, out) == (2, "")
+    assert "--trusted-host" in err
+    assert len(err.strip().splitlines()) == 1
+
 
 def test_analyze_checks_with_the_pipeline_of_the_configuration(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, config: str

@@ -20,6 +20,7 @@ from .boundary import (
     find_boundary,
     received_field_positions,
     topmost_authserv_id,
+    trusted_host,
 )
 from .changes import Change, compare, recorded_results
 from .explain import HeaderExplanation, describe_resinfo, explain_headers, parse_received_spf
@@ -50,4 +51,5 @@ __all__ = [
     "recorded_results",
     "reverify",
     "topmost_authserv_id",
+    "trusted_host",
 ]

@@ -54,7 +54,9 @@ class Analysis:
         if now is not None:
             words = [f"spf={now.spf.result.value}" if now.spf else "spf=not checked"]
             words.append("dkim=" + (",".join(r.result.value for r in now.dkim) or "none"))
-            words.append(f"dmarc={now.dmarc.result.value}")
+            words.append(
+                f"dmarc={now.dmarc.result.value}" if now.dmarc.evaluated else "dmarc=not evaluated"
+            )
             words.append(f"arc={now.arc.result.value}")
             listed = [r for r in now.relays if r.dnsbl is not None and r.dnsbl.listed]
             if listed:

@@ -13,7 +13,7 @@ from typing import Any
 from mailwarden.arc import ARCResult
 from mailwarden.authres import ResInfo
 from mailwarden.dkim import DKIMResult
-from mailwarden.dmarc import DMARCResult
+from mailwarden.dmarc import DMARCResult, DMARCStatus
 from mailwarden.dns import IPAddress, Resolver
 from mailwarden.dnsbl import DNSListChecker, DNSListReport
 from mailwarden.iprev import IprevResult, check_iprev
@@ -56,8 +56,9 @@ class RelayHop:
 
 @dataclass(frozen=True, slots=True)
 class Reverification:
-    """The checks run again now, for the boundary address (or the one given). `scoring` is
-    the policy that scores the symbols."""
+    """The checks run again now, for the boundary address (or the one given). `dmarc` is not
+    evaluated (never fail) when SPF could not be checked and no DKIM signature passed aligned:
+    an SPF pass might have made it pass. `scoring` is the policy that scores the symbols."""
 
     ip: IPAddress | None
     ip_source: str  # "boundary", "option" or "none"
@@ -175,6 +176,8 @@ async def reverify(
     finally:
         relays_task.cancel()
     dmarc_result = await pipeline.dmarc.evaluate(parsed.authors, spf_result, dkim_results)
+    if spf_result is None and dmarc_result.result is DMARCStatus.FAIL:
+        dmarc_result = dmarc_result.without_spf()
     return Reverification(
         ip,
         ip_source,

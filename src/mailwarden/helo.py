@@ -1,31 +1,32 @@
 """HELO/EHLO checks: what the name a client announced says about it.
 
 RFC 5321 §4.1.4 forbids refusing a message only because the HELO name does not match the
-client, so every finding here is a `Symbol` for the scoring policy; a rejection happens only
-for the symbols the caller names in `reject` (a local configuration choice).
+client, so `check_helo` only reports findings, each with a reason code and a detail; the policy
+names them (HELO_*), scores them and, where the configuration says so (`hard_reject`), refuses
+(`mailwarden.policy.helo_symbols`).
 
-Findings, with their default scores:
+Findings (the symbol the policy names each with, and its default score, in parentheses):
 
-============================  =====  ====================================================
-HELO_BAD_SYNTAX               2.0    neither a domain name nor an address literal
-HELO_BARE_IP                  2.0    an address without the brackets of a literal
-HELO_NOT_FQDN                 1.5    a single label ("localhost", "PC-1234")
-HELO_IP_LITERAL               0.0    an address literal naming the client (legal)
-HELO_IP_LITERAL_MISMATCH      2.5    an address literal naming another host
-HELO_FORGED                   5.0    one of our own names or addresses
-HELO_NORESOLVE                1.0    the name has no A or AAAA record
-HELO_TEMPERROR                0.0    the name could not be resolved now
-HELO_MISMATCH_PTR             0.5    resolves, but neither to the client nor a PTR name
-HELO_MATCHES_CLIENT           0.0    the name resolves to the client address
-HELO_MATCHES_PTR              0.0    the name is one of the client's PTR names
-============================  =====  ====================================================
+===================  ===============================  ==================================
+bad-syntax           HELO_BAD_SYNTAX (2.0)            neither a domain name nor a literal
+bare-ip              HELO_BARE_IP (2.0)               an address without the brackets
+not-fqdn             HELO_NOT_FQDN (1.5)              a single label ("localhost")
+ip-literal           HELO_IP_LITERAL (0.0)            a literal naming the client (legal)
+ip-literal-mismatch  HELO_IP_LITERAL_MISMATCH (2.5)   a literal naming another host
+forged               HELO_FORGED (5.0)                one of our own names or addresses
+no-resolve           HELO_NORESOLVE (1.0)             the name has no A or AAAA record
+dns-error            HELO_TEMPERROR (0.0)             the name could not be resolved now
+mismatch-ptr         HELO_MISMATCH_PTR (0.5)          resolves elsewhere, not a PTR name
+matches-client       HELO_MATCHES_CLIENT (0.0)        the name resolves to the client
+matches-ptr          HELO_MATCHES_PTR (0.0)           the name is a PTR name of the client
+===================  ===============================  ==================================
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -42,10 +43,9 @@ from mailwarden.dns import (
     parse_ip,
     reverse_pointer,
 )
-from mailwarden.symbols import Symbol
 
 __all__ = [
-    "HELO_SCORES",
+    "HeloFinding",
     "HeloKind",
     "HeloName",
     "HeloReason",
@@ -55,24 +55,9 @@ __all__ = [
     "parse_helo",
 ]
 
-HELO_SCORES: Mapping[str, float] = {
-    "HELO_BAD_SYNTAX": 2.0,
-    "HELO_BARE_IP": 2.0,
-    "HELO_NOT_FQDN": 1.5,
-    "HELO_IP_LITERAL": 0.0,
-    "HELO_IP_LITERAL_MISMATCH": 2.5,
-    "HELO_FORGED": 5.0,
-    "HELO_NORESOLVE": 1.0,
-    "HELO_TEMPERROR": 0.0,
-    "HELO_MISMATCH_PTR": 0.5,
-    "HELO_MATCHES_CLIENT": 0.0,
-    "HELO_MATCHES_PTR": 0.0,
-}
-
 
 class HeloReason(StrEnum):
-    """One finding about a HELO argument, as a code (RFC 5321 §4.1.1.1, §4.1.3, §4.1.4);
-    each has its scoring symbol (`symbol_name`)."""
+    """One finding about a HELO argument, as a code (RFC 5321 §4.1.1.1, §4.1.3, §4.1.4)."""
 
     BAD_SYNTAX = "bad-syntax"  # neither a domain nor an address literal
     BARE_IP = "bare-ip"  # an address without the [] of an address literal
@@ -85,25 +70,6 @@ class HeloReason(StrEnum):
     MISMATCH_PTR = "mismatch-ptr"  # resolves elsewhere and is not a PTR name of the client
     MATCHES_CLIENT = "matches-client"  # resolves to the client
     MATCHES_PTR = "matches-ptr"  # is a PTR name of the client
-
-    @property
-    def symbol_name(self) -> str:
-        return _SYMBOLS[self]
-
-
-_SYMBOLS = {
-    HeloReason.BAD_SYNTAX: "HELO_BAD_SYNTAX",
-    HeloReason.BARE_IP: "HELO_BARE_IP",
-    HeloReason.NOT_FQDN: "HELO_NOT_FQDN",
-    HeloReason.IP_LITERAL: "HELO_IP_LITERAL",
-    HeloReason.IP_LITERAL_MISMATCH: "HELO_IP_LITERAL_MISMATCH",
-    HeloReason.FORGED: "HELO_FORGED",
-    HeloReason.NO_RESOLVE: "HELO_NORESOLVE",
-    HeloReason.DNS_ERROR: "HELO_TEMPERROR",
-    HeloReason.MISMATCH_PTR: "HELO_MISMATCH_PTR",
-    HeloReason.MATCHES_CLIENT: "HELO_MATCHES_CLIENT",
-    HeloReason.MATCHES_PTR: "HELO_MATCHES_PTR",
-}
 
 
 class HeloKind(StrEnum):
@@ -182,33 +148,35 @@ def format_helo(helo: HeloName) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class HeloFinding:
+    """One finding: its code and what was seen."""
+
+    code: HeloReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class HeloResult:
-    """Findings about one HELO argument. `rejected_by` is the first finding the caller
-    configured as a rejection (None: the policy decides)."""
+    """Findings about one HELO argument, in the order found. Nothing here decides: the
+    policy names, scores and (when configured) refuses on them."""
 
     helo: HeloName
     ip: IPAddress
-    symbols: tuple[Symbol, ...]
-    reason_codes: tuple[HeloReason, ...]  # one per symbol, in the same order
+    findings: tuple[HeloFinding, ...]
     addresses: tuple[IPAddress, ...] = ()
     ptr_names: tuple[str, ...] = ()
-    rejected_by: Symbol | None = None
 
     @property
-    def names(self) -> frozenset[str]:
-        return frozenset(s.name for s in self.symbols)
+    def reason_codes(self) -> tuple[HeloReason, ...]:
+        return tuple(f.code for f in self.findings)
 
     @property
     def reason(self) -> str:
-        return "; ".join(f"{s.name}: {s.detail}" for s in self.symbols if s.detail)
-
-    @property
-    def score(self) -> float:
-        return sum(s.score for s in self.symbols)
+        return "; ".join(f"{f.code.value}: {f.detail}" for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of this result, for every command that shows one (`name` is the
-        HELO argument as `helo`)."""
+        """The JSON object of this result (`name` is the HELO argument as `helo`); commands
+        add the policy's symbols (`mailwarden.pipeline.views`)."""
         return {
             "helo": self.helo.text,
             "name": self.helo.text,
@@ -216,15 +184,8 @@ class HeloResult:
             "ip": str(self.ip),
             "addresses": [str(a) for a in self.addresses],
             "ptr_names": list(self.ptr_names),
-            "symbols": [s.to_dict() for s in self.symbols],
             "reason_codes": [c.value for c in self.reason_codes],
-            "score": self.score,
-            "rejected_by": self.rejected_by.name if self.rejected_by else None,
         }
-
-
-def _symbol(name: str, detail: str, scores: Mapping[str, float]) -> Symbol:
-    return Symbol(name, scores.get(name, HELO_SCORES[name]), detail)
 
 
 async def check_helo(
@@ -235,28 +196,23 @@ async def check_helo(
     our_names: Iterable[str] = (),
     our_addresses: Iterable[IPAddress | str] = (),
     ptr_names: Iterable[str] | None = None,
-    reject: Collection[str] = frozenset(),
-    scores: Mapping[str, float] | None = None,
 ) -> HeloResult:
     """Check `helo` given by the client at `ip`.
 
     `our_names`/`our_addresses` are this gateway's own (a client using them forges us);
     `ptr_names` are the client's PTR names when iprev already found them (else looked up
-    here); `reject` names the symbols that should reject; `scores` overrides defaults.
+    here).
     """
     client = parse_ip(ip) if isinstance(ip, str) else ip
-    score_map: Mapping[str, float] = scores or HELO_SCORES
     own_names = {normalize(n) for n in our_names}
     own_addresses = {parse_ip(a) if isinstance(a, str) else a for a in our_addresses}
     parsed = parse_helo(helo)
-    symbols: list[Symbol] = []
-    codes: list[HeloReason] = []
+    findings: list[HeloFinding] = []
     addresses: tuple[IPAddress, ...] = ()
     ptrs: tuple[str, ...] = tuple(normalize(n) for n in ptr_names) if ptr_names else ()
 
     def add(code: HeloReason, detail: str) -> None:
-        codes.append(code)
-        symbols.append(_symbol(code.symbol_name, detail, score_map))
+        findings.append(HeloFinding(code, detail))
 
     is_us = client in own_addresses
     if parsed.kind is HeloKind.INVALID:
@@ -297,8 +253,7 @@ async def check_helo(
                 )
             if not is_us and own_addresses.intersection(addresses) and name not in own_names:
                 add(HeloReason.FORGED, f"{name} resolves to one of our addresses")
-    rejected = next((s for s in symbols if s.name in reject), None)
-    return HeloResult(parsed, client, tuple(symbols), tuple(codes), addresses, ptrs, rejected)
+    return HeloResult(parsed, client, tuple(findings), addresses, ptrs)
 
 
 async def _resolve(

@@ -2,15 +2,15 @@
 
 `check_iprev(resolver, ip)` looks up the PTR names of the client address and the addresses of
 each name (at most `MAX_PTR_NAMES`, concurrently); the result passes when one name maps back.
-The `IprevResult` carries the RFC's result word, every PTR name, the confirmed name, a reason
-and a `Symbol` for the scoring policy.
+The `IprevResult` carries the RFC's result word, a reason code, every PTR name, the confirmed
+name and a reason; the policy names and scores it (`mailwarden.policy.iprev_symbols`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -26,10 +26,8 @@ from mailwarden.dns import (
     parse_ip,
     reverse_pointer,
 )
-from mailwarden.symbols import Symbol
 
 __all__ = [
-    "IPREV_SCORES",
     "MAX_PTR_NAMES",
     "IprevReason",
     "IprevResult",
@@ -61,15 +59,6 @@ class IprevReason(StrEnum):
     DNS_ERROR = "dns-error"  # a transient DNS error prevented a final answer: temperror
 
 
-# Default scores the policy may override: a missing PTR is common for small senders.
-IPREV_SCORES: dict[IprevStatus, float] = {
-    IprevStatus.PASS: 0.0,
-    IprevStatus.FAIL: 1.5,
-    IprevStatus.TEMPERROR: 0.0,
-    IprevStatus.PERMERROR: 1.0,
-}
-
-
 @dataclass(frozen=True, slots=True)
 class IprevResult:
     """The iprev outcome. `name` is the PTR name confirmed by its forward lookup (pass only);
@@ -82,7 +71,6 @@ class IprevResult:
     name: str | None = None
     reason: str = ""
     dns_queries: int = 0
-    symbol: Symbol = field(default_factory=lambda: Symbol("IPREV_PASS"))
 
     @property
     def policy_iprev(self) -> str:
@@ -100,7 +88,6 @@ class IprevResult:
             "reason": self.reason,
             "policy_iprev": self.policy_iprev,
             "dns_queries": self.dns_queries,
-            "symbol": self.symbol.to_dict(),
         }
 
 
@@ -113,8 +100,7 @@ def _result(
     names: tuple[str, ...] = (),
     name: str | None = None,
 ) -> IprevResult:
-    symbol = Symbol(f"IPREV_{status.upper()}", IPREV_SCORES[status], reason or (name or ""))
-    return IprevResult(status, ip, code, names, name, reason, queries, symbol)
+    return IprevResult(status, ip, code, names, name, reason, queries)
 
 
 async def check_iprev(resolver: Resolver, ip: IPAddress | str) -> IprevResult:

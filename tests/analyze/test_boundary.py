@@ -3,9 +3,12 @@ hops below it."""
 
 from __future__ import annotations
 
-from tests.analyze.helpers import analyze, header, hop, message_with
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from tests.analyze.helpers import DATA, analyze, header, hop, message_with
 
-from mailwarden.analyze import BoundaryMethod, find_boundary, read_hops
+from mailwarden.analyze import BoundaryMethod, find_boundary, read_hops, trusted_host
 from mailwarden.message import read_message
 
 
@@ -102,3 +105,82 @@ def test_boundary_parent_domain_of_the_authserv_id() -> None:
     assert boundary.trusted_names == ("auth.example.net", "example.net")
     assert boundary.hop == 1
     assert boundary.helo == "out.sender.example"
+
+
+# -- hosts named by address (issue 12 item 11): real Received fields name hops by address ------
+
+BY_ADDRESS = [
+    "from [10.0.0.1] (unknown [10.0.0.1]) by 10.0.0.2; Mon, 23 Nov 2026 10:00:02 +0000",
+    "from mail.example.com (mail.example.com [192.0.2.10]) by [10.0.0.1];"
+    " Mon, 23 Nov 2026 10:00:01 +0000",
+]
+
+
+@pytest.mark.parametrize(
+    "trusted",
+    [
+        ["10.0.0.1", "10.0.0.2"],
+        ["10.0.0.0/24"],
+        ["10.9.9.9/8"],  # a network given by any of its addresses
+        ["[10.0.0.1]", "10.0.0.2"],  # as a Received field writes it
+        ["10.0.0.2", "10.0.0.1"],
+    ],
+)
+def test_trusted_hosts_by_address(trusted: list[str]) -> None:
+    message = read_message(message_with(BY_ADDRESS))
+    boundary, hops = find_boundary(read_hops(message), [trusted_host(t) for t in trusted])
+    assert boundary.method is BoundaryMethod.TRUSTED_HOST
+    assert (boundary.hop, str(boundary.ip), boundary.by) == (1, "192.0.2.10", "[10.0.0.1]")
+    assert [h.trusted for h in hops] == [True, True]
+
+
+def test_a_trusted_address_outside_the_chain_trusts_nothing() -> None:
+    message = read_message(message_with(BY_ADDRESS))
+    boundary, _ = find_boundary(read_hops(message), ["192.0.2.99"])
+    assert boundary.method is BoundaryMethod.TOPMOST
+    assert boundary.hop == 2
+
+
+def test_an_ipv6_hop_named_by_its_address() -> None:
+    message = read_message((DATA / "gmail_style.eml").read_bytes())
+    boundary, hops = find_boundary(read_hops(message), [trusted_host("2002:a05:6520::/48")])
+    assert boundary.method is BoundaryMethod.TRUSTED_HOST
+    assert boundary.by == "2002:a05:6520:2e4c:b0:2a1:c3e5:9c1f"
+    assert [h.trusted for h in hops] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        (" 192.0.2.1 ", "192.0.2.1"),
+        ("2001:DB8::1", "2001:db8::1"),
+        ("10.1.2.3/8", "10.0.0.0/8"),
+        ("192.0.2.7/32", "192.0.2.7"),
+        ("2001:db8::/32", "2001:db8::/32"),
+        ("[192.0.2.1]", "192.0.2.1"),
+        ("[IPv6:2001:db8::1]", "2001:db8::1"),
+        ("MX.Example.NET.", "mx.example.net"),
+        ("example.net", "example.net"),
+    ],
+)
+def test_trusted_host_forms(text: str, canonical: str) -> None:
+    assert trusted_host(text) == canonical
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["999.1.1.1", "192.0.2.1/33", "fe80::1%eth0", "bad host", "", "1.2.3", "a..b", "[x]", "\0"],
+)
+def test_trusted_host_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match=r"not"):
+        trusted_host(text)
+
+
+@given(st.text(max_size=60))
+def test_trusted_host_is_canonical_or_refused(text: str) -> None:
+    try:
+        canonical = trusted_host(text)
+    except ValueError:
+        return
+    assert trusted_host(canonical) == canonical

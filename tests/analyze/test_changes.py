@@ -3,10 +3,13 @@ comparison of their results with today's."""
 
 from __future__ import annotations
 
-import pytest
-from tests.analyze.helpers import analyze, change
+from pathlib import Path
 
-from mailwarden.analyze import recorded_results
+import pytest
+from tests.analyze.helpers import DATA, NOW, analyze, change, resolver
+
+from mailwarden.analyze import analyze_message, recorded_results
+from mailwarden.dns import StaticResolver
 from mailwarden.message import read_message
 
 OURS = "Authentication-Results: mx.example.net; spf=pass smtp.mailfrom=a@example.com\r\n"
@@ -55,3 +58,120 @@ async def test_forged_hop_listed_relay_and_recorded_results() -> None:
     assert change(data, "spf")["then"] == "fail"
     assert change(data, "dmarc")["then"] == "fail"
     assert "1 relay(s) listed" in data["summary"]
+
+
+# -- DMARC now: not evaluated without SPF, and the right cause of a change (issue 12 item 8) ----
+
+NO_ADDRESS = (
+    "Received: from mail.example.com by mx.example.net; Mon, 23 Nov 2026 10:00:01 +0000\r\n"
+    "Authentication-Results: mx.example.net; spf=pass smtp.mailfrom=a@example.com;\r\n"
+    " dmarc=pass header.from=example.com\r\n"
+    "Return-Path: <a@example.com>\r\n"
+)
+
+
+async def test_no_client_address_leaves_dmarc_not_evaluated_never_fail() -> None:
+    """No address in the Received chain: SPF cannot be checked, and without an aligned DKIM
+    pass DMARC cannot be told either; p=reject must not make that a fail."""
+    parsed = read_message(message(NO_ADDRESS))
+    data = (await analyze_message(parsed, resolver(), clock=lambda: NOW)).to_dict()
+    now = data["reverify"]
+    assert (now["ip"], now["spf"]) == (None, None)
+    dmarc = now["dmarc"]
+    assert dmarc["result"] != "fail"
+    assert (dmarc["evaluated"], dmarc["reason_code"]) == (False, "spf-not-evaluated")
+    assert dmarc["disposition"] == "none"
+    assert "SPF not checked" in dmarc["reason"]
+    assert "dmarc=not evaluated" in data["summary"]
+    dmarc_change = change(data, "dmarc")
+    assert (dmarc_change["then"], dmarc_change["now"], dmarc_change["changed"]) == (
+        "pass",
+        None,
+        False,
+    )
+    assert "not evaluated" in dmarc_change["note"]
+
+
+async def test_given_an_address_the_same_message_fails_dmarc() -> None:
+    parsed = read_message(message(NO_ADDRESS))
+    analysis = await analyze_message(parsed, resolver(), ip="203.0.113.9", clock=lambda: NOW)
+    assert analysis.reverification is not None
+    assert analysis.reverification.dmarc.result.value == "fail"  # SPF fail, nothing aligned
+    assert analysis.reverification.dmarc.evaluated
+
+
+async def test_an_aligned_dkim_pass_needs_no_spf() -> None:
+    data = await analyze("gmail_style.eml", ip=None)
+    assert data["reverify"]["dmarc"]["result"] == "pass"
+    analysis = await analyze_message(
+        read_message((DATA / "gmail_style.eml").read_bytes()),
+        resolver(),
+        trusted_hosts=["elsewhere.example"],  # nothing trusted: the topmost hop, no address
+        clock=lambda: NOW,
+    )
+    assert analysis.reverification is not None
+    assert analysis.reverification.spf is None
+    assert analysis.reverification.dmarc.result.value == "pass"  # DKIM alone passes
+
+
+def zone_without(line_start: str, tmp_path: Path) -> StaticResolver:
+    text = (DATA / "zone.txt").read_text()
+    kept = [line for line in text.splitlines() if not line.startswith(line_start)]
+    assert len(kept) == len(text.splitlines()) - 1
+    path = tmp_path / "zone.txt"
+    path.write_text("\n".join(kept) + "\n")
+    return StaticResolver.from_master_files([path])
+
+
+async def test_a_dmarc_record_gone_is_said_so(tmp_path: Path) -> None:
+    """postfix_chain.eml: then dmarc=pass; now the record of example.com is gone. A DKIM key
+    was rotated away too, but that is not why DMARC changed."""
+    data = await analyze(
+        "postfix_chain.eml",
+        zone_without('_dmarc                IN TXT  "v=DMARC1; p=reject', tmp_path),
+    )
+    dmarc = change(data, "dmarc", "example.com")
+    assert (dmarc["then"], dmarc["now"], dmarc["changed"]) == ("pass", "none", True)
+    assert dmarc["note"] == "the DMARC record of example.com is gone since (no record now)"
+    assert "follows from the SPF and DKIM changes" not in dmarc["note"]
+
+
+async def test_dmarc_following_spf_and_dkim_changes_says_so(tmp_path: Path) -> None:
+    """Another client address (SPF fails now) and the key of the passing signature gone: DMARC
+    fails now because of those changes, and the note says so."""
+    dns = zone_without("sel2025._domainkey", tmp_path)
+    data = await analyze("postfix_chain.eml", dns, ip="203.0.113.9", helo="x.example")
+    assert change(data, "spf")["changed"] is True
+    assert change(data, "dkim", "d=example.com s=sel2025")["changed"] is True
+    dmarc = change(data, "dmarc")
+    assert (dmarc["then"], dmarc["now"]) == ("pass", "fail")
+    assert dmarc["note"] == "follows from the SPF and DKIM changes above"
+
+
+async def test_an_unusable_dmarc_record_is_said_so(tmp_path: Path) -> None:
+    text = (DATA / "zone.txt").read_text()
+    broken = text.replace("v=DMARC1; p=reject; rua=mailto:dmarc@example.com", "v=DMARC1; p=maybe")
+    assert broken != text
+    (tmp_path / "zone.txt").write_text(broken)
+    data = await analyze(
+        "postfix_chain.eml", StaticResolver.from_master_files([tmp_path / "zone.txt"])
+    )
+    dmarc = change(data, "dmarc", "example.com")
+    assert (dmarc["then"], dmarc["now"]) == ("pass", "none")
+    assert dmarc["note"].startswith("the DMARC record changed since: record at example.com")
+
+
+async def test_a_dmarc_change_without_spf_or_dkim_changes_blames_no_one_of_them() -> None:
+    recorded = (
+        "Received: from mail.example.com (mail.example.com [192.0.2.10]) by mx.example.net;"
+        " Mon, 23 Nov 2026 10:00:01 +0000\r\n"
+        "Authentication-Results: mx.example.net; spf=pass smtp.mailfrom=a@example.com;\r\n"
+        " dmarc=fail header.from=example.com\r\n"
+        "Return-Path: <a@example.com>\r\n"
+    )
+    parsed = read_message(message(recorded))
+    data = (await analyze_message(parsed, resolver(), clock=lambda: NOW)).to_dict()
+    assert change(data, "spf")["changed"] is False
+    dmarc = change(data, "dmarc")
+    assert (dmarc["then"], dmarc["now"], dmarc["changed"]) == ("fail", "pass", True)
+    assert dmarc["note"].startswith("no SPF or DKIM result changed")

@@ -219,3 +219,82 @@ def test_a_message_without_received_fields(
     assert data["hops"] == []
     assert data["boundary"]["hop"] is None
     assert data["boundary"]["reason"] == "no readable Received field"
+
+
+BY_ADDRESS = (
+    b"Received: from [10.0.0.1] (unknown [10.0.0.1]) by 10.0.0.2;"
+    b" Mon, 23 Nov 2026 10:00:02 +0000\r\n"
+    b"Received: from mail.example.com (mail.example.com [192.0.2.10]) by [10.0.0.1];"
+    b" Mon, 23 Nov 2026 10:00:01 +0000\r\n"
+    b"Return-Path: <alice@example.com>\r\n"
+    b"From: alice@example.com\r\nSubject: s\r\n\r\nbody\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [["10.0.0.1", "10.0.0.2"], ["10.0.0.0/24"], ["[10.0.0.1]", "10.0.0.2", "mx.example.net"]],
+)
+def test_trusted_host_by_address(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, hosts: list[str]
+) -> None:
+    """Issue 12 item 11: real Received fields name hops by address."""
+    path = tmp_path / "by_address.eml"
+    path.write_bytes(BY_ADDRESS)
+    options = [arg for host in hosts for arg in ("--trusted-host", host)]
+    code, out, err = invoke(
+        capsys, "analyze", str(path), "--dns-zone", ZONE, "--now", NOW, "--json", *options
+    )
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    boundary = data["boundary"]
+    assert (boundary["method"], boundary["hop"], boundary["ip"]) == (
+        "trusted-host",
+        1,
+        "192.0.2.10",
+    )
+    assert data["reverify"]["spf"]["result"] == "pass"  # example.com allows 192.0.2.0/25
+    assert [h["trusted"] for h in data["hops"]] == [True, True]
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "10.0.0.0/33", "fe80::1%eth0", "a b"])
+def test_bad_trusted_host_addresses_exit_2(capsys: pytest.CaptureFixture[str], host: str) -> None:
+    code, out, err = invoke(
+        capsys, "analyze", str(DATA / "postfix_chain.eml"), "--trusted-host", host
+    )
+    assert (code, out) == (2, "")
+    assert "--trusted-host" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_analyze_checks_with_the_pipeline_of_the_configuration(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, config: str
+) -> None:
+    """The checks run again are the pipeline's, from the configuration analyze loads: its
+    DMARC discovery, its DNS lists, its policy's scores."""
+    path = tmp_path / "scored.toml"
+    path.write_text(
+        '[dmarc]\ndiscovery = "psl"\n'
+        "[policy.scores]\nIPREV_PERMERROR = 9.5\nRBL_TESTBL = 0.25\n"
+        '[dnsbl]\nuse = []\n[[dnsbl.lists]]\nname = "testbl"\nzone = "bl.example.test"\n'
+    )
+    data = analyze_json(capsys, "postfix_chain.eml", "--config", str(path))
+    now = data["reverify"]
+    assert now["dmarc"]["discovery_method"] == "psl"
+    relays = {r["ip"]: r for r in now["relays"]}
+    assert relays["2001:db8:1::10"]["iprev"]["symbol"] == {
+        "name": "IPREV_PERMERROR",
+        "score": 9.5,
+        "detail": "no PTR record (no such domain)",
+    }
+    forged = analyze_json(capsys, "forged_hop.eml", "--config", str(path))
+    listed = next(r for r in forged["reverify"]["relays"] if r["ip"] == "203.0.113.77")
+    assert [(s["name"], s["score"]) for s in listed["dnsbl"][0]["symbols"]] == [
+        ("RBL_TESTBL", 0.25)
+    ]
+    default = analyze_json(capsys, "forged_hop.eml", "--config", config)
+    listed = next(r for r in default["reverify"]["relays"] if r["ip"] == "203.0.113.77")
+    assert [(s["name"], s["score"]) for s in listed["dnsbl"][0]["symbols"]] == [
+        ("RBL_TESTBL", 1.0)  # as the list's definition weighs it
+    ]
+    assert default["reverify"]["dmarc"]["discovery_method"] == "treewalk"

@@ -624,3 +624,37 @@ async def test_reason_code_of_an_invalid_author_domain() -> None:
     evaluator = DMARCEvaluator(TableResolver({}), psl=PSL)
     result = await evaluator.evaluate_domain("-bad-", None)
     assert (result.evaluated, result.reason_code) == (False, DMARCReason.INVALID_FROM)
+
+
+# -- SPF not checked at all (analyze without a client address) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "dkim", "status", "evaluated", "code"),
+    [
+        (ORG, (), "none", False, DMARCReason.SPF_NOT_EVALUATED),  # a fail cannot be told
+        (ORG, ("example.net",), "none", False, DMARCReason.SPF_NOT_EVALUATED),
+        (ORG, ("example.com",), "pass", True, DMARCReason.ALIGNED),  # DKIM alone passes
+        ({}, (), "none", True, DMARCReason.NO_RECORD),  # known without SPF
+        ({"_dmarc.example.com": TEMPFAIL}, (), "temperror", True, DMARCReason.DNS_ERROR),
+    ],
+)
+async def test_without_spf(
+    table: dict[str, str | None],
+    dkim: tuple[str, ...],
+    status: str,
+    evaluated: bool,
+    code: DMARCReason,
+) -> None:
+    result, _ = await evaluate(table, "a@example.com", dkim=tuple(DKIM("pass", d) for d in dkim))
+    now = result.without_spf()
+    assert (now.result, now.evaluated, now.reason_code) == (DMARCStatus(status), evaluated, code)
+    if not evaluated:
+        assert result.result is DMARCStatus.FAIL
+        assert result.disposition.value == "reject"
+        assert now.disposition.value == "none"  # nothing to act on
+        assert now.policy == result.policy  # what the domain asks is still known
+        assert now.reason.startswith("SPF not checked and no ")
+        assert now.without_spf() == now
+    else:
+        assert now is result

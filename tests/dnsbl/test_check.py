@@ -99,7 +99,8 @@ async def test_multiple_codes_map_to_symbols_with_txt_reason() -> None:
     assert zen.status is ListStatus.LISTED
     assert zen.reason_code is ListReason.LISTED
     assert [s.name for s in zen.symbols] == ["RBL_ZEN_SBL", "RBL_ZEN_XBL"]
-    assert [s.score for s in zen.symbols] == [4.0, 5.0]
+    assert [s.score for s in zen.symbols] == [4.0, 5.0]  # as the definition weighs them
+    assert zen.to_dict()["symbols"] == ["RBL_ZEN_SBL", "RBL_ZEN_XBL"]  # scores: the policy's
     assert zen.reason == "https://check.spamhaus.org/listed/?searchterm=192.0.2.1"
     assert all(zen.reason in s.detail for s in zen.symbols)
     assert results["spamcop"].symbols[0].name == "RBL_SPAMCOP"

@@ -197,7 +197,7 @@ def test_each_symbol_counts_once() -> None:
 
 def test_verdict_explains_itself_as_json_and_header() -> None:
     verdict = decide(Facts([Symbol("SPF_FAIL", 0.0, "a.example: matched -all")]))
-    data = json.loads(verdict.to_json())
+    data = json.loads(json.dumps(verdict.to_dict()))
     assert data["action"] == "accept"
     assert data["symbols"] == [
         {"name": "SPF_FAIL", "score": 3.0, "detail": "a.example: matched -all"}
@@ -283,4 +283,4 @@ def test_any_facts_give_a_consistent_verdict(
         assert verdict.action is Action.REJECT or (deferred and "DMARC_TEMPERROR" in dict(items))
     if disposition == "quarantine":  # marked as spam, unless not delivered at all
         assert verdict.spam or verdict.action in (Action.SOFT_REJECT, Action.REJECT)
-    json.loads(verdict.to_json())
+    json.loads(json.dumps(verdict.to_dict()))

@@ -8,7 +8,8 @@ Authentication-Results, Received-SPF, DKIM-Signature and ARC sets in plain words
 (`changes`: what changed since the message was received). `reverify` (`reverification`) does the DNS
 work: DKIM, ARC, SPF and DMARC for the boundary address, iprev and DNS lists for every relaying
 address, concurrently. `analyze_message` (`report`) runs the lot and returns an `Analysis` whose
-`to_dict()` is the JSON of `mailwarden analyze`.
+`to_dict()` is the JSON of `mailwarden analyze`. The checks run again are those of the one
+pipeline (`mailwarden.pipeline.build`), built from the settings the caller gives.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .boundary import (
     find_boundary,
     received_field_positions,
     topmost_authserv_id,
+    trusted_host,
 )
 from .changes import Change, compare, recorded_results
 from .explain import HeaderExplanation, describe_resinfo, explain_headers, parse_received_spf
@@ -49,4 +51,5 @@ __all__ = [
     "recorded_results",
     "reverify",
     "topmost_authserv_id",
+    "trusted_host",
 ]

@@ -1,9 +1,11 @@
 """The trust boundary: the first hop that entered the receiving organisation, found from the
---trusted-host names, the topmost Authentication-Results' authserv-id, or else the topmost
+--trusted-host names (host or domain names, addresses or networks: real Received fields name
+hops by address too), the topmost Authentication-Results' authserv-id, or else the topmost
 Received field. Hops below it were written outside and may be forged."""
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from typing import Any
 
 from mailwarden.authres import ParseError
 from mailwarden.authres import parse_authentication_results as parse_ar
-from mailwarden.dns import IPAddress
+from mailwarden.dns import IPAddress, is_domain_name
 from mailwarden.message import Message
 from mailwarden.received import ReceivedHop
 
@@ -25,6 +27,7 @@ __all__ = [
     "is_trusted_name",
     "received_field_positions",
     "topmost_authserv_id",
+    "trusted_host",
 ]
 
 
@@ -62,16 +65,78 @@ class TrustBoundary:
         }
 
 
+def trusted_host(text: str) -> str:
+    """A --trusted-host value in its canonical form: a host or domain name (lower case, no
+    final dot), an IP address (also as a Received field writes it: ``[192.0.2.1]``,
+    ``[IPv6:2001:db8::1]``), or a network of addresses (``10.0.0.0/8``). ValueError when it
+    is none of them (a scoped IPv6 address is refused: a zone means nothing elsewhere)."""
+    text = text.strip()
+    address = _address(text)
+    if address is not None:
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+            raise ValueError(f"{text!r} is a scoped address, not a host's address")
+        return str(address)
+    if "/" in text or ":" in text or text.replace(".", "").isdigit() or text.startswith("["):
+        try:
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IP address or network") from None
+        if network.num_addresses == 1:
+            return str(network.network_address)
+        return str(network)
+    name = text.rstrip(".").lower()
+    if not is_domain_name(name):
+        raise ValueError(f"{text!r} is not a host or domain name, nor an IP address")
+    return name
+
+
+def _canonical(text: str) -> str:
+    try:
+        return trusted_host(text)
+    except ValueError:  # not ours to refuse here: the command checks its options
+        return text.strip().lower().rstrip(".")
+
+
+def _address(text: str) -> IPAddress | None:
+    """The address a Received field names a host by (``192.0.2.1``, ``[192.0.2.1]``,
+    ``[IPv6:2001:db8::1]``, a bare IPv6 address), else None."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+        if text[:5].lower() == "ipv6:":
+            text = text[5:]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _in_networks(address: IPAddress, trusted: Sequence[str]) -> bool:
+    for entry in trusted:
+        if entry[:1].isdigit() or ":" in entry:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except (ValueError, TypeError):
+                continue
+    return False
+
+
 def is_trusted_name(name: str, trusted: Sequence[str]) -> bool:
-    """`name` is one of the trusted names or a host below one of them."""
+    """`name` is one of the trusted names or a host below one of them, or an address that is
+    (or lies in) a trusted address (or network)."""
+    address = _address(name)
+    if address is not None:
+        return _in_networks(address, trusted)
     name = name.lower().rstrip(".")
     return bool(name) and any(name == t or name.endswith("." + t) for t in trusted)
 
 
 def _internal_client(hop: ReceivedHop, trusted: Sequence[str]) -> bool:
-    """The client of this hop is one of ours: its reverse name (looked up by our server, so
-    not the client's claim, unlike HELO) is trusted, or it is the host itself (loopback)."""
-    if hop.ip is not None and hop.ip.is_loopback:
+    """The client of this hop is one of ours: its address is trusted, its reverse name
+    (looked up by our server, so not the client's claim, unlike HELO) is trusted, or it is
+    the host itself (loopback)."""
+    if hop.ip is not None and (hop.ip.is_loopback or _in_networks(hop.ip, trusted)):
         return True
     return is_trusted_name(hop.reverse_name, trusted)
 
@@ -95,7 +160,7 @@ def find_boundary(
     from there down, hops whose client is itself trusted are internal too; the first hop whose
     client is outside is the boundary. Anything below it was written outside and may be forged.
     """
-    names = tuple(n.lower().rstrip(".") for n in trusted_hosts if n.strip())
+    names = tuple(_canonical(n) for n in trusted_hosts if n.strip())
     method = BoundaryMethod.TRUSTED_HOST
     if not names and authserv_id:
         method = BoundaryMethod.AUTHSERV_ID

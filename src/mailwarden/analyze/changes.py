@@ -10,6 +10,7 @@ from typing import Any
 from mailwarden.authres import AuthenticationResults, ParseError, ResInfo
 from mailwarden.authres import parse_authentication_results as parse_ar
 from mailwarden.dkim import DKIMReason, DKIMResult, DKIMStatus
+from mailwarden.dmarc import DMARCReason, DMARCResult, DMARCStatus
 from mailwarden.message import Message
 
 from .boundary import is_trusted_name
@@ -78,6 +79,24 @@ def _dkim_note(then: str, now: DKIMResult) -> str:
     return now.reason if then != now.result.value else ""
 
 
+def _dmarc_note(then: str, now: DMARCResult, earlier: Sequence[Change]) -> str:
+    """Why the DMARC result differs from the recorded one: its own record first (gone,
+    unusable), DNS trouble, then the SPF and DKIM changes it follows from, if there are any."""
+    if not now.evaluated:
+        return now.reason  # not checked now: nothing to compare, but say why
+    if then == now.result.value:
+        return ""
+    if now.result is DMARCStatus.TEMPERROR:
+        return "DNS trouble now: try again"
+    if now.reason_code is DMARCReason.NO_RECORD:
+        return f"the DMARC record of {now.domain} is gone since (no record now)"
+    if now.reason_code is DMARCReason.NO_POLICY:
+        return f"the DMARC record changed since: {now.reason}"
+    if any(c.changed for c in earlier if c.method in ("spf", "dkim")):
+        return "follows from the SPF and DKIM changes above"
+    return "no SPF or DKIM result changed: the DMARC record (its alignment modes) changed since"
+
+
 def compare(recorded: Sequence[ResInfo], now: Reverification) -> list[Change]:
     """Recorded results against today's, method by method."""
     changes: list[Change] = []
@@ -136,7 +155,9 @@ def compare(recorded: Sequence[ResInfo], now: Reverification) -> list[Change]:
             changes.append(
                 Change("dkim", f"d={result.domain} s={result.selector}", None, result.result.value)
             )
-    for method, value in (("dmarc", now.dmarc.result.value), ("arc", now.arc.result.value)):
+    # A DMARC result that could not be evaluated now is not compared (None: not checked now).
+    dmarc_now = now.dmarc.result.value if now.dmarc.evaluated else None
+    for method, value in (("dmarc", dmarc_now), ("arc", now.arc.result.value)):
         then = next((r for r in recorded if r.method.lower() == method), None)
         subject = (
             now.dmarc.domain or "-"
@@ -144,12 +165,10 @@ def compare(recorded: Sequence[ResInfo], now: Reverification) -> list[Change]:
             else f"{now.arc.instances} set{'s' * (now.arc.instances != 1)}"
         )
         note = ""
-        if then is not None and then.result.lower() != value:
-            note = (
-                "follows from the SPF and DKIM changes above"
-                if method == "dmarc"
-                else now.arc.reason
-            )
+        if method == "dmarc" and (then is not None or value is None):
+            note = _dmarc_note(then.result.lower() if then else "", now.dmarc, changes)
+        elif then is not None and then.result.lower() != value:
+            note = now.arc.reason
         changes.append(Change(method, subject, then.result.lower() if then else None, value, note))
     iprev_then = next((r for r in recorded if r.method.lower() == "iprev"), None)
     boundary_relay = next((r for r in now.relays if r.ip == now.ip), None)

@@ -3,6 +3,7 @@ and comparison, and returns an `Analysis` whose `to_dict()` is the JSON of `mail
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from typing import Any
 from mailwarden.dns import IPAddress, Resolver, parse_ip
 from mailwarden.dnsbl import DNSList
 from mailwarden.message import Message
+from mailwarden.pipeline import build
+from mailwarden.settings import DNSListSettings, Settings
 
 from .boundary import (
     BoundaryMethod,
@@ -51,7 +54,9 @@ class Analysis:
         if now is not None:
             words = [f"spf={now.spf.result.value}" if now.spf else "spf=not checked"]
             words.append("dkim=" + (",".join(r.result.value for r in now.dkim) or "none"))
-            words.append(f"dmarc={now.dmarc.result.value}")
+            words.append(
+                f"dmarc={now.dmarc.result.value}" if now.dmarc.evaluated else "dmarc=not evaluated"
+            )
             words.append(f"arc={now.arc.result.value}")
             listed = [r for r in now.relays if r.dnsbl is not None and r.dnsbl.listed]
             if listed:
@@ -80,10 +85,14 @@ async def analyze_message(
     ip: IPAddress | str | None = None,
     helo: str | None = None,
     mail_from: str | None = None,
+    settings: Settings | None = None,
     dns_lists: Iterable[DNSList] = (),
     clock: Callable[[], float] = time.time,
 ) -> Analysis:
-    """The whole analysis; without a resolver nothing is re-verified (offline reading)."""
+    """The whole analysis; without a resolver nothing is re-verified (offline reading).
+
+    The checks run again are the pipeline's (`mailwarden.pipeline.build`) for `settings`
+    (the defaults when None), with `dns_lists` as its DNS lists (none by default)."""
     hops = read_hops(message, now=clock())
     boundary, hops = find_boundary(hops, trusted_hosts, topmost_authserv_id(message))
     boundary_field = None
@@ -106,9 +115,12 @@ async def analyze_message(
             address = boundary.ip
             source = "boundary" if address is not None else "none"
         client_helo = helo if helo is not None else boundary.helo
+        settings = settings if settings is not None else Settings()
+        lists = DNSListSettings(use=(), lists=tuple(dns_lists))
+        pipeline = build(dataclasses.replace(settings, dnsbl=lists), resolver, clock=clock)
         now = await reverify(
             message,
-            resolver,
+            pipeline,
             ip=address,
             ip_source=source,
             helo=client_helo,
@@ -116,9 +128,8 @@ async def analyze_message(
             if mail_from is not None
             else envelope_sender(message, recorded, boundary_field),
             hops=hops,
-            dns_lists=dns_lists,
-            clock=clock,
         )
+        await pipeline.drain()
         changes = compare(recorded, now)
     headers = explain_headers(message, trusted, now.dkim if now else (), boundary_field)
     return Analysis(tuple(hops), boundary, tuple(headers), now, tuple(changes))

@@ -1,25 +1,27 @@
 """The checks run again now: DKIM, ARC, SPF and DMARC for the boundary address, reverse DNS
-and DNS lists for every relaying address, concurrently through one cache."""
+and DNS lists for every relaying address, concurrently, by the checks of the one pipeline
+(`mailwarden.pipeline.build`): its cache, its shared DKIM key cache, its one parse."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from mailwarden.arc import ARCResult, ARCVerifier
+from mailwarden.arc import ARCResult
 from mailwarden.authres import ResInfo
-from mailwarden.dkim import DKIMResult, DKIMVerifier
-from mailwarden.dmarc import DMARCEvaluator, DMARCResult
+from mailwarden.dkim import DKIMResult
+from mailwarden.dmarc import DMARCResult, DMARCStatus
 from mailwarden.dns import IPAddress, Resolver
-from mailwarden.dns.cache import CachingResolver
-from mailwarden.dnsbl import DNSList, DNSListChecker, DNSListReport
+from mailwarden.dnsbl import DNSListChecker, DNSListReport
 from mailwarden.iprev import IprevResult, check_iprev
 from mailwarden.message import Message
-from mailwarden.spf import SPFChecker, SPFResult
+from mailwarden.pipeline import Pipeline
+from mailwarden.pipeline.views import Scorer, iprev_dict, list_result_dict, policy_scorer
+from mailwarden.policy import PolicyConfig
+from mailwarden.spf import SPFResult
 
 from .explain import parse_received_spf
 from .hops import Hop
@@ -39,12 +41,14 @@ class RelayHop:
     dnsbl: DNSListReport | None
     note: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, score: Scorer) -> dict[str, Any]:
+        """The JSON object of this relay, its symbols scored by `score` (the policy's)."""
+        dnsbl = self.dnsbl
         return {
             "hop": self.hop,
             "ip": str(self.ip),
-            "iprev": None if self.iprev is None else self.iprev.to_dict(),
-            "dnsbl": None if self.dnsbl is None else [r.to_dict() for r in self.dnsbl.results],
+            "iprev": None if self.iprev is None else iprev_dict(self.iprev, score),
+            "dnsbl": None if dnsbl is None else [list_result_dict(r, score) for r in dnsbl.results],
             "listed": [] if self.dnsbl is None else [r.list for r in self.dnsbl.listed],
             "note": self.note or None,
         }
@@ -52,7 +56,9 @@ class RelayHop:
 
 @dataclass(frozen=True, slots=True)
 class Reverification:
-    """The checks run again now, for the boundary address (or the one given)."""
+    """The checks run again now, for the boundary address (or the one given). `dmarc` is not
+    evaluated (never fail) when SPF could not be checked and no DKIM signature passed aligned:
+    an SPF pass might have made it pass. `scoring` is the policy that scores the symbols."""
 
     ip: IPAddress | None
     ip_source: str  # "boundary", "option" or "none"
@@ -63,6 +69,7 @@ class Reverification:
     arc: ARCResult
     dmarc: DMARCResult
     relays: tuple[RelayHop, ...]
+    scoring: PolicyConfig = field(default_factory=PolicyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         spf = self.spf
@@ -75,7 +82,7 @@ class Reverification:
             "dkim": [r.to_dict() for r in self.dkim],
             "arc": self.arc.to_dict(),
             "dmarc": self.dmarc.to_dict(),
-            "relays": [r.to_dict() for r in self.relays],
+            "relays": [r.to_dict(policy_scorer(self.scoring)) for r in self.relays],
         }
 
 
@@ -129,24 +136,20 @@ def envelope_sender(
 
 async def reverify(
     message: Message,
-    resolver: Resolver,
+    pipeline: Pipeline,
     *,
     ip: IPAddress | None,
     ip_source: str,
     helo: str,
     mail_from: str,
     hops: Sequence[Hop] = (),
-    dns_lists: Iterable[DNSList] = (),
-    clock: Callable[[], float] = time.time,
-    receiver: str = "mailwarden.analyze",
 ) -> Reverification:
-    """DKIM, ARC, SPF (when an address is known) and DMARC now; iprev and DNS lists of every
-    relaying address. Independent lookups run concurrently through one cache."""
-    if not isinstance(resolver, CachingResolver):
-        resolver = CachingResolver(resolver)
-    lists = tuple(dns_lists)
-    checker = DNSListChecker(resolver, lists, clock=clock) if lists else None
-    spf_checker = SPFChecker(resolver, receiver=receiver, clock=clock)
+    """DKIM, ARC, SPF (when an address is known) and DMARC now; iprev and the pipeline's DNS
+    lists for every relaying address. Independent lookups run concurrently through the
+    pipeline's cache; DKIM and ARC share its key cache and the message's one parse."""
+    resolver = pipeline.resolver
+    checker = pipeline.dnsbl
+    parsed = pipeline.parse(message)
     relays_seen: dict[IPAddress, int] = {}
     for hop in hops:
         if hop.hop is not None and hop.hop.ip is not None and hop.hop.ip not in relays_seen:
@@ -158,22 +161,23 @@ async def reverify(
     async def spf_now() -> SPFResult | None:
         if ip is None:
             return None
-        return await spf_checker.check_mailfrom(ip, mail_from, helo or str(ip))
+        return await pipeline.spf.check_mailfrom(ip, mail_from, helo or str(ip))
 
     relays_task = asyncio.gather(
         *(_relay(resolver, checker, index, address) for address, index in relay_items)
     )
     try:
         dkim_results, arc_result, spf_result = await asyncio.gather(
-            DKIMVerifier(resolver, clock=clock).verify(message),
-            ARCVerifier(resolver, clock=clock).verify(message),
+            pipeline.dkim.verify(message, body=parsed.body),
+            pipeline.arc.verify(message, body=parsed.body),
             spf_now(),
         )
         relays = await relays_task
     finally:
         relays_task.cancel()
-    from_values = [f.text() for f in message.get_all("from")]
-    dmarc_result = await DMARCEvaluator(resolver).evaluate(from_values, spf_result, dkim_results)
+    dmarc_result = await pipeline.dmarc.evaluate(parsed.authors, spf_result, dkim_results)
+    if spf_result is None and dmarc_result.result is DMARCStatus.FAIL:
+        dmarc_result = dmarc_result.without_spf()
     return Reverification(
         ip,
         ip_source,
@@ -184,4 +188,5 @@ async def reverify(
         arc_result,
         dmarc_result,
         tuple(relays),
+        pipeline.policy,
     )

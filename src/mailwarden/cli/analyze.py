@@ -11,7 +11,8 @@ import click
 from rich.table import Table
 
 from mailwarden.analyze import Analysis, analyze_message
-from mailwarden.dns import IPAddress, is_domain_name
+from mailwarden.analyze import trusted_host as _trusted_host
+from mailwarden.dns import IPAddress
 from mailwarden.message import MessageError, read_message
 
 from .common import DNSOptions, console, dns_options, fail, json_option, print_json
@@ -30,8 +31,9 @@ Exit status:
 @click.option(
     "--trusted-host",
     multiple=True,
-    metavar="NAME",
-    help="A host (or domain: its hosts too) of the receiving organisation (repeatable). "
+    metavar="HOST",
+    help="A host of the receiving organisation, by name (or domain: its hosts too) or by "
+    "address (or network: its addresses too) (repeatable). "
     "[default: the topmost Authentication-Results authserv-id]",
 )
 @click.option("--ip", help="Re-check SPF for this client address. [default: the boundary's]")
@@ -77,9 +79,12 @@ def analyze(
             mail_from = parse_mail_from(mail_from)
     except ValueError as exc:
         fail(str(exc))
+    trusted: list[str] = []
     for name in trusted_host:
-        if not is_domain_name(name.strip().rstrip(".").lower()):
-            fail(f"--trusted-host {name!r} is not a host or domain name")
+        try:
+            trusted.append(_trusted_host(name))
+        except ValueError as exc:
+            fail(f"--trusted-host {exc}")
     try:
         message = read_message(Path(file).read_bytes())
     except OSError as exc:
@@ -97,10 +102,11 @@ def analyze(
         analyze_message(
             message,
             resolver,
-            trusted_hosts=trusted_host,
+            trusted_hosts=trusted,
             ip=address,
             helo=helo,
             mail_from=mail_from,
+            settings=settings,
             dns_lists=lists,
             clock=clock,
         )
@@ -184,7 +190,9 @@ def show(analysis: Analysis) -> None:
             table.add_row("dkim", "none", "no DKIM signature")
         table.add_row("arc", now.arc.result.value, _e(now.arc.reason))
         table.add_row(
-            "dmarc", now.dmarc.result.value, _e(f"{now.dmarc.domain or '-'}: {now.dmarc.reason}")
+            "dmarc",
+            now.dmarc.result.value if now.dmarc.evaluated else "not evaluated",
+            _e(f"{now.dmarc.domain or '-'}: {now.dmarc.reason}"),
         )
         for relay in now.relays:
             detail = relay.note

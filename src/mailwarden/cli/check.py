@@ -12,10 +12,9 @@ from typing import Any, BinaryIO
 import click
 from rich.table import Table
 
-from mailwarden.arc import ARCResult
-from mailwarden.dnsbl import DNSListReport
 from mailwarden.message import MessageError, fold_field, read_message
 from mailwarden.pipeline import MessageVerdict, Pipeline, build
+from mailwarden.policy import helo_symbols
 
 from .common import (
     DNSOptions,
@@ -29,39 +28,9 @@ from .common import (
     string_field,
 )
 from .dkim import parse_now
-from .spf import check_dict, parse_helo, parse_ip_arg, parse_mail_from
+from .spf import parse_helo, parse_ip_arg, parse_mail_from
 
 BATCH_CONCURRENCY = 32
-
-
-def arc_dict(result: ARCResult | None) -> dict[str, Any]:
-    if result is None:
-        return {"result": "none", "oldest_pass": None, "reason": "ARC not checked", "sets": 0}
-    return result.to_dict()
-
-
-def report_dict(report: DNSListReport) -> list[dict[str, Any]]:
-    return [r.to_dict(symbol_names=True) for r in report.results]
-
-
-def verdict_dict(verdict: MessageVerdict, receiver: str) -> dict[str, Any]:
-    """The JSON object of one verdict (keys are a contract: add, never rename)."""
-    iprev = verdict.iprev
-    helo = verdict.helo
-    return {
-        "spf": check_dict(verdict.spf, verdict.spf_helo, receiver),
-        "dkim": [r.to_dict() for r in verdict.dkim],
-        "dmarc": verdict.dmarc.to_dict(),
-        "arc": arc_dict(verdict.arc),
-        "authentication_results": auth_results_field(verdict),
-        "iprev": None if iprev is None else iprev.to_dict(),
-        "helo": None if helo is None else helo.to_dict(),
-        "dnsbl": {
-            "ip": report_dict(verdict.dnsbl) if verdict.dnsbl is not None else [],
-            "domains": {key: report_dict(r) for key, r in verdict.rhsbl.items()},
-        },
-        "policy": verdict.policy.to_dict(),
-    }
 
 
 def auth_results_field(verdict: MessageVerdict) -> str:
@@ -114,7 +83,6 @@ def check(
     """
     now = parse_now(now_text) if now_text else None
     settings = dns.settings({"gateway.hostname": (hostname, "--hostname")} if hostname else {})
-    receiver = settings.gateway.hostname
 
     def clock() -> float:
         return time.time() if now is None else now
@@ -129,7 +97,7 @@ def check(
         base = Path(name).parent if name not in ("-", "<stdin>") else Path()
 
         async def evaluate(number: int, item: dict[str, Any]) -> dict[str, Any]:
-            return await check_item(item, base, pipeline, receiver)
+            return await check_item(item, base, pipeline)
 
         sys.exit(
             run_batch(batch, evaluate, concurrency=BATCH_CONCURRENCY, error_fields={"file": None})
@@ -153,14 +121,12 @@ def check(
         pipeline.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)
     )
     if as_json:
-        print_json(verdict_dict(verdict, receiver))
+        print_json(verdict.to_dict())
         return
     show_verdict(verdict)
 
 
-async def check_item(
-    item: dict[str, Any], base: Path, pipeline: Pipeline, receiver: str
-) -> dict[str, Any]:
+async def check_item(item: dict[str, Any], base: Path, pipeline: Pipeline) -> dict[str, Any]:
     """One manifest line {"file", "ip", "helo", "mail_from", "rcpt"}: its verdict."""
     name = item.get("file")
     try:
@@ -186,7 +152,7 @@ async def check_item(
     except (ValueError, MessageError) as exc:  # embedded NUL in the name: a ValueError too
         raise LineError(str(exc), file=name if isinstance(name, str) else None) from None
     verdict = await pipeline.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)
-    return {"file": name, **verdict_dict(verdict, receiver)}
+    return {"file": name, **verdict.to_dict()}
 
 
 def show_verdict(verdict: MessageVerdict) -> None:
@@ -209,13 +175,16 @@ def show_verdict(verdict: MessageVerdict) -> None:
         f"{dmarc.domain or '-'}: {dmarc.reason} (disposition {dmarc.disposition.value}, "
         f"{dmarc.discovery_method.value})",
     )
-    arc = arc_dict(verdict.arc)
-    table.add_row("arc", arc["result"], arc["reason"] or "")
+    if verdict.arc is None:
+        table.add_row("arc", "none", "ARC not checked")
+    else:
+        table.add_row("arc", verdict.arc.result.value, verdict.arc.reason or "")
     if verdict.iprev is not None:
         iprev = verdict.iprev
         table.add_row("iprev", iprev.result.value, iprev.name or iprev.reason)
     if verdict.helo is not None:
-        table.add_row("helo", verdict.helo.helo.text, verdict.helo.reason or "ok")
+        findings = "; ".join(f"{s.name}: {s.detail}" for s in helo_symbols(verdict.helo))
+        table.add_row("helo", verdict.helo.helo.text, findings or "ok")
     for report in [verdict.dnsbl, *verdict.rhsbl.values()]:
         if report is None:
             continue

@@ -22,6 +22,8 @@ from mailwarden.dnsbl import (
 from mailwarden.helo import check_helo
 from mailwarden.ipinput import looks_like_ipv4
 from mailwarden.iprev import IprevStatus, check_iprev
+from mailwarden.pipeline.views import Scorer, dnsbl_dict, helo_dict, iprev_dict, policy_scorer
+from mailwarden.policy import dnsbl_symbols, helo_symbols
 from mailwarden.symbols import Symbol
 
 from .common import DNSOptions, address_arg, console, dns_options, fail, json_option, print_json
@@ -44,9 +46,10 @@ def iprev(ip: str, as_json: bool, dns: DNSOptions) -> None:
     Looks up the PTR names of IP and the addresses of each name: pass when one leads back.
     """
     address = address_arg(ip)
-    result = asyncio.run(check_iprev(dns.build(), address))
+    settings = dns.settings()
+    result = asyncio.run(check_iprev(dns.build(settings), address))
     if as_json:
-        print_json(result.to_dict())
+        print_json(iprev_dict(result, policy_scorer(settings.policy)))
         return
     out = console()
     out.print(f"iprev {result.ip}: [{STATUS_STYLE[result.result]}]{result.result.value}[/]")
@@ -77,18 +80,20 @@ def helo(
     client and its PTR names, and forgery of our own names. Prints symbols, never rejects."""
     client = address_arg(ip)
     ours = [address_arg(a) for a in our_address]
+    settings = dns.settings()
     result = asyncio.run(
-        check_helo(dns.build(), name, client, our_names=our_name, our_addresses=ours)
+        check_helo(dns.build(settings), name, client, our_names=our_name, our_addresses=ours)
     )
+    score = policy_scorer(settings.policy)
     if as_json:
-        print_json(result.to_dict())
+        print_json(helo_dict(result, score, settings.policy.hard_reject))
         return
     out = console()
     out.print(f"HELO {name!r} from {client} ({result.helo.kind.value})", markup=False)
-    _symbol_table(out, result.symbols)
+    _symbol_table(out, helo_symbols(result), score)
 
 
-def _symbol_table(out: Any, symbols: tuple[Symbol, ...]) -> None:
+def _symbol_table(out: Any, symbols: list[Symbol], score: Scorer) -> None:
     if not symbols:
         out.print("  no findings")
         return
@@ -97,13 +102,13 @@ def _symbol_table(out: Any, symbols: tuple[Symbol, ...]) -> None:
     table.add_column("score", justify="right")
     table.add_column("detail")
     for symbol in symbols:
-        table.add_row(symbol.name, f"{symbol.score:g}", Text(symbol.detail))
+        table.add_row(symbol.name, f"{score(symbol):g}", Text(symbol.detail))
     out.print(table)
 
 
-def report_dict(report: DNSListReport, kind: ListKind) -> dict[str, Any]:
-    """The report's own JSON object, with the kind of list asked."""
-    return {"subject": report.subject, "kind": kind.value, **report.to_dict()}
+def report_dict(report: DNSListReport, kind: ListKind, score: Scorer) -> dict[str, Any]:
+    """The report's own JSON object (symbols scored by the policy), with the kind asked."""
+    return {"subject": report.subject, "kind": kind.value, **dnsbl_dict(report, score)}
 
 
 def _lists(
@@ -190,7 +195,9 @@ def dnsbl(
     lists = [lst for lst in _lists(list_names, zone, allow_zone) if lst.kind is kind]
     if not lists:
         fail(f"no {kind.value} list selected for {subject!r}")
-    checker = DNSListChecker(dns.build(), lists)
+    settings = dns.settings()
+    checker = DNSListChecker(dns.build(settings), lists)
+    score = policy_scorer(settings.policy)  # the definitions' scores are its defaults
 
     async def run() -> DNSListReport:
         if health:
@@ -201,7 +208,7 @@ def dnsbl(
 
     report = asyncio.run(run())
     if as_json:
-        data = report_dict(report, kind)
+        data = report_dict(report, kind, score)
         if health:
             data["health"] = {
                 lst.name: {
@@ -228,7 +235,7 @@ def dnsbl(
             r.list,
             status,
             " ".join(str(c) for c in r.codes),
-            " ".join(f"{s.name}({s.score:g})" for s in r.symbols),
+            " ".join(f"{s.name}({score(s):g})" for s in dnsbl_symbols([r])),
             Text(r.reason),
         )
     out.print(table)

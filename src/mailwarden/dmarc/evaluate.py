@@ -103,6 +103,9 @@ class DMARCReason(StrEnum):
     MULTIPLE_FROM = "multiple-from"  # §5.3.1: several From fields: not evaluated
     INVALID_FROM = "invalid-from"  # no Author Domain can be read: not evaluated
     MULTIPLE_AUTHORS = "multiple-authors"  # §5.3.1: several Author Domains: not evaluated
+    # SPF could not be checked (no client address known) and no DKIM signature passed
+    # aligned: an aligned SPF pass would make it pass (§4.4), so a fail cannot be told
+    SPF_NOT_EVALUATED = "spf-not-evaluated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,25 @@ class DMARCResult:
             "organizational_domain": self.organizational_domain,
             "dns_queries": self.dns_queries,
         }
+
+    def without_spf(self) -> DMARCResult:
+        """This verdict when SPF could not be checked at all (no client address known): a
+        fail may be the missing SPF result's doing, since an aligned SPF pass alone passes
+        (RFC 9989 §4.4), so it becomes not evaluated (result none, `evaluated` False, no
+        disposition). Any other verdict stands: a pass needs one aligned identifier."""
+        if self.result is not DMARCStatus.FAIL:
+            return self
+        return replace(
+            self,
+            result=DMARCStatus.NONE,
+            reason=f"SPF not checked and {self.reason}: DMARC not evaluated",
+            reason_code=DMARCReason.SPF_NOT_EVALUATED,
+            evaluated=False,
+            disposition=DMARCPolicy.NONE,
+            override_reason=None,
+            override_comment="",
+            sampled_out=False,
+        )
 
 
 LocalPolicy = Callable[[DMARCResult], Override | None]

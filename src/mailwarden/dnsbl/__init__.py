@@ -1,10 +1,11 @@
 """mailwarden.dnsbl: DNS block and allow lists (RFC 5782), by address and by domain.
 
 `DNSListChecker(resolver, lists, clock).check_ip(ip)`, `.check_domain(name)` and
-`.check_domains({...})` return a `DNSListReport` whose results carry `Symbol`s (RBL_ZEN_SBL,
-DNSWL_HI, RHSBL_DBL_SPAM, ...); `.health_check()` runs the RFC 5782 §5 tests. `DEFAULT_LISTS`
-documents the public lists and what each needs (`needs_key`); `parse_list` reads a list from
-configuration.
+`.check_domains({...})` return a `DNSListReport` whose results carry `Symbol`s named and
+weighed as the lists' definitions say (RBL_ZEN_SBL, DNSWL_HI, RHSBL_DBL_SPAM, ...); the policy
+scores them, the definition's score being its default. `.health_check()` runs the RFC 5782
+§5 tests. `DEFAULT_LISTS` documents the public lists and what each needs (`needs_key`);
+`parse_list` reads a list from configuration.
 """
 
 from .check import (

@@ -1,9 +1,12 @@
 """Querying DNS lists: DNSBL/DNSWL by address (RFC 5782 §2) and RHSBL by domain (§3).
 
 `DNSListChecker` queries every applicable list concurrently and turns each answer into a
-`ListResult` with symbols for the policy. Answers that are errors of the list (127.255.255.x,
-list-specific codes, anything outside 127.0.0.0/8) are never listings: they are logged,
-counted, reported as warnings, and the list is distrusted for `error_hold` seconds. A health
+`ListResult` naming its symbols as the list's definition does, each with the score the
+definition gives that answer; the policy scores them (that score is its default, under
+[policy.scores]: `mailwarden.policy.dnsbl_symbols`). Answers that are errors
+of the list (127.255.255.x, list-specific codes, anything outside 127.0.0.0/8) are never
+listings: they are logged, counted, reported as warnings, and the list is distrusted for
+`error_hold` seconds. A health
 check (RFC 5782 §5 test entries) marks lists that misbehave as unhealthy; those are skipped.
 """
 
@@ -89,13 +92,13 @@ class ListResult:
     status: ListStatus
     reason_code: ListReason
     codes: tuple[ipaddress.IPv4Address, ...] = ()
-    symbols: tuple[Symbol, ...] = ()
+    symbols: tuple[Symbol, ...] = ()  # named and weighed by the definition (the policy scores)
     reason: str = ""  # the list's TXT text for a hit, else why it is not a plain answer
     allow: bool = False  # the list is an allow list (DNSWL)
 
-    def to_dict(self, *, symbol_names: bool = False) -> dict[str, Any]:
-        """The JSON object of this answer, for every command that shows one. `mailwarden
-        check` has always given the symbols by name only (`symbol_names`)."""
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this answer, with its symbols by name (their scores are the
+        policy's: commands that show them add them, `mailwarden.pipeline.views`)."""
         return {
             "list": self.list,
             "zone": self.zone,
@@ -103,7 +106,7 @@ class ListResult:
             "status": self.status.value,
             "reason_code": self.reason_code.value,
             "codes": [str(c) for c in self.codes],
-            "symbols": [s.name if symbol_names else s.to_dict() for s in self.symbols],
+            "symbols": [s.name for s in self.symbols],
             "reason": self.reason,
             "allow": self.allow,
         }
@@ -131,11 +134,11 @@ class DNSListReport:
         return tuple(r for r in self.results if r.status is ListStatus.LISTED and r.allow)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of this report, for every command that shows one."""
+        """The JSON object of this report, symbols by name (see `ListResult.to_dict`)."""
         return {
             "subject": self.subject,
             "results": [r.to_dict() for r in self.results],
-            "symbols": [s.to_dict() for s in self.symbols],
+            "symbols": [s.name for s in self.symbols],
             "listed": [r.list for r in self.listed],
             "allowed": [r.list for r in self.allowed],
             "warnings": list(self.warnings),
@@ -468,7 +471,8 @@ class DNSListChecker:
 
 
 def _symbols(lst: DNSList, codes: Sequence[ipaddress.IPv4Address]) -> tuple[Symbol, ...]:
-    """Symbols for the return codes of a hit: code map, bitmask, else the list's default."""
+    """Symbols for the return codes of a hit: code map, bitmask, else the list's default
+    symbol, each with the score the definition gives it (the policy's default for it)."""
     found: dict[str, Symbol] = {}
     for code in codes:
         matched = False

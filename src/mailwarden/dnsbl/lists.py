@@ -3,8 +3,9 @@
 A list answers an A query under its zone with one or more 127.0.0.0/8 addresses (RFC 5782 §2.3);
 each list gives them its own meaning. `ReturnCode` maps an address pattern (``127.0.0.2``,
 ``127.0.*.3``, ``127.0.0.4-7``) to a symbol and a score; `BitCode` does the same for lists that
-set bits in the last octet. Configuration text and mappings are parsed here, with a clear
-`ListConfigError` for anything malformed.
+set bits in the last octet. A definition's score is what the policy gives the symbol of such
+an answer unless [policy.scores] says otherwise. Configuration text and mappings are parsed
+here, with a clear `ListConfigError` for anything malformed.
 """
 
 from __future__ import annotations

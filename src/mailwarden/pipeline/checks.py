@@ -51,6 +51,9 @@ from mailwarden.policy import (
     decide,
     dkim_symbols,
     dmarc_symbols,
+    dnsbl_symbols,
+    helo_symbols,
+    iprev_symbols,
     spf_symbols,
 )
 from mailwarden.settings import Settings
@@ -296,14 +299,9 @@ class Pipeline:
         symbols += dkim_symbols(dkim_results)
         symbols += dmarc_symbols(dmarc_result)
         symbols += arc_symbols(arc_result, trusted_pass=trusted_pass)
-        if iprev is not None:
-            symbols.append(iprev.symbol)
-        if helo_result is not None:
-            symbols += helo_result.symbols
-        if dnsbl is not None:
-            symbols += dnsbl.symbols
-        for report in rhsbl.values():
-            symbols += report.symbols
+        symbols += iprev_symbols(iprev)
+        symbols += helo_symbols(helo_result)
+        symbols += dnsbl_symbols([dnsbl, *rhsbl.values()])
         failed = dmarc_result.result is DMARCStatus.FAIL
         facts = Facts(
             tuple(symbols),

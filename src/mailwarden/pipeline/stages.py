@@ -22,7 +22,15 @@ from typing import TypeVar
 from mailwarden.body import SpooledMessage
 from mailwarden.greylist import GreylistAction, GreylistStage
 from mailwarden.message import Message
-from mailwarden.policy import Action, Facts, decide, spf_symbols
+from mailwarden.policy import (
+    Action,
+    Facts,
+    decide,
+    dnsbl_symbols,
+    helo_symbols,
+    iprev_symbols,
+    spf_symbols,
+)
 from mailwarden.reply import SMTPReply
 from mailwarden.spf import SPFResult, SPFStatus, received_spf
 from mailwarden.symbols import Symbol
@@ -121,11 +129,11 @@ class TransactionChecks:
         if session.trusted:
             return None
         connection = await session.connection()
-        symbols = list(connection.dnsbl.symbols) if connection.dnsbl is not None else []
+        symbols = dnsbl_symbols([connection.dnsbl])
         policy = pipeline.policy
-        for name in policy.hard_reject:  # a hard listing refuses before the body
-            if any(s.name == name for s in symbols):
-                return decide(Facts(tuple(symbols)), policy).reply
+        listed = decide(Facts(tuple(symbols)), policy)
+        if listed.hard_rejects:  # a hard listing refuses before the body
+            return listed.reply
         greylist = pipeline.settings.greylist.config
         if pipeline.greylister is None or greylist.stage is not GreylistStage.RCPT:
             return None
@@ -133,10 +141,8 @@ class TransactionChecks:
         spf = await self.spf()
         helo = await session.helo_facts(self.helo)
         symbols += spf_symbols(spf, helo.spf)
-        if connection.iprev is not None:
-            symbols.append(connection.iprev.symbol)
-        if helo.helo is not None:
-            symbols += helo.helo.symbols
+        symbols += iprev_symbols(connection.iprev)
+        symbols += helo_symbols(helo.helo)
         symbols += events
         if decide(Facts(tuple(symbols)), policy).action is not Action.GREYLIST:
             return None

@@ -62,8 +62,10 @@ class AuthorHandling(StrEnum):
     STRICTEST = "strictest"  # RFC 9989 §5.3.1 MAY: evaluate each, apply the strictest
 
 
-# Default scores of the symbols every check can produce (positive is suspicious). Checks carry
-# their own defaults too; this table wins, and the configuration file wins over both.
+# Default scores of the symbols every check can produce (positive is suspicious). The policy is
+# the one place that scores; the order (PolicyConfig.score_of) is: [policy.scores] in the
+# configuration file, then the score a DNS list's definition gives the answer (built-in lists
+# or [[dnsbl.lists]]), then this table, then what a symbol itself suggests (0 for the checks').
 DEFAULT_SCORES: dict[str, float] = {
     # SPF (RFC 7208 §8)
     "SPF_PASS": -0.5,
@@ -95,6 +97,23 @@ DEFAULT_SCORES: dict[str, float] = {
     "ARC_PASS": 0.0,
     "ARC_FAIL": 0.5,
     "ARC_TRUSTED_PASS": -1.0,
+    # iprev (RFC 8601 §3): a missing PTR is common for small senders
+    "IPREV_PASS": 0.0,
+    "IPREV_FAIL": 1.5,
+    "IPREV_TEMPERROR": 0.0,
+    "IPREV_PERMERROR": 1.0,
+    # HELO (RFC 5321 §4.1.4 forbids refusing on these alone: they only weigh)
+    "HELO_BAD_SYNTAX": 2.0,  # neither a domain name nor an address literal
+    "HELO_BARE_IP": 2.0,  # an address without the brackets of a literal
+    "HELO_NOT_FQDN": 1.5,  # a single label ("localhost", "PC-1234")
+    "HELO_IP_LITERAL": 0.0,  # an address literal naming the client (legal)
+    "HELO_IP_LITERAL_MISMATCH": 2.5,  # an address literal naming another host
+    "HELO_FORGED": 5.0,  # one of our own names or addresses
+    "HELO_NORESOLVE": 1.0,  # the name has no A or AAAA record
+    "HELO_TEMPERROR": 0.0,  # the name could not be resolved now
+    "HELO_MISMATCH_PTR": 0.5,  # resolves, but neither to the client nor a PTR name
+    "HELO_MATCHES_CLIENT": 0.0,  # the name resolves to the client address
+    "HELO_MATCHES_PTR": 0.0,  # the name is one of the client's PTR names
     # strict SMTP (the gateway)
     "PREGREET": 6.0,
     "PIPELINING_ABUSE": 3.0,
@@ -164,7 +183,7 @@ class Thresholds:
 class PolicyConfig:
     """The `[policy]` section: scores, thresholds and rules."""
 
-    scores: Mapping[str, float] = setting(default_factory=lambda: dict(DEFAULT_SCORES))
+    scores: Mapping[str, float] = setting(default_factory=dict)  # [policy.scores] as written
     thresholds: Thresholds = setting(default_factory=Thresholds)
     dmarc_reject: bool = True  # honour p=reject by refusing (RFC 9989 §5.7 leaves it to us)
     dmarc_quarantine: bool = True  # p=quarantine: mark as spam (at least add_header)
@@ -186,11 +205,17 @@ class PolicyConfig:
                     f"scores.{name}", "p=none must never change handling (RFC 9989 §5.4): keep 0"
                 )
 
-    def score_of(self, name: str, suggested: float) -> float:
-        """The configured score of a symbol, else the table's, else what the check suggests."""
+    def score_of(self, name: str, suggested: float = 0.0, *, listed: bool = False) -> float:
+        """The score of a symbol: fixed by a standard, else [policy.scores], else (`listed`:
+        a DNS list's symbol) the score its list's definition gives (`suggested`), else
+        DEFAULT_SCORES, else what the symbol suggests."""
         if name in FIXED_SCORES:
             return FIXED_SCORES[name]
-        return self.scores.get(name, DEFAULT_SCORES.get(name, suggested))
+        if name in self.scores:
+            return self.scores[name]
+        if listed:
+            return suggested
+        return DEFAULT_SCORES.get(name, suggested)
 
     def threshold_of(self, action: Action) -> float | None:
         return {

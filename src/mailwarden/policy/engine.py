@@ -14,7 +14,6 @@ Order of the rules (first that applies wins, then the score may only make things
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from mailwarden.reply import SMTPReply
 from mailwarden.symbols import Symbol
 
 from .config import SEVERITY, Action, AuthorHandling, PolicyConfig, TemperrorHandling
+from .network_symbols import ListedSymbol
 
 __all__ = ["Facts", "ScoredSymbol", "Verdict", "decide"]
 
@@ -34,6 +34,9 @@ class ScoredSymbol:
     name: str
     score: float
     detail: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "score": self.score, "detail": self.detail}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +67,16 @@ class Verdict:
     spam: bool = False  # add the spam flag headers (add_header, DMARC quarantine)
     required: float | None = None  # the add_header threshold, for X-Spam-Status
     headers_prefix: str = "X-Spam"
+    # the symbols present that the configuration refuses on alone (`hard_reject`), in its
+    # order: they refused, unless a rule before them applied (authenticated, trusted network)
+    hard_rejects: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
             "action": self.action.value,
             "score": round(self.score, 3),
             "spam": self.spam,
-            "symbols": [
-                {"name": s.name, "score": s.score, "detail": s.detail} for s in self.symbols
-            ],
+            "symbols": [s.to_dict() for s in self.symbols],
             "reasons": list(self.reasons),
             "reply": str(self.reply) if self.reply is not None else None,
         }
@@ -98,9 +102,6 @@ class Verdict:
             out.append((f"{prefix}-Flag", "YES"))
         return out
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
 
 def score_symbols(symbols: Iterable[Symbol], config: PolicyConfig) -> tuple[ScoredSymbol, ...]:
     """Each symbol once (the first occurrence), with its configured score."""
@@ -110,7 +111,7 @@ def score_symbols(symbols: Iterable[Symbol], config: PolicyConfig) -> tuple[Scor
         if symbol.name in seen:
             continue
         seen.add(symbol.name)
-        score = config.score_of(symbol.name, symbol.score)
+        score = config.score_of(symbol.name, symbol.score, listed=isinstance(symbol, ListedSymbol))
         out.append(ScoredSymbol(symbol.name, score, symbol.detail))
     return tuple(out)
 
@@ -121,6 +122,7 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
     scored = score_symbols(facts.symbols, config)
     total = round(sum(s.score for s in scored), 6)
     names = {s.name: s for s in scored}
+    hard = tuple(name for name in config.hard_reject if name in names)
 
     def verdict(
         action: Action, reasons: Sequence[str], reply: SMTPReply | None = None, spam: bool = False
@@ -134,6 +136,7 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
             spam,
             config.thresholds.add_header,
             config.spam_header_prefix,
+            hard,
         )
 
     if facts.authenticated or facts.trusted_network:
@@ -149,14 +152,13 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
     refusal = _author_refusal(facts, config)
     if refusal is not None:
         return verdict(Action.REJECT, [f"no single author: {facts.author_reason}"], refusal)
-    for name in config.hard_reject:
-        if name in names:
-            detail = names[name].detail
-            return verdict(
-                Action.REJECT,
-                [f"{name} is a hard reject: {detail}".rstrip(": ")],
-                SMTPReply(554, "5.7.1", f"Service unavailable; client blocked ({name})"),
-            )
+    if hard:
+        name = hard[0]
+        return verdict(
+            Action.REJECT,
+            [f"{name} is a hard reject: {names[name].detail}".rstrip(": ")],
+            SMTPReply(554, "5.7.1", f"Service unavailable; client blocked ({name})"),
+        )
     temperrors = [name for name in config.temperror_symbols if name in names]
     if temperrors and not facts.dmarc_passed and config.on_temperror is TemperrorHandling.TEMPFAIL:
         # A check that could not finish is never a pass: unless DMARC passed anyway, the

@@ -28,8 +28,8 @@ __all__ = [
     "SASLError",
     "decode_response",
     "parse_auth_command",
-    "parse_plain",
     "parse_login_field",
+    "parse_plain",
 ]
 
 MAX_FIELD = 255  # RFC 4616 §2: authzid, authcid and passwd are at most 255 octets each

@@ -137,4 +137,3 @@ class RedisCounterStore:
 
     async def close(self) -> None:
         await self.redis.aclose()
-

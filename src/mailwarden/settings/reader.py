@@ -5,7 +5,8 @@ walks a table against the fields' type hints, so a new setting needs only a new 
 
     bool, int, float (finite; bounds from the field's metadata), str, StrEnum values,
     tuple[X, ...] from arrays, Mapping[str, X] from tables, nested dataclasses from
-    sub-tables (also as the items of an array of tables or the values of a table), `X | None` (TOML `false` means None where `false_is_none` is set), and
+    sub-tables (also as the items of an array of tables or the values of a table),
+    `X | None` (TOML `false` means None where `false_is_none` is set), and
     anything else through a `convert` function in the metadata.
 
 Field metadata (built with `mailwarden.schema.setting`): `min`/`max` (inclusive bounds), `above`

@@ -35,9 +35,7 @@ async def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) 
 
 
 @pytest.fixture(params=STORE_KINDS)
-async def counters(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[CounterStore]:
+async def counters(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CounterStore]:
     """The same tests run against each store."""
     made = await open_store(request.param, request, tmp_path)
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-import dkim
 import pytest
 from tests.dkim.helpers import dkimpy_dns
 from tests.gateway.helpers import Client, messages
@@ -23,6 +22,7 @@ from tests.submission.helpers import (
     send,
 )
 
+import dkim
 from mailwarden.gateway import MaildirRelay
 
 
@@ -152,9 +152,7 @@ async def test_sender_and_reply_to_are_free(
     async with running(settings, tls_context, sink) as server:
         client = await connect_tls(server.addresses[1])
         assert await login(client) == 235
-        code, text = await send(
-            client, "alice@a.example", ["bob@b.example"], message(extra=extra)
-        )
+        code, text = await send(client, "alice@a.example", ["bob@b.example"], message(extra=extra))
     assert code == 250, text
 
 

@@ -111,13 +111,17 @@ class RedisCounterStore:
         refused = int(await self._charge(keys=keys, args=args))
         return charges[refused - 1] if refused else None
 
+    async def _slots(self, key: str, window: Window) -> dict[int, int]:
+        fields = await self.redis.hgetall(self._counter(key, window))
+        return {int(slot): int(count) for slot, count in fields.items()}
+
     async def count(self, key: str, window: Window, now: float) -> int:
-        return sum(await self.history(key, window, now))
+        first, last = window.first_live(now), window.slot(now)
+        return sum(n for s, n in (await self._slots(key, window)).items() if first <= s <= last)
 
     async def history(self, key: str, window: Window, now: float) -> list[int]:
-        fields = await self.redis.hgetall(self._counter(key, window))
-        first = window.first_live(now)
-        found = {int(slot): int(count) for slot, count in fields.items()}
+        found = await self._slots(key, window)
+        first = window.first_listed(now)
         return [found.get(first + i, 0) for i in range(window.slots)]
 
     async def mark(

@@ -110,7 +110,7 @@ class SQLiteCounterStore:
         return await self._run(lambda db: self._count(db, key, window, now))
 
     async def history(self, key: str, window: Window, now: float) -> list[int]:
-        first = window.first_live(now)
+        first = window.first_listed(now)
 
         def work(db: sqlite3.Connection) -> list[int]:
             rows = db.execute(

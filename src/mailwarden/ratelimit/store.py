@@ -72,7 +72,7 @@ class MemoryCounterStore:
 
     async def history(self, key: str, window: Window, now: float) -> list[int]:
         slots = self._slots(key, window, now)
-        first = window.first_live(now)
+        first = window.first_listed(now)
         return [slots.get(first + i, 0) for i in range(window.slots)]
 
     async def mark(

@@ -1,9 +1,10 @@
 """Sliding windows cut into slots, and the charges made against them (pure).
 
 A window of `seconds` is counted in `slots` equal slots: the count of a window at time t is the
-sum of the slots from the one holding t back to `slots - 1` before it. A window therefore
-slides one slot at a time; what was counted leaves it at most one slot late (one minute for
-the hour window), never early.
+sum of the slot holding t and the `slots` slots before it. A window therefore slides one slot
+at a time, and what was counted leaves it at most one slot late (one minute for the hour
+window), never early: a limit is never lifted before its time. `history` lists the last
+`slots` slots (calendar days for a window of days).
 """
 
 from __future__ import annotations
@@ -39,12 +40,16 @@ class Window:
         return int(now // self.slot_seconds)
 
     def first_live(self, now: float) -> int:
-        """The oldest slot still inside the window at `now`."""
+        """The oldest slot still counted at `now` (the window reaches back into it)."""
+        return self.slot(now) - self.slots
+
+    def first_listed(self, now: float) -> int:
+        """The oldest of the last `slots` slots (what `history` lists)."""
         return self.slot(now) - self.slots + 1
 
     def ttl(self) -> int:
         """How long a slot's count must be kept, in seconds."""
-        return self.seconds + self.slot_seconds
+        return self.seconds + 2 * self.slot_seconds
 
 
 MINUTE = Window("minute", 60, 12)  # 5-second slots

@@ -82,10 +82,13 @@ async def test_history_lists_slots_oldest_first(counters: CounterStore) -> None:
         await counters.charge([Charge("h", TEN_DAYS, amount)], NOW - back * day)
     history = await counters.history("h", TEN_DAYS, NOW)
     assert len(history) == 10
-    assert history[0] == 1 and history[6] == 7 and history[9] == 2
+    assert history[0] == 1
+    assert history[6] == 7
+    assert history[9] == 2
     assert sum(history) == 10
     later = await counters.history("h", TEN_DAYS, NOW + day)
-    assert later[-1] == 0 and sum(later) == 9  # the oldest day has left
+    assert later[-1] == 0
+    assert sum(later) == 9
 
 
 async def test_mark_says_which_members_are_new(counters: CounterStore) -> None:

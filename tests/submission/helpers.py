@@ -149,7 +149,9 @@ async def connect_tls(address: tuple[str, int]) -> Client:
     code, _ = await client.reply()
     assert code == 220
     code, text = await client.cmd("EHLO client.a.example")
-    assert code == 250 and "AUTH PLAIN LOGIN" in text and "STARTTLS" not in text
+    assert code == 250
+    assert "AUTH PLAIN LOGIN" in text
+    assert "STARTTLS" not in text
     return client
 
 

@@ -86,7 +86,8 @@ async def test_recipient_limits(
         assert (await send(client, "alice@a.example", ["a@b.example", "b@b.example"]))[0] == 250
         assert (await send(client, "alice@a.example", ["A@b.example", "c@b.example"]))[0] == 250
         code, text = await send(client, "alice@a.example", ["d@b.example"])
-        assert code == 451 and "3 new recipients a day" in text
+        assert code == 451
+        assert "3 new recipients a day" in text
         assert (await send(client, "alice@a.example", ["a@b.example", "c@b.example"]))[0] == 250
         # bob's own override lifts the per-message limit
         other = await connect_tls(server.addresses[1])

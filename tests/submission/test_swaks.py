@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import dkim
 import pytest
 from tests.dkim.helpers import dkimpy_dns
 from tests.gateway.helpers import require_program
@@ -23,6 +22,7 @@ from tests.submission.helpers import (
     running,
 )
 
+import dkim
 from mailwarden.gateway import DownstreamRelay
 from mailwarden.submission import Submission
 

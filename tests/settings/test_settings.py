@@ -407,4 +407,14 @@ def test_any_configuration_gives_settings_or_a_config_error(data: dict[str, Any]
 
 def test_the_example_parses_as_plain_toml() -> None:
     data = tomllib.loads(EXAMPLE.read_text())
-    assert set(data) == {"dns", "gateway", "policy", "dnsbl", "dmarc", "deadlines", "greylist"}
+    assert set(data) == {
+        "dns",
+        "gateway",
+        "policy",
+        "dnsbl",
+        "dmarc",
+        "deadlines",
+        "greylist",
+        "submission",
+        "signing",
+    }

@@ -21,6 +21,8 @@ from .netchecks import dnsbl, helo, iprev
 from .serve import serve, sink
 from .spf import spf
 from .spfbuild import build as spf_build
+from .submit import submit
+from .user import user
 
 EPILOG = """\b
 Exit status:
@@ -52,6 +54,8 @@ cli.add_command(helo)
 cli.add_command(dnsbl)
 cli.add_command(analyze)
 cli.add_command(domain)
+cli.add_command(submit)
+cli.add_command(user)
 spf.add_command(spf_build)
 
 

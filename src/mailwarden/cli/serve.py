@@ -7,7 +7,9 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -43,7 +45,9 @@ def _swaks_hint(config: GatewaySettings, host: str, port: int) -> str:
 
 
 async def _run_until_signalled(
-    gateway: Gateway, announce: Callable[[], None], pipeline: Pipeline | None = None
+    gateway: AbstractAsyncContextManager[Any],
+    announce: Callable[[], None],
+    pipeline: Pipeline | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -25,11 +25,11 @@ _UNSAFE = re.compile(r"[^\x21-\x27\x2a-\x5b\x5d-\x7e]")  # no space, parentheses
 
 
 def _with_protocol(session: Session, tx: Transaction) -> str:
-    # RFC 3848 (ESMTP, ESMTPS) and RFC 6531 §3.7.3 (UTF8SMTP, UTF8SMTPS).
+    # RFC 3848 (ESMTP, ESMTPS, ESMTPSA) and RFC 6531 §3.7.3 (UTF8SMTP, UTF8SMTPSA).
     if not session.esmtp:
         return "SMTP"
     base = "UTF8SMTP" if tx.smtputf8 else "ESMTP"
-    return base + ("S" if session.tls else "")
+    return base + ("S" if session.tls else "") + ("A" if session.auth else "")
 
 
 def received_field(session: Session, tx: Transaction, hostname: str, when: float) -> bytes:

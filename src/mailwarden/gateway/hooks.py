@@ -11,6 +11,10 @@ The gateway calls a `Checks` implementation at each SMTP stage:
                 before anything is relayed
     on_disconnect  once per connection, whatever ended it
 
+A front end that authenticates clients (the submission server, RFC 4954) also passes an
+`Authenticator`: the gateway then offers AUTH inside TLS only, runs the SASL exchange, asks the
+authenticator, and requires authentication before MAIL.
+
 A hook answers `None` to go on, or a `Reply` to refuse (4xx temporary, 5xx permanent). A check
 that learns something early (a DNS-list hit at connect) may instead set
 `session.deferred_reply`: the gateway then refuses every RCPT and DATA with it, as postscreen
@@ -21,14 +25,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mailwarden.body import SpooledMessage
 from mailwarden.pipeline import MessageDecision
 from mailwarden.reply import SMTPReply
 
+if TYPE_CHECKING:
+    from .sasl import Credentials
+
 __all__ = [
     "AcceptAll",
+    "Authenticator",
     "Checks",
     "Event",
     "MessageDecision",
@@ -89,6 +97,7 @@ class Session:
     events: list[Event] = field(default_factory=list)
     deferred_reply: Reply | None = None  # refuse every RCPT and DATA with this (postscreen)
     transactions: int = 0  # transactions started so far (MAIL commands accepted)
+    auth: str | None = None  # the identity the client authenticated as (SMTP AUTH)
     data: dict[str, object] = field(default_factory=dict)
 
     def add_event(self, event: Event) -> None:
@@ -141,6 +150,16 @@ class Checks(Protocol):
 
     async def on_disconnect(self, session: Session) -> None:
         """The connection is gone: release what on_connect started."""
+        ...
+
+
+@runtime_checkable
+class Authenticator(Protocol):
+    """Checks the credentials of SMTP AUTH (RFC 4954), run only inside TLS."""
+
+    async def authenticate(self, session: Session, credentials: Credentials) -> str | Reply:
+        """The identity the client is now authenticated as, or the refusal: 535 5.7.8 for
+        bad credentials, 454 4.7.0 for a temporary failure or a blocked client."""
         ...
 
 

@@ -8,7 +8,9 @@ the end of data is the downstream's 250; nothing else is ever acknowledged.
 
 Extensions offered: PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8
 (RFC 6531), ENHANCEDSTATUSCODES (RFC 2034), CHUNKING (RFC 3030, without BINARYMIME) and
-STARTTLS (RFC 3207).
+STARTTLS (RFC 3207); with an `Authenticator` (the submission server), AUTH PLAIN and LOGIN
+inside TLS only (RFC 4954), required before MAIL, and with `implicit_tls` the whole connection
+in TLS from the first octet (RFC 8314 §3.3).
 
 What one client can hold is bounded: connections (counted once admitted, so a burst beyond
 the limit is refused only its excess), the session's total time, the rate of message data,
@@ -45,9 +47,29 @@ from .commands import (
 from .data import ChunkedMessage, DataResult, MemoryBudget, Spool, read_data
 from .downstream import Downstream, DownstreamRelay, Outbound, Unavailable, public_reply
 from .headers import received_field, relayed_message
-from .hooks import AcceptAll, Checks, Event, Reply, Session, TLSInfo, Transaction
+from .hooks import (
+    AcceptAll,
+    Authenticator,
+    Checks,
+    Event,
+    Reply,
+    Session,
+    TLSInfo,
+    Transaction,
+)
 from .log import TransactionLog
 from .relay import PathError, RelayControl, load_recipient_map, parse_path, postmaster_address
+from .sasl import (
+    LOGIN_PASSWORD,
+    LOGIN_USERNAME,
+    Credentials,
+    Mechanism,
+    SASLError,
+    decode_response,
+    parse_auth_command,
+    parse_login_field,
+    parse_plain,
+)
 from .sink import MaildirRelay
 from .stream import (
     ConnectionClosed,
@@ -81,6 +103,10 @@ class Gateway:
     `checks` defaults to `AcceptAll()`; `relay` to the downstream of `config.relay_to` or,
     without one, the built-in Maildir sink under the data directory; `log` to the configured
     log file. `clock` gives wall-clock seconds (Received dates, session start).
+
+    `auth` makes it a message submission agent (RFC 6409): AUTH is offered inside TLS, and MAIL
+    needs an authenticated client, whose recipients may be anywhere. `implicit_tls` speaks TLS
+    from the first octet (port 465, RFC 8314 §3.3) and needs a TLS context.
     """
 
     def __init__(
@@ -92,8 +118,12 @@ class Gateway:
         log: TransactionLog | None = None,
         tls_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
+        auth: Authenticator | None = None,
+        implicit_tls: bool = False,
     ) -> None:
         self.config = config
+        self.auth = auth
+        self.implicit_tls = implicit_tls
         self.checks: Checks = checks if checks is not None else AcceptAll()
         self.relay: Downstream = relay if relay is not None else default_relay(config)
         self.log = log if log is not None else TransactionLog(config.log_file)
@@ -103,6 +133,8 @@ class Gateway:
         budget = MemoryBudget(config.limits.memory_budget)
         self.spool = Spool(Path(config.data_dir) / "spool", config.limits.spool_threshold, budget)
         self.tls_context = tls_context if tls_context is not None else self._tls_context()
+        if implicit_tls and self.tls_context is None:
+            raise ValueError("implicit TLS needs a certificate (or a self-signed pair)")
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._sessions = 0  # admitted connections (refused ones are never counted)
@@ -137,8 +169,17 @@ class Gateway:
         host, port = self.config.listen
         loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.spool.prepare)  # files left by a crash are not mail
+        tls: dict[str, Any] = {}
+        if self.implicit_tls:
+            handshake = self.config.timeouts.tls_handshake
+            tls = {"ssl": self.tls_context, "ssl_handshake_timeout": handshake}
         self._server = await loop.create_server(
-            lambda: Stream(self._open), host, port, reuse_address=True, backlog=1024
+            lambda: Stream(self._open, tls=self.implicit_tls),
+            host,
+            port,
+            reuse_address=True,
+            backlog=1024,
+            **tls,
         )
 
     @property
@@ -237,6 +278,7 @@ class _Connection:
             local_ip=local_ip,
             local_port=local_port,
             trusted=self.config.is_trusted(ip),
+            tls=_tls_info(stream) if gateway.implicit_tls else None,
         )
         self.tx: Transaction | None = None
         self.tx_started = 0.0
@@ -461,6 +503,9 @@ class _Connection:
         keywords = list(self.gw._ehlo_lines)
         if self.gw.tls_context is not None and session.tls is None:
             keywords.append("STARTTLS")
+        if self.gw.auth is not None and session.tls is not None and session.auth is None:
+            # RFC 4954 §4 and §14: mechanisms that send the password only inside TLS
+            keywords.append("AUTH " + " ".join(Mechanism))
         lines = [hostname, *keywords]
         text = "".join(f"250-{item}\r\n" for item in lines[:-1]) + f"250 {lines[-1]}\r\n"
         await self.stream.write(text.encode(), self.config.timeouts.command)
@@ -473,6 +518,13 @@ class _Connection:
             return
         if self.tx is not None:
             await self.reply(Reply(503, "5.5.1", "Error: nested MAIL command"))
+            return
+        if self.gw.auth is not None and session.auth is None:
+            # RFC 6409 §4.3 and RFC 4954 §6: a submission server relays for its users only
+            if session.tls is None:
+                await self.reply(Reply(530, "5.7.0", "Must issue a STARTTLS command first"))
+            else:
+                await self.reply(Reply(530, "5.7.0", "Authentication required"))
             return
         try:
             path, params = parse_path_and_params(command.arg, "FROM")
@@ -576,7 +628,9 @@ class _Connection:
                 return Reply(550, "5.7.1", f"{path}: Relay access denied ({exc.trick})"), None
             return Reply(501, "5.1.3", f"Bad recipient address syntax: {exc.reason}"), None
         assert parsed is not None
-        refusal = self.gw.relay_control.check(parsed, trusted=self.session.trusted)
+        session = self.session
+        relay_ok = session.trusted or session.auth is not None  # RFC 6409 §4.3
+        refusal = self.gw.relay_control.check(parsed, trusted=relay_ok)
         return refusal, str(parsed)
 
     async def relay_rcpt(self, tx: Transaction, rcpt: str) -> Reply | None:
@@ -862,7 +916,69 @@ class _Connection:
     async def _not_implemented(self, command: Command) -> None:
         await self.reply(Reply(502, "5.5.1", f"Error: {command.verb} not implemented"))
 
-    do_auth = do_etrn = do_turn = _not_implemented
+    do_etrn = do_turn = _not_implemented
+
+    async def do_auth(self, command: Command) -> None:
+        """RFC 4954: AUTH inside TLS, once per session, outside a transaction."""
+        session, auth = self.session, self.gw.auth
+        if auth is None:
+            await self._not_implemented(command)
+            return
+        if session.tls is None:
+            # RFC 4954 §4: PLAIN and LOGIN would send the password in clear
+            await self.reply(
+                Reply(538, "5.7.11", "Encryption required for requested authentication mechanism")
+            )
+            return
+        if session.helo is None or not session.esmtp:
+            await self.reply(Reply(503, "5.5.1", "Error: send EHLO first"))
+            return
+        if session.auth is not None:
+            await self.reply(Reply(503, "5.5.1", "Error: already authenticated"))
+            return
+        if self.tx is not None:
+            await self.reply(Reply(503, "5.5.1", "Error: AUTH not permitted during a transaction"))
+            return
+        try:
+            credentials = await self.sasl_exchange(command.arg)
+        except SASLError as exc:
+            await self.reply(exc.reply)
+            return
+        failed: str | Reply = Reply(454, "4.7.0", "Temporary authentication failure")
+        outcome = await self.hook(lambda: auth.authenticate(session, credentials), failed)
+        if isinstance(outcome, Reply):
+            await self.reply(outcome)
+            return
+        session.auth = outcome
+        await self.reply(Reply(235, "2.7.0", "Authentication successful"))
+
+    async def sasl_exchange(self, arg: str) -> Credentials:
+        """The client's credentials, read through as many 334 challenges as the mechanism
+        needs (RFC 4954 §4); raises SASLError with the reply to send."""
+        mechanism, initial = parse_auth_command(arg)
+        if mechanism is Mechanism.PLAIN:
+            data = decode_response(initial) if initial is not None else await self.challenge("")
+            return parse_plain(data)
+        if initial is not None:
+            username = decode_response(initial)
+        else:
+            username = await self.challenge(LOGIN_USERNAME)
+        name = parse_login_field(username, identity=True)
+        password = parse_login_field(await self.challenge(LOGIN_PASSWORD), identity=False)
+        return Credentials(Mechanism.LOGIN, name, password)
+
+    async def challenge(self, text: str) -> bytes:
+        """Send `334 text` and read the client's response line, decoded."""
+        await self.stream.write(f"334 {text}\r\n".encode("ascii"), self.config.timeouts.command)
+        limit = self.config.limits.max_command_length
+        try:
+            line = await self.stream.readline(limit, self.config.timeouts.command)
+        except LineTooLong:
+            raise SASLError(
+                Reply(500, "5.5.6", "Authentication exchange line is too long")
+            ) from None
+        text_line = line.rstrip(b"\r\n").decode("ascii", "replace")
+        return decode_response(text_line)
 
     async def do_starttls(self, command: Command) -> None:
         session = self.session
@@ -884,16 +1000,7 @@ class _Connection:
         except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
             self.close_reason = f"TLS handshake failed: {exc}"
             raise _Close from None
-        ssl_object = self.stream.extra("ssl_object")
-        if isinstance(ssl_object, ssl.SSLObject):
-            cipher = ssl_object.cipher()
-            session.tls = TLSInfo(
-                version=ssl_object.version() or "TLS",
-                cipher=cipher[0] if cipher else "unknown",
-                bits=cipher[2] if cipher else None,
-            )
-        else:
-            session.tls = TLSInfo("TLS", "unknown")
+        session.tls = _tls_info(self.stream)
         # RFC 3207 §4.2: forget what the client said before; it must EHLO again.
         await self.end_transaction("aborted: STARTTLS")
         session.helo, session.esmtp = None, False
@@ -924,6 +1031,7 @@ class _Connection:
             "client": {"ip": session.client_ip, "port": session.client_port},
             "helo": session.helo,
             "tls": _tls_dict(session.tls),
+            "auth": session.auth,
             "mail_from": tx.mail_from,
             "rcpts": list(tx.rcpts),
             "rejected_rcpts": [{"rcpt": r, "reply": text} for r, text in tx.rejected_rcpts],
@@ -964,6 +1072,19 @@ def _wire(reply: Reply) -> bytes:
 
 def _ms(since: float) -> float:
     return round((time.monotonic() - since) * 1000, 1)
+
+
+def _tls_info(stream: Stream) -> TLSInfo:
+    """What was negotiated on a connection in TLS."""
+    ssl_object = stream.extra("ssl_object")
+    if isinstance(ssl_object, ssl.SSLObject):
+        cipher = ssl_object.cipher()
+        return TLSInfo(
+            version=ssl_object.version() or "TLS",
+            cipher=cipher[0] if cipher else "unknown",
+            bits=cipher[2] if cipher else None,
+        )
+    return TLSInfo("TLS", "unknown")
 
 
 def _tls_dict(tls: TLSInfo | None) -> dict[str, object] | None:

@@ -68,7 +68,7 @@ class DataRate:
 class Stream(asyncio.Protocol):
     """The server side of one connection; `on_open(stream)` is started as a task."""
 
-    def __init__(self, on_open: Callable[[Stream], object]) -> None:
+    def __init__(self, on_open: Callable[[Stream], object], *, tls: bool = False) -> None:
         self._on_open = on_open
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
@@ -79,7 +79,7 @@ class Stream(asyncio.Protocol):
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._discarding = False  # inside a line too long: drop input up to its LF
-        self._tls = False
+        self._tls = tls  # in TLS from the start (implicit TLS) or after STARTTLS
         self.session_deadline: float | None = None  # loop time; every wait ends by then
         self.meter: DataRate | None = None  # set while message data is read
 

@@ -3,7 +3,8 @@
     settings = load_settings("mailwarden.toml", overrides={"gateway.listen": ("...", "--listen")})
 
 Sections: `[dns]` (servers, zones, timeout, retries), `[gateway]` (with `limits`, `timeouts`,
-`tls`), `[policy]` (with `thresholds`, `scores`), `[dnsbl]`, `[dmarc]` and `[greylist]`. Every
+`tls`), `[policy]` (with `thresholds`, `scores`), `[dnsbl]`, `[dmarc]`, `[greylist]`,
+`[submission]` (the submission server, with its rate limits) and `[signing]` (DKIM keys). Every
 key has its default here (or in the section's own dataclass), so no file is needed; an unknown
 table or key is an error that names it. Command-line options override keys through the same
 reader, so they are checked the same way and their errors name the option.
@@ -24,6 +25,7 @@ from mailwarden.dnsbl import DEFAULT_LISTS, DNSList, ListConfigError, parse_list
 from mailwarden.greylist import GreylistConfig
 from mailwarden.policy import PolicyConfig
 from mailwarden.schema import InvalidSetting, setting
+from mailwarden.signing import SigningSettings
 
 from .errors import ConfigError
 from .gateway import (
@@ -39,10 +41,22 @@ from .gateway import (
     parse_hostport,
 )
 from .reader import Origin, read_section
+from .submission import (
+    Argon2Settings,
+    BruteForceSettings,
+    CompromiseSettings,
+    RateLimits,
+    RateOverride,
+    RateSettings,
+    SubmissionSettings,
+)
 
 __all__ = [
     "DEFAULT_DNSBL",
+    "Argon2Settings",
     "BareLineEnding",
+    "BruteForceSettings",
+    "CompromiseSettings",
     "ConfigError",
     "DMARCSettings",
     "DNSListSettings",
@@ -53,9 +67,14 @@ __all__ = [
     "GreylistSettings",
     "Network",
     "Override",
+    "RateLimits",
+    "RateOverride",
+    "RateSettings",
     "SMTPLimits",
     "Settings",
+    "SigningSettings",
     "StrictAction",
+    "SubmissionSettings",
     "TLSSettings",
     "Timeouts",
     "default_hostname",
@@ -175,6 +194,8 @@ class Settings:
     dmarc: DMARCSettings = setting(default_factory=DMARCSettings)
     greylist: GreylistSettings = setting(default_factory=GreylistSettings)
     deadlines: Deadlines = setting(default_factory=Deadlines)
+    submission: SubmissionSettings = setting(default_factory=SubmissionSettings)
+    signing: SigningSettings = setting(default_factory=SigningSettings)
     source: str = setting("<defaults>", internal=True)
 
 

@@ -4,8 +4,9 @@ Every section is a frozen dataclass whose fields are its keys, with their defaul
 walks a table against the fields' type hints, so a new setting needs only a new field:
 
     bool, int, float (finite; bounds from the field's metadata), str, StrEnum values,
-    tuple[X, ...] from arrays, Mapping[str, float] from tables, nested dataclasses from
-    sub-tables, `X | None` (TOML `false` means None where `false_is_none` is set), and
+    tuple[X, ...] from arrays, Mapping[str, X] from tables, nested dataclasses from
+    sub-tables (also as the items of an array of tables or the values of a table),
+    `X | None` (TOML `false` means None where `false_is_none` is set), and
     anything else through a `convert` function in the metadata.
 
 Field metadata (built with `mailwarden.schema.setting`): `min`/`max` (inclusive bounds), `above`
@@ -147,6 +148,10 @@ def _item(item: Any, hint: Any, meta: Mapping[str, Any], origin: Origin, key: st
 
 
 def _scalar(value: Any, hint: Any, meta: Mapping[str, Any], origin: Origin, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):  # an item of an array of tables, a value of a table
+        if not isinstance(value, Mapping):
+            raise origin.error(key, "expected a table")
+        return read_section(hint, value, origin, key)  # type: ignore[arg-type]
     if hint is bool:
         if not isinstance(value, bool):
             raise origin.error(key, f"expected true or false, got {_shown(value)}")

@@ -37,7 +37,7 @@ from mailwarden.dkim import generate_key, write_private_key
 from mailwarden.gateway import Gateway
 from mailwarden.pipeline import Pipeline
 
-serve_module = importlib.import_module("mailwarden.cli.serve")  # the package exports the command
+lifecycle = importlib.import_module("mailwarden.cli.lifecycle")
 
 TIMEOUT = 30.0  # seconds one invocation may take before it counts as a hang
 EXAMPLES = int(os.environ.get("MAILWARDEN_HOSTILE_EXAMPLES", "80"))  # per command; more to hunt
@@ -195,7 +195,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(work)
-        patch.setattr(serve_module, "_run_until_signalled", listen_once)
+        patch.setattr(lifecycle, "run_until_signalled", listen_once)
         patch.delenv("MAILWARDEN_DEBUG", raising=False)
         yield Hostile(files, str(zone))
 
@@ -234,6 +234,8 @@ def command_lines(draw: st.DrawFn, path: tuple[str, ...], hostile: Hostile) -> l
         argv += ["--listen", "127.0.0.1:0", "--hostname", "mx.test"]
     if path == ("sink",):
         argv += ["--listen", "127.0.0.1:0"]
+    if path == ("submit",):
+        argv += ["--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--hostname", "mx.test"]
     for param in command.params:
         if isinstance(param, click.Argument):
             if param.required or draw(st.booleans()):

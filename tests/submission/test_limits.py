@@ -107,7 +107,7 @@ class _Refusing:
 
 
 class _RefusingOutbound(_MaildirOutbound):
-    async def data(self, message: bytes) -> list[Reply]:
+    async def data(self, head: bytes, body: object = b"") -> list[Reply]:
         return [Reply(554, "5.7.1", "smarthost says no")]
 
 

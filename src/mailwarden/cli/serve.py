@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import sys
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -20,9 +15,10 @@ from mailwarden.gateway import (
     TransactionLog,
     sink_config,
 )
-from mailwarden.pipeline import Pipeline, build
+from mailwarden.pipeline import build
 from mailwarden.settings import ConfigError, GatewaySettings, Override, parse_hostport
 
+from . import lifecycle
 from .common import DNSOptions, FiniteFloat, dns_options, fail, json_option, print_json
 from .paths import check_serve_paths, require_maildir
 
@@ -42,29 +38,6 @@ def _swaks_hint(config: GatewaySettings, host: str, port: int) -> str:
         f"swaks --server {host}:{port} --from alice@example.com --to postmaster@{domain} "
         f"--helo mail.example.com"
     )
-
-
-async def _run_until_signalled(
-    gateway: AbstractAsyncContextManager[Any],
-    announce: Callable[[], None],
-    pipeline: Pipeline | None = None,
-) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
-    background = []
-    if pipeline is not None:
-        # RFC 5782 §5 test entries at start and then hourly: a failing list is ignored
-        background.append(asyncio.ensure_future(pipeline.health_loop(stop)))
-    async with gateway:
-        announce()
-        await stop.wait()
-    for task in background:
-        await task
-    if pipeline is not None:
-        await pipeline.drain()
 
 
 @click.command()
@@ -145,7 +118,7 @@ def serve(
         sys.stdout.flush()
 
     try:
-        asyncio.run(_run_until_signalled(gateway, announce, pipeline))
+        asyncio.run(lifecycle.run_until_signalled(gateway, announce, pipeline))
     except OSError as exc:
         fail(f"cannot listen on {config.listen[0]}:{config.listen[1]}: {exc.strerror or exc}")
 
@@ -172,6 +145,6 @@ def sink(listen: str, maildir: str, no_fsync: bool, as_json: bool) -> None:
         sys.stdout.flush()
 
     try:
-        asyncio.run(_run_until_signalled(gateway, announce))
+        asyncio.run(lifecycle.run_until_signalled(gateway, announce))
     except OSError as exc:
         fail(f"cannot listen on {listen}: {exc.strerror or exc}")

@@ -11,8 +11,8 @@ from mailwarden.pipeline import build
 from mailwarden.settings import ConfigError, Override
 from mailwarden.submission import Submission
 
+from . import lifecycle
 from .common import DNSOptions, dns_options, fail, json_option, print_json
-from .serve import _run_until_signalled
 
 
 @click.command()
@@ -75,6 +75,6 @@ def submit(
         sys.stdout.flush()
 
     try:
-        asyncio.run(_run_until_signalled(submission, announce, pipeline))
+        asyncio.run(lifecycle.run_until_signalled(submission, announce, pipeline))
     except OSError as exc:
         fail(f"cannot listen: {exc.strerror or exc}")

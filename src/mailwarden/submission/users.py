@@ -52,7 +52,11 @@ class UserError(ValueError):
 def canonical_name(name: str) -> str:
     """A login name as stored: trimmed, lower case, printable, at most 255 octets."""
     text = name.strip().lower()
-    if not text or len(text.encode("utf-8")) > MAX_NAME:
+    try:
+        octets = len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate (undecodable bytes on the command line)
+        raise UserError(f"invalid user name {name!r}: not UTF-8 text") from None
+    if not text or octets > MAX_NAME:
         raise UserError(f"a user name has 1 to {MAX_NAME} octets")
     if not text.isprintable() or any(c.isspace() for c in text):
         raise UserError(f"invalid user name {name!r}: no spaces or control characters")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
+from mailwarden import runtime
 from mailwarden.dns import IPAddress, is_domain_name, to_ascii
 from mailwarden.dnsbl import (
     DEFAULT_LISTS,
@@ -44,7 +44,7 @@ def iprev(ip: str, as_json: bool, dns: DNSOptions) -> None:
     Looks up the PTR names of IP and the addresses of each name: pass when one leads back.
     """
     address = address_arg(ip)
-    result = asyncio.run(check_iprev(dns.build(), address))
+    result = runtime.run(check_iprev(dns.build(), address))
     if as_json:
         print_json(result.to_dict())
         return
@@ -77,7 +77,7 @@ def helo(
     client and its PTR names, and forgery of our own names. Prints symbols, never rejects."""
     client = address_arg(ip)
     ours = [address_arg(a) for a in our_address]
-    result = asyncio.run(
+    result = runtime.run(
         check_helo(dns.build(), name, client, our_names=our_name, our_addresses=ours)
     )
     if as_json:
@@ -199,7 +199,7 @@ def dnsbl(
             return await checker.check_ip(address)
         return await checker.check_domain(domain)
 
-    report = asyncio.run(run())
+    report = runtime.run(run())
     if as_json:
         data = report_dict(report, kind)
         if health:

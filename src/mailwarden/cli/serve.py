@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from mailwarden import runtime
 from mailwarden.gateway import (
     Gateway,
     MaildirRelay,
@@ -141,7 +142,7 @@ def serve(
         sys.stdout.flush()
 
     try:
-        asyncio.run(_run_until_signalled(gateway, announce, pipeline))
+        runtime.run(_run_until_signalled(gateway, announce, pipeline))
     except OSError as exc:
         fail(f"cannot listen on {config.listen[0]}:{config.listen[1]}: {exc.strerror or exc}")
 
@@ -168,6 +169,6 @@ def sink(listen: str, maildir: str, no_fsync: bool, as_json: bool) -> None:
         sys.stdout.flush()
 
     try:
-        asyncio.run(_run_until_signalled(gateway, announce))
+        runtime.run(_run_until_signalled(gateway, announce))
     except OSError as exc:
         fail(f"cannot listen on {listen}: {exc.strerror or exc}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import itertools
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -218,7 +219,7 @@ async def test_a_case_changed_question_is_still_the_question() -> None:
 
 async def test_sockets_are_few_shared_and_rotated(server: DNSTestServer) -> None:
     """A pool of sockets serves every query; each socket is replaced after `rotate_after`
-    queries, so source ports keep changing (RFC 5452 §10)."""
+    queries, so source ports keep changing (RFC 5452 §9.2)."""
     shared = resolver(server, sockets_per_server=4, rotate_after=100_000)
     names = [f"n{i}.example.test" for i in range(200)]
     await asyncio.gather(*(shared.resolve(n, RdType.A) for n in names), return_exceptions=True)
@@ -317,6 +318,25 @@ async def test_deadlines_out_of_order_each_expire_on_time() -> None:
         expired.append(index)
     assert expired == [1, 0, 2]
     deadlines.close()
+
+
+async def test_a_forked_child_leaves_the_parents_sockets_alone(server: DNSTestServer) -> None:
+    """A worker forked from a process whose loop reads the sockets opens its own, and never
+    unregisters the parent's from the epoll instance they share."""
+    r = resolver(server, timeout=1.0, sockets_per_server=1)  # the parent's one socket
+    await r.resolve("example.test", RdType.A)
+    pid = os.fork()
+    if pid == 0:  # the child: its own loop, the same resolver object
+        try:
+            code = 0 if asyncio.run(r.resolve("example.test", RdType.A)).addresses() else 1
+        except BaseException:
+            code = 2
+        os._exit(code)
+    _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    answer = await r.resolve("example.test", RdType.MX)  # the parent's sockets still heard
+    assert answer.mx() == [MX(10, "mx.example.test")]
+    r.close()
 
 
 def test_one_resolver_serves_two_event_loops(nsd: NSD) -> None:

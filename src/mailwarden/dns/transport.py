@@ -96,6 +96,7 @@ class _Socket:
         "in_use",
         "loop",
         "pending",
+        "pid",
         "port",
         "retired",
         "sent",
@@ -116,6 +117,7 @@ class _Socket:
             sock.close()
             raise
         self.sock = sock
+        self.pid = os.getpid()
         self.loop = loop
         self.address = address
         self.port = port
@@ -153,7 +155,7 @@ class _Socket:
             response: Response | None = None
             if not truncated(data):
                 try:
-                    response = parse(data)
+                    response = parse(data, pending[0])
                 except WireError:
                     continue  # as dnspython's resolver: wait on, the real answer may come
             del self.pending[query_id]
@@ -181,7 +183,8 @@ class _Socket:
         if self.closed:
             return
         self.closed = True
-        if not self.loop.is_closed():
+        # In a forked child the loop's epoll instance is the parent's: leave it alone.
+        if self.pid == os.getpid() and not self.loop.is_closed():
             self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
         self.fail(lambda: TransportError("transport closed"))
@@ -305,7 +308,7 @@ class ServerTransport:
         state = self._state
         if state is None or state.loop is not loop:
             state = self._bind(loop)
-        async with state.limit:  # RFC 5452 §9.2-style bound on what is outstanding per server
+        async with state.limit:  # a bound on the queries outstanding at this server
             draw = _random.u32()
             index = (draw >> 16) % self.socket_count
             sock = state.sockets[index]
@@ -356,7 +359,7 @@ class ServerTransport:
                 data = await reader.readexactly(length)
                 if matches(data, query_id, q):
                     try:
-                        return parse(data)
+                        return parse(data, q)
                     except WireError:
                         continue
         except asyncio.IncompleteReadError:

@@ -179,19 +179,20 @@ def read_name(data: bytes, offset: int, limit: int) -> tuple[bytes, int]:
 def name_text(wire: bytes) -> str:
     """A wire-form name in mailwarden's form: presentation format (RFC 1035 §5.1, special
     characters escaped as dnspython writes them), lower case, without trailing dot."""
-    labels: list[str] = []
+    raw: list[bytes] = []
     pos = 0
     while wire[pos]:
-        label = wire[pos + 1 : pos + 1 + wire[pos]]
+        raw.append(wire[pos + 1 : pos + 1 + wire[pos]])
         pos += 1 + wire[pos]
-        if label.translate(None, _SAFE):
-            label_text = "".join(
-                chr(c) if c in _SAFE else f"\\{chr(c)}" if c > 0x20 and c < 0x7F else f"\\{c:03d}"
-                for c in label
-            )
-        else:
-            label_text = label.decode("ascii")
-        labels.append(label_text)
+    if not b"".join(raw).translate(None, _SAFE):  # the usual name: nothing to escape
+        return b".".join(raw).decode("ascii").lower()
+    labels = [
+        "".join(
+            chr(c) if c in _SAFE else f"\\{chr(c)}" if c > 0x20 and c < 0x7F else f"\\{c:03d}"
+            for c in label
+        )
+        for label in raw
+    ]
     return normalize(".".join(labels) + ".")
 
 
@@ -253,7 +254,7 @@ def _record(data: bytes, rtype: int, start: int, end: int, record: _Record) -> N
         _, pos = read_name(data, pos, end)
         if pos + 20 != end:
             raise WireError("SOA record has the wrong length")
-        record.value = name_text(mname)
+        record.target = mname  # its text only when asked for (an SOA query): see `interpret`
         record.minimum = _U32.unpack_from(data, pos + 16)[0]
     else:  # CNAME, NS, PTR
         target, pos = read_name(data, start, end)
@@ -267,10 +268,13 @@ _DECODED = frozenset((_A, _NS, _CNAME, _SOA, _PTR, _MX, _TXT, _AAAA))
 _SINGLETON = frozenset((_CNAME, _SOA))  # an RRset of one record: the last one read wins
 
 
-def parse(data: bytes) -> Response:
-    """Read a response; WireError when it is malformed (and for nothing else)."""
+def parse(data: bytes, matched: Question | None = None) -> Response:
+    """Read a response; WireError when it is malformed (and for nothing else).
+
+    `matched`: the question `matches` has already found in `data` (one question, exactly that
+    one), whose name then need not be read again."""
     try:
-        return _parse(data)
+        return _parse(data, matched)
     except WireError:
         raise
     except (IndexError, struct.error, ValueError) as exc:  # bounds are checked; this is a net
@@ -294,20 +298,24 @@ def _skip_name(data: bytes, pos: int, size: int) -> int:
         pos += length + 1
 
 
-def _parse(data: bytes) -> Response:
+def _parse(data: bytes, matched: Question | None) -> Response:
     size = len(data)
     if size < 12:
         raise WireError("shorter than a DNS header")
     query_id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data)
-    pos = 12
     questions: list[tuple[bytes, int, int]] = []
-    for _ in range(qdcount):
-        name, pos = read_name(data, pos, size)
-        if pos + 4 > size:
-            raise WireError("question runs past the end")
-        qtype, qclass = _QTAIL.unpack_from(data, pos)
-        pos += 4
-        questions.append((name.lower(), qtype, qclass))
+    if matched is not None:
+        pos = 16 + len(matched.name)
+        questions.append((matched.name, *_QTAIL.unpack(matched.tail)))
+    else:
+        pos = 12
+        for _ in range(qdcount):
+            name, pos = read_name(data, pos, size)
+            if pos + 4 > size:
+                raise WireError("question runs past the end")
+            qtype, qclass = _QTAIL.unpack_from(data, pos)
+            pos += 4
+            questions.append((name.lower(), qtype, qclass))
     first = questions[0][0] if questions else b""
     rcode = flags & 0x0F
     answer: list[_Record] = []
@@ -390,8 +398,12 @@ def interpret(response: Response, q: Question) -> Answer:
         if found:
             if rcode == NXDOMAIN:
                 raise ServerError("answer in an NXDOMAIN response")
-            records = tuple(record.value for record in found)
-            return Answer(q.text, q.rdtype, records, min(ttl, rrset_ttl))  # type: ignore[arg-type]
+            records: tuple[RData, ...]
+            if qtype == _SOA:
+                records = tuple(name_text(record.target) for record in found)
+            else:
+                records = tuple(record.value for record in found)  # type: ignore[misc]
+            return Answer(q.text, q.rdtype, records, min(ttl, rrset_ttl))
         if qtype == _CNAME:
             break
         aliases, alias_ttl = _rrset(response.answer, owner, _CNAME)

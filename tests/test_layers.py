@@ -14,7 +14,17 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mailwarden"
 
-FOUNDATION = {"schema", "reply", "symbols", "address", "message", "author", "dns", "ipinput"}
+FOUNDATION = {
+    "runtime",
+    "schema",
+    "reply",
+    "symbols",
+    "address",
+    "message",
+    "author",
+    "dns",
+    "ipinput",
+}
 PROTOCOLS = {
     "spf",
     "dkim",
@@ -44,7 +54,17 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
 }
 # Foundation modules that build on one another, never in a cycle.
-FOUNDATION_ORDER = ["schema", "reply", "symbols", "dns", "ipinput", "address", "message", "author"]
+FOUNDATION_ORDER = [
+    "runtime",
+    "schema",
+    "reply",
+    "symbols",
+    "dns",
+    "ipinput",
+    "address",
+    "message",
+    "author",
+]
 
 
 def _top(path: Path) -> str:

@@ -217,6 +217,43 @@ async def test_a_case_changed_question_is_still_the_question() -> None:
     assert result.addresses() == [ipaddress.ip_address("192.0.2.7")]
 
 
+async def test_late_and_duplicate_answers_are_read_and_dropped() -> None:
+    """An answer nobody waits for (a duplicate, a late one) is read off the socket and dropped:
+    it neither stays queued (the loop would spin on a readable socket) nor answers a later
+    query."""
+    loop = asyncio.get_running_loop()
+    real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    real.bind(("127.0.0.1", 0))
+    late: list[tuple[bytes, tuple[str, int]]] = []
+
+    def answer_twice() -> None:
+        data, client = real.recvfrom(4096)
+        query = dns.message.from_wire(data)
+        address = "192.0.2.1" if not late else "192.0.2.2"
+        wire = forged(query, address=address)
+        real.sendto(wire, client)
+        real.sendto(wire, client)  # a duplicate
+        late.append((forged(query, address="192.0.2.66"), client))
+
+    loop.add_reader(real.fileno(), answer_twice)
+    r = resolver(f"127.0.0.1:{real.getsockname()[1]}", sockets_per_server=1)
+    try:
+        first = await r.resolve("victim.test", RdType.A)
+        wire, client = late[0]
+        real.sendto(wire, client)  # long after the answer
+        await asyncio.sleep(0.1)
+        [sock] = r.servers[0].open_sockets()
+        with pytest.raises(BlockingIOError):  # nothing left queued
+            sock.sock.recv(4096)
+        second = await r.resolve("victim.test", RdType.A)
+    finally:
+        loop.remove_reader(real.fileno())
+        r.close()
+        real.close()
+    assert first.addresses() == [ipaddress.ip_address("192.0.2.1")]
+    assert second.addresses() == [ipaddress.ip_address("192.0.2.2")]
+
+
 async def test_sockets_are_few_shared_and_rotated(server: DNSTestServer) -> None:
     """A pool of sockets serves every query; each socket is replaced after `rotate_after`
     queries, so source ports keep changing (RFC 5452 §9.2)."""

@@ -134,7 +134,7 @@ class _Socket:
         return query_id
 
     def _readable(self) -> None:
-        """Read every datagram waiting: take the answers to queries in flight, drop the rest."""
+        """Read the datagrams waiting: take the answers to queries in flight, drop the rest."""
         while not self.closed:
             try:
                 data, source = self.sock.recvfrom(65535)
@@ -161,6 +161,8 @@ class _Socket:
             del self.pending[query_id]
             if not pending[1].done():
                 pending[1].set_result(response)
+            if not self.pending:  # nothing more expected: spare the read that finds nothing
+                return  # (a datagram still queued makes the socket readable again)
 
     def send(self, wire: bytes) -> None:
         try:

@@ -4,6 +4,7 @@ a forging one written here, closed and silent ports, and a real nsd (tests/dns/n
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import itertools
 import os
@@ -21,7 +22,7 @@ from tests.dns.dnsserver import DNSTestServer
 from tests.dns.nsd import NSD, nsd_program, start_nsd
 from tests.testdata import unavailable
 
-from mailwarden.dns import MX, TXT, NoData, NXDomain, RdType, TemporaryFailure
+from mailwarden.dns import MX, TXT, NoData, NXDomain, RdType, TemporaryFailure, transport
 from mailwarden.dns.system import SystemResolver, parse_server, resolve_server
 from mailwarden.dns.transport import _Deadlines
 
@@ -312,6 +313,38 @@ async def test_a_closed_port_fails_at_once_as_refused() -> None:
     assert "refused" in failure.value.detail
     assert "port unreachable" in failure.value.detail
     assert elapsed < 0.5
+
+
+async def test_a_socket_that_cannot_be_opened_is_a_temporary_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unreachable(*args: object) -> None:
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+
+    monkeypatch.setattr(transport._Socket, "__init__", unreachable)
+    r = resolver("192.0.2.53", timeout=2.0)
+    with pytest.raises(TemporaryFailure, match="Network is unreachable"):
+        await r.resolve("example.test", RdType.A)
+
+
+async def test_queries_waiting_for_a_place_can_be_cancelled(server: DNSTestServer) -> None:
+    """A query cancelled while it waits for a place (or just after being given one) leaves
+    the count right: the others all finish, never more than the cap at once."""
+    server.delay = 0.05
+    r = resolver(server, max_in_flight=2)
+    tasks = [asyncio.create_task(r.resolve(f"w{i}.example.test", RdType.A)) for i in range(10)]
+    await asyncio.sleep(0.01)
+    for task in tasks[2:6]:
+        task.cancel()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    state = r.servers[0]._state
+    assert state is not None
+    assert (state.in_flight, len([w for w in state.waiting if not w.done()])) == (0, 0)
+    r.close()
+    assert [type(o).__name__ for o in outcomes] == ["NXDomain"] * 2 + ["CancelledError"] * 4 + [
+        "NXDomain"
+    ] * 4
+    assert server.most_waiting == 2
 
 
 async def test_the_next_server_answers_when_one_is_closed(server: DNSTestServer) -> None:

@@ -250,10 +250,20 @@ class _Deadlines:
 @dataclass(slots=True)
 class _LoopState:
     loop: asyncio.AbstractEventLoop
-    limit: asyncio.Semaphore
     sockets: list[_Socket | None]
     deadlines: _Deadlines
     retired: list[_Socket] = field(default_factory=list)
+    in_flight: int = 0
+    waiting: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
+
+    def release(self) -> None:
+        """A query is over: its place goes to the longest waiting one."""
+        self.in_flight -= 1
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
 
 class ServerTransport:
@@ -284,12 +294,7 @@ class ServerTransport:
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
         self.close()
-        self._state = _LoopState(
-            loop,
-            asyncio.Semaphore(self.max_in_flight),
-            [None] * self.socket_count,
-            _Deadlines(loop),
-        )
+        self._state = _LoopState(loop, [None] * self.socket_count, _Deadlines(loop))
         return self._state
 
     def open_sockets(self) -> list[_Socket]:
@@ -310,12 +315,19 @@ class ServerTransport:
         state = self._state
         if state is None or state.loop is not loop:
             state = self._bind(loop)
-        async with state.limit:  # a bound on the queries outstanding at this server
+        if state.in_flight >= self.max_in_flight:  # a bound on what is outstanding here
+            await self._place(state)
+        state.in_flight += 1
+        try:
             draw = _random.u32()
             index = (draw >> 16) % self.socket_count
             sock = state.sockets[index]
             if sock is None:
-                sock = state.sockets[index] = _Socket(loop, self.address, self.port)
+                try:
+                    sock = _Socket(loop, self.address, self.port)
+                except OSError as exc:  # no route, no file descriptors left...
+                    raise _network_error(exc)() from None
+                state.sockets[index] = sock
             query_id = sock.new_id(draw)
             future: asyncio.Future[Response | None] = loop.create_future()
             pending: _Pending = (q, future)
@@ -337,6 +349,8 @@ class ServerTransport:
                 if sock.retired and not sock.in_use and not sock.closed:
                     sock.close()
                     state.retired.remove(sock)
+        finally:
+            state.release()
         if response is None:  # RFC 7766 §5: a truncated answer is asked again over TCP
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -344,6 +358,25 @@ class ServerTransport:
             async with asyncio.timeout(remaining):
                 response = await self._query_tcp(q)
         return response
+
+    async def _place(self, state: _LoopState) -> None:
+        """Wait until fewer than `max_in_flight` queries are outstanding (first come, first
+        served: one woken but overtaken waits again at the head of the line)."""
+        first = True
+        while state.in_flight >= self.max_in_flight:
+            waiter: asyncio.Future[None] = state.loop.create_future()
+            if first:
+                state.waiting.append(waiter)
+            else:
+                state.waiting.appendleft(waiter)
+            first = False
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # woken, but going: pass it on
+                    state.in_flight += 1
+                    state.release()
+                raise
 
     async def _query_tcp(self, q: Question) -> Response:
         try:

@@ -10,7 +10,8 @@ The candidates, side by side in one run, each on asyncio's own event loop and on
 * dnspython: dnspython's asyncio stub resolver as mailwarden used it before this benchmark (one
   UDP endpoint per query, dnspython's message objects), kept here as the baseline;
 * mailwarden: `mailwarden.dns.system.SystemResolver` (a pool of connected UDP sockets per
-  server, mailwarden's lean codec);
+  server read through loop.add_reader, mailwarden's lean codec);
+* mw-protocol: the same, its sockets read through asyncio's DatagramProtocol instead;
 * c-ares: pycares through aiodns, when installed (`pip install aiodns`); c-ares runs its own
   event thread, whose CPU counts too. It cannot give the SOA of a negative answer (no negative
   TTL) and joins TXT strings, so it is measured, not a drop-in.
@@ -50,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.dns
 
 from tests.dns.nsd import nsd_program, start_nsd
 
-from mailwarden.dns import MX, TXT, Answer, DNSError, NoData, NXDomain, RdType
+from mailwarden.dns import MX, TXT, Answer, DNSError, NoData, NXDomain, RdType, transport
 from mailwarden.dns import TemporaryFailure as TempFail
 from mailwarden.dns._convert import convert_rdata
 from mailwarden.dns.names import normalize
@@ -215,6 +216,57 @@ class CaresResolver:
         self._resolver._channel.cancel()
 
 
+class _ProtocolSocket(transport._Socket):
+    """The same socket logic read through asyncio's DatagramProtocol and datagram transport
+    instead of loop.add_reader on the raw socket (the design the issue sketched)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, address: str, port: int) -> None:
+        self.loop, self.address, self.port = loop, address, port
+        self.pending = {}
+        self.sent = self.in_use = 0
+        self.retired = self.closed = False
+        self.pid = os.getpid()
+
+    async def open(self) -> None:
+        owner = self
+
+        class Protocol(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                owner.take(data, addr)
+
+            def error_received(self, exc: Exception) -> None:
+                owner.fail(transport.Refused)
+
+        self.datagrams, _ = await self.loop.create_datagram_endpoint(
+            Protocol, remote_addr=(self.address, self.port)
+        )
+
+    def send(self, wire: bytes) -> None:
+        self.datagrams.sendto(wire)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.datagrams.close()
+
+
+class ProtocolResolver(SystemResolver):
+    """mailwarden's resolver with DatagramProtocol sockets, opened before the run (no
+    rotation: its cost is the same either way)."""
+
+    def __init__(self, server: tuple[str, int]) -> None:
+        super().__init__([server], timeout=2.0, retries=0, rotate_after=1 << 30)
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        for server in self.servers:
+            state = server._bind(loop)
+            for index in range(len(state.sockets)):
+                sock = _ProtocolSocket(loop, server.address, server.port)
+                await sock.open()
+                state.sockets[index] = sock
+
+
 class MemoryResolver:
     """Answers at once from memory: the cost of the harness itself."""
 
@@ -294,6 +346,8 @@ def run_once(
 ) -> tuple[list[Outcome], float, float]:
     async def main() -> tuple[list[Outcome], float, float]:
         resolver = make()
+        if hasattr(resolver, "open"):
+            await resolver.open()
         try:
             return await drive(resolver, work, in_flight)
         finally:
@@ -347,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "harness": lambda: MemoryResolver(answers),
                 "dnspython": lambda: DnspythonResolver(server),
                 "mailwarden": lambda: SystemResolver([server], timeout=2.0, retries=0),
+                "mw-protocol": lambda: ProtocolResolver(server),
             }
             if cares_available():
                 candidates["c-ares"] = lambda: CaresResolver(server)

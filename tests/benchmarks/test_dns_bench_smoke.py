@@ -25,7 +25,8 @@ def test_quick_json_run(
     assert summary["config"]["queries"] == 200
     assert summary["config"]["loops"][0] == "asyncio"
     results = summary["results"]
-    expected = {"harness", "dnspython", "mailwarden"} | ({"c-ares"} if summary["c_ares"] else set())
+    expected = {"harness", "dnspython", "mailwarden", "mw-protocol"}
+    expected |= {"c-ares"} if summary["c_ares"] else set()
     assert set(results) == expected
     for name in expected:
         for loop in summary["config"]["loops"]:

@@ -134,7 +134,8 @@ class _Socket:
         return query_id
 
     def _readable(self) -> None:
-        """Read the datagrams waiting: take the answers to queries in flight, drop the rest."""
+        """Read the datagrams waiting while answers are awaited (a datagram still queued after
+        that makes the socket readable again: no read is spent on finding nothing)."""
         while not self.closed:
             try:
                 data, source = self.sock.recvfrom(65535)
@@ -146,23 +147,28 @@ class _Socket:
             except OSError as exc:
                 self.fail(_network_error(exc))
                 return
-            if len(data) < 12 or source[0] != self.address or source[1] != self.port:
-                continue
-            query_id = data[0] << 8 | data[1]
-            pending = self.pending.get(query_id)
-            if pending is None or not matches(data, query_id, pending[0]):
-                continue
-            response: Response | None = None
-            if not truncated(data):
-                try:
-                    response = parse(data, pending[0])
-                except WireError:
-                    continue  # as dnspython's resolver: wait on, the real answer may come
-            del self.pending[query_id]
-            if not pending[1].done():
-                pending[1].set_result(response)
-            if not self.pending:  # nothing more expected: spare the read that finds nothing
-                return  # (a datagram still queued makes the socket readable again)
+            self.take(data, source)
+            if not self.pending:
+                return
+
+    def take(self, data: bytes, source: tuple[str, int]) -> None:
+        """One datagram: the answer to a query in flight when source, ID and question match
+        and it parses; otherwise dropped."""
+        if len(data) < 12 or source[0] != self.address or source[1] != self.port:
+            return
+        query_id = data[0] << 8 | data[1]
+        pending = self.pending.get(query_id)
+        if pending is None or not matches(data, query_id, pending[0]):
+            return
+        response: Response | None = None
+        if not truncated(data):
+            try:
+                response = parse(data, pending[0])
+            except WireError:
+                return  # as dnspython's resolver: wait on, the real answer may come
+        del self.pending[query_id]
+        if not pending[1].done():
+            pending[1].set_result(response)
 
     def send(self, wire: bytes) -> None:
         try:

@@ -6,8 +6,10 @@ UDP answer is truncated. Each attempt starts at the next server, so one silent s
 use up every attempt; within an attempt, a server that answers with an error (SERVFAIL,
 REFUSED, a closed port) hands the query to the next one at once.
 
-dns_bench.py measured it against dnspython's resolver, which it replaces: the same outcomes
-(tests/dns/test_wire.py holds the two parsers to each other), several times less CPU per query.
+benchmarks/dns_bench.py chose it: against nsd on loopback, a cold query costs about 50 µs of
+CPU with 100 in flight, against about 770 µs for dnspython's resolver, which it replaces
+(tests/dns/test_wire.py holds the two parsers to each other), and 120 µs for c-ares through
+aiodns (which would also lose the negative TTLs and the TXT string boundaries).
 """
 
 from __future__ import annotations

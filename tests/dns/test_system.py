@@ -18,6 +18,8 @@ import dns.message
 import dns.rdataclass
 import dns.rrset
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.dns.dnsserver import DNSTestServer
 from tests.dns.nsd import NSD, nsd_program, start_nsd
 from tests.testdata import unavailable
@@ -546,6 +548,37 @@ def test_parse_server(text: str, expected: tuple[str, int]) -> None:
 def test_parse_server_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=r"IP address|port|IPv6"):
         parse_server(text)
+
+
+server_text = st.one_of(
+    st.text(max_size=40),
+    st.from_regex(r"\[?[0-9a-fA-F:.]{0,20}\]?(:[0-9]{0,6})?", fullmatch=True),
+    st.from_regex(r"[a-z0-9.-]{1,20}(:[0-9\uff10-\uff19]{0,6})?", fullmatch=True),
+)
+
+
+@given(server_text)
+def test_any_server_value_is_a_list_of_addresses_or_a_value_error(text: str) -> None:
+    """Hostile --dns-server values: addresses with ports in range, or ValueError; names are
+    looked up through getaddrinfo (faked here: every name resolves to 192.0.2.1)."""
+
+    def fake(host: str, port: int, *args: object, **kwargs: object) -> list[object]:
+        assert "\x00" not in host
+        assert host.isascii()
+        return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("192.0.2.1", port))]
+
+    original = socket.getaddrinfo
+    socket.getaddrinfo = fake  # type: ignore[assignment]
+    try:
+        pairs = resolve_server(text)
+    except ValueError:
+        return
+    finally:
+        socket.getaddrinfo = original
+    assert pairs
+    for address, port in pairs:
+        ipaddress.ip_address(address)
+        assert 0 < port < 65536
 
 
 def test_a_host_name_is_resolved_once_by_the_system() -> None:

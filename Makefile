@@ -43,7 +43,7 @@ pytest: install
 
 test: system-deps lint typecheck pytest
 
-bench: install
+bench: install system-deps
 	for bench in benchmarks/*_bench.py; do $(BIN)/python $$bench || exit 1; done
 
 clean:

@@ -15,6 +15,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "mailwarden"
 
 FOUNDATION = {
+    "runtime",
     "schema",
     "reply",
     "symbols",
@@ -62,6 +63,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 # Foundation modules that build on one another, never in a cycle.
 FOUNDATION_ORDER = [
+    "runtime",
     "schema",
     "reply",
     "symbols",

@@ -6,11 +6,12 @@ needed=(
     "redis-server redis-server"
     "postfix postfix"
     "swaks swaks"
+    "nsd nsd"
 )
 missing=()
 for entry in "${needed[@]}"; do
     read -r program package <<<"$entry"
-    command -v "$program" >/dev/null 2>&1 || missing+=("$package")
+    command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || missing+=("$package")
 done
 # swaks speaks STARTTLS through this Perl module (a recommended package, not a dependency).
 perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing+=("libnet-ssleay-perl")

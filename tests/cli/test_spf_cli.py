@@ -177,7 +177,7 @@ def test_batch_all_good_exits_zero(capsys: pytest.CaptureFixture[str], tmp_path:
             "cannot read zone file",
         ),
         (
-            ["--ip", "192.0.2.1", "--helo", "h", "--dns-server", "not-an-ip"],
+            ["--ip", "192.0.2.1", "--helo", "h", "--dns-server", "not an ip"],
             "--dns-server: bad server",
         ),
         (["--ip", "192.0.2.1", "--helo", "h", "--dns-timeout", "abc"], "--dns-timeout"),

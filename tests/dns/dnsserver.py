@@ -1,7 +1,8 @@
 """A small authoritative DNS server on 127.0.0.1 (UDP and TCP on one port) for resolver tests.
 
 It answers from a dict of records and can misbehave on purpose: SERVFAIL, silence, dropping the
-first UDP queries for a name, and truncating UDP answers larger than the client's EDNS payload.
+first UDP queries for a name, truncating UDP answers larger than the client's EDNS payload, and
+answering UDP queries only after `delay` seconds (it then counts how many wait at once).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Query:
     tcp: bool
     edns: int
     payload: int
+    id: int = 0
+    source_port: int = 0
 
 
 @dataclass
@@ -39,16 +42,21 @@ class DNSTestServer:
     drop_udp: dict[str, int] = field(default_factory=dict)
     queries: list[Query] = field(default_factory=list)
     port: int = 0
+    delay: float = 0.0
+    waiting: int = 0
+    most_waiting: int = 0
 
     def add(self, name: str, rdtype: str, *values: str) -> None:
         self.records.setdefault((name.lower().rstrip(".") + ".", rdtype), []).extend(values)
 
-    def respond(self, wire: bytes, tcp: bool) -> bytes | None:
+    def respond(self, wire: bytes, tcp: bool, source_port: int = 0) -> bytes | None:
         query = dns.message.from_wire(wire)
         question = query.question[0]
         name = question.name.to_text().lower()
         rdtype = dns.rdatatype.to_text(question.rdtype)
-        self.queries.append(Query(name, rdtype, tcp, query.edns, query.payload))
+        self.queries.append(
+            Query(name, rdtype, tcp, query.edns, query.payload, query.id, source_port)
+        )
         if name in self.silent:
             return None
         if not tcp and self.drop_udp.get(name, 0) > 0:
@@ -100,9 +108,19 @@ class DNSTestServer:
                 self.transport = transport
 
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-                answer = server.respond(data, tcp=False)
-                if answer is not None:
+                answer = server.respond(data, tcp=False, source_port=addr[1])
+                if answer is None:
+                    return
+                if not server.delay:
                     self.transport.sendto(answer, addr)  # type: ignore[attr-defined]
+                    return
+                server.waiting += 1
+                server.most_waiting = max(server.most_waiting, server.waiting)
+                loop.call_later(server.delay, self.send_later, answer, addr)
+
+            def send_later(self, answer: bytes, addr: tuple[str, int]) -> None:
+                server.waiting -= 1
+                self.transport.sendto(answer, addr)  # type: ignore[attr-defined]
 
         for attempt in range(20):  # the TCP port of the same number may be taken: try another
             self._udp, _ = await loop.create_datagram_endpoint(UDP, local_addr=("127.0.0.1", 0))

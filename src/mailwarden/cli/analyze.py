@@ -3,13 +3,13 @@ headers in plain words, and the checks run again now, with what changed since.""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
 import click
 from rich.table import Table
 
+from mailwarden import runtime
 from mailwarden.analyze import Analysis, analyze_message
 from mailwarden.analyze import trusted_host as _trusted_host
 from mailwarden.dns import IPAddress
@@ -98,7 +98,7 @@ def analyze(
     def clock() -> float:
         return time.time() if now is None else now
 
-    analysis = asyncio.run(
+    analysis = runtime.run(
         analyze_message(
             message,
             resolver,

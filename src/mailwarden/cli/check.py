@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 import click
 from rich.table import Table
 
+from mailwarden import runtime
 from mailwarden.message import MessageError, fold_field, read_message
 from mailwarden.pipeline import MessageVerdict, Pipeline, build
 from mailwarden.policy import helo_symbols
@@ -117,7 +118,7 @@ def check(
     except MessageError as exc:
         fail(f"{file}: {exc}")
     pipeline = build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
-    verdict = asyncio.run(
+    verdict = runtime.run(
         pipeline.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)
     )
     if as_json:

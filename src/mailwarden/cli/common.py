@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
+from mailwarden import runtime
 from mailwarden.dns import Answer, IPAddress, RdType, Resolver
 from mailwarden.dns.cache import CachingResolver
 from mailwarden.ipinput import parse_ip_input
@@ -244,7 +245,8 @@ def dns_options(command: F) -> F:
         "dns_servers",
         multiple=True,
         metavar="HOST[:PORT]",
-        help="Query this DNS server instead of resolv.conf's (repeatable).",
+        help="Query this DNS server (an address, or a host name resolved once at start-up) "
+        "instead of resolv.conf's (repeatable).",
     )
     @click.option(
         "--dns-zone",
@@ -416,7 +418,7 @@ def run_batch(
                 counts["errors"] += 1
             print_json(line)
 
-    asyncio.run(main())
+    runtime.run(main())
     if counts["internal"]:
         click.echo(
             f"mailwarden: internal error on {counts['internal']} line(s) (a bug: set "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import sys
 from datetime import UTC, datetime
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from mailwarden import runtime
 from mailwarden.authres import dkim_resinfo
 from mailwarden.dkim import (
     Algorithm,
@@ -119,7 +119,7 @@ def verify(
     if now_text is not None:
         now = parse_now(now_text)
         verifier.clock = lambda: now
-    results = asyncio.run(verifier.verify(message))
+    results = runtime.run(verifier.verify(message))
     if as_json:
         print_json({"signatures": [r.to_dict() for r in results]})
         return

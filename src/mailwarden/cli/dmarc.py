@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
+from mailwarden import runtime
 from mailwarden.dmarc import (
     Discovery,
     DiscoveryTempError,
@@ -95,7 +95,7 @@ def record(domain: str, use_psl: bool, as_json: bool, dns: DNSOptions) -> None:
     if not is_domain_name(name):
         fail(f"invalid domain {domain!r}")
     method = Discovery.PSL if use_psl else Discovery.TREE_WALK
-    found = asyncio.run(look_up(dns.build(), name, method))
+    found = runtime.run(look_up(dns.build(), name, method))
     data = record_dict(found)
     if as_json:
         print_json(data)

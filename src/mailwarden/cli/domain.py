@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
 from rich.table import Table
 
+from mailwarden import runtime
 from mailwarden.audit import CHECKS, COMMON_SELECTORS, DomainAudit, Severity, audit_domain
 from mailwarden.dns import is_domain_name, to_ascii
 
@@ -91,7 +91,7 @@ def check(
     settings = dns.settings()
     lists = settings.dnsbl.selected if dnsbl else ()  # [dnsbl] of --config, else the defaults
     resolver = dns.build(settings)
-    report = asyncio.run(
+    report = runtime.run(
         audit_domain(
             resolver,
             target,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import ipaddress
 import math
@@ -16,6 +15,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from mailwarden import runtime
 from mailwarden.dns import normalize
 from mailwarden.greylist import (
     AllowEntry,
@@ -96,7 +96,7 @@ def run_on(
             await store.close()
 
     try:
-        return asyncio.run(main())
+        return runtime.run(main())
     except (OSError, ConnectionError) as exc:
         fail(f"cannot use the greylist store: {exc}")
     except Exception as exc:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
+from mailwarden import runtime
 from mailwarden.dns import IPAddress, is_domain_name, to_ascii
 from mailwarden.dnsbl import (
     DEFAULT_LISTS,
@@ -47,7 +47,7 @@ def iprev(ip: str, as_json: bool, dns: DNSOptions) -> None:
     """
     address = address_arg(ip)
     settings = dns.settings()
-    result = asyncio.run(check_iprev(dns.build(settings), address))
+    result = runtime.run(check_iprev(dns.build(settings), address))
     if as_json:
         print_json(iprev_dict(result, policy_scorer(settings.policy)))
         return
@@ -81,7 +81,7 @@ def helo(
     client = address_arg(ip)
     ours = [address_arg(a) for a in our_address]
     settings = dns.settings()
-    result = asyncio.run(
+    result = runtime.run(
         check_helo(dns.build(settings), name, client, our_names=our_name, our_addresses=ours)
     )
     score = policy_scorer(settings.policy)
@@ -206,7 +206,7 @@ def dnsbl(
             return await checker.check_ip(address)
         return await checker.check_domain(domain)
 
-    report = asyncio.run(run())
+    report = runtime.run(run())
     if as_json:
         data = report_dict(report, kind, score)
         if health:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
 import click
 
+from mailwarden import runtime
 from mailwarden.gateway import (
     Gateway,
     MaildirRelay,
@@ -118,7 +118,7 @@ def serve(
         sys.stdout.flush()
 
     try:
-        asyncio.run(lifecycle.run_until_signalled(gateway, announce, pipeline))
+        runtime.run(lifecycle.run_until_signalled(gateway, announce, pipeline))
     except OSError as exc:
         fail(f"cannot listen on {config.listen[0]}:{config.listen[1]}: {exc.strerror or exc}")
 
@@ -145,6 +145,6 @@ def sink(listen: str, maildir: str, no_fsync: bool, as_json: bool) -> None:
         sys.stdout.flush()
 
     try:
-        asyncio.run(lifecycle.run_until_signalled(gateway, announce))
+        runtime.run(lifecycle.run_until_signalled(gateway, announce))
     except OSError as exc:
         fail(f"cannot listen on {listen}: {exc.strerror or exc}")

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from mailwarden import runtime
 from mailwarden.dns import IPAddress, Resolver, TemporaryFailure, is_domain_name, to_ascii
 from mailwarden.spf import (
     SPFChecker,
@@ -166,7 +167,7 @@ def check(
     except ValueError as exc:
         fail(str(exc))
     checker = SPFChecker(dns.build(), receiver=receiver)
-    mailfrom_result, helo_result = asyncio.run(check_both(checker, address, sender, helo_name))
+    mailfrom_result, helo_result = runtime.run(check_both(checker, address, sender, helo_name))
     if as_json:
         print_json(check_dict(mailfrom_result, helo_result, receiver))
         return
@@ -225,7 +226,7 @@ def explain(record_or_domain: str, as_json: bool, dns: DNSOptions) -> None:
     text = record_or_domain.strip()
     resolver: Resolver = dns.build()
     if text[:6].lower() == "v=spf1":
-        explanation = asyncio.run(explain_policy(resolver, record=text))
+        explanation = runtime.run(explain_policy(resolver, record=text))
     else:
         try:
             domain = to_ascii(text.rstrip(".").lower())
@@ -234,7 +235,7 @@ def explain(record_or_domain: str, as_json: bool, dns: DNSOptions) -> None:
         if not is_domain_name(domain):
             fail(f"{text!r} is neither an SPF record (v=spf1 ...) nor a domain name")
         try:
-            explanation = asyncio.run(explain_policy(resolver, domain=domain))
+            explanation = runtime.run(explain_policy(resolver, domain=domain))
         except TemporaryFailure as exc:  # pragma: no cover - explain_policy reports these
             fail(str(exc))
     if as_json:

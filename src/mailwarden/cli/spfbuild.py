@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
+from mailwarden import runtime
 from mailwarden.spfbuild import (
     MAX_DNS_LOOKUPS,
     build_record,
@@ -78,7 +77,7 @@ def build(
         fail(str(exc))
     lookups = own_lookups(record)
     if resolve:
-        lookups, problems = asyncio.run(count_lookups(dns.build(), record))
+        lookups, problems = runtime.run(count_lookups(dns.build(), record))
         warnings.extend(p for p in problems if "DNS-querying terms" not in p)
         if lookups > MAX_DNS_LOOKUPS and not any("more than 10" in w for w in warnings):
             warnings.append(

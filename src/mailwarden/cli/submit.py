@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
 
+from mailwarden import runtime
 from mailwarden.pipeline import build
 from mailwarden.settings import ConfigError, Override
 from mailwarden.submission import Submission
@@ -75,6 +75,6 @@ def submit(
         sys.stdout.flush()
 
     try:
-        asyncio.run(lifecycle.run_until_signalled(submission, announce, pipeline))
+        runtime.run(lifecycle.run_until_signalled(submission, announce, pipeline))
     except OSError as exc:
         fail(f"cannot listen: {exc.strerror or exc}")

@@ -6,7 +6,6 @@ of standard input: never from the command line, where other users could read the
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sqlite3
 import sys
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table
 
+from mailwarden import runtime
 from mailwarden.settings import ConfigError, Override, Settings, load_settings
 from mailwarden.submission import (
     CompromiseDetector,
@@ -213,7 +213,7 @@ def release(name: str, settings: Settings) -> None:
     if not released:
         click.echo(f"{canonical} was not held")
         return
-    asyncio.run(_forget(settings, CompromiseDetector.release_keys(canonical)))
+    runtime.run(_forget(settings, CompromiseDetector.release_keys(canonical)))
     click.echo(f"released {canonical}: their mail is accepted again")
 
 

@@ -1,8 +1,9 @@
 """mailwarden.dns: the one asynchronous DNS seam every check goes through.
 
 `Resolver` is the interface; `StaticResolver` serves records from memory or master files (tests,
-offline demos); the system resolver and the cache are in `system` and `cache`. Protocol code
-imports only this package, never dnspython.
+offline demos); the system resolver and the cache are in `system` and `cache` (the resolver's
+sockets in `transport`, its codec in `wire`). Protocol code imports only this package, never
+dnspython.
 """
 
 from .counting import CountingResolver

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+import dns.exception
 import dns.name
 import dns.node
 import dns.rdata
@@ -30,6 +31,17 @@ def convert_rdata(rdtype: RdType, rdata: dns.rdata.Rdata) -> RData:
     if rdtype is RdType.SOA:
         return normalize(rdata.mname.to_text())  # type: ignore[attr-defined]
     return normalize(rdata.target.to_text())  # type: ignore[attr-defined]  # CNAME, NS, PTR
+
+
+def name_to_wire(text: str) -> bytes:
+    """A name in presentation format (escapes, IDNA) as uncompressed wire form (RFC 1035 §3.1);
+    ValueError when it is no valid domain name."""
+    try:
+        wire = dns.name.from_text(text or ".").to_wire()
+    except (dns.exception.DNSException, ValueError) as exc:
+        raise ValueError(str(exc) or type(exc).__name__) from None
+    assert wire is not None  # to_wire() without a file returns the bytes
+    return wire
 
 
 def known_type(rdtype: int) -> RdType | None:

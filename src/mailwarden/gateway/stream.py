@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
+from typing import cast
 
 __all__ = [
     "ConnectionClosed",
@@ -86,8 +87,8 @@ class Stream(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport; not always an asyncio.Transport subclass (uvloop's is not).
+        self.transport = cast(asyncio.Transport, transport)
         self._on_open(self)
 
     def data_received(self, data: bytes) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mailwarden.dns import Resolver, StaticResolver
 from mailwarden.dns.cache import CachingResolver
-from mailwarden.dns.system import SystemResolver, parse_server
+from mailwarden.dns.system import SystemResolver, resolve_server
 from mailwarden.settings import ConfigError, DNSSettings
 
 __all__ = ["build_resolver"]
@@ -35,10 +35,11 @@ def build_resolver(dns: DNSSettings, source: str = "<settings>") -> Resolver:
                 raise ConfigError(source, "dns.zones", f"bad zone file {zone}: {exc}") from None
         inner = static
     else:
+        addresses: list[tuple[str, int]] = []
         for server in dns.servers:
             try:
-                parse_server(server)
+                addresses.extend(resolve_server(server))  # a host name: resolved once, here
             except ValueError as exc:
                 raise ConfigError(source, "dns.servers", f"bad server {server!r}: {exc}") from None
-        inner = SystemResolver(dns.servers, timeout=dns.timeout, retries=dns.retries)
+        inner = SystemResolver(addresses, timeout=dns.timeout, retries=dns.retries)
     return CachingResolver(inner)

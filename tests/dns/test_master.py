@@ -94,7 +94,8 @@ RDATA: dict[str, list[str | None]] = {
     "CNAME": ["target", "Target.Example.", "@", "."],
     "NS": ["ns1", "ns1.example."],
     "PTR": ["host.example.", "host"],
-    "SOA": [None, "ns. host. 1 2 3 4 5"],
+    # SOA is read by the fast reader only (dnspython's refuses one below the root: see
+    # test_soa_records_below_the_root_are_read), so it is not part of the differential test
     "HINFO": [None, '"cpu" "os"'],
     "SRV": [None, "0 5 5060 sip"],
     "TYPE1": [None, "192.0.2.9"],
@@ -178,7 +179,6 @@ def test_forms_read_fast(name: str) -> None:
 # Texts left to dnspython: its result (or its error) is the answer.
 DNSPYTHON_FORMS = {
     "escape": 'a.test. TXT "semi\\;colon"\n',
-    "soa": "@ IN SOA ns. host. 1 2 3 4 5\n",
     "other type": 'a.test. HINFO "cpu" "os"\n',
     "generic type": "a.test. TYPE1 192.0.2.1\n",
     "chaos class": "a.test. CH TXT x\n",
@@ -212,3 +212,22 @@ def test_records_come_typed() -> None:
         ("example.test", RdType.AAAA, 3600, ipaddress.ip_address("2001:db8::1")),
         ("w.example.test", RdType.CNAME, 3600, "example.test"),
     ]
+
+
+def test_soa_records_below_the_root_are_read() -> None:
+    """Real zone files start with their own SOA: dnspython's reader refused them without a
+    zone origin ("non-origin SOA"); the fast reader keeps the MNAME."""
+    from mailwarden.dns import RdType, StaticResolver
+
+    text = """$ORIGIN a.example.
+$TTL 3600
+@ IN SOA ns1.a.example. hostmaster.a.example. (
+        2026120101 ; serial
+        1h 15m 1w 300 )
+@ IN NS ns1
+@ IN TXT "v=spf1 -all"
+"""
+    static = StaticResolver()
+    static.load_master_text(text)
+    assert static._records[("a.example", RdType.SOA)] == ["ns1.a.example"]
+    assert static._records[("a.example", RdType.TXT)]

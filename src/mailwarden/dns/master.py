@@ -8,9 +8,12 @@ continued in parentheses, with:
 
     $ORIGIN and $TTL; owner names absolute, relative, `@` or inherited (leading blank);
     TTL (digits or units such as 1h30m) and class IN in either order;
-    A, AAAA, MX, TXT (quoted or bare strings), CNAME, NS, PTR; comments.
+    A, AAAA, MX, TXT (quoted or bare strings), CNAME, NS, PTR, SOA (kept as its MNAME, as the
+    static resolver serves it); comments.
 
-Anything else it does not guess at: a type mailwarden does not query, SOA, a backslash escape,
+SOA records are read here whatever their owner: dnspython's reader, given no zone origin,
+refuses an SOA that is not at the root ("non-origin SOA"), which every real zone file has.
+Anything else it does not guess at: a type mailwarden does not query, a backslash escape,
 a non-ASCII name, $INCLUDE or $GENERATE, or any line it cannot read sends the whole text to
 dnspython, so every error message and every rare form is exactly dnspython's. The records come
 out as dnspython's reader gives them: grouped in record sets in order of first appearance,
@@ -50,7 +53,7 @@ _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}")
 _IPV4_LAST = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]")
 _IPV6 = re.compile(r"[0-9A-Fa-f:.]+")
-_TYPES = {"A", "AAAA", "MX", "TXT", "CNAME", "NS", "PTR"}
+_TYPES = {"A", "AAAA", "MX", "TXT", "CNAME", "NS", "PTR", "SOA"}
 # Class names and types dnspython would read differently from us: left to it.
 _OTHER_CLASSES = re.compile(r"CH|CHAOS|HS|HESIOD|NONE|ANY|RESERVED0|CLASS[0-9]+", re.IGNORECASE)
 
@@ -177,6 +180,10 @@ class _Reader:
             if len(words) != 2 or not words[0].isdigit() or int(words[0]) > 65535:
                 raise _Fallback
             return MX(int(words[0]), _absolute(words[1], self.origin))
+        if rdtype is RdType.SOA:  # RFC 1035 §3.3.13: MNAME RNAME SERIAL REFRESH RETRY EXPIRE MIN
+            if len(words) != 7 or not words[2].isdigit() or any(_ttl(w) is None for w in words[3:]):
+                raise _Fallback
+            return _absolute(words[0], self.origin)
         if len(words) != 1:
             raise _Fallback
         word = words[0]

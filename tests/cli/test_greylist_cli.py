@@ -324,3 +324,19 @@ def test_a_data_dir_name_too_long_is_one_line(capsys: pytest.CaptureFixture[str]
     assert (code, out) == (2, "")
     assert err.startswith("mailwarden: error: cannot use the data directory xxx")
     assert err.endswith(": File name too long\n")
+
+
+def test_the_configuration_names_the_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Without --data-dir, the greylist commands use the gateway's own store: the data
+    directory the configuration names."""
+    config = tmp_path / "mailwarden.toml"
+    config.write_text('[gateway]\ndata_dir = "state"\n')
+    args = ["greylist", "allow", "192.0.2.0/24", "--config", str(config)]
+    code, _, err = invoke(capsys, *args)
+    assert code == 0, err
+    assert (tmp_path / "state" / "greylist.sqlite3").exists()
+    code, out, _ = invoke(capsys, "greylist", "list", "--config", str(config), "--json")
+    assert code == 0
+    assert "192.0.2.0/24" in out

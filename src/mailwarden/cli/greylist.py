@@ -31,6 +31,7 @@ from mailwarden.greylist import (
     normalize_sender,
     parse_allow_target,
 )
+from mailwarden.settings import ConfigError, Override, load_settings
 
 from .common import BoundedInt, FiniteFloat, console, fail, json_option, print_json
 
@@ -43,19 +44,39 @@ MAX_LIMIT = 10_000_000
 
 
 def store_options(command: F) -> F:
-    """--data-dir and --redis: where the greylist state is."""
+    """--config, --data-dir and --redis: where the greylist state is. Without them, where the
+    configuration puts it ([gateway] data_dir, [greylist] redis): the gateway's own store."""
 
+    @click.option(
+        "--config",
+        "config_file",
+        metavar="FILE",
+        help="TOML configuration file: its [gateway] data_dir and [greylist] redis.",
+    )
     @click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        default=Path("data"),
-        show_default=True,
-        help=f"Directory of the embedded store ({STORE_FILE}).",
+        default=None,
+        help=f"Directory of the embedded store ({STORE_FILE}). [default: [gateway] data_dir]",
     )
     @click.option("--redis", "redis_url", metavar="URL", help="Use the Redis store at URL.")
     @functools.wraps(command)
-    def wrapper(*args: Any, data_dir: Path, redis_url: str | None, **kwargs: Any) -> Any:
-        return command(*args, location=(data_dir, redis_url), **kwargs)
+    def wrapper(
+        *args: Any,
+        config_file: str | None,
+        data_dir: Path | None,
+        redis_url: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        overrides: dict[str, Override] = {}
+        if data_dir is not None:
+            overrides["gateway.data_dir"] = (str(data_dir), "--data-dir")
+        try:
+            settings = load_settings(config_file, overrides=overrides)
+        except ConfigError as exc:
+            fail(str(exc))
+        redis = redis_url or (settings.greylist.redis if data_dir is None else None)
+        return command(*args, location=(Path(settings.gateway.data_dir), redis), **kwargs)
 
     return wrapper  # type: ignore[return-value]
 

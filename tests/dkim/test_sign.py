@@ -58,6 +58,30 @@ def test_default_header_list_oversigns() -> None:
     assert set(names) == set(DEFAULT_SIGNED_HEADERS)
 
 
+@pytest.mark.parametrize(
+    ("oversign", "expected"),
+    [
+        # only the names listed are over-signed; the others are signed as often as they occur,
+        # and not at all when absent (a list may add List-Id without breaking the signature)
+        (["from", "to", "subject"], {"from": 2, "to": 3, "subject": 2, "cc": 0, "list-id": 0}),
+        (["From ", "CC"], {"from": 2, "to": 2, "subject": 1, "cc": 1, "list-id": 0}),
+        ([], {"from": 1, "to": 2, "subject": 1, "cc": 0, "list-id": 0}),
+        (True, {"from": 2, "to": 3, "subject": 2, "cc": 1, "list-id": 1}),
+        (False, {"from": 1, "to": 2, "subject": 1, "cc": 0, "list-id": 0}),
+    ],
+)
+async def test_oversigning_chosen_names(
+    oversign: bool | list[str], expected: dict[str, int]
+) -> None:
+    header = sign_many(
+        MESSAGE, "example.com", [SigningKey("s", ed_key())], oversign=oversign, timestamp=NOW
+    )[0]
+    names = [h.strip() for h in tags_of(header)["h"].split(":")]
+    assert {name: names.count(name) for name in expected} == expected
+    records = key_records("example.com", {"s": ed_key()})
+    assert (await verify(header + MESSAGE, records))[0].result is DKIMStatus.PASS
+
+
 def test_custom_header_list_and_no_oversigning() -> None:
     msg = Message.from_bytes(MESSAGE)
     assert signed_header_names(msg, ["From", "to"], oversign=False) == ["from", "to", "to"]

@@ -86,13 +86,20 @@ class SigningKey:
 
 
 def signed_header_names(
-    message: Message, headers: Iterable[str] | None = None, *, oversign: bool = True
+    message: Message,
+    headers: Iterable[str] | None = None,
+    *,
+    oversign: bool | Iterable[str] = True,
 ) -> list[str]:
-    """The h= list: each name (lower case) as often as it occurs, plus once more if `oversign`.
+    """The h= list: each name (lower case) as often as it occurs, plus once more when it is
+    over-signed: every name if `oversign` is True, none if False, else the names it lists.
 
-    Names absent from the message are listed once when over-signing, so they cannot be added.
-    SigningError for a name that is not a header field name (a space inside, a colon).
+    Over-signed names absent from the message are listed once, so they cannot be added
+    (RFC 6376 §8.15); the others are listed only as often as they occur. SigningError for a
+    name that is not a header field name (a space inside, a colon).
     """
+    every = oversign is True
+    extra = frozenset() if isinstance(oversign, bool) else {h.strip().lower() for h in oversign}
     names: list[str] = []
     for name in dict.fromkeys(h.strip().lower() for h in (headers or DEFAULT_SIGNED_HEADERS)):
         if not name:
@@ -102,7 +109,8 @@ def signed_header_names(
                 f"invalid header field name {name!r}: printable ASCII without spaces or colons "
                 "(RFC 5322 §3.6.8)"
             )
-        names.extend([name] * (message.count(name) + (1 if oversign else 0)))
+        more = every or name in extra
+        names.extend([name] * (message.count(name) + (1 if more else 0)))
     return names
 
 
@@ -209,7 +217,7 @@ def sign_many(
     keys: Sequence[SigningKey],
     *,
     headers: Iterable[str] | None = None,
-    oversign: bool = True,
+    oversign: bool | Iterable[str] = True,
     canonicalization: tuple[str, str] = ("relaxed", "relaxed"),
     identity: str | None = None,
     timestamp: int | None = None,
@@ -220,7 +228,8 @@ def sign_many(
     """One DKIM-Signature field per key (same d=, tags and body hash), in the order given.
 
     `timestamp` defaults to the clock (t=); `expiration` is an absolute x=; `body_length`
-    adds l= (never by default: it lets anyone append to the body).
+    adds l= (never by default: it lets anyone append to the body). `oversign`: every signed
+    name (True), none (False), or the names listed (see `signed_header_names`).
     """
     msg = message_to_sign(message)
     if msg.get("from") is None:  # RFC 6376 §5.4: From must be signed

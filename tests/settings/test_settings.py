@@ -417,4 +417,5 @@ def test_the_example_parses_as_plain_toml() -> None:
         "greylist",
         "submission",
         "signing",
+        "forwarding",
     }

@@ -4,7 +4,8 @@
 
 Sections: `[dns]` (servers, zones, timeout, retries), `[gateway]` (with `limits`, `timeouts`,
 `tls`), `[policy]` (with `thresholds`, `scores`), `[dnsbl]`, `[dmarc]`, `[greylist]`,
-`[submission]` (the submission server, with its rate limits) and `[signing]` (DKIM keys). Every
+`[submission]` (the submission server, with its rate limits), `[signing]` (DKIM signing
+and key rotation) and `[forwarding]` (aliases, SRS, ARC sealing). Every
 key has its default here (or in the section's own dataclass), so no file is needed; an unknown
 table or key is an error that names it. Command-line options override keys through the same
 reader, so they are checked the same way and their errors name the option.
@@ -25,9 +26,9 @@ from mailwarden.dnsbl import DEFAULT_LISTS, DNSList, ListConfigError, parse_list
 from mailwarden.greylist import GreylistConfig
 from mailwarden.policy import PolicyConfig
 from mailwarden.schema import InvalidSetting, setting
-from mailwarden.signing import SigningSettings
 
 from .errors import ConfigError
+from .forwarding import ForwardingSettings
 from .gateway import (
     BareLineEnding,
     DownstreamProtocol,
@@ -41,6 +42,7 @@ from .gateway import (
     parse_hostport,
 )
 from .reader import Origin, read_section
+from .signing import DEFAULT_OVERSIGNED, SigningSettings, render_selector
 from .submission import (
     Argon2Settings,
     BruteForceSettings,
@@ -53,6 +55,7 @@ from .submission import (
 
 __all__ = [
     "DEFAULT_DNSBL",
+    "DEFAULT_OVERSIGNED",
     "Argon2Settings",
     "BareLineEnding",
     "BruteForceSettings",
@@ -63,6 +66,7 @@ __all__ = [
     "DNSSettings",
     "Deadlines",
     "DownstreamProtocol",
+    "ForwardingSettings",
     "GatewaySettings",
     "GreylistSettings",
     "Network",
@@ -80,6 +84,7 @@ __all__ = [
     "default_hostname",
     "load_settings",
     "parse_hostport",
+    "render_selector",
     "settings_from_mapping",
 ]
 
@@ -196,6 +201,7 @@ class Settings:
     deadlines: Deadlines = setting(default_factory=Deadlines)
     submission: SubmissionSettings = setting(default_factory=SubmissionSettings)
     signing: SigningSettings = setting(default_factory=SigningSettings)
+    forwarding: ForwardingSettings = setting(default_factory=ForwardingSettings)
     source: str = setting("<defaults>", internal=True)
 
 

@@ -1,77 +1,85 @@
-"""mailwarden.signing: DKIM signing of outgoing mail for its From domain (`[signing]`).
+"""mailwarden.signing: DKIM signing of our own mail, and the rotation of its keys.
 
-STAND-IN (issue 16 §1): the minimal signer the submission server needs until the signing and
-key-rotation work (issue 16 §2) lands with the same interface: `Signer(settings.signing)` and
-`await signer.sign(message, from_domain)`, which returns the DKIM-Signature fields to prepend
-(one per key configured for the domain, RSA and Ed25519 together per RFC 8463 §6), or b""
-when no key is configured for the domain. Relaxed/relaxed, no `l=`, the default header fields
-over-signed (mailwarden.dkim.sign_many).
+    signer = Signer.from_settings(settings)
+    fields = await signer.sign(message, from_domain)     # b"" when no key signs for it
+
+`Signer` signs with every active key of the From domain (an RSA and an Ed25519 signature
+together, RFC 8463 §6) as `[signing]` says. `Rotator` moves keys through their stages
+(pending, active, retired, revoke, revoked: see `model`) as DNS shows their records, on the
+schedule of `[signing]`, and starts rotations (`rotate`, emergency or not). The keys live in a
+`KeyStore`: `DirectoryStore` in the data directory (private keys 0600, written atomically)
+or `MemoryStore`. `maintain` is the periodic task of the long-running commands.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import asyncio
+import contextlib
+import logging
 
-from mailwarden.dkim import SigningKey, load_private_key, sign_many
-from mailwarden.dns import is_domain_name, normalize
-from mailwarden.schema import InvalidSetting, setting
+from .model import ManagedKey, Stage, StoreError, revocation_record
+from .rotation import (
+    EventKind,
+    Publication,
+    RotationEvent,
+    Rotator,
+    Seen,
+    domain_name,
+    next_selector,
+    observe,
+    step,
+)
+from .signer import Signer, SigningError, store_path
+from .store import DirectoryStore, KeyStore, MemoryStore
 
-__all__ = ["KeySettings", "Signer", "SigningSettings"]
+__all__ = [
+    "DirectoryStore",
+    "EventKind",
+    "KeyStore",
+    "ManagedKey",
+    "MemoryStore",
+    "Publication",
+    "RotationEvent",
+    "Rotator",
+    "Seen",
+    "Signer",
+    "SigningError",
+    "Stage",
+    "StoreError",
+    "domain_name",
+    "log_event",
+    "maintain",
+    "next_selector",
+    "observe",
+    "revocation_record",
+    "step",
+    "store_path",
+]
+
+log = logging.getLogger("mailwarden.signing")
 
 
-def _domain(value: object) -> str:
-    if not isinstance(value, str) or not is_domain_name(normalize(value)):
-        raise ValueError(f"expected a domain name, got {value!r}")
-    return normalize(value)
+def log_event(event: RotationEvent) -> None:
+    """One rotation event in the log: what the operator must do is a warning."""
+    text = event.message
+    if event.record is not None:
+        text += f"; publish: {event.zone_entry()}"
+    (log.warning if event.needs_operator else log.info)("dkim rotation: %s", text)
 
 
-def _selector(value: object) -> str:
-    if not isinstance(value, str) or not is_domain_name(value) or "." in value.strip("."):
-        raise ValueError(f"expected a selector (one DNS label), got {value!r}")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class KeySettings:
-    """`[[signing.keys]]`: one private key and where its public key is published."""
-
-    domain: str = setting("", convert=_domain)
-    selector: str = setting("", convert=_selector)
-    key_file: str = setting("", path=True)  # PEM, or a base64 Ed25519 seed
-
-    def validate(self) -> None:
-        for name in ("domain", "selector", "key_file"):
-            if not getattr(self, name):
-                raise InvalidSetting(name, "is required")
-
-
-@dataclass(frozen=True, slots=True)
-class SigningSettings:
-    """`[signing]`: the keys outgoing mail is signed with."""
-
-    keys: tuple[KeySettings, ...] = ()
-
-
-class Signer:
-    """Signs a message for its From domain with every key configured for that domain.
-    Raises ValueError at construction for a key file that cannot be read."""
-
-    def __init__(self, config: SigningSettings) -> None:
-        self.keys: dict[str, list[SigningKey]] = {}
-        for entry in config.keys:
-            try:
-                key = load_private_key(Path(entry.key_file).read_bytes())
-            except OSError as exc:
-                raise ValueError(f"cannot read {entry.key_file}: {exc.strerror or exc}") from None
-            self.keys.setdefault(entry.domain, []).append(SigningKey(entry.selector, key))
-
-    def domains(self) -> list[str]:
-        return sorted(self.keys)
-
-    async def sign(self, message: bytes, from_domain: str) -> bytes:
-        """The DKIM-Signature fields to prepend to `message`, or b"" without a key."""
-        keys = self.keys.get(normalize(from_domain)) if from_domain else None
-        if not keys:
-            return b""
-        return b"".join(sign_many(message, normalize(from_domain), keys))
+async def maintain(rotator: Rotator, stop: asyncio.Event, interval: float) -> None:
+    """Advance the rotation stages now and every `interval` seconds until `stop` is set (the
+    periodic task of `serve` and the other long-running commands). A failure is logged and
+    tried again next time: it never stops the server."""
+    while not stop.is_set():
+        try:
+            for event in await rotator.advance():
+                log_event(event)
+        except asyncio.CancelledError:
+            raise
+        except (StoreError, OSError) as exc:
+            log.error("dkim rotation: cannot advance the stages: %s", exc)
+        except Exception:  # a bug must not stop the server; it is logged in full
+            log.exception("dkim rotation failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)

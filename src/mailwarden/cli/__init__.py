@@ -14,6 +14,8 @@ from .analyze import analyze
 from .check import check
 from .common import EXIT_BAD_INPUT, EXIT_INTERNAL, one_line
 from .dkim import dkim
+from .dkimkeys import keys as dkim_keys
+from .dkimkeys import rotate as dkim_rotate
 from .dmarc import dmarc
 from .domain import domain
 from .greylist import greylist
@@ -57,6 +59,8 @@ cli.add_command(domain)
 cli.add_command(submit)
 cli.add_command(user)
 spf.add_command(spf_build)
+dkim.add_command(dkim_rotate)
+dkim.add_command(dkim_keys)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -341,7 +341,10 @@ class Rotator:
 
     async def advance(self) -> list[RotationEvent]:
         """Apply the rules once (DNS first, then the store under its lock)."""
-        seen = await self._observe_all(await asyncio.to_thread(self.store.load))
+        keys = await asyncio.to_thread(self.store.load)
+        if not keys:
+            return []  # nothing to look after (and nothing is created on disk)
+        seen = await self._observe_all(keys)
         now = self.clock()
         return await asyncio.to_thread(self._apply, now, seen, None, False)
 
@@ -352,7 +355,13 @@ class Rotator:
         domain = domain_name(domain)
         now = self.clock()
         events = await asyncio.to_thread(self._apply, now, {}, domain, emergency)
-        return events + await self.advance()
+        made = {e.key.selector for e in events if e.kind is EventKind.CREATED}
+        later = [
+            e
+            for e in await self.advance()
+            if not (e.kind is EventKind.WAITING and e.key.selector in made)
+        ]
+        return events + later
 
     def _apply(
         self,
@@ -409,8 +418,10 @@ class Rotator:
                         made.key.record,
                     )
                 )
+            before = self.store.load()
             keys = keys + [made.key for made in new]
-            self.store.save(keys)
+            if keys != before:
+                self.store.save(keys)
             for event in events:
                 if event.kind is EventKind.REVOKED:
                     self.store.delete_private_key(event.key.domain, event.key.selector)

@@ -41,6 +41,7 @@ PROTOCOLS = {
     "audit",
     "ratelimit",
     "signing",
+    "srs",
 }
 # What each tier may import besides itself (modules of the same package always may).
 ALLOWED: dict[str, set[str]] = {

@@ -7,6 +7,7 @@ needed=(
     "postfix postfix"
     "swaks swaks"
     "nsd nsd"
+    "postsrsd postsrsd"
 )
 missing=()
 for entry in "${needed[@]}"; do

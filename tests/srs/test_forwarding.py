@@ -93,7 +93,8 @@ def test_routes() -> None:
     bounce = FORWARDER.route(SRS_B.forward("zoe@z.example"))
     assert (bounce.kind, bounce.remote) == (RouteKind.BOUNCE, ("zoe@z.example",))
     here = FORWARDER.route(SRS_B.forward("SRS0=x=y=z.example=u@fw.example"))
-    assert here.kind is RouteKind.BOUNCE and here.remote[0].startswith("SRS0=")
+    assert here.kind is RouteKind.BOUNCE
+    assert here.remote[0].startswith("SRS0=")
     assert FORWARDER.route("postmaster@srs.b.example").kind is RouteKind.LOCAL
     forged = FORWARDER.route("SRS0=AAAA=ME=z.example=zoe@srs.b.example")
     assert (forged.kind, forged.reason_code) == (RouteKind.REFUSE, SRSReason.BAD_HASH)
@@ -116,7 +117,8 @@ def test_routes() -> None:
 def test_sender(mail_from: str, rewritten: bool) -> None:
     sender = FORWARDER.sender(mail_from)
     if rewritten:
-        assert sender.startswith("SRS0=") and sender.endswith("@srs.b.example")
+        assert sender.startswith("SRS0=")
+        assert sender.endswith("@srs.b.example")
         assert SRS_B.reverse(sender) == mail_from
     else:
         assert sender == mail_from
@@ -149,13 +151,15 @@ def test_dmarc_risk(policy: DMARCPolicy | None, aligned: tuple[str, ...], risky:
     warning = dmarc_risk(verdict(policy, aligned))
     assert (warning is not None) is risky
     if warning:
-        assert "a.example" in warning and "p=reject" in warning
+        assert "a.example" in warning
+        assert "p=reject" in warning
 
 
 def test_secret_file(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "srs.secret"
     made = ensure_secret_file(path)
-    assert len(made) == 1 and len(made[0]) >= 32
+    assert len(made) == 1
+    assert len(made[0]) >= 32
     assert (path.stat().st_mode & 0o777) == 0o600
     assert ensure_secret_file(path) == made  # kept
     path.write_bytes(b"new\r\n\r\nold\n")

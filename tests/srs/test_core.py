@@ -265,5 +265,5 @@ def test_is_srs_address() -> None:
 )
 def test_bad_configuration(kwargs: dict[str, object]) -> None:
     arguments: dict[str, object] = {"domain": "srs.example.net", "secrets": (SECRET,), **kwargs}
-    with pytest.raises(ValueError, match="."):
+    with pytest.raises(ValueError, match=r"secret|separator|hash|max_age|SRS domain"):
         SRS(**arguments)  # type: ignore[arg-type]

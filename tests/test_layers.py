@@ -58,9 +58,11 @@ ALLOWED: dict[str, set[str]] = {
     # the gateway package is also the SMTP server the submission front end runs (one state
     # machine): the one front end another may build on
     "submission": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "gateway"},
+    # Postfix lookup services (socketmap, tcp_table): the SRS maps of `mailwarden srs`
+    "socketmap": FOUNDATION | PROTOCOLS | {"settings"},
     "cli": FOUNDATION
     | PROTOCOLS
-    | {"policy", "settings", "pipeline", "analyze", "gateway", "submission"},
+    | {"policy", "settings", "pipeline", "analyze", "gateway", "submission", "socketmap"},
     "__init__": set(),
     "__main__": {"cli"},
 }

@@ -142,8 +142,9 @@ class Postfix:
             self.start()
 
 
-def start_postfix(root: Path) -> Postfix:
-    """Write a private configuration under `root` and start Postfix."""
+def start_postfix(root: Path, extra: str = "") -> Postfix:
+    """Write a private configuration under `root` and start Postfix. `extra` is appended to
+    main.cf (a later setting overrides an earlier one)."""
     postfix = require_program("postfix")
     port = free_port()
     etc, queue, data, base = root / "etc", root / "queue", root / "data", root / "mail"
@@ -183,7 +184,7 @@ alias_maps =
 alias_database =
 biff = no
 """
-    (etc / "main.cf").write_text(main_cf)
+    (etc / "main.cf").write_text(main_cf + extra)
     (etc / "master.cf").write_text(MASTER_CF.format(port=port))
     subprocess.run(["chown", "-R", f"{VMAIL_UID}:{VMAIL_UID}", str(base)], check=True)
     subprocess.run(["chown", "postfix", str(data)], check=True)

@@ -25,6 +25,7 @@ from .spf import spf
 from .spfbuild import build as spf_build
 from .submit import submit
 from .user import user
+from .srs import srs
 
 EPILOG = """\b
 Exit status:
@@ -58,6 +59,7 @@ cli.add_command(analyze)
 cli.add_command(domain)
 cli.add_command(submit)
 cli.add_command(user)
+cli.add_command(srs)
 spf.add_command(spf_build)
 dkim.add_command(dkim_rotate)
 dkim.add_command(dkim_keys)

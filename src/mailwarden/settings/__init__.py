@@ -28,7 +28,7 @@ from mailwarden.policy import PolicyConfig
 from mailwarden.schema import InvalidSetting, setting
 
 from .errors import ConfigError
-from .forwarding import ForwardingSettings
+from .forwarding import ForwardingSettings, build_forwarder, build_srs, srs_secret_path
 from .gateway import (
     BareLineEnding,
     DownstreamProtocol,
@@ -81,11 +81,14 @@ __all__ = [
     "SubmissionSettings",
     "TLSSettings",
     "Timeouts",
+    "build_forwarder",
+    "build_srs",
     "default_hostname",
     "load_settings",
     "parse_hostport",
     "render_selector",
     "settings_from_mapping",
+    "srs_secret_path",
 ]
 
 # Built-in lists used when the configuration names none: those usable without a key or a

@@ -3,14 +3,18 @@ ARC seal of forwarded mail."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from mailwarden.dns import is_domain_name, normalize
 from mailwarden.schema import InvalidSetting, setting
+from mailwarden.srs import SRS, Aliases, Forwarder, ensure_secret_file, read_secrets
 
-from .gateway import parse_hostport
+from .gateway import GatewaySettings, parse_hostport
 
-__all__ = ["ForwardingSettings"]
+__all__ = ["ForwardingSettings", "build_forwarder", "build_srs", "srs_secret_path"]
 
 
 def _domain(value: object) -> str:
@@ -69,3 +73,41 @@ class ForwardingSettings:
     def enabled(self) -> bool:
         """Forwarding is on when an alias file is configured."""
         return bool(self.aliases)
+
+
+def srs_secret_path(forwarding: ForwardingSettings, data_dir: str) -> Path:
+    """The SRS secret file: `srs_secret_file`, else <data_dir>/srs.secret."""
+    return Path(forwarding.srs_secret_file or Path(data_dir) / "srs.secret")
+
+
+def build_srs(
+    forwarding: ForwardingSettings, data_dir: str, *, clock: Callable[[], float] = time.time
+) -> SRS:
+    """The SRS of these settings (the secret file is made when missing and not configured).
+    ValueError (SecretFileError) naming the file when the secrets cannot be had, or when no
+    SRS domain is configured."""
+    if not forwarding.srs_domain:
+        raise ValueError("no SRS domain: set [forwarding] srs_domain")
+    path = srs_secret_path(forwarding, data_dir)
+    secrets = read_secrets(path) if forwarding.srs_secret_file else ensure_secret_file(path)
+    return SRS(
+        forwarding.srs_domain,
+        secrets,
+        separator=forwarding.srs_separator,
+        hash_length=forwarding.srs_hash_length,
+        max_age=forwarding.srs_max_age,
+        clock=clock,
+    )
+
+
+def build_forwarder(
+    forwarding: ForwardingSettings,
+    gateway: GatewaySettings,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Forwarder:
+    """The forwarding rules of these settings: SRS, the alias file, our domains. ValueError
+    (AliasError, SecretFileError) naming the file that cannot be used."""
+    srs = build_srs(forwarding, gateway.data_dir, clock=clock)
+    aliases = Aliases.load(forwarding.aliases) if forwarding.aliases else Aliases({})
+    return Forwarder(srs, aliases, (*gateway.local_domains, *forwarding.exclude_domains))

@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from mailwarden.pipeline import Pipeline
+from mailwarden.signing import Rotator, maintain
 
 __all__ = ["run_until_signalled"]
 
@@ -22,9 +23,11 @@ async def run_until_signalled(
     server: AbstractAsyncContextManager[Any],
     announce: Callable[[], None],
     pipeline: Pipeline | None = None,
+    rotator: Rotator | None = None,
 ) -> None:
     """Start `server`, `announce` it, and run until a signal; the pipeline's background work
-    (DNS-list health checks) runs meanwhile and is drained at the end."""
+    (DNS-list health checks) and the DKIM key rotation (`rotator`: activation once DNS shows
+    a record, grace, revocation, schedule) run meanwhile, and are drained at the end."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -34,6 +37,9 @@ async def run_until_signalled(
     if pipeline is not None:
         # RFC 5782 §5 test entries at start and then hourly: a failing list is ignored
         background.append(asyncio.ensure_future(pipeline.health_loop(stop)))
+    if rotator is not None:
+        interval = rotator.settings.check_interval
+        background.append(asyncio.ensure_future(maintain(rotator, stop, interval)))
     async with server:
         announce()
         await stop.wait()

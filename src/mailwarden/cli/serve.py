@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from mailwarden import runtime
 from mailwarden.gateway import (
+    ARCSealer,
+    Checks,
+    Downstream,
+    DownstreamRelay,
+    Forwarding,
     Gateway,
     MaildirRelay,
     PipelineChecks,
     TransactionLog,
     sink_config,
 )
+from mailwarden.gateway.server import default_relay
 from mailwarden.pipeline import build
-from mailwarden.settings import ConfigError, GatewaySettings, Override, parse_hostport
+from mailwarden.settings import (
+    ConfigError,
+    GatewaySettings,
+    Override,
+    Settings,
+    build_forwarder,
+    parse_hostport,
+)
+from mailwarden.signing import DirectoryStore, Rotator, Signer, store_path
 
 from . import lifecycle
 from .common import DNSOptions, FiniteFloat, dns_options, fail, json_option, print_json
@@ -90,10 +105,20 @@ def serve(
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot open the greylist store: {exc.strerror or exc}")
+    checks: Checks = PipelineChecks(pipeline)
+    forwarding = _forwarding(settings)
+    if forwarding is not None:  # bounces to the SRS domain are ours to take
+        config = replace(
+            config, local_domains=(*config.local_domains, settings.forwarding.srs_domain)
+        )
     try:
-        gateway = Gateway(config, PipelineChecks(pipeline))
+        relay: Downstream = default_relay(config)
+        if forwarding is not None:
+            checks, relay = forwarding.checks(checks), forwarding.downstream(relay)
+        gateway = Gateway(config, checks, relay=relay)
     except (OSError, ValueError) as exc:
         fail(f"cannot start the gateway: {exc}")
+    rotator = Rotator(DirectoryStore(store_path(settings)), settings.signing, dns.build(settings))
 
     def announce() -> None:
         host, port = gateway.address
@@ -118,9 +143,33 @@ def serve(
         sys.stdout.flush()
 
     try:
-        runtime.run(lifecycle.run_until_signalled(gateway, announce, pipeline))
+        runtime.run(lifecycle.run_until_signalled(gateway, announce, pipeline, rotator))
     except OSError as exc:
         fail(f"cannot listen on {config.listen[0]}:{config.listen[1]}: {exc.strerror or exc}")
+
+
+def _forwarding(settings: Settings) -> Forwarding | None:
+    """The gateway's forwarding ([forwarding] with an alias file), or None."""
+    options = settings.forwarding
+    if not options.enabled:
+        return None
+    config = settings.gateway
+    try:
+        forwarder = build_forwarder(options, config)
+    except (ValueError, OSError) as exc:
+        fail(f"forwarding: {exc}")
+    remote = None
+    if options.relay_to is not None:
+        host, port = options.relay_to
+        remote = DownstreamRelay(host, port, helo_name=config.hostname, timeouts=config.timeouts)
+    sealer = None
+    if options.arc_seal:
+        sealer = ARCSealer(
+            Signer.from_settings(settings),
+            options.arc_domain or options.srs_domain,
+            config.hostname,
+        )
+    return Forwarding(forwarder, remote=remote, sealer=sealer)
 
 
 @click.command()

@@ -10,6 +10,7 @@ same server is the submission front end's (RFC 6409, RFC 4954, RFC 8314).
 
 from .checks import PipelineChecks
 from .downstream import Downstream, DownstreamRelay, Outbound, Unavailable
+from .forward import ARCSealer, Forwarding
 from .hooks import (
     AcceptAll,
     Authenticator,
@@ -27,6 +28,7 @@ from .server import Gateway
 from .sink import MaildirRelay, sink_config
 
 __all__ = [
+    "ARCSealer",
     "AcceptAll",
     "Address",
     "Authenticator",
@@ -35,6 +37,7 @@ __all__ = [
     "Downstream",
     "DownstreamRelay",
     "Event",
+    "Forwarding",
     "Gateway",
     "MaildirRelay",
     "Mechanism",

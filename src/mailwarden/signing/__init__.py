@@ -56,7 +56,7 @@ __all__ = [
     "store_path",
 ]
 
-log = logging.getLogger("mailwarden.signing")
+_log = logging.getLogger("mailwarden.signing")
 
 
 def log_event(event: RotationEvent) -> None:
@@ -64,7 +64,7 @@ def log_event(event: RotationEvent) -> None:
     text = event.message
     if event.record is not None:
         text += f"; publish: {event.zone_entry()}"
-    (log.warning if event.needs_operator else log.info)("dkim rotation: %s", text)
+    (_log.warning if event.needs_operator else _log.info)("dkim rotation: %s", text)
 
 
 async def maintain(rotator: Rotator, stop: asyncio.Event, interval: float) -> None:
@@ -78,8 +78,8 @@ async def maintain(rotator: Rotator, stop: asyncio.Event, interval: float) -> No
         except asyncio.CancelledError:
             raise
         except (StoreError, OSError) as exc:
-            log.error("dkim rotation: cannot advance the stages: %s", exc)
+            _log.error("dkim rotation: cannot advance the stages: %s", exc)
         except Exception:  # a bug must not stop the server; it is logged in full
-            log.exception("dkim rotation failed")
+            _log.exception("dkim rotation failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)

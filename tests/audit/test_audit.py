@@ -13,6 +13,7 @@ from mailwarden.audit import (
     CHECKS,
     COMMON_SELECTORS,
     FindingCode,
+    LocalKey,
     Severity,
     audit_domain,
     authorization_name,
@@ -285,7 +286,8 @@ ZONE_DOMAINS = (
     "noall.example",
 )
 SELECTORS = ("sel1", *BAD_SELECTORS, "sha1", "web")
-PURE_ONLY = {"bimi-declined", "bimi-syntax", "dkim-not-checked"}  # tested without zones
+# tested without zones (dkim-key-old needs this host's keys: test_local_key_ages)
+PURE_ONLY = {"bimi-declined", "bimi-syntax", "dkim-not-checked", "dkim-key-old"}
 
 
 def source_codes() -> set[str]:
@@ -320,6 +322,34 @@ async def test_the_zones_trigger_every_finding() -> None:
     seen.update(f["code"] for f in (await audit("good.example", dns, ("sel1",)))["findings"])
     assert source_codes() - PURE_ONLY <= seen
     assert source_codes() >= seen
+
+
+@pytest.mark.parametrize(
+    ("age_days", "signing", "warned"),
+    [(199, True, False), (201, True, True), (400, False, False), (0, True, False)],
+)
+async def test_local_key_ages(age_days: int, signing: bool, warned: bool) -> None:
+    now = 1_714_521_600.0
+    key = LocalKey("sel1", now - age_days * 86400 - 60, signing)
+    report = await audit_domain(
+        resolver(), "good.example", local_keys=[key], max_key_age_days=200, now=now
+    )
+    data = report.to_dict()
+    old = [f for f in data["findings"] if f["code"] == "dkim-key-old"]
+    assert len(old) == (1 if warned else 0)
+    if warned:
+        assert old[0]["severity"] == "warning"
+        assert old[0]["subject"] == "sel1"
+        assert f"{age_days} days ago (more than 200)" in old[0]["message"]
+        assert "mailwarden dkim rotate" in old[0]["fix"]
+    assert data["dkim"]["local_keys"] == [
+        {"selector": "sel1", "age_days": age_days, "signing": signing}
+    ]
+    assert any(s["selector"] == "sel1" and s["given"] for s in data["dkim"]["selectors"])
+
+
+async def test_no_local_keys_no_new_json() -> None:
+    assert "local_keys" not in (await audit("good.example"))["dkim"]
 
 
 async def test_spf_multiple_records_lists_them() -> None:

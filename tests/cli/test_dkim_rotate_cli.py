@@ -193,3 +193,35 @@ def test_a_broken_store_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Pa
         err = capsys.readouterr().err
         assert "key store" in err
         assert err.count("\n") == 1
+
+
+def test_domain_check_warns_about_old_keys(
+    capsys: pytest.CaptureFixture[str], dns_server: DNSTestServer, tmp_path: Path
+) -> None:
+    """Keys made (by --now) in 2024 and still signing are older than max_key_age_days."""
+    out = cli(capsys, dns_server, tmp_path, "rotate", "-d", "example.com", "--now", "2024-05-01")
+    for event in out["events"]:
+        publish(dns_server, event["name"], event["publish"])
+    cli(capsys, dns_server, tmp_path, "rotate", "--advance", "--now", "2024-05-02")
+    config = tmp_path / "mailwarden.toml"
+    config.write_text(f'[gateway]\ndata_dir = "{tmp_path}"\n[signing]\nmax_key_age_days = 30\n')
+    code = run(
+        [
+            "domain",
+            "check",
+            "example.com",
+            "--config",
+            str(config),
+            "--json",
+            "--dns-server",
+            dns_server.address,
+            "--no-dnsbl",
+            "--no-common-selectors",
+        ]
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert code in (0, 1)
+    old = [f for f in report["findings"] if f["code"] == "dkim-key-old"]
+    assert sorted(f["subject"] for f in old) == ["ed25519202405", "rsa202405"]
+    checked = {s["selector"]: s for s in report["dkim"]["selectors"]}
+    assert checked["rsa202405"]["key_type"] == "rsa"  # its published record was checked

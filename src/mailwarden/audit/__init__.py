@@ -11,6 +11,7 @@ of its own ("timed out"), never "not found". `to_dict()` is the JSON of
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from mailwarden.dns.cache import CachingResolver
 from mailwarden.dnsbl import DNSList, DNSListChecker
 
 from .bimi import DMARCEnforcement, bimi_section, fetch_bimi
-from .dkim import COMMON_SELECTORS, check_dkim
+from .dkim import COMMON_SELECTORS, LocalKey, check_dkim, check_key_ages
 from .dmarc import authorization_name, check_dmarc
 from .findings import (
     DNS_FAILURES,
@@ -43,6 +44,7 @@ __all__ = [
     "DomainAudit",
     "Finding",
     "FindingCode",
+    "LocalKey",
     "LookupStatus",
     "Outcome",
     "Section",
@@ -52,6 +54,7 @@ __all__ = [
     "bimi_section",
     "check_dkim",
     "check_dmarc",
+    "check_key_ages",
     "check_mx",
     "check_spf",
     "fetch_bimi",
@@ -113,8 +116,15 @@ async def audit_domain(
     selectors: Iterable[str] = (),
     common_selectors: Iterable[str] = COMMON_SELECTORS,
     dns_lists: Iterable[DNSList] = (),
+    local_keys: Iterable[LocalKey] = (),
+    max_key_age_days: int = 200,
+    now: float | None = None,
 ) -> DomainAudit:
-    """Every check of `domain` (A-labels, no trailing dot), concurrently."""
+    """Every check of `domain` (A-labels, no trailing dot), concurrently. `local_keys`: the
+    keys this host signs the domain with (their selectors are checked too, and keys signing
+    for longer than `max_key_age_days` are warned about)."""
+    local = tuple(local_keys)
+    selectors = (*selectors, *(key.selector for key in local))
     if not isinstance(resolver, CachingResolver):
         resolver = CachingResolver(resolver)
     lists = tuple(dns_lists)
@@ -127,4 +137,6 @@ async def audit_domain(
         fetch_bimi(resolver, domain),
     )
     bimi = bimi_section(domain, bimi_outcome, enforced)
+    if local:
+        check_key_ages(dkim, local, max_key_age_days, time.time() if now is None else now)
     return DomainAudit(domain, {"mx": mx, "spf": spf, "dkim": dkim, "dmarc": dmarc, "bimi": bimi})

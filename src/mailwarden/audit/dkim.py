@@ -4,6 +4,9 @@ short list of common selector names, all queried at once."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from mailwarden.dkim import KeyRecord, KeyRecordError, KeyType, key_name, parse_key_record
@@ -11,7 +14,14 @@ from mailwarden.dns import RdType, Resolver
 
 from .findings import FindingCode, LookupStatus, Section, Severity, query
 
-__all__ = ["COMMON_SELECTORS", "MIN_RSA_BITS", "RECOMMENDED_RSA_BITS", "check_dkim"]
+__all__ = [
+    "COMMON_SELECTORS",
+    "MIN_RSA_BITS",
+    "RECOMMENDED_RSA_BITS",
+    "LocalKey",
+    "check_dkim",
+    "check_key_ages",
+]
 
 # Selector names that mail providers and common software use by default: Microsoft 365
 # (selector1, selector2), Google Workspace (google), Mailchimp/Mandrill (k1, k2, k3), Amazon
@@ -202,3 +212,37 @@ async def check_dkim(
             domain,
         )
     return section
+
+
+@dataclass(frozen=True, slots=True)
+class LocalKey:
+    """A key of this host's signing store, for the age check (the audit reads no store)."""
+
+    selector: str
+    created: float  # seconds since the epoch
+    signing: bool  # active: mail is signed with it now
+
+
+def check_key_ages(
+    section: Section, keys: Iterable[LocalKey], max_age_days: int, now: float
+) -> None:
+    """Warn about every key still signing that is older than `max_age_days`: the longer a
+    key signs, the more mail an attacker who got it can forge, and the longer it has had to
+    be cracked or leaked (M3AAWG recommends rotating at least every 6 months)."""
+    listed = []
+    for key in keys:
+        age = max(0.0, now - key.created) / 86400
+        listed.append({"selector": key.selector, "age_days": int(age), "signing": key.signing})
+        if not key.signing or age <= max_age_days:
+            continue
+        made = time.strftime("%Y-%m-%d", time.gmtime(key.created))
+        section.add(
+            FindingCode.DKIM_KEY_OLD,
+            Severity.WARNING,
+            f"selector {key.selector}: still signing with a key made {made}, {int(age)} days "
+            f"ago (more than {max_age_days})",
+            "Rotate it: `mailwarden dkim rotate --domain DOMAIN`, or let the schedule do it "
+            "([signing] rotate_after_days).",
+            key.selector,
+        )
+    section.data["local_keys"] = listed

@@ -52,6 +52,7 @@ class FindingCode(StrEnum):
     BIMI_VERSION = "bimi-version"
     DKIM_DNS_TIMEOUT = "dkim-dns-timeout"
     DKIM_KEY_OK = "dkim-key-ok"
+    DKIM_KEY_OLD = "dkim-key-old"
     DKIM_KEY_TOO_SMALL = "dkim-key-too-small"
     DKIM_KEY_WEAK = "dkim-key-weak"
     DKIM_NONE_FOUND = "dkim-none-found"

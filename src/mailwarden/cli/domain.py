@@ -8,8 +8,16 @@ import click
 from rich.table import Table
 
 from mailwarden import runtime
-from mailwarden.audit import CHECKS, COMMON_SELECTORS, DomainAudit, Severity, audit_domain
+from mailwarden.audit import (
+    CHECKS,
+    COMMON_SELECTORS,
+    DomainAudit,
+    LocalKey,
+    Severity,
+    audit_domain,
+)
 from mailwarden.dns import is_domain_name, to_ascii
+from mailwarden.signing import DirectoryStore, Stage, StoreError, store_path
 
 from .common import (
     EXIT_DNS_FAILED,
@@ -76,6 +84,9 @@ def check(
     """Check DOMAIN's MX hosts (addresses, reverse DNS, DNS lists), SPF (include tree and
     lookup count), DKIM keys, DMARC (policies, report authorization) and BIMI.
 
+    The keys this host signs DOMAIN with (`mailwarden dkim rotate`) are checked too, and a
+    warning is given for each that has signed longer than [signing] max_key_age_days.
+
     Every finding has a severity (ok, info, warning, error) and a fix. DNS timeouts are
     reported as timeouts, never as missing records.
     """
@@ -90,6 +101,14 @@ def check(
             fail(f"invalid DKIM selector {item!r}")
     settings = dns.settings()
     lists = settings.dnsbl.selected if dnsbl else ()  # [dnsbl] of --config, else the defaults
+    try:  # this host's own signing keys of the domain: their age is checked too
+        local = [
+            LocalKey(key.selector, key.created, key.stage is Stage.ACTIVE)
+            for key in DirectoryStore(store_path(settings)).load()
+            if key.domain == target and key.stage is not Stage.REVOKED
+        ]
+    except StoreError as exc:
+        fail(f"key store: {exc}")
     resolver = dns.build(settings)
     report = runtime.run(
         audit_domain(
@@ -98,6 +117,8 @@ def check(
             selectors=selector,
             common_selectors=COMMON_SELECTORS if common_selectors else (),
             dns_lists=lists,
+            local_keys=local,
+            max_key_age_days=settings.signing.max_key_age_days,
         )
     )
     if as_json:

@@ -87,7 +87,7 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     assert settings.forwarding.aliases == str(tmp_path / "aliases")
     assert settings.forwarding.srs_domain == "srs.b.example"
     (tmp_path / "aliases").write_text("a@b.example: c@d.example\n")
-    with pytest.raises(ValueError, match="srs.secret"):
+    with pytest.raises(ValueError, match=r"srs\.secret"):
         build_forwarder(settings.forwarding, settings.gateway)
     (tmp_path / "srs.secret").write_text("s1\ns2\n")
     forwarder = build_forwarder(settings.forwarding, settings.gateway)

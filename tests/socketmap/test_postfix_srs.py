@@ -76,12 +76,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Postfix, P
         announced = json.loads(srs.stdout.readline())
         assert announced["socketmap"] == f"127.0.0.1:{srs_port}"
         table = f"socketmap:inet:127.0.0.1:{srs_port}"
-        sink = f"smtp:[127.0.0.1]:{sink_port}"
+        route = f"smtp:[127.0.0.1]:{sink_port}"
         postfix = start_postfix(
             postfix_root,
             f"""
 virtual_alias_maps = inline:{{ fwd@example.net=carol@remote.example }}
-transport_maps = inline:{{ remote.example={sink} a.example={sink} }}
+transport_maps = inline:{{ remote.example={route} a.example={route} }}
 sender_canonical_maps = {table}:forward
 sender_canonical_classes = envelope_sender
 recipient_canonical_maps = {table}:reverse

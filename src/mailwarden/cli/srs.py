@@ -171,6 +171,10 @@ def _shown(address: tuple[str, int] | str) -> str:
 
 def _one(ctx: click.Context, address: str, reverse: bool) -> None:
     settings, as_json = ctx.obj
+    try:
+        address.encode("utf-8")
+    except UnicodeEncodeError:
+        fail(f"{address!r} is not valid UTF-8")
     ours = _srs(settings)
     try:
         result = ours.reverse(address) if reverse else ours.forward(address)

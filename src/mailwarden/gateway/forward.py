@@ -23,7 +23,6 @@ import logging
 from dataclasses import dataclass
 
 from mailwarden.arc import ARCStatus, SealingError, header_block, seal
-from mailwarden.arc.model import highest_instance
 from mailwarden.message import Message, MessageError
 from mailwarden.pipeline import MessageDecision, MessageVerdict
 from mailwarden.signing import Signer, StoreError
@@ -65,7 +64,7 @@ class ARCSealer:
             log.warning("ARC seal: %s", exc)
             return message
         if verdict.arc is None:
-            if highest_instance(parsed) > 0:
+            if parsed.count("arc-seal") or parsed.count("arc-message-signature"):
                 return message  # a chain nobody validated: a seal would vouch for it
             chain = ARCStatus.NONE
         else:

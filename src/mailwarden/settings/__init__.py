@@ -3,9 +3,9 @@
     settings = load_settings("mailwarden.toml", overrides={"gateway.listen": ("...", "--listen")})
 
 Sections: `[dns]` (servers, zones, timeout, retries), `[gateway]` (with `limits`, `timeouts`,
-`tls`), `[policy]` (with `thresholds`, `scores`), `[dnsbl]`, `[dmarc]`, `[greylist]`,
-`[submission]` (the submission server, with its rate limits), `[signing]` (DKIM signing
-and key rotation) and `[forwarding]` (aliases, SRS, ARC sealing). Every
+`tls`), `[policy]` (with `thresholds`, `scores`), `[dnsbl]`, `[dmarc]`, `[deadlines]`,
+`[greylist]`, `[submission]` (the submission server, with its rate limits), `[signing]` (DKIM
+signing and key rotation) and `[forwarding]` (aliases, SRS, ARC sealing). Every
 key has its default here (or in the section's own dataclass), so no file is needed; an unknown
 table or key is an error that names it. Command-line options override keys through the same
 reader, so they are checked the same way and their errors name the option.

@@ -187,7 +187,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     work = root / "work"
     work.mkdir()
 
-    async def listen_once(gateway: Gateway, announce: Any, pipeline: Any = None) -> None:
+    async def listen_once(
+        gateway: Gateway, announce: Any, pipeline: Any = None, rotator: Any = None
+    ) -> None:
         async with gateway:
             announce()
         if isinstance(pipeline, Pipeline):

@@ -178,12 +178,15 @@ class _Leg:
         self, session: Session, sender: str, params: dict[str, str | None], rcpt: str
     ) -> Reply:
         if self.outbound is None:
-            outbound = await self.downstream.open(session)
-            reply = await outbound.mail(sender, params)
+            self.outbound = await self.downstream.open(session)
+            try:
+                reply = await self.outbound.mail(sender, params)
+            except BaseException:  # Unavailable, cancelled: never leave the connection open
+                await self.close()
+                raise
             if reply.code >= 300:
-                await outbound.close()
+                await self.close()
                 return reply
-            self.outbound = outbound
         reply = await self.outbound.rcpt(rcpt)
         if reply.code < 300:
             self.accepted += 1

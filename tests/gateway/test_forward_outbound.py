@@ -31,8 +31,8 @@ class FakeOutbound:
             return Reply(550, "5.1.1", "unknown")
         return Reply(250, "2.1.5", "Ok")
 
-    async def data(self, message: bytes) -> list[Reply]:
-        self.hop.log.append(f"DATA {len(message)}")
+    async def data(self, head: bytes, body: bytes = b"") -> list[Reply]:
+        self.hop.log.append(f"DATA {len(head) + len(body)}")
         return [Reply(250, "2.0.0", "Ok")]
 
     async def reset(self) -> Reply:

@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from tests.signing.helpers import DAY, START, Clock, Zone, fast_keys
 
 from mailwarden.dkim import KeyType, key_record
-from mailwarden.settings import SigningSettings
 from mailwarden.signing import (
     EventKind,
     ManagedKey,
@@ -23,6 +22,7 @@ from mailwarden.signing import (
     Publication,
     Rotator,
     Seen,
+    SigningSettings,
     Stage,
     next_selector,
     revocation_record,

@@ -4,6 +4,7 @@ runs."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,15 @@ from tests.dkim.helpers import dkimpy_dns, rsa_key, verify
 from tests.signing.helpers import START
 
 import dkim as dkimpy
-from mailwarden.dkim import DKIMStatus, KeyType, PrivateKey, key_record, parse_tag_list
-from mailwarden.settings import load_settings
+from mailwarden.dkim import (
+    DKIMStatus,
+    KeyType,
+    PrivateKey,
+    key_record,
+    parse_tag_list,
+    write_private_key,
+)
+from mailwarden.settings import load_settings, settings_from_mapping
 from mailwarden.signing import (
     KeyStore,
     ManagedKey,
@@ -178,3 +186,44 @@ async def test_from_settings_reads_the_data_directory(tmp_path: Path) -> None:
     (tmp_path / "dkim" / "state.json").write_text("{broken")
     with pytest.raises(StoreError):
         await signer.sign(MESSAGE, "a.example")
+
+
+async def test_keys_of_ones_own_sign_beside_the_rotated_ones(tmp_path: Path) -> None:
+    """[[signing.keys]]: an existing key (say OpenDKIM's) signs with the store's keys."""
+    pem = tmp_path / "old.pem"
+    write_private_key(pem, RSA)
+    settings = settings_from_mapping(
+        {
+            "gateway": {"data_dir": str(tmp_path)},
+            "signing": {"keys": [{"domain": "A.Example", "selector": "old", "key_file": str(pem)}]},
+        }
+    )
+    signer = Signer.from_settings(settings)
+    assert signer.domains() == ["a.example"]
+    add(signer.store, "a.example", "ed1", ED, Stage.ACTIVE)
+    header = await signer.sign(MESSAGE, "a.example")
+    selectors = [parse_tag_list(f.split(b":", 1)[1])["s"] for f in fields(header)]
+    assert selectors == ["old", "ed1"]  # RSA first
+    records = {
+        "old._domainkey.a.example": key_record(RSA),
+        "ed1._domainkey.a.example": key_record(ED),
+    }
+    results = await verify(header + MESSAGE, records, now=time.time())  # the real clock
+    assert [r.result for r in results] == [DKIMStatus.PASS, DKIMStatus.PASS]
+
+
+def test_an_unreadable_key_of_ones_own_is_refused_at_once(tmp_path: Path) -> None:
+    settings = settings_from_mapping(
+        {
+            "signing": {
+                "keys": [
+                    {"domain": "a.example", "selector": "s", "key_file": str(tmp_path / "none")}
+                ]
+            }
+        }
+    )
+    with pytest.raises(ValueError, match="cannot read"):
+        Signer.from_settings(settings)
+    (tmp_path / "none").write_text("not a key")
+    with pytest.raises(ValueError, match="none"):
+        Signer.from_settings(settings)

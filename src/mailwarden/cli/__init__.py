@@ -23,9 +23,9 @@ from .netchecks import dnsbl, helo, iprev
 from .serve import serve, sink
 from .spf import spf
 from .spfbuild import build as spf_build
+from .srs import srs
 from .submit import submit
 from .user import user
-from .srs import srs
 
 EPILOG = """\b
 Exit status:

@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 
 from mailwarden.arc import ARCStatus, SealingError, header_block, seal
+from mailwarden.body import Body, SpooledMessage
 from mailwarden.message import Message, MessageError
 from mailwarden.pipeline import MessageDecision, MessageVerdict
 from mailwarden.signing import Signer, StoreError
@@ -46,9 +47,11 @@ class ARCSealer:
     domain: str
     authserv_id: str
 
-    def seal(self, message: bytes, verdict: MessageVerdict) -> bytes:
-        """`message` with an ARC set above it, or unchanged (and logged) when it cannot be
-        sealed: no key, a chain we did not validate, a message that does not parse."""
+    def seal(self, head: bytes, body: Body, verdict: MessageVerdict) -> bytes:
+        """The head of the message (`head` + `body`, as the gateway relays it) with an ARC set
+        above it, or unchanged (and logged) when it cannot be sealed: no key, a chain we did
+        not validate, a header section that does not parse. A spooled body is streamed."""
+        message = head
         try:
             found = self.signer.arc_key(self.domain)
         except StoreError as exc:
@@ -59,10 +62,12 @@ class ARCSealer:
             return message
         domain, key = found
         try:
-            parsed = Message.from_bytes(message)
+            parsed = Message.from_bytes(head, strict=False)
         except MessageError as exc:
             log.warning("ARC seal: %s", exc)
             return message
+        if len(body):  # the body apart (in memory or spooled): the head ends with its separator
+            parsed = Message(parsed.fields, parsed.separator, body)
         if verdict.arc is None:
             if parsed.count("arc-seal") or parsed.count("arc-message-signature"):
                 return message  # a chain nobody validated: a seal would vouch for it
@@ -129,7 +134,9 @@ class _ForwardingChecks:
             return Reply(550, "5.1.1", f"<{rcpt}>: Recipient address rejected: {route.reason}")
         return await self.inner.on_rcpt(session, tx, rcpt)
 
-    async def on_data(self, session: Session, tx: Transaction, message: bytes) -> MessageDecision:
+    async def on_data(
+        self, session: Session, tx: Transaction, message: bytes | SpooledMessage
+    ) -> MessageDecision:
         decision = await self.inner.on_data(session, tx, message)
         session.data[_VERDICT] = (tx.id, decision.verdict)
         forwarded = {
@@ -233,23 +240,23 @@ class _ForwardingOutbound:
             return Reply(250, "2.1.5", "Ok") if route.kind is not RouteKind.LOCAL else accepted[0]
         return replies[0] if replies else Reply(550, "5.1.1", f"<{rcpt}>: no target")
 
-    async def data(self, message: bytes) -> list[Reply]:
+    async def data(self, head: bytes, body: Body = b"") -> list[Reply]:
         replies: list[Reply] = []
         if self.local.outbound is not None and self.local.accepted:
-            replies += await self.local.outbound.data(message)
+            replies += await self.local.outbound.data(head, body)
         if self.remote.outbound is not None and self.remote.accepted:
-            replies += await self.remote.outbound.data(self._sealed(message))
+            replies += await self.remote.outbound.data(self._sealed(head, body), body)
         return replies
 
-    def _sealed(self, message: bytes) -> bytes:
+    def _sealed(self, head: bytes, body: Body) -> bytes:
         sealer = self.forwarding.sealer
         kept = self.session.data.get(_VERDICT)
         if sealer is None or not isinstance(kept, tuple):
-            return message
+            return head
         verdict = kept[1]
         if not isinstance(verdict, MessageVerdict):
-            return message
-        return sealer.seal(message, verdict)
+            return head
+        return sealer.seal(head, body, verdict)
 
     async def reset(self) -> Reply:
         await self.local.close()

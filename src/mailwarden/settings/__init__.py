@@ -26,6 +26,7 @@ from mailwarden.dnsbl import DEFAULT_LISTS, DNSList, ListConfigError, parse_list
 from mailwarden.greylist import GreylistConfig
 from mailwarden.policy import PolicyConfig
 from mailwarden.schema import InvalidSetting, setting
+from mailwarden.signing import SigningSettings
 
 from .errors import ConfigError
 from .forwarding import ForwardingSettings, build_forwarder, build_srs, srs_secret_path
@@ -42,7 +43,6 @@ from .gateway import (
     parse_hostport,
 )
 from .reader import Origin, read_section
-from .signing import DEFAULT_OVERSIGNED, SigningSettings, render_selector
 from .submission import (
     Argon2Settings,
     BruteForceSettings,
@@ -55,7 +55,6 @@ from .submission import (
 
 __all__ = [
     "DEFAULT_DNSBL",
-    "DEFAULT_OVERSIGNED",
     "Argon2Settings",
     "BareLineEnding",
     "BruteForceSettings",
@@ -86,7 +85,6 @@ __all__ = [
     "default_hostname",
     "load_settings",
     "parse_hostport",
-    "render_selector",
     "settings_from_mapping",
     "srs_secret_path",
 ]

@@ -8,7 +8,8 @@ together, RFC 8463 §6) as `[signing]` says. `Rotator` moves keys through their 
 (pending, active, retired, revoke, revoked: see `model`) as DNS shows their records, on the
 schedule of `[signing]`, and starts rotations (`rotate`, emergency or not). The keys live in a
 `KeyStore`: `DirectoryStore` in the data directory (private keys 0600, written atomically)
-or `MemoryStore`. `maintain` is the periodic task of the long-running commands.
+or `MemoryStore`. `maintain` is the periodic task of the long-running commands. Its settings
+are `SigningSettings` (`[signing]`, with `[[signing.keys]]` of one's own).
 """
 
 from __future__ import annotations
@@ -29,12 +30,22 @@ from .rotation import (
     observe,
     step,
 )
-from .signer import Signer, SigningError, store_path
+from .settings import (
+    DEFAULT_OVERSIGNED,
+    SELECTOR_FIELDS,
+    KeySettings,
+    SigningSettings,
+    render_selector,
+)
+from .signer import SettingsLike, Signer, SigningError, store_path
 from .store import DirectoryStore, KeyStore, MemoryStore
 
 __all__ = [
+    "DEFAULT_OVERSIGNED",
+    "SELECTOR_FIELDS",
     "DirectoryStore",
     "EventKind",
+    "KeySettings",
     "KeyStore",
     "ManagedKey",
     "MemoryStore",
@@ -42,8 +53,10 @@ __all__ = [
     "RotationEvent",
     "Rotator",
     "Seen",
+    "SettingsLike",
     "Signer",
     "SigningError",
+    "SigningSettings",
     "Stage",
     "StoreError",
     "domain_name",
@@ -51,6 +64,7 @@ __all__ = [
     "maintain",
     "next_selector",
     "observe",
+    "render_selector",
     "revocation_record",
     "step",
     "store_path",

@@ -42,9 +42,9 @@ from mailwarden.dkim import (
     zone_entry,
 )
 from mailwarden.dns import Resolver, is_domain_name, to_ascii
-from mailwarden.settings import SigningSettings, render_selector
 
 from .model import ManagedKey, Stage, StoreError, revocation_record
+from .settings import SigningSettings, render_selector
 from .store import KeyStore
 
 __all__ = [

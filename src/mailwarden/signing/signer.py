@@ -5,7 +5,8 @@
 
 The keys come from the store of `mailwarden.signing` (the active ones of the domain, or of the
 nearest parent domain that has some: a d= of a parent domain aligns under DMARC's relaxed
-mode); the header list, over-signing and canonicalization from `[signing]`. With an RSA and
+mode), beside the keys of one's own that `[[signing.keys]]` names; the header list,
+over-signing and canonicalization from `[signing]`. With an RSA and
 an Ed25519 key active, a message gets both signatures (RFC 8463 §6), with one body hash.
 The store is read again whenever it changes, so a key activated by another process (cron,
 `serve`) signs from the next message on.
@@ -18,21 +19,38 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
-from mailwarden.dkim import KeyType, SigningError, SigningKey, sign_many
+from mailwarden.dkim import Algorithm, KeyType, SigningError, SigningKey, sign_many
 from mailwarden.dns import to_ascii
-from mailwarden.settings import Settings, SigningSettings
 
 from .model import ManagedKey, Stage
+from .settings import SigningSettings
 from .store import DirectoryStore, KeyStore
 
-__all__ = ["Signer", "SigningError", "store_path"]
+__all__ = ["SettingsLike", "Signer", "SigningError", "store_path"]
+
+
+class _DataDir(Protocol):
+    @property
+    def data_dir(self) -> str: ...
+
+
+class SettingsLike(Protocol):
+    """What the signer reads of `mailwarden.settings.Settings` (which it may not import)."""
+
+    @property
+    def signing(self) -> SigningSettings: ...
+
+    @property
+    def gateway(self) -> _DataDir: ...
+
 
 # Messages larger than this are signed in a worker thread (body hashing takes a while).
 _THREAD_THRESHOLD = 256 * 1024
 
 
-def store_path(settings: Settings) -> Path:
+def store_path(settings: SettingsLike) -> Path:
     """Where the signing keys of `settings` live: <data_dir>/dkim."""
     return Path(settings.gateway.data_dir) / "dkim"
 
@@ -47,18 +65,30 @@ class Signer:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`settings.keys` (keys of one's own) are read now: ValueError naming a key file
+        that cannot be read."""
         self.store = store
         self.settings = settings if settings is not None else SigningSettings()
         self.clock = clock
+        self._static: dict[str, list[tuple[KeyType, SigningKey]]] = {}
+        for entry in self.settings.keys:
+            private = entry.load()
+            key_type = Algorithm.for_key(private).key_type
+            self._static.setdefault(entry.domain, []).append(
+                (key_type, SigningKey(entry.selector, private))
+            )
         self._lock = threading.Lock()
         self._version: object = object()
         self._active: dict[str, list[SigningKey]] = {}
         self._types: dict[str, list[KeyType]] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Signer:
+    def from_settings(
+        cls, settings: SettingsLike, *, clock: Callable[[], float] = time.time
+    ) -> Signer:
         """The signer of `settings`: the `[signing]` section and the store in the data
-        directory. Nothing is read or created until the first message."""
+        directory (read at the first message; nothing is created). ValueError naming a key
+        file of `[[signing.keys]]` that cannot be read."""
         return cls(DirectoryStore(store_path(settings)), settings.signing, clock=clock)
 
     def _refresh(self) -> None:
@@ -71,6 +101,10 @@ class Signer:
                 return
             active: dict[str, list[SigningKey]] = {}
             types: dict[str, list[KeyType]] = {}
+            for domain, static in self._static.items():
+                for key_type, signing_key in static:
+                    active.setdefault(domain, []).append(signing_key)
+                    types.setdefault(domain, []).append(key_type)
             for key in self.store.load():
                 if key.stage is not Stage.ACTIVE:
                     continue
@@ -114,8 +148,13 @@ class Signer:
         return None
 
     def active(self) -> list[ManagedKey]:
-        """The keys that sign now, every domain."""
+        """The rotated keys that sign now, every domain."""
         return [k for k in self.store.load() if k.stage is Stage.ACTIVE]
+
+    def domains(self) -> list[str]:
+        """The domains some key signs for now (static or rotated)."""
+        self._refresh()
+        return sorted(self._active)
 
     async def sign(self, message: bytes, from_domain: str) -> bytes:
         """The DKIM-Signature fields to prepend to `message` (CRLF line ends, one per active

@@ -120,7 +120,7 @@ class Submission:
             pipeline,
             users,
             RateLimiter(counters, config.rate),
-            signer if signer is not None else Signer(settings.signing),
+            signer if signer is not None else Signer.from_settings(settings),
             detector,
             hostname=hostname,
             clock=clock,

@@ -1,7 +1,8 @@
 """The `[signing]` section: DKIM signing of our own mail and the rotation of its keys.
 
-The keys themselves live in the data directory (`<data_dir>/dkim`), managed by
-`mailwarden dkim rotate`; this section says how they are made, used and rotated.
+The rotated keys live in the data directory (`<data_dir>/dkim`), managed by
+`mailwarden dkim rotate`; this section says how they are made, used and rotated, and may
+name keys of one's own (`[[signing.keys]]`) that sign beside them.
 """
 
 from __future__ import annotations
@@ -9,14 +10,22 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
-from mailwarden.dkim import DEFAULT_SIGNED_HEADERS, KeyType, parse_canonicalization
-from mailwarden.dns import is_domain_name
+from mailwarden.dkim import (
+    DEFAULT_SIGNED_HEADERS,
+    KeyType,
+    PrivateKey,
+    load_private_key,
+    parse_canonicalization,
+)
+from mailwarden.dns import is_domain_name, normalize
 from mailwarden.schema import InvalidSetting, setting
 
 __all__ = [
     "DEFAULT_OVERSIGNED",
     "SELECTOR_FIELDS",
+    "KeySettings",
     "SigningSettings",
     "render_selector",
 ]
@@ -79,6 +88,42 @@ def _canonicalization(value: object) -> str:
     return f"{header}/{body}"
 
 
+def _domain(value: object) -> str:
+    if not isinstance(value, str) or not is_domain_name(normalize(value)):
+        raise ValueError(f"expected a domain name, got {value!r}")
+    return normalize(value)
+
+
+def _selector(value: object) -> str:
+    if not isinstance(value, str) or not is_domain_name(value.strip().lower()):
+        raise ValueError(f"expected a selector, got {value!r}")
+    return value.strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class KeySettings:
+    """`[[signing.keys]]`: a key of one's own (not rotated by mailwarden) and where its
+    public key is published; it signs its domain's mail beside the rotated keys."""
+
+    domain: str = setting("", convert=_domain)
+    selector: str = setting("", convert=_selector)
+    key_file: str = setting("", path=True)  # PEM, or a base64 Ed25519 seed
+
+    def validate(self) -> None:
+        for name in ("domain", "selector", "key_file"):
+            if not getattr(self, name):
+                raise InvalidSetting(name, "is required")
+
+    def load(self) -> PrivateKey:
+        """The private key; ValueError naming the file when it cannot be read."""
+        try:
+            return load_private_key(Path(self.key_file).read_bytes())
+        except OSError as exc:
+            raise ValueError(f"cannot read {self.key_file}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{self.key_file}: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class SigningSettings:
     """`[signing]`: what every key signs, how rotation names, schedules and retires keys."""
@@ -93,6 +138,7 @@ class SigningSettings:
     grace_days: int = setting(7, min=7, max=365)  # the old record stays published this long
     max_key_age_days: int = setting(200, min=1, max=3650)  # `domain check` warns past it
     check_interval: float = setting(3600.0, min=10, max=86400)  # seconds between stage checks
+    keys: tuple[KeySettings, ...] = ()  # keys of one's own, beside the rotated ones
 
     def validate(self) -> None:
         if not self.algorithms:

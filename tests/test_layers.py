@@ -25,6 +25,7 @@ FOUNDATION = {
     "author",
     "dns",
     "ipinput",
+    "sqlitefile",
 }
 PROTOCOLS = {
     "spf",
@@ -78,6 +79,7 @@ FOUNDATION_ORDER = [
     "body",
     "message",
     "author",
+    "sqlitefile",
 ]
 
 

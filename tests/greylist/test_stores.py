@@ -214,8 +214,8 @@ def test_sqlite_is_safe_for_several_processes(tmp_path: Path) -> None:
 async def test_sqlite_uses_wal(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "g.sqlite3")
     await touch(store, A, NOW)
-    mode = await store._run(lambda db: db.execute("PRAGMA journal_mode").fetchone()[0])
-    timeout = await store._run(lambda db: db.execute("PRAGMA busy_timeout").fetchone()[0])
+    mode = await store.file.run(lambda db: db.execute("PRAGMA journal_mode").fetchone()[0])
+    timeout = await store.file.run(lambda db: db.execute("PRAGMA busy_timeout").fetchone()[0])
     await store.close()
     assert mode == "wal"
     assert timeout >= 1000

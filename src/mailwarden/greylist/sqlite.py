@@ -8,12 +8,12 @@ sqlite3 calls run on one worker thread per store, never on the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
+
+from mailwarden.sqlitefile import SQLiteFile, transaction
 
 from .core import (
     AllowEntry,
@@ -102,41 +102,13 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
-        self.busy_timeout = busy_timeout
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="greylist-sqlite")
-        self._db: sqlite3.Connection | None = None
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
-            db.executescript(SCHEMA)
-            self._db = db
-        return self._db
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: work(self._connect()))
-
-    @staticmethod
-    def _transaction(db: sqlite3.Connection, work: Callable[[], T]) -> T:
-        db.execute("BEGIN IMMEDIATE")  # take the write lock before reading
-        try:
-            result = work()
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return result
+        self.file = SQLiteFile(self.path, SCHEMA, busy_timeout=busy_timeout, name="greylist")
 
     async def attempt(self, attempt: Attempt, now: float, config: GreylistConfig) -> AttemptResult:
         def work(db: sqlite3.Connection) -> AttemptResult:
-            return self._transaction(db, lambda: self._attempt(db, attempt, now, config))
+            return transaction(db, lambda: self._attempt(db, attempt, now, config))
 
-        return await self._run(work)
+        return await self.file.run(work)
 
     @staticmethod
     def _attempt(
@@ -202,15 +174,15 @@ class SQLiteStore:
                 (entry.target, entry.added_at, entry.expires_at, entry.note),
             )
 
-        await self._run(work)
+        await self.file.run(work)
 
     async def forget_allow(self, target: str) -> bool:
-        return await self._run(
+        return await self.file.run(
             lambda db: db.execute("DELETE FROM allowed WHERE target = ?", (target,)).rowcount > 0
         )
 
     async def forget_network(self, network: str) -> bool:
-        return await self._run(
+        return await self.file.run(
             lambda db: db.execute("DELETE FROM networks WHERE network = ?", (network,)).rowcount > 0
         )
 
@@ -219,7 +191,7 @@ class SQLiteStore:
             where, args = "sender LIKE ? ESCAPE '\\'", ("%@" + _like_escape(value),)
         else:
             where, args = f"{field.value} = ?", (value,)
-        return await self._run(
+        return await self.file.run(
             lambda db: db.execute(f"DELETE FROM triplets WHERE {where}", args).rowcount
         )
 
@@ -232,7 +204,7 @@ class SQLiteStore:
             ).fetchall()
             return [_entry(row) for row in rows]
 
-        return await self._run(work)
+        return await self.file.run(work)
 
     async def allowed(self, now: float) -> list[AllowEntry]:
         def work(db: sqlite3.Connection) -> list[AllowEntry]:
@@ -243,7 +215,7 @@ class SQLiteStore:
             ).fetchall()
             return [_allow(row) for row in rows]
 
-        return await self._run(work)
+        return await self.file.run(work)
 
     async def networks(self, now: float) -> list[NetworkEntry]:
         def work(db: sqlite3.Connection) -> list[NetworkEntry]:
@@ -254,7 +226,7 @@ class SQLiteStore:
             ).fetchall()
             return [_network(row) for row in rows]
 
-        return await self._run(work)
+        return await self.file.run(work)
 
     async def purge(self, now: float) -> int:
         def work(db: sqlite3.Connection) -> int:
@@ -266,19 +238,12 @@ class SQLiteStore:
                 ).rowcount
                 return count
 
-            return self._transaction(db, delete)
+            return transaction(db, delete)
 
-        return await self._run(work)
+        return await self.file.run(work)
 
     async def close(self) -> None:
-        def work() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, work)
-        self._executor.shutdown(wait=True)
+        await self.file.close()
 
 
 def _like_escape(text: str) -> str:

@@ -7,12 +7,12 @@ worker thread per store, never on the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
+
+from mailwarden.sqlitefile import SQLiteFile, transaction
 
 from .window import Charge, Window
 
@@ -42,37 +42,7 @@ class SQLiteCounterStore:
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
-        self.busy_timeout = busy_timeout
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="counters-sqlite")
-        self._db: sqlite3.Connection | None = None
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.executescript(SCHEMA)
-            self._db = db
-        return self._db
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: work(self._connect()))
-
-    @staticmethod
-    def _transaction(db: sqlite3.Connection, work: Callable[[], T]) -> T:
-        db.execute("BEGIN IMMEDIATE")  # take the write lock before reading
-        try:
-            result = work()
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return result
+        self.file = SQLiteFile(self.path, SCHEMA, busy_timeout=busy_timeout, name="counters")
 
     @staticmethod
     def _count(db: sqlite3.Connection, key: str, window: Window, now: float) -> int:
@@ -85,7 +55,7 @@ class SQLiteCounterStore:
 
     async def charge(self, charges: Sequence[Charge], now: float) -> Charge | None:
         def work() -> Charge | None:
-            db = self._connect()
+            db = self.file.connect()
             for item in charges:
                 if item.limit is not None and not item.fits(
                     self._count(db, item.key, item.window, now)
@@ -104,10 +74,10 @@ class SQLiteCounterStore:
                 )
             return None
 
-        return await self._run(lambda db: self._transaction(db, work))
+        return await self.file.run(lambda db: transaction(db, work))
 
     async def count(self, key: str, window: Window, now: float) -> int:
-        return await self._run(lambda db: self._count(db, key, window, now))
+        return await self.file.run(lambda db: self._count(db, key, window, now))
 
     async def history(self, key: str, window: Window, now: float) -> list[int]:
         first = window.first_listed(now)
@@ -121,7 +91,7 @@ class SQLiteCounterStore:
             found = {int(slot): int(count) for slot, count in rows}
             return [found.get(first + i, 0) for i in range(window.slots)]
 
-        return await self._run(work)
+        return await self.file.run(work)
 
     async def mark(
         self, key: str, members: Sequence[str], now: float, ttl: float, *, record: bool = True
@@ -129,7 +99,7 @@ class SQLiteCounterStore:
         unique = list(dict.fromkeys(members))
 
         def work() -> list[str]:
-            db = self._connect()
+            db = self.file.connect()
             new = []
             for member in unique:
                 row = db.execute(
@@ -146,22 +116,16 @@ class SQLiteCounterStore:
                 db.execute("DELETE FROM members WHERE key = ? AND seen_at <= ?", (key, now - ttl))
             return new
 
-        return await self._run(lambda db: self._transaction(db, work))
+        return await self.file.run(lambda db: transaction(db, work))
 
     async def forget(self, keys: Sequence[str]) -> None:
         def work() -> None:
-            db = self._connect()
+            db = self.file.connect()
             for key in keys:
                 db.execute("DELETE FROM counters WHERE key = ?", (key,))
                 db.execute("DELETE FROM members WHERE key = ?", (key,))
 
-        await self._run(lambda db: self._transaction(db, work))
+        await self.file.run(lambda db: transaction(db, work))
 
     async def close(self) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            db.close()
-
-        if self._db is not None:
-            await self._run(work)
-            self._db = None
-        self._executor.shutdown(wait=True)
+        await self.file.close()

@@ -67,7 +67,12 @@ def evaluation_of(
     envelope_from = split_sender(mail_from, "")[1] if mail_from.strip("<> ") else ""
     spf = verdict.spf if envelope_from else verdict.spf_helo
     dkim = tuple(
-        DKIMAuth(d.domain, d.selector, d.result.value, "" if d.result.value == "pass" else d.reason)
+        DKIMAuth(
+            d.domain,
+            d.selector,
+            d.result.value,
+            "" if d.result.value == "pass" else d.reason_code.value,
+        )
         for d in verdict.dkim
         if d.domain
     )[:MAX_DKIM_RESULTS]

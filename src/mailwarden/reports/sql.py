@@ -803,7 +803,8 @@ class SQLStore:
 
         def work() -> list[ImportedRow]:
             rows = self._x(
-                "SELECT i.org_name, i.report_id, i.begin_time, i.end_time, r.domain, "
+                "SELECT CASE WHEN i.org_name = '' THEN i.reporter ELSE i.org_name END, "
+                "i.report_id, i.begin_time, i.end_time, r.domain, "
                 "r.source_ip, r.count, r.disposition, r.dkim, r.spf, r.header_from, "
                 "r.envelope_from, r.envelope_to, r.reasons, r.dkim_results, r.spf_results "
                 "FROM imported_rows r JOIN imported i ON i.id = r.report "

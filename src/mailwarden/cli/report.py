@@ -6,7 +6,7 @@ import asyncio
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,9 +15,10 @@ import click
 
 from mailwarden.dns import is_domain_name, normalize, parse_ip, to_ascii
 from mailwarden.iprev import check_iprev
+from mailwarden.pipeline import Pipeline
 from mailwarden.reports import ReportKind, ReportStore, open_store
 from mailwarden.reports.aggregate import to_xml
-from mailwarden.reports.importer import Imported, import_data
+from mailwarden.reports.importer import Imported, import_data, watch_maildir
 from mailwarden.reports.incoming import Limits
 from mailwarden.reports.sender import ReportSender
 from mailwarden.reports.summary import CAUSES, summarize
@@ -411,3 +412,36 @@ def summary_(
                     f"{source.reporter}: {source.failed} failing"
                 )
     assert set(labels) == set(CAUSES)
+
+
+def report_schedule(pipeline: Pipeline, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
+    """The reports' work inside a long-running command: the daily schedule (build, send
+    what is due) and the watched Maildir, on the store the pipeline records into.
+    OSError or ValueError when the DKIM key of the report address cannot be read."""
+    recorder = pipeline.recorder
+    if recorder is None:
+        return []
+    settings = pipeline.settings
+    config = settings.reports
+    sender = ReportSender(
+        recorder.store,
+        config,
+        pipeline.resolver,
+        clock=pipeline.clock,
+        hostname=settings.gateway.hostname,
+        discovery=settings.dmarc.discovery,
+    )
+    work = [sender.run(stop, authserv_id=pipeline.authserv_id)]
+    if config.watch_maildir:
+        limits = Limits(config.max_input_size, config.max_expanded_size)
+        work.append(
+            watch_maildir(
+                recorder.store,
+                Path(config.watch_maildir),
+                stop,
+                limits=limits,
+                clock=pipeline.clock,
+                bounces=sender.handle_bounce,
+            )
+        )
+    return work

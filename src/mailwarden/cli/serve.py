@@ -100,11 +100,11 @@ def serve(
             err=True,
         )
     try:
-        pipeline = build(settings, dns.build(settings, status=False), greylist=True)
+        pipeline = build(settings, dns.build(settings, status=False), greylist=True, reports=True)
     except ConfigError as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot open the greylist store: {exc.strerror or exc}")
+        fail(f"cannot open the greylist or report store: {exc.strerror or exc}")
     checks: Checks = PipelineChecks(pipeline)
     forwarding = _forwarding(settings)
     if forwarding is not None:  # bounces to the SRS domain are ours to take

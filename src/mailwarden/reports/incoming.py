@@ -165,6 +165,7 @@ def _refused(where: str, reason: str, kind: ReportKind = ReportKind.AGGREGATE) -
 
 
 def _archive_or_xml(data: bytes, where: str, budget: _Budget, *, nested: bool) -> list[Found]:
+    before = budget.left
     try:
         if _is_gzip(data):
             if nested:
@@ -185,6 +186,7 @@ def _archive_or_xml(data: bytes, where: str, budget: _Budget, *, nested: bool) -
                     found.append(_aggregate(inner, inner_where))
             return found or [_refused(where, "empty zip archive")]
     except Refused as exc:
+        budget.left = before  # what a refused archive gave is dropped: it costs the rest nothing
         return [_refused(where, str(exc))]
     return [_aggregate(data, where)]
 

@@ -216,7 +216,7 @@ def report_message(
         failed = [d for d in facts.get("dkim", []) if d[2] in ("fail", "permerror")]
         if failed:
             fields += [("DKIM-Domain", failed[0][0]), ("DKIM-Selector", failed[0][1])]
-    feedback = "".join(fold_field(name, value) for name, value in fields)
+    feedback = "".join(fold_field(name, value) + "\r\n" for name, value in fields)
     human = (
         f"A message claiming to be from {author} failed DMARC at {reporter}.\r\n"
         f"Source: {ip}; failures like it since the last report: {max(1, count)}.\r\n"
@@ -229,7 +229,7 @@ def report_message(
     else:
         original = b"Content-Type: text/rfc822-headers\r\n\r\n" + incident.headers
     header = "".join(
-        fold_field(name, value)
+        fold_field(name, value) + "\r\n"
         for name, value in (
             ("From", sender),
             ("To", destination),

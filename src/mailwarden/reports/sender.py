@@ -136,7 +136,7 @@ def report_email(
         f"Report Domain: {report.domain} Submitter: {submitter} Report-ID: <{report.report_id}>"
     )
     header = "".join(
-        fold_field(name, value)
+        fold_field(name, value) + "\r\n"
         for name, value in (
             ("From", f'"{organization}" <{sender}>' if organization else sender),
             ("To", destination),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from mailwarden.reports import DKIMAuth, Disposition, Evaluation, MessageKind
+from mailwarden.reports import Disposition, DKIMAuth, Evaluation, MessageKind
 
 DAY = 86400
 T0 = 1_700_006_400  # a UTC midnight (2023-11-15)

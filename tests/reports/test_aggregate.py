@@ -12,7 +12,7 @@ from tests.reports.conftest import validate
 from tests.reports.helpers import T0, evaluation, spoof
 
 from mailwarden.dmarc import parse_record
-from mailwarden.reports import AggregateReport, DKIMAuth, Disposition, MessageKind
+from mailwarden.reports import AggregateReport, Disposition, DKIMAuth, MessageKind
 from mailwarden.reports.aggregate import (
     NAMESPACE,
     file_name,

@@ -45,7 +45,9 @@ def test_every_sample_imports(path: Path) -> None:
         assert not item.refused, item.reason
         expected = ReportKind.FAILURE if path.parent.name == "failure" else ReportKind.AGGREGATE
         assert item.kind is expected
-        assert item.report is not None and item.report.domain and item.report.messages >= 1
+        assert item.report is not None
+        assert item.report.domain
+        assert item.report.messages >= 1
 
 
 def _one(name: str) -> AggregateReport:
@@ -227,7 +229,8 @@ ZEROS = b"<feedback>" + b" " * 5_000_000 + b"</feedback>"
 )
 def test_hostile_input_is_refused_with_a_reason(data: bytes, reason: str) -> None:
     found = read_reports(data, "input", LIMITS)
-    assert found and all(f.refused for f in found)
+    assert found
+    assert all(f.refused for f in found)
     assert reason in found[0].reason
 
 
@@ -256,7 +259,8 @@ def test_an_encrypted_zip_member_is_refused() -> None:
     central = data.rfind(b"PK\x01\x02")
     data[central + 8] |= 0x1
     (found,) = read_reports(bytes(data))
-    assert found.refused and "encrypted" in found.reason
+    assert found.refused
+    assert "encrypted" in found.reason
 
 
 def test_bounces_are_recognised() -> None:
@@ -283,7 +287,8 @@ def test_mangled_reports_never_raise(position: int, junk: bytes, truncate: bool)
     for container in (data, gzip.compress(data), _zip(("r.xml", data))):
         for found in read_reports(container, "fuzz", LIMITS):
             if found.report is not None:
-                assert found.report.report_id and found.report.domain
+                assert found.report.report_id
+                assert found.report.domain
 
 
 @settings(max_examples=100, deadline=None)

@@ -112,7 +112,8 @@ async def test_a_day_becomes_one_signed_valid_report(
     ]
     ((mail_from, rcpt, message),) = relay.sent
     assert rcpt == "dmarc@a.example"
-    assert mail_from.startswith("dmarc-reports+") and mail_from.endswith("@reports.example.net")
+    assert mail_from.startswith("dmarc-reports+")
+    assert mail_from.endswith("@reports.example.net")
     parsed = Message.from_bytes(message)
     subject = parsed.get("subject")
     assert subject is not None
@@ -122,7 +123,8 @@ async def test_a_day_becomes_one_signed_valid_report(
     (result,) = await DKIMVerifier(zone(), clock=lambda: NOW).verify(parsed)
     assert (result.result.value, result.domain) == ("pass", "reports.example.net")
     (found,) = read_reports(message)
-    assert found.report is not None and found.report.messages == 5
+    assert found.report is not None
+    assert found.report.messages == 5
     assert await s.send_due(NOW) == []  # sent once
 
 
@@ -218,16 +220,19 @@ async def test_the_reputation_gate(store: ReportStore, tmp_path: Path) -> None:
     # a domain never seen passing: its failing mail is not reported
     spoofs = [spoof(), spoof(source_ip="203.0.113.9")]
     built = await s.build("a.example", spoofs, T0, NOW)
-    assert not built.reports and built.left_out == 2
+    assert not built.reports
+    assert built.left_out == 2
     assert "never seen passing" in built.skipped
     # once a DMARC-passing message was accepted, failures are reported too
     await store.add_evaluations([evaluation()])
     built = await s.build("a.example", spoofs, T0, NOW)
-    assert built.reports and built.reports[0].messages == 2
+    assert built.reports
+    assert built.reports[0].messages == 2
     # a domain whose authenticated mail we mostly refused as spam gets nothing
     await store.add_evaluations([evaluation(spam=True, action="reject")] * 3)
     built = await s.build("a.example", [evaluation()], T0, NOW)
-    assert not built.reports and "refused as spam" in built.skipped
+    assert not built.reports
+    assert "refused as spam" in built.skipped
     relaxed = sender(store, config(tmp_path, max_spam_share=0.9))
     assert (await relaxed.build("a.example", [evaluation()], T0, NOW)).reports
 
@@ -236,7 +241,8 @@ async def test_no_report_from_reports_or_bounces(store: ReportStore, tmp_path: P
     s = sender(store, config(tmp_path))
     loops = [evaluation(kind=MessageKind.REPORT), evaluation(kind=MessageKind.BOUNCE)]
     built = await s.build("a.example", loops, T0, NOW)
-    assert not built.reports and built.skipped == "only reports and bounces"
+    assert not built.reports
+    assert built.skipped == "only reports and bounces"
     mixed = await s.build("a.example", [*loops, evaluation()], T0, NOW)
     assert mixed.reports[0].messages == 1
 
@@ -290,13 +296,15 @@ async def test_a_refusal_suppresses_with_backoff_then_drops(
     (outcome,) = await s.send_due(NOW, everything=True)
     assert outcome.status is DeliveryStatus.FAILED
     state = await store.destination("dmarc@a.example")
-    assert state is not None and state.failures == 1
+    assert state is not None
+    assert state.failures == 1
     assert state.suppressed_until == NOW + 6 * 3600
     second = await s.note_failure("dmarc@a.example", NOW + 7 * 3600, "bounced")
     assert second.suppressed_until == NOW + 7 * 3600 + 12 * 3600  # doubled
     for day in (2, 4, 6):  # bouncing again each time it is tried
         state = await s.note_failure("dmarc@a.example", NOW + day * DAY, "bounced")
-        assert state.dropped_until == 0 and state.suppressed_until > NOW + day * DAY
+        assert state.dropped_until == 0
+        assert state.suppressed_until > NOW + day * DAY
     dropped = await s.note_failure("dmarc@a.example", NOW + 7 * DAY + 3600, "bounced")
     assert dropped.dropped_until == NOW + 7 * DAY + 3600 + 30 * DAY  # undeliverable 7 days
     # a destination quiet for longer than drop_after_days starts afresh
@@ -349,7 +357,8 @@ async def test_an_unreachable_relay_stops_the_run(store: ReportStore, tmp_path: 
     s = sender(store, config(tmp_path), relay)
     await s.build_due(NOW)
     outcomes = await s.send_due(NOW, everything=True)
-    assert len(relay.sent) == 1 and [o.status for o in outcomes] == [DeliveryStatus.RETRY]
+    assert len(relay.sent) == 1
+    assert [o.status for o in outcomes] == [DeliveryStatus.RETRY]
 
 
 async def test_a_resent_report_keeps_its_id_and_name(store: ReportStore, tmp_path: Path) -> None:
@@ -362,9 +371,11 @@ async def test_a_resent_report_keeps_its_id_and_name(store: ReportStore, tmp_pat
     del relay.errors["dmarc@a.example"]
     await s.send_due(NOW + DAY, everything=True)
     ((_, _, message),) = relay.sent
-    assert built.filename.encode() in message and built.report_id.encode() in message
+    assert built.filename.encode() in message
+    assert built.report_id.encode() in message
     (found,) = read_reports(message)
-    assert found.report is not None and found.report.report_id == built.report_id
+    assert found.report is not None
+    assert found.report.report_id == built.report_id
     # rebuilt from scratch (a new store), the same day gives the same id and file name
     other = SQLiteStore(tmp_path / "other.sqlite3")
     try:
@@ -410,7 +421,8 @@ async def test_bounces_suppress_the_destination_they_name(
     bounce = f"To: {mail_from}\r\n\r\nAction: failed\r\nStatus: 5.1.1\r\n".encode()
     assert await s.handle_bounce(bounce, NOW) == "dmarc@a.example"
     state = await store.destination("dmarc@a.example")
-    assert state is not None and state.suppressed_until > NOW
+    assert state is not None
+    assert state.suppressed_until > NOW
     assert "5.1.1" in state.last_error
 
 

@@ -57,7 +57,8 @@ async def test_reputation_counts_spam_and_remembers_good_exchanges(store: Report
     # the good exchange outlives the purge of the evaluations
     await store.purge(T0 + 100 * DAY, keep=DAY, keep_imported=DAY)
     reputation = await store.reputation("a.example", 0)
-    assert reputation.messages == 0 and reputation.good_exchange
+    assert reputation.messages == 0
+    assert reputation.good_exchange
 
 
 async def test_a_period_is_claimed_once(store: ReportStore) -> None:
@@ -213,7 +214,8 @@ async def test_purge_keeps_what_is_young(store: ReportStore) -> None:
     gone = await store.purge(T0 + 21 * DAY, keep=14 * DAY, keep_imported=30 * DAY)
     assert gone == 3  # one evaluation, one report and its delivery
     assert len(await store.evaluations(0, T0 + 100 * DAY)) == 1
-    assert await store.outgoing("old") is None and await store.outgoing("new") is not None
+    assert await store.outgoing("old") is None
+    assert await store.outgoing("new") is not None
     assert len(await store.imported_rows()) == 2
     await store.purge(T0 + 60 * DAY, keep=14 * DAY, keep_imported=30 * DAY)
     assert await store.imported_rows() == []

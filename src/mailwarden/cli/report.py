@@ -35,6 +35,7 @@ from .common import (
     ordered_map,
     print_json,
 )
+from .paths import require_writable_dir
 
 T = TypeVar("T")
 
@@ -270,12 +271,16 @@ def import_(sources: tuple[str, ...], data_dir: str | None, dns: DNSOptions, as_
             inputs.append(("-", None))
             continue
         path = Path(source)
-        if path.is_dir():
-            inputs += [(str(p), p) for p in sorted(path.rglob("*")) if p.is_file()]
-        elif path.is_file():
-            inputs.append((source, path))
-        else:
-            fail(f"no such file or directory: {source}")
+        try:
+            if path.is_dir():
+                inputs += [(str(p), p) for p in sorted(path.rglob("*")) if p.is_file()]
+            elif path.exists():
+                inputs.append((source, path))
+            else:
+                fail(f"no such file or directory: {source}")
+        except OSError as exc:
+            fail(f"cannot read {source}: {exc.strerror or exc}")
+    require_writable_dir(settings.gateway.data_dir, "--data-dir")
     resolver = dns.build(settings)
 
     async def work(store: ReportStore) -> list[Imported]:

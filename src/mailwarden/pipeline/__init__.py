@@ -71,7 +71,9 @@ def build(
     if reports is not False and settings.reports.record:
         data_dir = settings.gateway.data_dir
         kept = open_store(settings.reports, data_dir) if reports is True else reports
-        recorder = Recorder(kept, settings.reports, secret=store_secret(data_dir), clock=clock)
+        # the key hashing redacted local parts: only failure reports need it
+        secret = store_secret(data_dir) if settings.reports.failure.enabled else b""
+        recorder = Recorder(kept, settings.reports, secret=secret, clock=clock)
     return Pipeline(
         settings,
         resolver,

@@ -40,8 +40,11 @@ def message_kind(mail_from: str, message: Message | None) -> MessageKind:
     subject = message.get("subject")
     if subject is not None and _REPORT_SUBJECT.match(subject.text()):
         return MessageKind.REPORT
-    if _REPORT_NAME.search(message.body[:_SCAN]) or (
-        content_type is not None and _REPORT_NAME.search(content_type.unfolded())
+    if content_type is not None and _REPORT_NAME.search(content_type.unfolded()):
+        return MessageKind.REPORT  # the report file itself as the message's only part
+    # an attachment named like a report: only a multipart message has one to look for
+    if ctype.lstrip().lower().startswith("multipart/") and _REPORT_NAME.search(
+        message.body[:_SCAN]
     ):
         return MessageKind.REPORT
     return MessageKind.MESSAGE

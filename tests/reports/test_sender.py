@@ -443,3 +443,38 @@ def test_destination_addresses(uri: str, address: str | None) -> None:
     from mailwarden.dmarc import ReportURI
 
     assert destination_address(ReportURI(uri)) == address
+
+
+async def test_the_signing_keys_sign_when_reports_have_none(
+    store: ReportStore, tmp_path: Path
+) -> None:
+    from mailwarden.signing import KeySettings, Signer, SigningSettings
+
+    key = tmp_path / "signing.pem"
+    key.write_bytes(private_key_pem(KEY))
+    signer = Signer(SigningSettings(keys=(KeySettings("reports.example.net", "sel", str(key)),)))
+    await store.add_evaluations([evaluation()])
+    relay = FakeRelay()
+    s = ReportSender(
+        store,
+        config(tmp_path, dkim_key="", dkim_selector=""),
+        zone(),
+        transport=relay,
+        clock=lambda: NOW,
+        signer=signer,
+    )
+    await s.build_due(NOW)
+    await s.send_due(NOW, everything=True)
+    ((_, _, message),) = relay.sent
+    (result,) = await DKIMVerifier(zone(), clock=lambda: NOW).verify(Message.from_bytes(message))
+    assert (result.result.value, result.domain) == ("pass", "reports.example.net")
+    unsigned = ReportSender(
+        store,
+        config(tmp_path, dkim_key="", dkim_selector=""),
+        zone(),
+        transport=FakeRelay(),
+        clock=lambda: NOW,
+    )
+    assert await unsigned._signed(b"From: a@b.example\r\n\r\nx\r\n") == (
+        b"From: a@b.example\r\n\r\nx\r\n"
+    )

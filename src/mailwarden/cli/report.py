@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from mailwarden.dkim import load_private_key
 from mailwarden.dns import is_domain_name, normalize, parse_ip, to_ascii
 from mailwarden.iprev import check_iprev
 from mailwarden.pipeline import Pipeline
@@ -24,6 +25,7 @@ from mailwarden.reports.sender import ReportSender
 from mailwarden.reports.summary import CAUSES, summarize
 from mailwarden.reports.transport import DirectoryTransport, SendError
 from mailwarden.settings import Override, Settings
+from mailwarden.signing import Signer
 
 from .common import (
     EXIT_PARTIAL,
@@ -143,6 +145,7 @@ def send(
             transport=DirectoryTransport(config.dry_run) if config.dry_run else None,
             hostname=settings.gateway.hostname,
             discovery=settings.dmarc.discovery,
+            signer=Signer(settings.signing),
         )
         built = await sender.build_due()
         try:
@@ -422,20 +425,25 @@ def summary_(
 def report_schedule(pipeline: Pipeline, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
     """The reports' work inside a long-running command: the daily schedule (build, send
     what is due) and the watched Maildir, on the store the pipeline records into.
-    OSError or ValueError when the DKIM key of the report address cannot be read."""
+    Nothing when the report address's DKIM key cannot be read (`report_keys_problem` says
+    why, at start-up)."""
     recorder = pipeline.recorder
     if recorder is None:
         return []
     settings = pipeline.settings
     config = settings.reports
-    sender = ReportSender(
-        recorder.store,
-        config,
-        pipeline.resolver,
-        clock=pipeline.clock,
-        hostname=settings.gateway.hostname,
-        discovery=settings.dmarc.discovery,
-    )
+    try:
+        sender = ReportSender(
+            recorder.store,
+            config,
+            pipeline.resolver,
+            clock=pipeline.clock,
+            hostname=settings.gateway.hostname,
+            discovery=settings.dmarc.discovery,
+            signer=Signer(settings.signing),
+        )
+    except (OSError, ValueError):
+        return []
     work = [sender.run(stop, authserv_id=pipeline.authserv_id)]
     if config.watch_maildir:
         limits = Limits(config.max_input_size, config.max_expanded_size)
@@ -450,3 +458,17 @@ def report_schedule(pipeline: Pipeline, stop: asyncio.Event) -> list[Coroutine[A
             )
         )
     return work
+
+
+def report_keys_problem(settings: Settings) -> str | None:
+    """Why the report address's DKIM keys cannot be read (checked when a server starts)."""
+    config = settings.reports
+    if not (config.send or config.dry_run):
+        return None
+    try:
+        if config.dkim_key:
+            load_private_key(Path(config.dkim_key).read_bytes())
+        Signer(settings.signing)
+    except (OSError, ValueError) as exc:
+        return f"cannot read the DKIM key of DMARC reports: {exc}"
+    return None

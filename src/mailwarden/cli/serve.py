@@ -36,6 +36,7 @@ from mailwarden.signing import DirectoryStore, Rotator, Signer, store_path
 from . import lifecycle
 from .common import DNSOptions, FiniteFloat, dns_options, fail, json_option, print_json
 from .paths import check_serve_paths, require_maildir
+from .report import report_keys_problem
 
 MAX_GREET_PAUSE = 300.0  # RFC 5321 §4.5.3.2.1: clients wait 5 minutes for the greeting
 
@@ -92,6 +93,8 @@ def serve(
     check_serve_paths(
         settings, "--data-dir" if data_dir else f"{settings.source}: gateway.data_dir"
     )
+    if (problem := report_keys_problem(settings)) is not None:
+        fail(problem)
     config = settings.gateway
     if config.hostname == "localhost":
         click.echo(

@@ -20,6 +20,8 @@ from mailwarden.reports import (
     Recorder,
     message_kind,
 )
+from mailwarden.reports.failure import MAX_BODY
+from mailwarden.reports.kind import head
 from mailwarden.spf import split_sender
 
 from .results import MessageDecision, MessageVerdict
@@ -125,6 +127,7 @@ def record(
     message = decision.message.message if decision.message is not None else None
     if message is not None and recorder.wants_headers(evaluation):
         headers = b"".join(field.raw for field in message.fields)
-        recorder.record(evaluation, headers, message.body, mail_from=mail_from.strip("<>"))
+        body = head(message.body, MAX_BODY)
+        recorder.record(evaluation, headers, body, mail_from=mail_from.strip("<>"))
     else:
         recorder.record(evaluation)

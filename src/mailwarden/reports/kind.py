@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 
+from mailwarden.body import Body, chunks
 from mailwarden.message import Message
 
 from .evaluation import MessageKind
 
-__all__ = ["message_kind"]
+__all__ = ["head", "message_kind"]
 
 # RFC 9990 §2.5.1 (RFC 7489 §7.2.1.1) report file names: receiver!domain!begin!end[!id].ext
 _REPORT_NAME = re.compile(rb"""name\*?=\s*"?[^"!\r\n;]*![^"!\r\n;]+!\d{6,}!\d{6,}""", re.I)
@@ -20,6 +21,11 @@ _SCAN = 65536  # bytes of the body looked at for an attachment name
 def _parameter(value: str, name: str) -> str:
     match = re.search(rf"(?:^|;)\s*{name}\s*=\s*\"?([^\";\s]+)", value, re.I)
     return match.group(1).lower() if match else ""
+
+
+def head(body: Body, size: int) -> bytes:
+    """The first `size` octets of a body, in memory or spooled (never read whole)."""
+    return next(chunks(body, size), b"")[:size]
 
 
 def message_kind(mail_from: str, message: Message | None) -> MessageKind:
@@ -44,7 +50,7 @@ def message_kind(mail_from: str, message: Message | None) -> MessageKind:
         return MessageKind.REPORT  # the report file itself as the message's only part
     # an attachment named like a report: only a multipart message has one to look for
     if ctype.lstrip().lower().startswith("multipart/") and _REPORT_NAME.search(
-        message.body[:_SCAN]
+        head(message.body, _SCAN)
     ):
         return MessageKind.REPORT
     return MessageKind.MESSAGE

@@ -46,6 +46,7 @@ from mailwarden.dmarc import (
 )
 from mailwarden.dns import DNSError, RdType, Resolver, TemporaryFailure, is_domain_name, normalize
 from mailwarden.message import fold_field
+from mailwarden.signing import Signer
 
 from .aggregate import (
     GENERATOR,
@@ -190,8 +191,10 @@ class ReportSender:
         clock: Callable[[], float] = time.time,
         hostname: str = "localhost",
         discovery: Discovery = Discovery.TREE_WALK,
+        signer: Signer | None = None,
     ) -> None:
         self.store = store
+        self.signer = signer
         self.settings = settings
         self.resolver = resolver
         self.clock = clock
@@ -438,7 +441,10 @@ class ReportSender:
         )
         try:
             answer = await self.transport.send(
-                self.return_path(state), destination, self._signed(message), name=report.filename
+                self.return_path(state),
+                destination,
+                await self._signed(message),
+                name=report.filename,
             )
         except SendError as exc:
             return await self._failed_send(delivery, report, state, exc, now, run)
@@ -504,18 +510,21 @@ class ReportSender:
         )
         return Outcome(delivery.report_id, delivery.destination, status, detail)
 
-    def _signed(self, message: bytes) -> bytes:
-        """DKIM-signed as the report address's domain, so its own DMARC passes."""
-        if self._key is None:
-            return message
-        field = sign(
-            message,
-            self.settings.report_domain,
-            self.settings.dkim_selector,
-            self._key,
-            clock=self.clock,
-        )
-        return field + message
+    async def _signed(self, message: bytes) -> bytes:
+        """DKIM-signed as the report address's domain, so its own DMARC passes: with the
+        `[reports]` key when one is set, else with the `[signing]` keys of that domain."""
+        if self._key is not None:
+            field = sign(
+                message,
+                self.settings.report_domain,
+                self.settings.dkim_selector,
+                self._key,
+                clock=self.clock,
+            )
+            return field + message
+        if self.signer is not None:
+            return await self.signer.sign(message, self.settings.report_domain) + message
+        return message
 
     def return_path(self, state: DestinationState) -> str:
         """local+token@domain: a bounce names the destination it is about."""
@@ -694,7 +703,7 @@ class ReportSender:
                     answer = await self.transport.send(
                         self.return_path(state),
                         destination,
-                        self._signed(message),
+                        await self._signed(message),
                         name=f"failure-{incident.key}",
                     )
                 except SendError as exc:

@@ -448,11 +448,12 @@ def test_destination_addresses(uri: str, address: str | None) -> None:
 async def test_the_signing_keys_sign_when_reports_have_none(
     store: ReportStore, tmp_path: Path
 ) -> None:
-    from mailwarden.signing import KeySettings, Signer, SigningSettings
+    from mailwarden.signing import KeySettings, MemoryStore, Signer, SigningSettings
 
     key = tmp_path / "signing.pem"
     key.write_bytes(private_key_pem(KEY))
-    signer = Signer(SigningSettings(keys=(KeySettings("reports.example.net", "sel", str(key)),)))
+    own = SigningSettings(keys=(KeySettings("reports.example.net", "sel", str(key)),))
+    signer = Signer(MemoryStore(), own)
     await store.add_evaluations([evaluation()])
     relay = FakeRelay()
     s = ReportSender(

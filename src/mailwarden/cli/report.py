@@ -145,7 +145,7 @@ def send(
             transport=DirectoryTransport(config.dry_run) if config.dry_run else None,
             hostname=settings.gateway.hostname,
             discovery=settings.dmarc.discovery,
-            signer=Signer(settings.signing),
+            signer=Signer.from_settings(settings),
         )
         built = await sender.build_due()
         try:
@@ -440,7 +440,7 @@ def report_schedule(pipeline: Pipeline, stop: asyncio.Event) -> list[Coroutine[A
             clock=pipeline.clock,
             hostname=settings.gateway.hostname,
             discovery=settings.dmarc.discovery,
-            signer=Signer(settings.signing),
+            signer=Signer.from_settings(settings),
         )
     except (OSError, ValueError):
         return []
@@ -468,7 +468,7 @@ def report_keys_problem(settings: Settings) -> str | None:
     try:
         if config.dkim_key:
             load_private_key(Path(config.dkim_key).read_bytes())
-        Signer(settings.signing)
+        Signer.from_settings(settings)
     except (OSError, ValueError) as exc:
         return f"cannot read the DKIM key of DMARC reports: {exc}"
     return None

@@ -43,6 +43,8 @@ PROTOCOLS = {
     "ratelimit",
     "signing",
     "srs",
+    # DMARC reports (RFC 9990/9991): the report store, building, sending and reading
+    "reports",
 }
 # What each tier may import besides itself (modules of the same package always may).
 ALLOWED: dict[str, set[str]] = {

@@ -8,6 +8,7 @@ needed=(
     "swaks swaks"
     "nsd nsd"
     "postsrsd postsrsd"
+    "pg_ctlcluster postgresql"
 )
 missing=()
 for entry in "${needed[@]}"; do

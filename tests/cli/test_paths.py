@@ -73,13 +73,30 @@ def test_a_file_is_not_a_directory(tmp_path: Path) -> None:
             {
                 "gateway": {"relay_to": "127.0.0.1:10025", "tls": {"enabled": False}},
                 "greylist": {"redis": "redis://127.0.0.1:6379/0"},
+                "reports": {"postgres": "postgresql://db.example/reports"},
             },
             False,
+        ),
+        (  # the report store in SQLite
+            {
+                "gateway": {"relay_to": "127.0.0.1:10025", "tls": {"enabled": False}},
+                "greylist": {"redis": "redis://127.0.0.1:6379/0"},
+            },
+            True,
+        ),
+        (  # the key of redacted failure reports
+            {
+                "gateway": {"relay_to": "127.0.0.1:10025", "tls": {"enabled": False}},
+                "greylist": {"redis": "redis://127.0.0.1:6379/0"},
+                "reports": {"postgres": "postgresql://db/r", "failure": {"enabled": True}},
+            },
+            True,
         ),
         (
             {
                 "gateway": {"relay_to": "127.0.0.1:10025", "tls": {"enabled": False}},
                 "greylist": {"enabled": False},
+                "reports": {"record": False},
             },
             False,
         ),

@@ -418,4 +418,5 @@ def test_the_example_parses_as_plain_toml() -> None:
         "submission",
         "signing",
         "forwarding",
+        "reports",
     }

@@ -20,6 +20,7 @@ from .dmarc import dmarc
 from .domain import domain
 from .greylist import greylist
 from .netchecks import dnsbl, helo, iprev
+from .report import report
 from .serve import serve, sink
 from .spf import spf
 from .spfbuild import build as spf_build
@@ -60,6 +61,7 @@ cli.add_command(domain)
 cli.add_command(submit)
 cli.add_command(user)
 cli.add_command(srs)
+cli.add_command(report)
 spf.add_command(spf_build)
 dkim.add_command(dkim_rotate)
 dkim.add_command(dkim_keys)

@@ -16,6 +16,8 @@ from typing import Any
 from mailwarden.pipeline import Pipeline
 from mailwarden.signing import Rotator, maintain
 
+from .report import report_schedule
+
 __all__ = ["run_until_signalled"]
 
 
@@ -26,8 +28,9 @@ async def run_until_signalled(
     rotator: Rotator | None = None,
 ) -> None:
     """Start `server`, `announce` it, and run until a signal; the pipeline's background work
-    (DNS-list health checks) and the DKIM key rotation (`rotator`: activation once DNS shows
-    a record, grace, revocation, schedule) run meanwhile, and are drained at the end."""
+    (DNS-list health checks, the DMARC reports' schedule) and the DKIM key rotation
+    (`rotator`: activation once DNS shows a record, grace, revocation, schedule) run
+    meanwhile, and are drained at the end."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -37,6 +40,8 @@ async def run_until_signalled(
     if pipeline is not None:
         # RFC 5782 §5 test entries at start and then hourly: a failing list is ignored
         background.append(asyncio.ensure_future(pipeline.health_loop(stop)))
+        # DMARC reports: the daily schedule and the watched Maildir ([reports])
+        background += [asyncio.ensure_future(work) for work in report_schedule(pipeline, stop)]
     if rotator is not None:
         interval = rotator.settings.check_interval
         background.append(asyncio.ensure_future(maintain(rotator, stop, interval)))

@@ -54,12 +54,16 @@ def require_maildir(path: str | Path, option: str = "--maildir") -> None:
 
 def data_dir_used(settings: Settings) -> bool:
     """Whether the gateway writes into its data directory: the built-in sink (no downstream),
-    a self-signed TLS pair, or the SQLite greylist store."""
+    a self-signed TLS pair, the SQLite greylist store, or DMARC recording (the SQLite report
+    store and the key of redacted failure reports)."""
     gateway = settings.gateway
     if gateway.relay_to is None:
         return True
     tls = gateway.tls
     if tls.enabled and not tls.cert_file and tls.self_signed:
+        return True
+    reports = settings.reports
+    if reports.record and (not reports.postgres or reports.failure.enabled):
         return True
     return settings.greylist.enabled and not settings.greylist.redis
 

@@ -36,6 +36,7 @@ from mailwarden.signing import DirectoryStore, Rotator, Signer, store_path
 from . import lifecycle
 from .common import DNSOptions, FiniteFloat, dns_options, fail, json_option, print_json
 from .paths import check_serve_paths, require_maildir
+from .report import report_keys_problem
 
 MAX_GREET_PAUSE = 300.0  # RFC 5321 §4.5.3.2.1: clients wait 5 minutes for the greeting
 
@@ -92,6 +93,8 @@ def serve(
     check_serve_paths(
         settings, "--data-dir" if data_dir else f"{settings.source}: gateway.data_dir"
     )
+    if (problem := report_keys_problem(settings)) is not None:
+        fail(problem)
     config = settings.gateway
     if config.hostname == "localhost":
         click.echo(
@@ -100,11 +103,11 @@ def serve(
             err=True,
         )
     try:
-        pipeline = build(settings, dns.build(settings, status=False), greylist=True)
+        pipeline = build(settings, dns.build(settings, status=False), greylist=True, reports=True)
     except ConfigError as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot open the greylist store: {exc.strerror or exc}")
+        fail(f"cannot open the greylist or report store: {exc.strerror or exc}")
     checks: Checks = PipelineChecks(pipeline)
     forwarding = _forwarding(settings)
     if forwarding is not None:  # bounces to the SRS domain are ours to take

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mailwarden.dns import Resolver
 from mailwarden.greylist import Greylister, GreylistStore, RedisStore, SQLiteStore
+from mailwarden.reports import Recorder, ReportStore, open_store, store_secret
 from mailwarden.settings import Settings
 
 from .checks import Pipeline
@@ -52,19 +53,34 @@ def build(
     clock: Callable[[], float] = time.time,
     network_checks: bool = True,
     greylist: bool | GreylistStore = False,
+    reports: bool | ReportStore = False,
 ) -> Pipeline:
     """The pipeline of `settings`. `resolver` defaults to the one `settings.dns` describes.
     `greylist` True opens the store the settings name (SQLite in the data directory, or
     Redis); a store uses that one; False (the default, for one-shot front ends such as the
-    CLI) greylists nothing. Raises ConfigError for settings that cannot be used."""
+    CLI) greylists nothing. `reports` alike: True records every final DMARC evaluation into
+    the report store the settings name (when `reports.record` is on), for the long-running
+    front ends. Raises ConfigError for settings that cannot be used."""
     if resolver is None:
         resolver = build_resolver(settings.dns, settings.source)
     greylister = None
     if greylist is not False and settings.greylist.enabled:
         store = greylist_store(settings) if greylist is True else greylist
         greylister = Greylister(store, config=settings.greylist.config, clock=clock)
+    recorder = None
+    if reports is not False and settings.reports.record:
+        data_dir = settings.gateway.data_dir
+        kept = open_store(settings.reports, data_dir) if reports is True else reports
+        # the key hashing redacted local parts: only failure reports need it
+        secret = store_secret(data_dir) if settings.reports.failure.enabled else b""
+        recorder = Recorder(kept, settings.reports, secret=secret, clock=clock)
     return Pipeline(
-        settings, resolver, clock=clock, network_checks=network_checks, greylister=greylister
+        settings,
+        resolver,
+        clock=clock,
+        network_checks=network_checks,
+        greylister=greylister,
+        recorder=recorder,
     )
 
 

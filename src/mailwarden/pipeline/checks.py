@@ -56,6 +56,7 @@ from mailwarden.policy import (
     iprev_symbols,
     spf_symbols,
 )
+from mailwarden.reports import Recorder
 from mailwarden.settings import Settings
 from mailwarden.spf import Identity, SPFChecker, SPFResult, split_sender
 from mailwarden.symbols import Symbol
@@ -74,7 +75,8 @@ class Pipeline:
 
     Build it with `mailwarden.pipeline.build(settings, resolver)`. `network_checks` False
     turns off iprev, HELO and DNS lists (the CLI's --no-network-checks); `greylister` is the
-    greylisting engine of front ends that greylist (the gateway).
+    greylisting engine of front ends that greylist (the gateway); `recorder` keeps every
+    final DMARC evaluation for reports (the long-running front ends).
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         network_checks: bool = True,
         greylister: Greylister | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         # One cache for all checks: identical lookups are asked once, and prefetched answers
         # (whole SPF trees, the DMARC tree walk) are waiting when a check needs them.
@@ -97,6 +100,7 @@ class Pipeline:
         self.policy: PolicyConfig = settings.policy
         self.network_checks = network_checks
         self.greylister = greylister
+        self.recorder = recorder
         self.spf = SPFChecker(resolver, receiver=self.authserv_id, clock=clock, prefetch=True)
         self.dkim = DKIMVerifier(resolver, clock=clock)
         several = settings.policy.several_authors is AuthorHandling.STRICTEST
@@ -344,10 +348,13 @@ class Pipeline:
         return parse(message, strict=strict, smtputf8=smtputf8)
 
     async def drain(self) -> None:
-        """Wait for background prefetches (before closing the event loop)."""
+        """Wait for background work (before closing the event loop): prefetches, and the
+        recorder's last writes."""
         await self.spf.drain()
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self.recorder is not None:  # what is queued is written, and the store closed
+            await self.recorder.close()
 
     async def health_loop(self, stop: asyncio.Event) -> None:
         """RFC 5782 §5 test entries at start and then hourly: a failing list is ignored."""

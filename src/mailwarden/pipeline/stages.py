@@ -38,6 +38,7 @@ from mailwarden.symbols import Symbol
 from .checks import Pipeline
 from .forged import forged_fields
 from .parsed import ParsedMessage
+from .recording import record
 from .results import ConnectionFacts, HeloFacts, MessageDecision, MessageVerdict
 
 __all__ = ["SessionChecks", "TransactionChecks"]
@@ -200,6 +201,15 @@ class TransactionChecks:
             decision.reply = verdict.policy.reply
         elif action is Action.ADD_HEADER and quarantine:
             decision.redirect_to = [quarantine]
+        if pipeline.recorder is not None and not session.trusted:  # mail received, not ours
+            record(
+                pipeline.recorder,
+                decision,
+                ip=session.client_ip,
+                mail_from=self.mail_from,
+                rcpts=rcpts,
+                now=pipeline.clock(),
+            )
         return decision
 
     async def _greylist(

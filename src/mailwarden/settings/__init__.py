@@ -5,7 +5,8 @@
 Sections: `[dns]` (servers, zones, timeout, retries), `[gateway]` (with `limits`, `timeouts`,
 `tls`), `[policy]` (with `thresholds`, `scores`), `[dnsbl]`, `[dmarc]`, `[deadlines]`,
 `[greylist]`, `[submission]` (the submission server, with its rate limits), `[signing]` (DKIM
-signing and key rotation) and `[forwarding]` (aliases, SRS, ARC sealing). Every
+signing and key rotation), `[forwarding]` (aliases, SRS, ARC sealing) and `[reports]` (DMARC
+reports: recording, sending, reading; in `mailwarden.reports`). Every
 key has its default here (or in the section's own dataclass), so no file is needed; an unknown
 table or key is an error that names it. Command-line options override keys through the same
 reader, so they are checked the same way and their errors name the option.
@@ -25,6 +26,7 @@ from mailwarden.dns import is_domain_name, normalize
 from mailwarden.dnsbl import DEFAULT_LISTS, DNSList, ListConfigError, parse_list
 from mailwarden.greylist import GreylistConfig
 from mailwarden.policy import PolicyConfig
+from mailwarden.reports import ReportSettings
 from mailwarden.schema import InvalidSetting, setting
 from mailwarden.signing import SigningSettings
 
@@ -203,6 +205,7 @@ class Settings:
     submission: SubmissionSettings = setting(default_factory=SubmissionSettings)
     signing: SigningSettings = setting(default_factory=SigningSettings)
     forwarding: ForwardingSettings = setting(default_factory=ForwardingSettings)
+    reports: ReportSettings = setting(default_factory=ReportSettings)
     source: str = setting("<defaults>", internal=True)
 
 

@@ -148,7 +148,7 @@ async def load_sqlite(store: SQLiteStore, keys: int) -> None:
         db.executemany("INSERT OR REPLACE INTO triplets VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows())
         db.execute("COMMIT")
 
-    await store._run(work)
+    await store.file.run(work)
 
 
 async def load_redis(store: RedisStore, keys: int) -> None:

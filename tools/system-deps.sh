@@ -7,6 +7,7 @@ needed=(
     "postfix postfix"
     "swaks swaks"
     "nsd nsd"
+    "ip iproute2"
     "postsrsd postsrsd"
     "pg_ctlcluster postgresql"
 )

@@ -117,8 +117,11 @@ def _answers(port: int, apex: str) -> bool:
     return data[:2] == b"\x42\x42"
 
 
-def start_nsd(folder: Path, zones: dict[str, str], *, wait: float = 20.0) -> NSD:
-    """Serve `zones` (apex -> master file text) from a private nsd; RuntimeError if it fails."""
+def start_nsd(
+    folder: Path, zones: dict[str, str], *, wait: float = 20.0, extra: str = ""
+) -> NSD:
+    """Serve `zones` (apex -> master file text) from a private nsd; RuntimeError if it fails.
+    `extra`: more nsd.conf sections (such as `dnstap:`), written before the zones."""
     program = nsd_program()
     if program is None:
         raise RuntimeError("nsd is not installed (Debian package nsd)")
@@ -131,7 +134,8 @@ def start_nsd(folder: Path, zones: dict[str, str], *, wait: float = 20.0) -> NSD
         entries.append(ZONE_ENTRY.format(name=apex.strip(".") + ".", file=file))
     for _ in range(5):  # another process may take the port between the check and nsd's bind
         port = _free_port()
-        (root / "nsd.conf").write_text(CONFIG.format(port=port, root=root) + "".join(entries))
+        config = CONFIG.format(port=port, root=root) + extra + "".join(entries)
+        (root / "nsd.conf").write_text(config)
         process = subprocess.Popen(
             [program, "-d", "-c", str(root / "nsd.conf")],
             stdout=subprocess.DEVNULL,

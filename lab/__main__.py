@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from . import DEFAULT_DIR, DEFAULT_PREFIX
-from .netns import namespaces_available, remove_lab
+from .netns import check_prefix, namespaces_available, remove_lab
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="namespace name prefix")
     parser.add_argument("--only", action="append", metavar="SCENARIO", help="run only these")
     args = parser.parse_args(argv)
+    try:
+        check_prefix(args.prefix)
+    except ValueError as exc:
+        print(f"lab: {exc}", file=sys.stderr)
+        return 2
     why = namespaces_available(probe=args.command == "run")
     if why is not None:
         print(f"lab: {why}", file=sys.stderr)

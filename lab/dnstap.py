@@ -110,7 +110,7 @@ def _read_exact(read: Callable[[int], bytes], size: int) -> bytes:
     while len(data) < size:
         piece = read(size - len(data))
         if not piece:
-            raise EOFError
+            raise FrameError(f"the stream ended inside a frame ({len(data)} of {size} octets)")
         data += piece
     return data
 
@@ -120,10 +120,11 @@ def read_frames(read: Callable[[int], bytes], write: Callable[[bytes], None]) ->
     through `write`. Ends at STOP (after answering FINISH) or at a clean end of stream."""
     started = False
     while True:
-        try:
-            head = _read_exact(read, 4)
-        except EOFError:
-            return
+        head = read(4)
+        if not head:
+            return  # a clean end between frames
+        if len(head) < 4:
+            head += _read_exact(read, 4 - len(head))
         length = _U32.unpack(head)[0]
         if length:
             if not started:
@@ -376,7 +377,7 @@ class Collector:
                         with self._arrived:
                             self.events.append(event)
                             self._arrived.notify_all()
-            except (FrameError, OSError, EOFError) as exc:
+            except (FrameError, OSError) as exc:
                 with self._lock:
                     self.errors.append(f"{type(exc).__name__}: {exc}")
 

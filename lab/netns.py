@@ -30,6 +30,7 @@ __all__ = [
     "Host",
     "Network",
     "NetworkError",
+    "check_prefix",
     "ip_program",
     "lab_namespaces",
     "namespaces_available",
@@ -86,8 +87,17 @@ class Host:
         return self.addresses[0]
 
 
+def check_prefix(prefix: str) -> str:
+    """The prefix, if it can name a lab: 1-8 lower-case letters and digits, a letter first
+    (interface names are short, and `teardown` must never match anything but a lab's)."""
+    if not _PREFIX.fullmatch(prefix):
+        raise ValueError(f"lab prefix {prefix!r}: 1-8 lower-case letters and digits")
+    return prefix
+
+
 def lab_namespaces(prefix: str) -> list[str]:
     """The namespaces of a lab with this prefix that exist now."""
+    check_prefix(prefix)
     listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     names = [line.split()[0] for line in listing.splitlines() if line.strip()]
     return sorted(name for name in names if name.startswith(f"{prefix}-"))
@@ -145,9 +155,7 @@ class Network:
     """The namespaces of one lab: `create()` builds them, `teardown()` removes them."""
 
     def __init__(self, prefix: str, hosts: Sequence[Host], *, nameserver: str, plen: int = 16):
-        if not _PREFIX.fullmatch(prefix):
-            raise ValueError(f"lab prefix {prefix!r}: 1-8 lower-case letters and digits")
-        self.prefix = prefix
+        self.prefix = check_prefix(prefix)
         self.hosts = {host.name: host for host in hosts}
         self.nameserver = nameserver
         self.plen = plen

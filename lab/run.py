@@ -147,6 +147,7 @@ class Lab:
         self.forwarding = forwarding_available()
         self._last_scenario_end = 0.0
         self._markers = 0
+        self._outside: list[subprocess.Popen[bytes]] = []  # programs run outside the lab
 
     # -- building --------------------------------------------------------------------------
 
@@ -177,6 +178,12 @@ class Lab:
             self.collector.close()
             self.collector = None
         teardown(self.prefix)
+        for process in self._outside:
+            if process.poll() is None:
+                process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.communicate(timeout=5)
+        self._outside.clear()
         for service in self.services:
             with contextlib.suppress(OSError):
                 service.process.kill()
@@ -198,6 +205,7 @@ class Lab:
         for host in ADDRESSES:
             self.path(host).mkdir(mode=0o755)
         user = self._add_user()  # the slowest to start: a Python program and an argon2 hash
+        self._outside.append(user)  # not in a namespace: `close` ends it if need be
         zones = Zones(keys=self._keys())
         self.net.create()
         self.collector = Collector(self.path("dns", "dnstap.sock"))
@@ -205,9 +213,9 @@ class Lab:
         postfixes = self._start_postfixes()
         self._wait_nsd()
         self._start_gateways()
-        if user.wait(timeout=120) != 0:
-            error = (user.stderr.read() if user.stderr else b"").decode(errors="replace")
-            raise LabError(f"mailwarden user add: {error.strip()}")
+        _, error = user.communicate(timeout=120)
+        if user.returncode != 0:
+            raise LabError(f"mailwarden user add: {error.decode(errors='replace').strip()}")
         self._spawn(
             "a",
             "msa",
@@ -365,24 +373,25 @@ recipient_canonical_classes = envelope_recipient, header_recipient
     def _add_user(self) -> subprocess.Popen[bytes]:
         """Alice's account on her MSA (argon2id hash in the MSA's user store), being made."""
         self._write_msa_config()
-        process = subprocess.Popen(
-            [
-                self.mailwarden,
-                "user",
-                "add",
-                ALICE,
-                "--password-stdin",
-                "--config",
-                str(self.path("a", "msa.toml")),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        assert process.stdin is not None
-        process.stdin.write(PASSWORD.encode())
-        process.stdin.close()
-        return process
+        password = self.path("a", "password")
+        password.write_text(PASSWORD)
+        password.chmod(0o600)
+        with open(password, "rb") as stdin:
+            return subprocess.Popen(
+                [
+                    self.mailwarden,
+                    "user",
+                    "add",
+                    ALICE,
+                    "--password-stdin",
+                    "--config",
+                    str(self.path("a", "msa.toml")),
+                ],
+                stdin=stdin,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                preexec_fn=_die_with_parent,
+            )
 
     def _wait_nsd(self) -> None:
         log = self.path("dns", "nsd.log")

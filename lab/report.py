@@ -460,33 +460,51 @@ def _strings(value: object) -> list[str]:
     return [str(item) for item in value] if isinstance(value, list) else []
 
 
+def _forward_split(
+    observation: Observation,
+) -> tuple[list[Exchange], list[Exchange], list[Exchange]]:
+    """The forwarder's queries: its MX's checks of the message, its MTA's routing to b.example,
+    and what came after (the bounce: its MX's checks of it, the routing back)."""
+    queries = _queries_of(observation, ADDRESSES["fwd"][0])
+    to_b = [e.time for e in queries if e.rdtype == "MX" and e.name == "b.example"]
+    start = to_b[0] if to_b else float("inf")
+    before = [e for e in queries if e.time < start]
+    after = [e for e in queries if e.time >= start]
+    checks, _ = _split_mta(before)
+    _, routing = _split_mta(after)
+    towards_b = [e for e in routing if e.name in ("b.example", B_MX)][:2]
+    later = [e for e in after if e not in towards_b]
+    return checks, towards_b, later
+
+
 def _forwarder_steps(writer: _Writer, observation: Observation) -> None:
     address = ADDRESSES["fwd"][0]
-    checks, routing = _split_mta(_queries_of(observation, address))
+    checks, towards_b, _ = _forward_split(observation)
     writer.step("3a", f"The forwarder's MX ({FWD_MX}) checks the message and forwards it")
     writer.detail(dns_line(e) for e in checks)
     for record in _records(observation, "fwd"):
         if record.client != address:
             _verdict(writer, record, FWD_MX)
     writer.step("3b", "The forwarder's MTA sends it on, the envelope sender rewritten with SRS")
-    writer.detail(dns_line(e) for e in routing if e.name in ("b.example", B_MX))
-    _dialogues(writer, [(p, lines) for p, lines in _chat(observation, "fwd") if B_MX in p])
+    writer.detail(dns_line(e) for e in towards_b)
+    _dialogues(writer, [(p, lines) for p, lines in _chat(observation, "fwd") if B_MX in p][:1])
 
 
 def _bounce_step(writer: _Writer, observation: Observation) -> None:
     address = ADDRESSES["fwd"][0]
-    _, routing = _split_mta(_queries_of(observation, address))
-    writer.step("11", "The forwarder's MTA bounces it; the SRS address leads back to Alice")
+    _, _, later = _forward_split(observation)
+    writer.step("11", "The forwarder's MTA bounces it to the SRS address; its MX reverses it")
     writer.detail(
         _clip(f"{d.queue_id}: to=<{d.to}> status={d.status} ({d.detail})")
         for d in deliveries(observation.postfix.get("fwd", ""))
     )
+    writer.detail(dns_line(e) for e in later)
     for record in _records(observation, "fwd"):
         if record.client == address:
             writer.wrapped(
-                f"{FWD_MX} takes the bounce for {', '.join(record.rcpts)}: {record.reply}"
+                f"⇒ {FWD_MX} takes the bounce for {', '.join(record.rcpts)} and sends it on to "
+                f"the address it stands for: {record.reply}"
             )
-    writer.detail(dns_line(e) for e in routing if e.name not in ("b.example", B_MX))
     _dialogues(writer, [(p, lines) for p, lines in _chat(observation, "fwd") if B_MX not in p])
     writer.detail(["In Alice's mailbox:"])
     writer.detail(_header_lines(observation.alice[-1], full_results=""))

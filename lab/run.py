@@ -8,21 +8,20 @@ returns its `Observation`.
 
 Hosts and their programs (each under root/<host>/):
 - dns: nsd, authoritative for every lab zone, logging each query and answer over dnstap;
-- a: `mailwarden submit` (the MSA, :587) relaying to Postfix (the MTA), which also takes
-  mail for a.example (Alice's Maildir, where bounces land);
+- a: `mailwarden submit` (the MSA, :587; Alice's account made with `mailwarden user add`, its
+  DKIM keys with `mailwarden dkim rotate`, active once DNS shows them) relaying to Postfix
+  (the MTA), which also takes mail for a.example (Alice's Maildir, where bounces land);
 - b: `mailwarden serve` (the MX) relaying before-queue to Postfix (Bob's Maildir);
 - list: `mailwarden serve` (the list's MX) relaying to lab.listhost (the list manager);
-- fwd: `mailwarden serve` with forwarding (SRS, ARC) relaying to Postfix (the forwarder's
-  MTA), when this mailwarden has it; see `forwarder` below;
+- fwd: `mailwarden serve` with `[forwarding]` (aliases, SRS into srs.fwd.d.example, an ARC
+  seal) relaying to Postfix (the forwarder's MTA), which delivers and bounces;
 - alice and zombie: nothing runs there; swaks is run there for each scenario.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import ctypes
-import importlib.util
 import json
 import os
 import shutil
@@ -34,13 +33,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from mailwarden.dkim import generate_key, key_record, private_key_pem
 
 from . import DEFAULT_DIR, DEFAULT_PREFIX
 from .dnstap import Collector, exchanges
 from .netns import Network, lab_namespaces, teardown
-from .postfix import VMAIL_UID, write_postfix
+from .postfix import write_postfix
 from .scenarios import ALICE, PASSWORD, LogRecord, Observation, Scenario
 from .topology import (
     A_MTA,
@@ -51,6 +51,7 @@ from .topology import (
     HOSTS,
     LIST_MX,
     NAMESERVER,
+    SRS_DOMAIN,
     TTL,
     DKIMKey,
     Zones,
@@ -61,7 +62,6 @@ __all__ = ["Lab", "LabError", "signals_raise"]
 PROJECT = Path(__file__).resolve().parent.parent
 SEARCH_PATH = f"/usr/sbin:/usr/bin:/sbin:/bin:{os.environ.get('PATH', '')}"
 INTERNAL_PORT = 10025  # each host's Postfix (or list manager) behind its mailwarden
-SRS_FORWARD_PORT, SRS_REVERSE_PORT = 10001, 10002  # postsrsd's tables (the stand-in)
 FORWARDS = {  # the forwarder's aliases: Bob's old address, and one whose target has left
     "bob@fwd.d.example": "bob@b.example",
     "robert@fwd.d.example": "robert@b.example",
@@ -108,11 +108,6 @@ def mailwarden_program() -> str:
     return program("mailwarden")
 
 
-def forwarding_available() -> bool:
-    """Does this mailwarden forward with SRS and ARC (`[forwarding]`, `mailwarden srs`)?"""
-    return importlib.util.find_spec("mailwarden.srs") is not None
-
-
 @dataclass
 class Service:
     """A long-running program of one host (its output files, its process)."""
@@ -144,10 +139,9 @@ class Lab:
         self.collector: Collector | None = None
         self.mailwarden = mailwarden_program()
         self.postfix = program("postfix")
-        self.forwarding = forwarding_available()
         self._last_scenario_end = 0.0
         self._markers = 0
-        self._outside: list[subprocess.Popen[bytes]] = []  # programs run outside the lab
+        self._commands: list[subprocess.Popen[bytes]] = []  # short-lived commands running
 
     # -- building --------------------------------------------------------------------------
 
@@ -178,12 +172,12 @@ class Lab:
             self.collector.close()
             self.collector = None
         teardown(self.prefix)
-        for process in self._outside:
+        for process in self._commands:
             if process.poll() is None:
                 process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.communicate(timeout=5)
-        self._outside.clear()
+        self._commands.clear()
         for service in self.services:
             with contextlib.suppress(OSError):
                 service.process.kill()
@@ -195,52 +189,91 @@ class Lab:
         return self.root.joinpath(*parts)
 
     def _build(self) -> None:
-        """Everything up, in the order things depend on one another: the network and the DNS
-        server first (the gateways test their block list at start-up), then the MTAs and the
-        gateways together, the MSA once Alice's account exists."""
+        """Everything up, in the order things depend on one another: a.example's keys before
+        the zones that publish them; the network and the DNS server before anything that
+        looks something up (the gateways test their block list at start-up, the MSA's keys
+        start signing once DNS shows them); the MSA once Alice's account exists."""
         if self.root.exists():
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True)
         self.root.chmod(0o755)
         for host in ADDRESSES:
             self.path(host).mkdir(mode=0o755)
-        user = self._add_user()  # the slowest to start: a Python program and an argon2 hash
-        self._outside.append(user)  # not in a namespace: `close` ends it if need be
-        zones = Zones(keys=self._keys())
+        self._write_msa_config()
+        # the slowest to start (Python programs; an argon2 hash) go first, side by side
+        user = self._command(
+            [self.mailwarden, "user", "add", ALICE, "--password-stdin", *self._msa], PASSWORD
+        )
+        rotate = self._command(
+            [self.mailwarden, "dkim", "rotate", "--domain", "a.example", "--json", *self._msa]
+        )
+        keys = self._static_keys() + _published(self._finish(rotate, "dkim rotate --domain"))
         self.net.create()
         self.collector = Collector(self.path("dns", "dnstap.sock"))
-        self._start_nsd(zones.render())
+        self._start_nsd(Zones(keys=keys).render())
         postfixes = self._start_postfixes()
         self._wait_nsd()
         self._start_gateways()
-        _, error = user.communicate(timeout=120)
-        if user.returncode != 0:
-            raise LabError(f"mailwarden user add: {error.decode(errors='replace').strip()}")
-        self._spawn(
-            "a",
-            "msa",
-            [self.mailwarden, "submit", "--json", "--config", str(self.path("a", "msa.toml"))],
+        pause(0)
+        advance = subprocess.Popen(
+            self.net.command(
+                "a", [self.mailwarden, "dkim", "rotate", "--advance", "--json", *self._msa]
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
         )
+        self._commands.append(advance)
+        activated = _activated(self._finish(advance, "dkim rotate --advance"))
+        if len(activated) != 2:
+            raise LabError(f"a.example's keys did not become active: {activated}")
+        self._finish(user, "user add")
+        self._spawn("a", "msa", [self.mailwarden, "submit", "--json", *self._msa])
         for host, process in postfixes.items():
             out, _ = process.communicate(timeout=120)
             if process.returncode != 0:
                 raise LabError(f"postfix on {host}: {out.decode(errors='replace')[-2000:]}")
         self._wait_ready()
 
-    def _keys(self) -> list[DKIMKey]:
-        """a.example's two DKIM keys (RSA and Ed25519, RFC 8463 §6) and the ARC key of the
-        list (RSA: RFC 8617 allows only rsa-sha256)."""
+    @property
+    def _msa(self) -> list[str]:
+        return ["--config", str(self.path("a", "msa.toml"))]
+
+    def _command(self, argv: list[str], stdin: str = "") -> subprocess.Popen[bytes]:
+        """A mailwarden command that needs no network, run outside the lab's namespaces
+        (ended by `close` if the run stops first)."""
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+        assert process.stdin is not None
+        process.stdin.write(stdin.encode())
+        process.stdin.close()
+        process.stdin = None  # communicate() must not flush a closed pipe
+        self._commands.append(process)
+        return process
+
+    @staticmethod
+    def _finish(process: subprocess.Popen[bytes], what: str) -> bytes:
+        out, err = process.communicate(timeout=120)
+        pause(0)
+        if process.returncode != 0:
+            raise LabError(f"mailwarden {what}: {err.decode(errors='replace').strip()[-2000:]}")
+        return out
+
+    def _static_keys(self) -> list[DKIMKey]:
+        """The keys that are not rotated: the ARC keys of the list and of the forwarder (RSA:
+        RFC 8617 allows only rsa-sha256). a.example's DKIM keys come from `dkim rotate`."""
         keys = []
-        for folder, domain, selector, kind in (
-            ("a", "a.example", "lab-rsa", "rsa"),
-            ("a", "a.example", "lab-ed25519", "ed25519"),
-            ("list", "lists.c.example", "arc", "rsa"),
-        ):
-            key = generate_key(kind)
-            path = self.path(folder, f"{selector}.{domain}.pem")
+        for folder, domain in (("list", "lists.c.example"), ("fwd", "fwd.d.example")):
+            key = generate_key("rsa")
+            path = self.path(folder, f"arc.{domain}.pem")
             path.write_bytes(private_key_pem(key))
             path.chmod(0o600)
-            keys.append(DKIMKey(domain, selector, key_record(key)))
+            keys.append(DKIMKey(domain, "arc", key_record(key)))
         return keys
 
     def _spawn(
@@ -334,13 +367,15 @@ remote-control:
             ),
             # the forwarder's MTA: what the MX forwards leaves from here; its public address
             # belongs to the MX, so a bounce sent there is not a loop to itself
+            # (named apart from the MX, whose greeting it would take for its own, a loop, when
+            # it sends a bounce to the SRS domain; it says HELO as the host, mx.fwd.d.example)
             "fwd": write_postfix(
                 self.path("fwd", "postfix"),
-                hostname=FWD_MX,
+                hostname="mta.fwd.d.example",
                 listeners=[("127.0.0.1", INTERNAL_PORT)],
                 mailboxes={},
                 interfaces=["127.0.0.1"],
-                extra=self._forwarder_postfix(),
+                extra=f"smtp_bind_address = {ADDRESSES['fwd'][0]}\nsmtp_helo_name = {FWD_MX}\n",
             ),
         }
         return {
@@ -352,47 +387,6 @@ remote-control:
             for host, etc in configs.items()
         }
 
-    def _forwarder_postfix(self) -> str:
-        """The forwarder's Postfix settings. With mailwarden's own forwarding the MX rewrites
-        (SRS) and seals (ARC), and Postfix only relays. Without it (a mailwarden without
-        `[forwarding]`), the stand-in is the usual Postfix set-up: the aliases in
-        virtual_alias_maps and postsrsd's lookup tables for the envelope (no ARC seal)."""
-        if self.forwarding:
-            return f"smtp_bind_address = {ADDRESSES['fwd'][0]}\n"
-        aliases = ", ".join(f"{source}={target}" for source, target in FORWARDS.items())
-        return f"""\
-smtp_bind_address = {ADDRESSES["fwd"][0]}
-virtual_alias_domains = fwd.d.example
-virtual_alias_maps = inline:{{ {aliases} }}
-sender_canonical_maps = tcp:127.0.0.1:{SRS_FORWARD_PORT}
-sender_canonical_classes = envelope_sender
-recipient_canonical_maps = tcp:127.0.0.1:{SRS_REVERSE_PORT}
-recipient_canonical_classes = envelope_recipient, header_recipient
-"""
-
-    def _add_user(self) -> subprocess.Popen[bytes]:
-        """Alice's account on her MSA (argon2id hash in the MSA's user store), being made."""
-        self._write_msa_config()
-        password = self.path("a", "password")
-        password.write_text(PASSWORD)
-        password.chmod(0o600)
-        with open(password, "rb") as stdin:
-            return subprocess.Popen(
-                [
-                    self.mailwarden,
-                    "user",
-                    "add",
-                    ALICE,
-                    "--password-stdin",
-                    "--config",
-                    str(self.path("a", "msa.toml")),
-                ],
-                stdin=stdin,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                preexec_fn=_die_with_parent,
-            )
-
     def _wait_nsd(self) -> None:
         log = self.path("dns", "nsd.log")
         deadline = time.monotonic() + READY_TIMEOUT
@@ -402,7 +396,7 @@ recipient_canonical_classes = envelope_recipient, header_recipient
                     raise LabError(f"{service.name} stopped: {service.failure()}")
             if time.monotonic() > deadline:
                 raise LabError(f"nsd did not start: {log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.05)
+            pause(0.05)
 
     def _common_toml(self, host: str, hostname: str) -> str:
         return f"""\
@@ -418,12 +412,8 @@ log_file = "{self.path(host, "transactions.jsonl")}"
 """
 
     def _write_msa_config(self) -> None:
+        """The MSA's settings; its DKIM keys are rotated ones, in <data_dir>/dkim."""
         a = ADDRESSES["a"][0]
-        keys = "".join(
-            f'[[signing.keys]]\ndomain = "a.example"\nselector = "{selector}"\n'
-            f'key_file = "{self.path("a", f"{selector}.a.example.pem")}"\n\n'
-            for selector in ("lab-rsa", "lab-ed25519")
-        )
         self.path("a", "msa.toml").write_text(
             self._common_toml("a", A_MTA)
             + f"""
@@ -442,8 +432,7 @@ use = []
 time_cost = 2
 memory_cost = 19456
 parallelism = 1
-
-{keys}"""
+"""
         )
 
     def _gateway_toml(self, host: str, hostname: str, domains: list[str], extra: str) -> Path:
@@ -513,28 +502,33 @@ hard_reject = ["RBL_LAB_LISTED"]
         self._start_forwarder()
 
     def _start_forwarder(self) -> None:
-        """fwd.d.example's MX; with the stand-in, postsrsd beside its Postfix."""
-        fwd_config = self._gateway_toml("fwd", FWD_MX, ["fwd.d.example"], "")
-        self._spawn("fwd", "mx", [self.mailwarden, "serve", "--json", "--config", str(fwd_config)])
-        if self.forwarding:
-            return
-        secret = self.path("fwd", "srs.secret")
-        secret.write_text(base64.b64encode(os.urandom(24)).decode() + "\n")
-        secret.chmod(0o600)
-        self._spawn(
-            "fwd",
-            "postsrsd",
-            [
-                program("postsrsd"),
-                f"-s{secret}",
-                "-dfwd.d.example",
-                "-l127.0.0.1",
-                f"-f{SRS_FORWARD_PORT}",
-                f"-r{SRS_REVERSE_PORT}",
-                "-4",
-            ],
-            announces=False,
+        """fwd.d.example's MX: mailwarden's forwarding rewrites the sender of what it forwards
+        (SRS), seals it (ARC, with its own key) and hands it to the forwarder's Postfix; a
+        bounce to an SRS address comes back here and goes back to the original sender."""
+        aliases = self.path("fwd", "aliases")
+        aliases.write_text(
+            "# the forwarder's aliases (written by the mailwarden lab)\n"
+            + "".join(f"{source}: {target}\n" for source, target in FORWARDS.items())
         )
+        key = self.path("fwd", "arc.fwd.d.example.pem")
+        config = self._gateway_toml(
+            "fwd",
+            FWD_MX,
+            ["fwd.d.example"],
+            f"""
+[forwarding]
+aliases = "{aliases}"
+srs_domain = "{SRS_DOMAIN}"
+arc_seal = true
+arc_domain = "fwd.d.example"
+
+[[signing.keys]]
+domain = "fwd.d.example"
+selector = "arc"
+key_file = "{key}"
+""",
+        )
+        self._spawn("fwd", "mx", [self.mailwarden, "serve", "--json", "--config", str(config)])
 
     def _wait_ready(self) -> None:
         """Every long-running program that says so listens (it printed its announcement)."""
@@ -548,7 +542,7 @@ hard_reject = ["RBL_LAB_LISTED"]
             if time.monotonic() > deadline:
                 names = ", ".join(f"{s.name} on {s.host}" for s in waiting)
                 raise LabError(f"not listening after {READY_TIMEOUT:.0f} s: {names}")
-            time.sleep(0.1)
+            pause(0.1)
 
     # -- running scenarios -----------------------------------------------------------------
 
@@ -593,13 +587,13 @@ hard_reject = ["RBL_LAB_LISTED"]
         assert self.collector is not None
         events = self.collector.snapshot()
         last = max([e.time for e in events] + [self._last_scenario_end])
-        pause = last + CACHE_SECONDS - time.time()
-        if pause > 0:
-            time.sleep(pause)
+        while time.time() < last + CACHE_SECONDS:
+            pause(0.1)
 
     def send(self, scenario: Scenario) -> Observation:
         """Run one scenario and gather what every host recorded meanwhile."""
         assert self.collector is not None
+        pause(0)
         self._wait_caches_expired()
         logs, postfix_logs = self._logs(), self._postfix_logs()
         log_marks = {name: self._size(path) for name, path in logs.items()}
@@ -611,7 +605,7 @@ hard_reject = ["RBL_LAB_LISTED"]
         if result.returncode == 0:
             self._wait_outcome(bob_before, alice_before, postfix_logs, postfix_marks)
         self._dns_marker(scenario.key)
-        time.sleep(0.2)  # Postfix's log daemon writes a moment after the fact
+        pause(0.2)  # Postfix's log daemon writes a moment after the fact
         ended = time.time()
         self._last_scenario_end = ended
         records: dict[str, list[LogRecord]] = {}
@@ -670,7 +664,28 @@ hard_reject = ["RBL_LAB_LISTED"]
             for name, path in postfix_logs.items():
                 if "status=deferred" in self._since(path, postfix_marks[name]):
                     return
-            time.sleep(0.1)
+            pause(0.1)
+
+
+def _events(output: bytes) -> list[dict[str, Any]]:
+    """The events `mailwarden dkim rotate --json` printed."""
+    found = _json(output.decode("utf-8", "replace"))
+    events = found.get("events") if isinstance(found, dict) else None
+    return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
+
+
+def _published(output: bytes) -> list[DKIMKey]:
+    """The records `dkim rotate --domain` says to publish."""
+    return [
+        DKIMKey(str(e["domain"]), str(e["selector"]), str(e["publish"]))
+        for e in _events(output)
+        if e.get("event") == "created" and e.get("publish")
+    ]
+
+
+def _activated(output: bytes) -> list[str]:
+    """The selectors `dkim rotate --advance` started signing with."""
+    return [str(e.get("selector")) for e in _events(output) if e.get("event") == "activated"]
 
 
 def _json(line: str) -> object:
@@ -680,19 +695,34 @@ def _json(line: str) -> object:
         return None
 
 
+_signalled: list[int] = []  # the signals received while `signals_raise` was in force
+
+
+def pause(seconds: float) -> None:
+    """Sleep, but end the run if a signal came: a KeyboardInterrupt raised by the handler can
+    be lost (Python ignores exceptions raised at some points, a fork's handlers among them),
+    so every wait of the lab looks here too."""
+    if _signalled:
+        raise KeyboardInterrupt(f"signal {_signalled[0]}")
+    time.sleep(seconds)
+    if _signalled:
+        raise KeyboardInterrupt(f"signal {_signalled[0]}")
+
+
 @contextlib.contextmanager
 def signals_raise() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the run like Ctrl-C does, so the teardown always runs."""
+    """SIGINT, SIGTERM and SIGHUP end the run (KeyboardInterrupt), so the teardown always
+    runs; the signal is also remembered for `pause`, should the exception be lost."""
 
     def interrupt(signum: int, frame: object) -> None:
+        _signalled.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, interrupt) for s in signals}
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-_ = VMAIL_UID
+        _signalled.clear()

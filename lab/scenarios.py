@@ -144,15 +144,15 @@ SCENARIOS = (
         "forward",
         "Through a forwarder",
         "Alice writes to Bob's old address bob@fwd.d.example, which forwards to bob@b.example. "
-        "The forwarder rewrites the envelope sender with SRS, so SPF passes for "
-        "fwd.d.example, and leaves the message alone, so Alice's DKIM signature still "
-        "verifies and DMARC passes.",
+        "The forwarder rewrites the envelope sender with SRS (into srs.fwd.d.example, whose "
+        "SPF names the forwarder), so SPF passes, and leaves the message alone, so Alice's DKIM "
+        "signatures still verify and DMARC passes. It also ARC-seals what it verified.",
         "alice",
         _submission("bob@fwd.d.example", "Forwarded?", "Hi Bob,\ndoes your old address work?\n"),
         Expectation(
             Result.DELIVERED,
-            auth={"spf": "pass", "dkim": "pass", "dmarc": "pass"},
-            mentions=("SRS0=",),
+            auth={"spf": "pass", "dkim": "pass", "dmarc": "pass", "arc": "pass"},
+            mentions=("SRS0=", "@srs.fwd.d.example"),
         ),
         via="fwd",
     ),
@@ -160,11 +160,15 @@ SCENARIOS = (
         "bounce",
         "A forward that bounces back",
         "Alice writes to robert@fwd.d.example, forwarded to robert@b.example, who has left. "
-        "Bob's MX refuses the recipient; the forwarder's MTA sends the bounce to the SRS "
-        "address, which the forwarder turns back into alice@a.example.",
+        "Bob's MX refuses the recipient; the forwarder's MTA sends the bounce to the envelope "
+        "sender, the SRS address; it reaches the forwarder's MX, which checks the hash and the "
+        "timestamp in it and turns it back into alice@a.example.",
         "alice",
         _submission("robert@fwd.d.example", "Are you there?", "Hi Robert,\nstill around?\n"),
-        Expectation(Result.BOUNCED, mentions=("robert@b.example", "5.1.1")),
+        Expectation(
+            Result.BOUNCED,
+            mentions=("Final-Recipient: rfc822; robert@b.example", "Status: 5.1.1"),
+        ),
         via="fwd",
     ),
 )

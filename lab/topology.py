@@ -5,7 +5,8 @@
     10.99.1.25    mail.a.example        a.example's MSA (mailwarden submit, :587) and MTA (Postfix)
     10.99.2.25    mx.b.example          b.example's MX (mailwarden serve) before Bob's mailbox
     10.99.3.25    mx.lists.c.example    a mailing list: tags the subject, adds a footer, ARC-seals
-    10.99.4.25    mx.fwd.d.example      a forwarder: bob@fwd.d.example goes to bob@b.example (SRS)
+    10.99.4.25    mx.fwd.d.example      a forwarder: bob@fwd.d.example goes to bob@b.example, its
+                                        sender rewritten into srs.fwd.d.example (SRS)
     10.99.66.6    (a zombie)            no name, no right to send for a.example
     10.99.66.66   (the same zombie)     listed in the block list bl.example
 
@@ -48,6 +49,7 @@ A_MTA = "mail.a.example"
 B_MX = "mx.b.example"
 LIST_MX = "mx.lists.c.example"
 FWD_MX = "mx.fwd.d.example"
+SRS_DOMAIN = "srs.fwd.d.example"
 BLOCKLIST = "bl.example"
 
 
@@ -127,6 +129,10 @@ class Zones:
                 ("_dmarc", "TXT", _txt("v=DMARC1; p=none")),
                 ("mx", "A", ADDRESSES["fwd"][0]),
                 ("mx", "TXT", _txt(f"v=spf1 ip4:{ADDRESSES['fwd'][0]} -all")),
+                ("mta", "A", ADDRESSES["fwd"][0]),  # its Postfix's name (bounces come from it)
+                # the dedicated SRS domain: the forwarder may send as it, bounces reach it
+                ("srs", "MX", f"10 {FWD_MX}."),
+                ("srs", "TXT", _txt(f"v=spf1 ip4:{ADDRESSES['fwd'][0]} -all")),
             ],
             # forward-confirmed reverse DNS for the servers; none for the laptop and the zombie
             "99.10.in-addr.arpa": [

@@ -98,7 +98,7 @@ def require_lab() -> None:
     why = namespaces_available()
     if why is not None:
         unavailable(f"the lab cannot run here: {why}")
-    for name in ("nsd", "postfix", "swaks", "postsrsd"):
+    for name in ("nsd", "postfix", "swaks"):
         if shutil.which(name, path=SEARCH_PATH) is None:
             unavailable(f"the lab needs {name} (`make system-deps` installs it)")
 

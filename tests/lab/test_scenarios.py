@@ -258,7 +258,10 @@ def test_matches_lists_every_difference(
 
 def test_judge_reads_the_messages_for_what_must_be_mentioned() -> None:
     scenario = next(s for s in SCENARIOS if s.key == "forward")
-    message = DELIVERED.replace(b"Return-Path: <alice@a.example>", b"Return-Path: <SRS0=x>")
+    message = DELIVERED.replace(
+        b"Return-Path: <alice@a.example>",
+        b"Return-Path: <SRS0=x=y=a.example=alice@srs.fwd.d.example>",
+    ).replace(b"header.from=a.example", b"header.from=a.example; arc=pass")
     outcome, problems = judge(_observation(scenario=scenario, bob=[message]))
     assert outcome.result is Result.DELIVERED
     assert problems == []

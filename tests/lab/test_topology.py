@@ -84,3 +84,8 @@ def test_a_long_key_is_published_in_strings_of_at_most_255_octets() -> None:
     strings = record.strip('"').split('" "')
     assert "".join(strings) == KEY
     assert [len(s) for s in strings] == [255, len(KEY) - 255]
+
+
+def test_the_srs_domain_may_be_sent_as_by_the_forwarder_and_takes_its_bounces() -> None:
+    assert lookup("srs.fwd.d.example", "MX") == ["10 mx.fwd.d.example."]
+    assert lookup("srs.fwd.d.example", "TXT") == [f'"v=spf1 ip4:{ADDRESSES["fwd"][0]} -all"']

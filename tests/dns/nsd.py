@@ -117,9 +117,7 @@ def _answers(port: int, apex: str) -> bool:
     return data[:2] == b"\x42\x42"
 
 
-def start_nsd(
-    folder: Path, zones: dict[str, str], *, wait: float = 20.0, extra: str = ""
-) -> NSD:
+def start_nsd(folder: Path, zones: dict[str, str], *, wait: float = 20.0, extra: str = "") -> NSD:
     """Serve `zones` (apex -> master file text) from a private nsd; RuntimeError if it fails.
     `extra`: more nsd.conf sections (such as `dnstap:`), written before the zones."""
     program = nsd_program()

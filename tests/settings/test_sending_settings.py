@@ -103,3 +103,22 @@ def test_the_default_secret_file_is_made_in_the_data_directory(tmp_path: Path) -
     made = build_srs(settings.forwarding, settings.gateway.data_dir)
     assert (tmp_path / "srs.secret").read_bytes().strip() == made.secrets[0]
     assert build_srs(settings.forwarding, settings.gateway.data_dir).secrets == made.secrets
+
+
+def test_an_alias_in_the_srs_domain_is_refused(tmp_path: Path) -> None:
+    """Every address of the SRS domain is read as an SRS address: an alias there would never
+    forward, silently (found by the lab). Refused at start-up, naming the alias."""
+    (tmp_path / "aliases").write_text("fwd@srs.b.example: c@d.example\n")
+    (tmp_path / "srs.secret").write_text("s1\n")
+    settings = settings_from_mapping(
+        {
+            "forwarding": {
+                "srs_domain": "srs.b.example",
+                "aliases": str(tmp_path / "aliases"),
+                "srs_secret_file": str(tmp_path / "srs.secret"),
+            },
+            "gateway": {"data_dir": str(tmp_path)},
+        }
+    )
+    with pytest.raises(ValueError, match=r"fwd@srs\.b\.example is in the SRS domain"):
+        build_forwarder(settings.forwarding, settings.gateway)

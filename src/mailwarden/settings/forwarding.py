@@ -110,4 +110,14 @@ def build_forwarder(
     (AliasError, SecretFileError) naming the file that cannot be used."""
     srs = build_srs(forwarding, gateway.data_dir, clock=clock)
     aliases = Aliases.load(forwarding.aliases) if forwarding.aliases else Aliases({})
+    srs_domain = forwarding.srs_domain
+    for address in aliases.table:
+        domain = address.rpartition("@")[2].lower().rstrip(".")
+        if domain == srs_domain:
+            # every address in the SRS domain is read as an SRS address: the alias would
+            # never forward (silently); the SRS domain must be a dedicated one
+            raise ValueError(
+                f"{forwarding.aliases}: {address} is in the SRS domain {srs_domain}: give "
+                "forwarding.srs_domain a domain of its own (e.g. srs." + srs_domain + ")"
+            )
     return Forwarder(srs, aliases, (*gateway.local_domains, *forwarding.exclude_domains))

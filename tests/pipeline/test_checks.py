@@ -170,8 +170,50 @@ async def test_independent_lookups_run_concurrently() -> None:
     started = time.perf_counter()
     await checker.check(signed(), ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example")
     elapsed = time.perf_counter() - started
-    assert len(static.queries) >= 10
+    assert len(static.queries) >= 8
     assert elapsed < 0.05 * len(static.queries) / 2
+
+
+async def _asked(message: bytes, zone_data: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    static = StaticResolver(zone_data)
+    checker = authenticator(static)
+    await checker.check(message, ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example")
+    await checker.drain()
+    return [(name, str(rdtype)) for name, rdtype in static.queries]
+
+
+async def test_aligned_pass_asks_only_the_author_record() -> None:
+    """An aligned pass with a record at the Author Domain: no Tree Walk above it and no
+    existence query for np= (RFC 9989 §4.10: the walk is needed only to compare different
+    domains or when the Author Domain has no record)."""
+    asked = await _asked(signed(), zone())
+    assert asked.count(("_dmarc.a.example", "TXT")) == 1
+    assert ("_dmarc.example", "TXT") not in asked
+    assert ("a.example", "A") not in asked
+    assert ("a.example", "AAAA") not in asked
+
+
+async def test_spoof_walks_the_tree_and_checks_existence_when_np_could_apply() -> None:
+    """A failing message from a subdomain without its own record: the walk finds the
+    Organizational Domain's record, and existence is asked since np= differs from sp=."""
+    data = zone()
+    data["_dmarc.bank.example"] = {"TXT": "v=DMARC1; p=reject; sp=quarantine; np=reject"}
+    message = signed(MESSAGE.replace(b"alice@a.example", b"ceo@ghost.bank.example"))
+    asked = await _asked(message, data)
+    assert ("_dmarc.ghost.bank.example", "TXT") in asked
+    assert ("_dmarc.bank.example", "TXT") in asked
+    assert ("ghost.bank.example", "A") in asked
+
+
+async def test_failing_message_without_np_difference_skips_existence() -> None:
+    data = zone()
+    message = signed(SPOOF)
+    verdict = await authenticator(StaticResolver(data)).check(
+        message, ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert verdict.dmarc.result.value == "fail"
+    asked = await _asked(message, data)
+    assert ("bank.example", "A") not in asked
 
 
 @pytest.mark.parametrize("discovery", list(Discovery))

@@ -146,7 +146,7 @@ class DMARCResult:
     testing: bool = False  # t=y
     pct: int | None = None  # RFC 7489 pct, when honoured
     sampled_out: bool = False  # RFC 7489 §6.6.4: the message fell outside pct
-    author_exists: bool | None = None  # checked only when np= could apply
+    author_exists: bool | None = None  # checked only on fail when np= could apply
     spf_domain: str | None = None  # the MAIL FROM domain with an SPF pass, if any
     spf_aligned: bool | None = None  # None: no SPF pass for the MAIL FROM identity
     dkim_domains: tuple[str, ...] = ()  # d= of every passing signature
@@ -461,7 +461,9 @@ class DMARCEvaluator:
                 record.nonexistent_policy,
                 PolicyTag.NP if record.np else PolicyTag.SP if record.sp else PolicyTag.P,
             )
-            if missing != existing:  # only then does existence matter (and cost a query)
+            # Existence matters (and costs a query) only when the two policies differ and
+            # the message fails: a pass or a temperror has no disposition to choose (§4.7).
+            if missing != existing and verdict.result is DMARCStatus.FAIL:
                 lookup.queries += 1
                 try:
                     exists = await domain_exists(self.resolver, author)

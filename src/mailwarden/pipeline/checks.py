@@ -33,9 +33,10 @@ from mailwarden.dmarc import (
     DMARCResult,
     DMARCStatus,
     MultipleAuthors,
+    is_dmarc_record,
     tree_walk_names,
 )
-from mailwarden.dns import DNSError, IPAddress, RdType, Resolver, parse_ip
+from mailwarden.dns import DNSError, IPAddress, RdType, Resolver, TemporaryFailure, parse_ip
 from mailwarden.dns.cache import CachingResolver
 from mailwarden.dnsbl import DNSListChecker, DNSListReport
 from mailwarden.greylist import Greylister
@@ -382,16 +383,35 @@ class Pipeline:
         return dmarc, vouched.passed
 
     def _prefetch_dmarc(self, author: str) -> None:
-        """Start the DMARC Tree Walk's queries now: its names depend only on the From domain,
-        so they need not wait for SPF and DKIM (RFC 9989 §4.10)."""
+        """Start the Author Domain's ``_dmarc`` query now: its name depends only on the From
+        domain, so it need not wait for SPF and DKIM (RFC 9989 §4.10). The rest of the Tree
+        Walk is asked only when the decision needs it: at once when the Author Domain has no
+        record (discovery will walk), else by the evaluator when alignment compares different
+        domains; the Author Domain's existence (np=) only when DMARC fails."""
         if not author:
             return
-        queries = [(f"_dmarc.{name}", RdType.TXT) for name in tree_walk_names(author)]
-        queries.append((author, RdType.A))  # whether the Author Domain exists (np=)
-        for name, rdtype in queries:
-            task = asyncio.ensure_future(self._quietly(name, rdtype))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        task = asyncio.ensure_future(self._prefetch_walk(author))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _prefetch_walk(self, author: str) -> None:
+        try:
+            answer = await self.resolver.resolve(f"_dmarc.{author}", RdType.TXT)
+        except TemporaryFailure:
+            return  # the evaluator asks again and reports the temperror
+        except DNSError:
+            pass  # no record at the Author Domain: discovery walks the tree
+        else:
+            texts = (txt.joined.decode("utf-8", "replace") for txt in answer.txt())
+            if sum(1 for t in texts if is_dmarc_record(t)) == 1:
+                return  # one record: the walk waits until alignment asks for it
+        for name in tree_walk_names(author)[1:]:
+            self._quietly_start(f"_dmarc.{name}", RdType.TXT)
+
+    def _quietly_start(self, name: str, rdtype: RdType) -> None:
+        task = asyncio.ensure_future(self._quietly(name, rdtype))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _quietly(self, name: str, rdtype: RdType) -> None:
         with contextlib.suppress(DNSError):

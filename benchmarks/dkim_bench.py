@@ -38,11 +38,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mailwarden.dkim import DKIMStatus, DKIMVerifier, PrivateKey, key_record, sign
+from mailwarden.dkim.crypto import Algorithm, verify_data
 from mailwarden.dns import StaticResolver
 from mailwarden.message import Message
 
 SEED = 6376
-GOAL = 5.0  # mailwarden verifications per second, as a multiple of dkimpy's
+GOAL = 5.0  # mailwarden verifications per second, as a multiple of dkimpy's (rsa-2048)
+GOAL_ED25519 = 3.5  # the issue's goal for ed25519 (both sides check with libsodium)
 DOMAIN = "bench.example"
 WORDS = [
     "the",
@@ -169,7 +171,8 @@ def timed(run: Callable[[], int]) -> float:
 
 def primitive_costs(keys: Keys, n: int) -> dict[str, float]:
     """Microseconds per signature check of the bare crypto each side uses, for context:
-    mailwarden's Ed25519 (OpenSSL via `cryptography`) against dkimpy's (libsodium via PyNaCl)."""
+    `cryptography`'s Ed25519 (OpenSSL, what mailwarden used before), PyNaCl's (libsodium, what
+    dkimpy uses) and mailwarden's `verify_data` (libsodium, header hash included)."""
     import hashlib
 
     import nacl.signing
@@ -195,6 +198,9 @@ def primitive_costs(keys: Keys, n: int) -> dict[str, float]:
     return {
         "cryptography_ed25519": cost(lambda: ed_public.verify(ed_signature, digest)),
         "pynacl_ed25519": cost(lambda: nacl_key.verify(digest, ed_signature)),
+        "mailwarden_ed25519": cost(
+            lambda: verify_data(ed_public, Algorithm.ED25519_SHA256, b"header data", ed_signature)
+        ),
         "cryptography_rsa2048": cost(
             lambda: rsa_public.verify(
                 rsa_signature, b"header data", padding.PKCS1v15(), hashes.SHA256()
@@ -314,10 +320,11 @@ def run_benchmark(n_messages: int, size: int, repeat: int) -> dict[str, Any]:
         "agreement": {"total": 2 * n_messages, "disagreements": disagreements},
         "per_second": {name: round(value, 1) for name, value in best.items()},
         "ratios": {name: round(value, 2) for name, value in ratios.items()},
-        "goal": f"verification >= {GOAL}x dkimpy",
-        "goal_met": min(ratios["verify_rsa"], ratios["verify_ed25519"]) >= GOAL,
+        "goal": f"verification >= {GOAL}x dkimpy for rsa-2048, >= {GOAL_ED25519}x for ed25519",
+        "goal_met": ratios["verify_rsa"] >= GOAL and ratios["verify_ed25519"] >= GOAL_ED25519,
         "goal_met_by_algorithm": {
-            alg: ratios[f"verify_{alg}"] >= GOAL for alg in ("rsa", "ed25519")
+            "rsa": ratios["verify_rsa"] >= GOAL,
+            "ed25519": ratios["verify_ed25519"] >= GOAL_ED25519,
         },
         "primitive_verify_us": primitives,
         "ed25519_budget": ed25519_budget(best, primitives),
@@ -327,15 +334,16 @@ def run_benchmark(n_messages: int, size: int, repeat: int) -> dict[str, Any]:
 def ed25519_budget(best: dict[str, float], primitives: dict[str, float]) -> dict[str, float]:
     """Where an ed25519 verification's time goes, per message, on each side.
 
-    "check" is the bare signature check each side's crypto library does (measured alone, above);
-    "rest" is everything else (parsing, canonicalization, hashing, key handling, results).
-    `rest_budget_for_goal_us` is what our rest may cost for the goal to be met with
-    `cryptography`'s check; `ratio_with_libsodium_check` estimates our ratio if our check cost
-    what libsodium's does (our rest unchanged).
+    "check" is the bare signature check each side does (measured alone, above): ours is
+    `verify_data` (libsodium through PyNaCl, the header hash included), dkimpy's PyNaCl's
+    `VerifyKey.verify`; "rest" is everything else (parsing, canonicalization, body hashing, key
+    handling, results). `rest_budget_for_goal_us` is what our rest may cost for the goal to be
+    met with our check; `ratio_with_libsodium_check` estimates our ratio with a check costing
+    exactly dkimpy's (our rest unchanged).
     """
     ours = 1e6 / best["verify_ed25519_mailwarden"]
     theirs = 1e6 / best["verify_ed25519_dkimpy"]
-    our_check = primitives["cryptography_ed25519"]
+    our_check = primitives["mailwarden_ed25519"]
     their_check = primitives["pynacl_ed25519"]
     return {
         "mailwarden_us": round(ours, 1),

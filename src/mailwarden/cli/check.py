@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,6 +31,7 @@ from .common import (
 )
 from .dkim import parse_now
 from .spf import parse_helo, parse_ip_arg, parse_mail_from
+from .workers import default_workers, run_batch_workers, workers_option
 
 BATCH_CONCURRENCY = 32
 
@@ -62,6 +64,7 @@ def auth_results_field(verdict: MessageVerdict) -> str:
     metavar="MANIFEST",
     help='JSON lines {"file", "ip", "helo", "mail_from", "rcpt"} (files relative to it).',
 )
+@workers_option
 @json_option
 @dns_options
 def check(
@@ -74,6 +77,7 @@ def check(
     now_text: str | None,
     network_checks: bool,
     batch: BinaryIO | None,
+    workers: int | None,
     as_json: bool,
     dns: DNSOptions,
 ) -> None:
@@ -93,16 +97,38 @@ def check(
             fail("--batch takes everything from the manifest: drop FILE, --ip, --helo, ...")
         if not as_json:
             fail("--batch writes JSON lines: add --json")
-        pipeline = build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
         name = getattr(batch, "name", "-")
         base = Path(name).parent if name not in ("-", "<stdin>") else Path()
 
-        async def evaluate(number: int, item: dict[str, Any]) -> dict[str, Any]:
-            return await check_item(item, base, pipeline)
+        def make_evaluate() -> Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]]:
+            """The pipeline, built where it runs (in each worker process after the fork)."""
+            pipeline = build(
+                settings, dns.build(settings), clock=clock, network_checks=network_checks
+            )
 
+            async def evaluate(number: int, item: dict[str, Any]) -> dict[str, Any]:
+                return await check_item(item, base, pipeline)
+
+            return evaluate
+
+        count = workers if workers is not None else default_workers()
+        if count > 1:
+            sys.exit(
+                run_batch_workers(
+                    batch,
+                    make_evaluate,
+                    workers=count,
+                    concurrency=BATCH_CONCURRENCY,
+                    error_fields={"file": None},
+                )
+            )
         sys.exit(
-            run_batch(batch, evaluate, concurrency=BATCH_CONCURRENCY, error_fields={"file": None})
+            run_batch(
+                batch, make_evaluate(), concurrency=BATCH_CONCURRENCY, error_fields={"file": None}
+            )
         )
+    if workers is not None:
+        fail("--workers goes with --batch (one message is checked in this process)")
     if not file or not ip or not helo:
         fail("FILE, --ip and --helo are required (or --batch MANIFEST)")
     try:

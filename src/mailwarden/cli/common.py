@@ -312,9 +312,15 @@ def _clean(data: Any) -> Any:
     return data
 
 
+def json_line(data: Any) -> str:
+    """One JSON document as one line of text (no newline), valid UTF-8 whatever bytes the
+    input held."""
+    return json.dumps(_clean(data), ensure_ascii=False)
+
+
 def print_json(data: Any) -> None:
     """One JSON document on one line, valid UTF-8 whatever bytes the input held."""
-    sys.stdout.write(json.dumps(_clean(data), ensure_ascii=False) + "\n")
+    sys.stdout.write(json_line(data) + "\n")
 
 
 def console() -> Console:
@@ -344,6 +350,30 @@ async def ordered_map(
     finally:
         for task in window:
             task.cancel()
+
+
+async def line_outcome(
+    number: int,
+    raw: bytes,
+    evaluate: Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]],
+    error_fields: dict[str, Any] | None,
+) -> tuple[str, dict[str, Any]]:
+    """One batch line's JSON object and its kind: "ok", "error" (a bad line, reported as
+    {"line": N, "error": ...}) or "internal" (a bug on this line: reported, the batch goes
+    on)."""
+    try:
+        result = await evaluate(number, read_line(number, raw))
+    except LineError as exc:
+        return "error", {"line": number, **(error_fields or {}), **exc.fields, "error": str(exc)}
+    except Exception as exc:  # a bug: say so on this line, keep going
+        if os.environ.get("MAILWARDEN_DEBUG"):
+            raise
+        return "internal", {
+            "line": number,
+            **(error_fields or {}),
+            "error": f"internal error: {type(exc).__name__}: {exc}",
+        }
+    return ("error" if "error" in result else "ok"), result
 
 
 class LineError(ValueError):
@@ -397,20 +427,10 @@ def run_batch(
     counts = {"errors": 0, "internal": 0}
 
     async def work(item: tuple[int, bytes]) -> dict[str, Any]:
-        number, raw = item
-        try:
-            return await evaluate(number, read_line(number, raw))
-        except LineError as exc:
-            return {"line": number, **(error_fields or {}), **exc.fields, "error": str(exc)}
-        except Exception as exc:  # a bug: say so on this line, keep going
-            if os.environ.get("MAILWARDEN_DEBUG"):
-                raise
+        kind, result = await line_outcome(*item, evaluate, error_fields)
+        if kind == "internal":
             counts["internal"] += 1
-            return {
-                "line": number,
-                **(error_fields or {}),
-                "error": f"internal error: {type(exc).__name__}: {exc}",
-            }
+        return result
 
     async def main() -> None:
         async for line in ordered_map(enumerate(stream, 1), work, concurrency):

@@ -428,7 +428,7 @@ def report_schedule(pipeline: Pipeline, stop: asyncio.Event) -> list[Coroutine[A
     Nothing when the report address's DKIM key cannot be read (`report_keys_problem` says
     why, at start-up)."""
     recorder = pipeline.recorder
-    if recorder is None:
+    if recorder is None or not pipeline.runs_schedules:  # one worker process runs it
         return []
     settings = pipeline.settings
     config = settings.reports

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from mailwarden.gateway import (
     TransactionLog,
     sink_config,
 )
+from mailwarden.gateway.admission import SharedAdmission
 from mailwarden.gateway.server import default_relay
-from mailwarden.pipeline import build
+from mailwarden.pipeline import Pipeline, build
 from mailwarden.settings import (
     ConfigError,
     GatewaySettings,
@@ -37,6 +39,7 @@ from . import lifecycle
 from .common import DNSOptions, FiniteFloat, dns_options, fail, json_option, print_json
 from .paths import check_serve_paths, require_maildir
 from .report import report_keys_problem
+from .workers import default_workers, reserve_port, supervise, workers_option
 
 MAX_GREET_PAUSE = 300.0  # RFC 5321 §4.5.3.2.1: clients wait 5 minutes for the greeting
 
@@ -65,6 +68,7 @@ def _swaks_hint(config: GatewaySettings, host: str, port: int) -> str:
 @click.option("--hostname", metavar="NAME", help="Our name (greeting, Received, authserv-id).")
 @click.option("--data-dir", metavar="DIR", help="Greylist database, sink Maildir, TLS pair.")
 @click.option("--greet-pause", type=FiniteFloat(min=0, max=MAX_GREET_PAUSE), metavar="SECONDS")
+@workers_option
 @dns_options
 @json_option
 def serve(
@@ -74,6 +78,7 @@ def serve(
     hostname: str | None,
     data_dir: str | None,
     greet_pause: float | None,
+    workers: int | None,
     dns: DNSOptions,
     as_json: bool,
 ) -> None:
@@ -102,53 +107,132 @@ def serve(
             "[gateway] hostname (greeting, Received and Authentication-Results use it)",
             err=True,
         )
+    count = workers if workers is not None else default_workers()
+    if count > 1:
+        sys.exit(_serve_workers(settings, dns, count, as_json))
+    gateway, pipeline, rotator = _gateway(settings, dns)
+
+    def announce() -> None:
+        _announce(settings, *gateway.address, as_json)
+
+    try:
+        runtime.run(lifecycle.run_until_signalled(gateway, announce, pipeline, rotator))
+    except OSError as exc:
+        fail(f"cannot listen on {config.listen[0]}:{config.listen[1]}: {exc.strerror or exc}")
+
+
+def _gateway(
+    settings: Settings,
+    dns: DNSOptions,
+    *,
+    admission: SharedAdmission | None = None,
+    worker: int | None = None,
+) -> tuple[Gateway, Pipeline, Rotator | None]:
+    """The gateway, its pipeline and the DKIM key rotator, as one process (or worker `worker`
+    of several: its own spool, the shared connection counts, the port shared; the schedules
+    (DMARC reports, key rotation) run in worker 0 only)."""
+    config = settings.gateway
     try:
         pipeline = build(settings, dns.build(settings, status=False), greylist=True, reports=True)
     except ConfigError as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot open the greylist or report store: {exc.strerror or exc}")
+    pipeline.runs_schedules = not worker
     checks: Checks = PipelineChecks(pipeline)
     forwarding = _forwarding(settings)
     if forwarding is not None:  # bounces to the SRS domain are ours to take
         config = replace(
             config, local_domains=(*config.local_domains, settings.forwarding.srs_domain)
         )
+    spool = None if worker is None else Path(config.data_dir) / "spool" / f"worker-{worker}"
     try:
         relay: Downstream = default_relay(config)
         if forwarding is not None:
             checks, relay = forwarding.checks(checks), forwarding.downstream(relay)
-        gateway = Gateway(config, checks, relay=relay)
+        gateway = Gateway(
+            config,
+            checks,
+            relay=relay,
+            admission=admission,
+            reuse_port=worker is not None,
+            spool_dir=spool,
+        )
     except (OSError, ValueError) as exc:
         fail(f"cannot start the gateway: {exc}")
-    rotator = Rotator(DirectoryStore(store_path(settings)), settings.signing, dns.build(settings))
+    rotator = None
+    if not worker:
+        store = DirectoryStore(store_path(settings))
+        rotator = Rotator(store, settings.signing, dns.build(settings))
+    return gateway, pipeline, rotator
 
-    def announce() -> None:
-        host, port = gateway.address
-        downstream = (
-            f"relaying to {config.relay_to[0]}:{config.relay_to[1]} ({config.protocol})"
-            if config.relay_to
-            else f"delivering into the built-in sink {config.sink_maildir()}"
+
+def _announce(settings: Settings, host: str, port: int, as_json: bool, workers: int = 1) -> None:
+    config = settings.gateway
+    if settings.forwarding.enabled:  # bounces to the SRS domain are ours to take (_gateway)
+        config = replace(
+            config, local_domains=(*config.local_domains, settings.forwarding.srs_domain)
         )
-        info = {
-            "listen": f"{host}:{port}",
-            "hostname": config.hostname,
-            "local_domains": list(config.local_domains),
-            "downstream": downstream,
-            "try": _swaks_hint(config, host, port),
-        }
-        if as_json:
-            print_json(info)
-        else:
-            click.echo(f"mailwarden: listening on {host}:{port} as {config.hostname}", err=True)
-            click.echo(f"mailwarden: {downstream}", err=True)
-            click.echo(f"mailwarden: send a message with: {info['try']}", err=True)
-        sys.stdout.flush()
+    downstream = (
+        f"relaying to {config.relay_to[0]}:{config.relay_to[1]} ({config.protocol})"
+        if config.relay_to
+        else f"delivering into the built-in sink {config.sink_maildir()}"
+    )
+    info: dict[str, object] = {
+        "listen": f"{host}:{port}",
+        "hostname": config.hostname,
+        "local_domains": list(config.local_domains),
+        "downstream": downstream,
+        "try": _swaks_hint(config, host, port),
+    }
+    if workers > 1:
+        info["workers"] = workers
+    if as_json:
+        print_json(info)
+    else:
+        processes = f" ({workers} worker processes)" if workers > 1 else ""
+        where = f"{host}:{port} as {config.hostname}{processes}"
+        click.echo(f"mailwarden: listening on {where}", err=True)
+        click.echo(f"mailwarden: {downstream}", err=True)
+        click.echo(f"mailwarden: send a message with: {info['try']}", err=True)
+    sys.stdout.flush()
+
+
+def _serve_workers(settings: Settings, dns: DNSOptions, workers: int, as_json: bool) -> int:
+    """`serve --workers N`: N gateway processes on one port (SO_REUSEPORT) under a supervisor
+    (cli/workers.py); the connection limits hold across them (`SharedAdmission`)."""
+    config = settings.gateway
+    host, port = config.listen
+    try:
+        reserved, port = reserve_port(host, port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    settings = replace(settings, gateway=replace(config, listen=(host, port)))
+    limits = config.limits
+    admission = SharedAdmission(workers, limits.max_connections, limits.max_connections_per_client)
+    # each worker's share of the memory for messages in transit (the rest spools to disk)
+    share = replace(limits, memory_budget=max(1, limits.memory_budget // workers))
+    settings = replace(settings, gateway=replace(settings.gateway, limits=share))
+
+    def run(index: int, listening: Callable[[str, int], None]) -> None:
+        admission.bind(index)
+        gateway, pipeline, rotator = _gateway(settings, dns, admission=admission, worker=index)
+
+        def announce() -> None:
+            listening(*gateway.address)
+
+        try:
+            runtime.run(lifecycle.run_until_signalled(gateway, announce, pipeline, rotator))
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+    def announce(bound_host: str, bound_port: int) -> None:
+        _announce(settings, bound_host, bound_port, as_json, workers)
 
     try:
-        runtime.run(lifecycle.run_until_signalled(gateway, announce, pipeline, rotator))
-    except OSError as exc:
-        fail(f"cannot listen on {config.listen[0]}:{config.listen[1]}: {exc.strerror or exc}")
+        return supervise(workers, run, announce, on_death=admission.forget)
+    finally:
+        reserved.close()
 
 
 def _forwarding(settings: Settings) -> Forwarding | None:

@@ -36,6 +36,7 @@ from mailwarden.body import SpooledMessage
 from mailwarden.pipeline import MessageDecision
 from mailwarden.settings import BareLineEnding, GatewaySettings, StrictAction
 
+from .admission import SharedAdmission
 from .commands import (
     Command,
     CommandError,
@@ -107,6 +108,11 @@ class Gateway:
     `auth` makes it a message submission agent (RFC 6409): AUTH is offered inside TLS, and MAIL
     needs an authenticated client, whose recipients may be anywhere. `implicit_tls` speaks TLS
     from the first octet (port 465, RFC 8314 §3.3) and needs a TLS context.
+
+    Worker processes (`serve --workers N`): `admission` counts connections against the limits
+    in memory all workers share, `reuse_port` lets each worker listen on the same port
+    (SO_REUSEPORT: the kernel spreads new connections over them), and `spool_dir` gives each
+    its own spool (a worker starting up clears only its own left-overs).
     """
 
     def __init__(
@@ -120,8 +126,13 @@ class Gateway:
         clock: Callable[[], float] = time.time,
         auth: Authenticator | None = None,
         implicit_tls: bool = False,
+        admission: SharedAdmission | None = None,
+        reuse_port: bool = False,
+        spool_dir: Path | None = None,
     ) -> None:
         self.config = config
+        self.admission = admission
+        self.reuse_port = reuse_port
         self.auth = auth
         self.implicit_tls = implicit_tls
         self.checks: Checks = checks if checks is not None else AcceptAll()
@@ -131,7 +142,8 @@ class Gateway:
         recipients = load_recipient_map(config.recipient_map) if config.recipient_map else None
         self.relay_control = RelayControl.build(config.local_domains, recipients)
         budget = MemoryBudget(config.limits.memory_budget)
-        self.spool = Spool(Path(config.data_dir) / "spool", config.limits.spool_threshold, budget)
+        spool = spool_dir if spool_dir is not None else Path(config.data_dir) / "spool"
+        self.spool = Spool(spool, config.limits.spool_threshold, budget)
         self.tls_context = tls_context if tls_context is not None else self._tls_context()
         if implicit_tls and self.tls_context is None:
             raise ValueError("implicit TLS needs a certificate (or a self-signed pair)")
@@ -178,6 +190,7 @@ class Gateway:
             host,
             port,
             reuse_address=True,
+            reuse_port=self.reuse_port or None,
             backlog=1024,
             **tls,
         )
@@ -229,15 +242,25 @@ class Gateway:
         """Count a new connection in, or say why not. Synchronous: in a burst, every
         connection sees the count of those admitted before it, never of those refused."""
         limits = self.config.limits
-        if self._sessions >= limits.max_connections:
+        if self.admission is not None:  # the limits hold across the worker processes
+            refused = self.admission.admit(ip)
+        elif self._sessions >= limits.max_connections:
+            refused = "total"
+        elif self._per_client[ip] >= limits.max_connections_per_client:
+            refused = "client"
+        else:
+            refused = None
+        if refused == "total":
             return Reply(421, "4.7.0", f"{self.config.hostname} Error: too many connections")
-        if self._per_client[ip] >= limits.max_connections_per_client:
+        if refused == "client":
             return Reply(421, "4.7.0", f"Error: too many connections from {ip}")
         self._sessions += 1
         self._per_client[ip] += 1
         return None
 
     def _release(self, ip: str) -> None:
+        if self.admission is not None:
+            self.admission.release(ip)
         self._sessions -= 1
         self._per_client[ip] -= 1
         if self._per_client[ip] <= 0:

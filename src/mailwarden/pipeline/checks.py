@@ -122,6 +122,9 @@ class Pipeline:
         self.our_names = (self.authserv_id, *settings.gateway.our_names)
         self.our_addresses = _listen_addresses(settings)
         self._background: set[asyncio.Task[None]] = set()
+        # False in the gateway's worker processes but one: the DMARC reports' schedule runs
+        # in one process only (the recorder still records in every one)
+        self.runs_schedules = True
 
     # -- stages: each starts as soon as its inputs are known, each within its deadline ------
     async def connection_checks(self, ip: IPAddress | str) -> ConnectionFacts:

@@ -1,0 +1,392 @@
+"""Worker processes for `check --batch --workers N` and `serve --workers N`: all the cores.
+
+Each worker is a process forked from the command, with its own event loop, pipeline and DNS
+cache (nothing is shared but what the stores share: the greylist in SQLite WAL or Redis, the
+report store, and the gateway's connection counts in `SharedAdmission`).
+
+* Batch: line k goes to worker (k-1) mod N; each worker answers its lines in order, so reading
+  the workers round-robin gives the input order. A bad line is an error line as in one
+  process; a worker that dies turns its unanswered lines into internal errors (exit 70).
+* Gateway: the supervisor (this process) starts N workers listening on the same port
+  (SO_REUSEPORT), the first alone (a start-up problem is told once), the others once it
+  listens, announces once all listen, restarts a worker that dies (a crash loop, a
+  worker dying five times in a minute, stops everything: exit 1), and on SIGTERM or SIGINT
+  sends SIGTERM to every worker, waits for their orderly stop (SIGKILL after
+  `STOP_TIMEOUT`), and exits 0.
+
+Metrics: before forking, `mailwarden.metrics.use_worker_processes(directory)` is called when
+it exists (Prometheus' multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from multiprocessing import connection, get_context
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import IO, Any
+
+import click
+
+from mailwarden import metrics, runtime
+
+from .common import EXIT_INTERNAL, EXIT_OK, EXIT_PARTIAL, json_line, line_outcome
+
+__all__ = [
+    "MAX_WORKERS",
+    "STOP_TIMEOUT",
+    "default_workers",
+    "prepare_worker_processes",
+    "reserve_port",
+    "run_batch_workers",
+    "supervise",
+    "workers_option",
+]
+
+MAX_WORKERS = 64
+STOP_TIMEOUT = 30.0  # seconds a worker has for its orderly stop before SIGKILL
+CRASH_LIMIT = 5  # deaths of one worker within CRASH_WINDOW seconds: a crash loop
+CRASH_WINDOW = 60.0
+
+_fork = get_context("fork")
+
+
+def default_workers() -> int:
+    """The number of CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def workers_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    from .common import BoundedInt
+
+    return click.option(
+        "--workers",
+        type=BoundedInt(1, MAX_WORKERS),
+        default=None,
+        metavar="N",
+        help="Worker processes, each with its own event loop and cache "
+        "(default: the number of CPUs; 1: this process only).",
+    )(function)
+
+
+def prepare_worker_processes() -> str | None:
+    """Before forking: Prometheus' multiprocess directory, when metrics support it. Returns
+    the directory (removed by the caller at the end), or None."""
+    hook = getattr(metrics, "use_worker_processes", None)
+    if hook is None:
+        return None
+    directory = tempfile.mkdtemp(prefix="mailwarden-metrics-")
+    hook(directory)
+    return directory
+
+
+def _flush() -> None:
+    """Nothing buffered may be written twice (a forked child flushes its copy on exit)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+# -- batch -----------------------------------------------------------------------------------
+
+Evaluate = Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _batch_worker(
+    tasks: Connection,
+    results: Connection,
+    make_evaluate: Callable[[], Evaluate],
+    concurrency: int,
+    error_fields: dict[str, Any] | None,
+) -> None:
+    """A worker process: lines in from `tasks`, (kind, JSON text) out on `results`, in the
+    order the lines came; None at the end."""
+    evaluate = make_evaluate()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        incoming: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        order: asyncio.Queue[asyncio.Future[tuple[str, dict[str, Any]]] | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(concurrency)
+
+        def reader() -> None:
+            while True:
+                try:
+                    item = tasks.recv()
+                except (EOFError, OSError):
+                    item = None
+                loop.call_soon_threadsafe(incoming.put_nowait, item)
+                if item is None:
+                    return
+
+        threading.Thread(target=reader, daemon=True).start()
+
+        async def feed() -> None:
+            while (item := await incoming.get()) is not None:
+                await slots.acquire()
+                task = asyncio.ensure_future(line_outcome(*item, evaluate, error_fields))
+                task.add_done_callback(lambda _: slots.release())
+                order.put_nowait(task)
+            order.put_nowait(None)
+
+        async def write() -> None:
+            while (task := await order.get()) is not None:
+                kind, data = await task
+                results.send((kind, json_line(data)))
+            results.send(None)
+
+        await asyncio.gather(feed(), write())
+
+    runtime.run(main())
+
+
+def run_batch_workers(
+    stream: IO[bytes],
+    make_evaluate: Callable[[], Evaluate],
+    *,
+    workers: int,
+    concurrency: int,
+    error_fields: dict[str, Any] | None = None,
+) -> int:
+    """`common.run_batch` over `workers` processes: the same lines, order and exit status.
+    `make_evaluate` runs in each worker (build the pipeline there, after the fork)."""
+    _flush()
+    directory = prepare_worker_processes()
+    pipes = []
+    procs: list[BaseProcess] = []
+    for _ in range(workers):
+        task_out, task_in = _fork.Pipe(duplex=False)
+        result_out, result_in = _fork.Pipe(duplex=False)
+        proc: BaseProcess = _fork.Process(
+            target=_batch_worker,
+            args=(task_out, result_in, make_evaluate, concurrency, error_fields),
+            daemon=True,
+        )
+        proc.start()
+        task_out.close()
+        result_in.close()
+        pipes.append((task_in, result_out))
+        procs.append(proc)
+    total: list[int] = []  # the number of lines, once all are read
+
+    def dispatch() -> None:
+        count = 0
+        try:
+            for count, raw in enumerate(stream, 1):
+                with contextlib.suppress(OSError):  # a dead worker: its lines are errors
+                    pipes[(count - 1) % workers][0].send((count, raw))
+        finally:
+            total.append(count)
+            for task_in, _ in pipes:
+                with contextlib.suppress(OSError):
+                    task_in.send(None)
+
+    reading = threading.Thread(target=dispatch, daemon=True)
+    reading.start()
+    counts = {"error": 0, "internal": 0}
+    number = 1
+    try:
+        while True:
+            worker = (number - 1) % workers
+            try:
+                message = pipes[worker][1].recv()
+            except (EOFError, OSError):
+                reading.join()
+                if number > total[0]:
+                    break
+                procs[worker].join(1)
+                code = procs[worker].exitcode
+                message = (
+                    "internal",
+                    json_line(
+                        {
+                            "line": number,
+                            **(error_fields or {}),
+                            "error": f"internal error: worker process died (exit {code})",
+                        }
+                    ),
+                )
+            if message is None:
+                break
+            kind, text = message
+            if kind != "ok":
+                counts["error"] += 1
+            if kind == "internal":
+                counts["internal"] += 1
+            sys.stdout.write(text + "\n")
+            number += 1
+    finally:
+        for task_in, result_out in pipes:
+            task_in.close()
+            result_out.close()
+        for proc in procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        if directory:
+            shutil.rmtree(directory, ignore_errors=True)
+    if counts["internal"]:
+        click.echo(
+            f"mailwarden: internal error on {counts['internal']} line(s) (a bug: set "
+            "MAILWARDEN_DEBUG=1 for the traceback and report it)",
+            err=True,
+        )
+        return EXIT_INTERNAL
+    return EXIT_PARTIAL if counts["error"] else EXIT_OK
+
+
+# -- gateway ---------------------------------------------------------------------------------
+
+
+def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
+    """A socket bound (not listening) to `host`:`port` with SO_REUSEPORT, kept by the
+    supervisor: port 0 becomes one free port every worker then binds, and the port stays
+    ours while a worker restarts. OSError when it cannot be bound."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock, int(sock.getsockname()[1])
+
+
+WorkerMain = Callable[[int, Callable[[str, int], None]], None]
+
+
+def _serve_worker(index: int, run: WorkerMain, ready: Connection) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)  # the worker's loop installs its own handlers
+
+    def listening(host: str, port: int) -> None:
+        ready.send((index, host, port))
+
+    run(index, listening)
+
+
+def supervise(
+    workers: int,
+    run: WorkerMain,
+    announce: Callable[[str, int], None],
+    *,
+    on_death: Callable[[int], None] = lambda index: None,
+    log: Callable[[str], None] = lambda text: click.echo(f"mailwarden: {text}", err=True),
+) -> int:
+    """Run `run(index, listening)` in `workers` processes until SIGTERM/SIGINT; `announce`
+    once every worker called `listening(host, port)`. Returns the exit status: 0 after a
+    signal or when every worker ended by itself with 0; a worker's own status when it fails
+    before it ever listened (it said why); 1 after a crash loop."""
+    _flush()
+    directory = prepare_worker_processes()
+    ready_out, ready_in = _fork.Pipe(duplex=False)
+    procs: dict[int, BaseProcess] = {}
+    listened: set[int] = set()
+    deaths: dict[int, list[float]] = {i: [] for i in range(workers)}
+    stopping = False
+    status = 0
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+
+    def start(index: int) -> None:
+        proc = _fork.Process(target=_serve_worker, args=(index, run, ready_in), daemon=False)
+        proc.start()
+        procs[index] = proc
+
+    def on_signal(signum: int, frame: object) -> None:
+        with contextlib.suppress(OSError):
+            os.write(wake_w, b"x")
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    announced = False
+    try:
+        start(0)  # the others once it listens: a start-up problem is told once, by it
+        while procs:
+            sentinels: list[Any] = [p.sentinel for p in procs.values()]
+            ready_list = connection.wait([*sentinels, ready_out, wake_r], timeout=5.0)
+            if wake_r in ready_list:
+                os.read(wake_r, 64)
+                if not stopping:
+                    stopping = True
+                    _stop_all(procs.values())
+            if ready_out in ready_list:
+                with contextlib.suppress(EOFError, OSError):
+                    while ready_out.poll():
+                        index, host, port = ready_out.recv()
+                        listened.add(index)
+                        if index == 0 and not stopping and len(listened) == 1:
+                            for other in range(1, workers):
+                                start(other)
+                        if not announced and len(listened) == workers:
+                            announced = True
+                            announce(host, port)
+            for index, proc in list(procs.items()):
+                if proc.is_alive():
+                    continue
+                proc.join()
+                del procs[index]
+                code = proc.exitcode
+                on_death(index)
+                if stopping or code == 0:
+                    continue
+                if index not in listened and not announced:
+                    # it never listened: a configuration or start-up problem, said already
+                    status = code if code and code > 0 else 1
+                    stopping = True
+                    _stop_all(procs.values())
+                    continue
+                now = time.monotonic()
+                recent = [t for t in deaths[index] if now - t < CRASH_WINDOW] + [now]
+                deaths[index] = recent
+                how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+                if len(recent) >= CRASH_LIMIT:
+                    log(f"worker {index} died {len(recent)} times in a minute ({how}): stopping")
+                    status = 1
+                    stopping = True
+                    _stop_all(procs.values())
+                    continue
+                log(f"worker {index} died ({how}): restarting it")
+                start(index)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _stop_all(procs.values())
+        for proc in procs.values():
+            proc.join()
+        for fd in (wake_r, wake_w):
+            os.close(fd)
+        ready_out.close()
+        ready_in.close()
+        if directory:
+            shutil.rmtree(directory, ignore_errors=True)
+    return status
+
+
+def _stop_all(procs: Iterable[BaseProcess]) -> None:
+    """SIGTERM to every worker; SIGKILL to those still running after STOP_TIMEOUT."""
+    alive = [p for p in procs if p.is_alive()]
+    for proc in alive:
+        with contextlib.suppress(OSError):
+            proc.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for proc in alive:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join()

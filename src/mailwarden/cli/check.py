@@ -113,6 +113,8 @@ def check(
 
         count = workers if workers is not None else default_workers()
         if count > 1:
+            # a problem with the settings is told here, once, not by every worker
+            build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
             sys.exit(
                 run_batch_workers(
                     batch,

@@ -40,7 +40,15 @@ import click
 
 from mailwarden import metrics, runtime
 
-from .common import EXIT_INTERNAL, EXIT_OK, EXIT_PARTIAL, json_line, line_outcome
+from .common import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    json_line,
+    line_outcome,
+    one_line,
+)
 
 __all__ = [
     "MAX_WORKERS",
@@ -113,6 +121,16 @@ def _batch_worker(
 ) -> None:
     """A worker process: lines in from `tasks`, (kind, JSON text) out on `results`, in the
     order the lines came; None at the end."""
+    _as_command(lambda: _batch_work(tasks, results, make_evaluate, concurrency, error_fields))
+
+
+def _batch_work(
+    tasks: Connection,
+    results: Connection,
+    make_evaluate: Callable[[], Evaluate],
+    concurrency: int,
+    error_fields: dict[str, Any] | None,
+) -> None:
     evaluate = make_evaluate()
 
     async def main() -> None:
@@ -278,7 +296,31 @@ def _serve_worker(index: int, run: WorkerMain, ready: Connection) -> None:
     def listening(host: str, port: int) -> None:
         ready.send((index, host, port))
 
-    run(index, listening)
+    def say(text: str) -> None:  # the supervisor writes it (on its own stderr)
+        ready.send((index, "", text))
+
+    _as_command(lambda: run(index, listening), say)
+
+
+def _say(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _as_command(work: Callable[[], None], say: Callable[[str], None] = _say) -> None:
+    """Run `work` in a worker process as the command line would: a bad input is one line
+    (`say`) and its exit status (2), a bug "internal error" and 70, never a traceback."""
+    try:
+        work()
+    except click.ClickException as exc:
+        say(f"mailwarden: error: {one_line(exc.format_message())}")
+        sys.exit(EXIT_BAD_INPUT if isinstance(exc, click.UsageError) else exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("MAILWARDEN_DEBUG"):
+            raise
+        say(f"mailwarden: internal error: {type(exc).__name__}: {one_line(str(exc))}")
+        sys.exit(EXIT_INTERNAL)
 
 
 def supervise(
@@ -315,6 +357,7 @@ def supervise(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     announced = False
+    said: set[str] = set()
     try:
         start(0)  # the others once it listens: a start-up problem is told once, by it
         while procs:
@@ -329,6 +372,11 @@ def supervise(
                 with contextlib.suppress(EOFError, OSError):
                     while ready_out.poll():
                         index, host, port = ready_out.recv()
+                        if not host:  # what a worker has to say (why it could not start)
+                            if port not in said:
+                                said.add(port)
+                                _say(port)
+                            continue
                         listened.add(index)
                         if index == 0 and not stopping and len(listened) == 1:
                             for other in range(1, workers):

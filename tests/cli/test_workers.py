@@ -1,0 +1,301 @@
+"""`check --batch --workers N` and `serve --workers N`: real worker processes.
+
+Batches give the same lines in the same order as one process, bad lines included, and a
+worker that dies turns only its own unanswered lines into internal errors. The gateway's
+workers listen on one port, hold the connection limits together, are restarted when they
+die, and all stop on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.dkim.helpers import ed_key
+
+from mailwarden.cli import run
+from mailwarden.cli.workers import run_batch_workers
+from mailwarden.dkim import key_record, sign
+
+ZONE = """\
+$ORIGIN .
+$TTL 300
+a.example. IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
+_dmarc.a.example. IN TXT "v=DMARC1; p=reject"
+"""
+MESSAGE = (
+    b"From: Alice <alice@a.example>\r\nTo: bob@b.example\r\nSubject: hi\r\n"
+    b"Date: Mon, 23 Nov 2026 12:00:00 +0000\r\nMessage-ID: <1@a.example>\r\n\r\nHello.\r\n"
+)
+
+
+def mailwarden(
+    *args: str, stdin: bytes = b"", timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailwarden", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def batch(tmp_path: Path) -> tuple[Path, Path]:
+    """A manifest of good and bad lines, and the zone the messages are checked against."""
+    key = ed_key()
+    zone = tmp_path / "zone"
+    zone.write_text(ZONE + f'sel._domainkey.a.example. IN TXT "{key_record(key)}"\n')
+    lines: list[bytes] = []
+    for i in range(24):
+        body = MESSAGE.replace(b"Hello.", f"Hello {i}.".encode())
+        (tmp_path / f"m{i}.eml").write_bytes(sign(body, "a.example", "sel", key) + body)
+        ip = "192.0.2.7" if i % 3 else "203.0.113.9"
+        item = {"file": f"m{i}.eml", "ip": ip, "helo": "h.a.example", "mail_from": "x@a.example"}
+        lines.append(json.dumps(item).encode())
+    lines[5] = b"not json"
+    lines[9] = b'{"file": "missing.eml", "ip": "192.0.2.7", "helo": "h.a.example"}'
+    lines[14] = b"\xff\xfe"
+    lines[17] = b""
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_bytes(b"\n".join(lines) + b"\n")
+    return manifest, zone
+
+
+def batch_output(manifest: Path, zone: Path, workers: int) -> tuple[int, list[dict[str, Any]]]:
+    result = mailwarden(
+        "check", "--batch", str(manifest), "--json", "--workers", str(workers),
+        "--dns-zone", str(zone), "--no-network-checks",
+    )  # fmt: skip
+    assert b"Traceback" not in result.stderr
+    lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    for line in lines:
+        line.pop("elapsed", None)
+    return result.returncode, lines
+
+
+def test_batch_workers_match_one_process_line_for_line(batch: tuple[Path, Path]) -> None:
+    one_code, one = batch_output(*batch, workers=1)
+    three_code, three = batch_output(*batch, workers=3)
+    assert one_code == three_code == 1  # bad lines: exit 1, the batch went on
+    assert len(three) == 24
+    assert three == one
+    assert [line.get("file") for line in three[:3]] == ["m0.eml", "m1.eml", "m2.eml"]
+    assert [line["line"] for line in three if "error" in line] == [6, 10, 15, 18]
+    assert three[0]["spf"]["result"] == "fail"
+    assert three[1]["dmarc"]["result"] == "pass"
+
+
+def test_batch_more_workers_than_lines_and_empty_input(batch: tuple[Path, Path]) -> None:
+    manifest, zone = batch
+    first = manifest.read_bytes().split(b"\n")[0] + b"\n"
+    short = manifest.parent / "short.jsonl"
+    short.write_bytes(first)
+    code, lines = batch_output(short, zone, workers=5)
+    assert code == 0
+    assert [line["file"] for line in lines] == ["m0.eml"]
+    empty = manifest.parent / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert batch_output(empty, zone, workers=4) == (0, [])
+
+
+def test_workers_without_batch_is_exit_2(
+    batch: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest, zone = batch
+    code = run(
+        ["check", str(manifest.parent / "m0.eml"), "--ip", "192.0.2.7", "--helo", "h.a.example",
+         "--workers", "2", "--dns-zone", str(zone)]
+    )  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    for bad in ("0", "65", "x", "٣", "-1", "1e3"):
+        code = run(["check", "--batch", str(manifest), "--json", "--workers", bad])
+        assert code == 2, bad
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+
+
+def test_a_dying_worker_costs_only_its_own_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Worker 1 of 2 dies on line 4: its later lines (4, 6, 8) are internal errors, worker
+    0's lines (odd) all come back, in order; exit 70."""
+    stream = tmp_path / "lines"
+    stream.write_bytes(b"".join(json.dumps({"n": n}).encode() + b"\n" for n in range(1, 9)))
+
+    def make_evaluate() -> Any:
+        async def evaluate(number: int, item: dict[str, Any]) -> dict[str, Any]:
+            if number == 4:
+                os._exit(9)
+            return {"n": item["n"]}
+
+        return evaluate
+
+    with stream.open("rb") as lines:
+        code = run_batch_workers(lines, make_evaluate, workers=2, concurrency=1)
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 70
+    assert out[:3] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert [o.get("n") for o in out[4::2]] == [5, 7]
+    for number in (4, 6, 8):
+        assert out[number - 1]["line"] == number
+        assert "worker process died" in out[number - 1]["error"]
+
+
+# -- the gateway -----------------------------------------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(p) for p in text]
+    return sorted(found)
+
+
+def wait_for(predicate: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out waiting")
+        time.sleep(0.1)
+
+
+@contextmanager
+def gateway(
+    tmp_path: Path, workers: int, limits: str = ""
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    config = tmp_path / "mailwarden.toml"
+    config.write_text(
+        f'[gateway]\nlisten = "127.0.0.1:0"\nhostname = "mx.test"\ngreet_pause = 0\n'
+        f'data_dir = "{tmp_path}/data"\n'
+        f'local_domains = ["b.example"]\n[gateway.limits]\n{limits}\n'
+        "[dnsbl]\nuse = []\n"
+    )
+    zone = tmp_path / "zone"
+    zone.write_text(ZONE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailwarden", "serve", "--config", str(config),
+         "--workers", str(workers), "--dns-zone", str(zone), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            assert proc.stderr is not None
+            pytest.fail(f"did not start: {proc.stderr.read()}")
+        info = json.loads(line)
+        assert info["workers"] == workers
+        yield proc, int(info["listen"].rsplit(":", 1)[1])
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def greeting(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        return sock.recv(512)
+
+
+def test_serve_workers_share_the_port_restart_and_stop(tmp_path: Path) -> None:
+    with gateway(tmp_path, workers=2) as (proc, port):
+        wait_for(lambda: len(children(proc.pid)) == 2)
+        workers = children(proc.pid)
+        for _ in range(8):
+            assert greeting(port).startswith(b"220 ")
+        for _ in range(4):  # every worker runs the checks: an unsigned a.example is refused
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                client.ehlo("h.a.example")
+                with pytest.raises(smtplib.SMTPDataError) as refused:
+                    client.sendmail("x@a.example", ["bob@b.example"], MESSAGE)
+                assert refused.value.smtp_code == 550
+                assert b"DMARC" in refused.value.smtp_error
+        os.kill(workers[1], signal.SIGKILL)
+        wait_for(lambda: len(children(proc.pid)) == 2 and workers[1] not in children(proc.pid))
+        for _ in range(8):  # the port still answers, whichever worker takes the connection
+            assert greeting(port).startswith(b"220 ")
+        replaced = children(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(40) == 0
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        assert "worker 1 died (signal 9): restarting it" in err
+        assert "Traceback" not in err
+        for pid in replaced:  # no worker outlives the supervisor
+            assert (
+                not Path(f"/proc/{pid}").exists()
+                or "zombie" in Path(f"/proc/{pid}/status").read_text()
+            )
+    assert sorted((tmp_path / "data" / "spool").iterdir()) == [
+        tmp_path / "data" / "spool" / "worker-0",
+        tmp_path / "data" / "spool" / "worker-1",
+    ]
+
+
+def test_connection_limits_hold_across_workers(tmp_path: Path) -> None:
+    """Per client 3 in all, not 3 per worker: with SO_REUSEPORT the connections spread over
+    both workers, and the fourth is refused whichever worker takes it."""
+    with gateway(tmp_path, workers=2, limits="max_connections_per_client = 3") as (proc, port):
+        wait_for(lambda: len(children(proc.pid)) == 2)
+        held = []
+        try:
+            for _ in range(3):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                held.append(sock)
+                assert sock.recv(512).startswith(b"220 ")
+            for _ in range(6):
+                assert greeting(port).startswith(b"421 ")
+        finally:
+            for sock in held:
+                sock.close()
+        wait_for(lambda: greeting(port).startswith(b"220 "))  # released when they closed
+
+
+def test_total_connection_limit_holds_across_workers(tmp_path: Path) -> None:
+    with gateway(tmp_path, workers=2, limits="max_connections = 2") as (proc, port):
+        wait_for(lambda: len(children(proc.pid)) == 2)
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        try:
+            assert all(sock.recv(512).startswith(b"220 ") for sock in held)
+            for _ in range(6):
+                assert b"too many connections" in greeting(port)
+        finally:
+            for sock in held:
+                sock.close()
+
+
+def test_a_worker_that_cannot_start_is_one_error_line(tmp_path: Path) -> None:
+    config = tmp_path / "mailwarden.toml"
+    config.write_text(
+        f'[gateway]\nlisten = "127.0.0.1:0"\nhostname = "mx.test"\ndata_dir = "{tmp_path}/d"\n'
+        f'[forwarding]\naliases = "{tmp_path}/missing-aliases"\n'
+    )
+    result = mailwarden(
+        "serve", "--config", str(config), "--workers", "3", "--dns-zone", "/dev/null"
+    )
+    assert result.returncode == 2
+    err = result.stderr.decode()
+    assert err.count("mailwarden: error:") == 1, err
+    assert "Traceback" not in err

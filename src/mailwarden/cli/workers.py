@@ -355,7 +355,9 @@ def supervise(
         with contextlib.suppress(OSError):
             os.write(wake_w, b"x")
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():  # else the caller handles them
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     announced = False
     said: set[str] = set()
     try:

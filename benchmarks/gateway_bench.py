@@ -42,6 +42,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mailwarden.cli.workers import default_workers
+
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = "example.net"
 RCPT = f"bob@{DOMAIN}"  # a user the private Postfix knows
@@ -61,10 +63,21 @@ def free_port() -> int:
 
 
 def rss_kib(pid: int) -> int:
+    """Resident memory of a process and of its worker processes (`serve --workers N`)."""
+    total = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+            total = int(line.split()[1])
+            break
+    else:
+        raise RuntimeError("no VmRSS")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                total += rss_kib(int(child))
+            except (OSError, RuntimeError):  # a worker that just ended
+                continue
+    return total
 
 
 @contextmanager
@@ -286,6 +299,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--large-size", type=int, default=20 * 2**20, help="octets of each large message (20 MB)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="the gateway's worker processes (serve --workers; default: the number of CPUs)",
+    )
     parser.add_argument("--no-postfix", action="store_true", help="only the built-in sink")
     parser.add_argument("--json", action="store_true", help="print a JSON summary only")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
@@ -304,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "size": len(data),
             "repeat": args.repeat,
             "idle": args.idle,
+            "workers": args.workers,
         },
         "downstreams": {},
     }
@@ -326,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 str(gateway_config(folder, gw_port, sink_port)),
                 "--dns-zone",
                 str(zone_file(folder)),
+                "--workers",
+                str(args.workers),
             ) as gw,
         ):
             summary["downstreams"]["sink"] = compare(sink_port, gw_port, args, data)
@@ -341,8 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pf_gw_port = free_port()
                 config = gateway_config(folder, pf_gw_port, postfix.port)
                 with mailwarden(
-                    "serve", "--config", str(config), "--dns-zone", str(zone_file(folder))
-                ):
+                    "serve", "--config", str(config), "--dns-zone", str(zone_file(folder)),
+                    "--workers", str(args.workers),
+                ):  # fmt: skip
                     summary["downstreams"]["postfix"] = compare(
                         postfix.port, pf_gw_port, args, data
                     )
@@ -354,7 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = summary["config"]
     print(
         f"{config['messages']} messages of {config['size']} octets per round, "
-        f"{config['clients']} concurrent clients, best of {config['repeat']} rounds"
+        f"{config['clients']} concurrent clients, best of {config['repeat']} rounds, "
+        f"gateway with {config['workers']} worker process(es) (memory: all of them)"
     )
     for name, figures in summary["downstreams"].items():
         if figures is None:

@@ -9,6 +9,7 @@ applies to an Author Domain; `organizational_domain` answers the alignment quest
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -106,7 +107,14 @@ class Lookup:
             return Found(domain, None, "no DMARC record")
         if len(dmarc) > 1:  # §4.10 step 2: several records are all discarded
             return Found(domain, None, f"{len(dmarc)} DMARC records (all discarded)")
-        return Found(domain, parse_record(dmarc[0]))
+        return Found(domain, _parsed(dmarc[0]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> DMARCRecord:
+    """A record's text parsed once while it stays in use (records are immutable; the DNS
+    cache keeps the text, this keeps what it means)."""
+    return parse_record(text)
 
 
 def tree_walk_names(domain: str) -> list[str]:

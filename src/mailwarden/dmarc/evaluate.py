@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -205,6 +205,18 @@ class DMARCResult:
 
 LocalPolicy = Callable[[DMARCResult], Override | None]
 
+_RESULT_FIELDS = tuple(f.name for f in fields(DMARCResult))
+
+
+def _evolve(base: DMARCResult, /, **changes: Any) -> DMARCResult:
+    """`dataclasses.replace` for DMARCResult without its per-call field walk (a verdict is
+    rebuilt a few times per message: this is the warm path). No __post_init__ to run."""
+    new = object.__new__(DMARCResult)
+    for name in _RESULT_FIELDS:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(base, name))
+    return new
+
+
 # Why a message whose From field(s) cannot give one Author Domain is not evaluated.
 _AUTHOR_REASON = {
     AuthorProblem.NO_FROM: DMARCReason.NO_FROM,
@@ -288,6 +300,8 @@ class DMARCEvaluator:
         ):
             return self._not_evaluated(authors.reason, _AUTHOR_REASON[authors.problem], domains)
         lookup = Lookup(self.resolver)
+        if len(domains) == 1:  # the common case: no task for a single evaluation
+            return await self._evaluate(domains[0], spf, dkim, lookup, domains)
         results = await asyncio.gather(
             *(self._evaluate(d, spf, dkim, lookup, domains) for d in domains)
         )
@@ -330,14 +344,14 @@ class DMARCEvaluator:
         try:
             found = await discover_policy(lookup, author, self.discovery, self.psl)
         except DiscoveryTempError as exc:
-            return replace(
+            return _evolve(
                 base,
                 result=DMARCStatus.TEMPERROR,
                 reason=str(exc),
                 reason_code=DMARCReason.DNS_ERROR,
                 dns_queries=lookup.queries,
             )
-        base = replace(
+        base = _evolve(
             base,
             policy_domain=found.policy_domain,
             record=found.record,
@@ -347,19 +361,19 @@ class DMARCEvaluator:
         )
         record = found.record
         if record is None:  # §4.10.1: no record, DMARC does not apply
-            return replace(
+            return _evolve(
                 base, reason=f"no DMARC record for {author}", reason_code=DMARCReason.NO_RECORD
             )
         if not record.policy_usable and not record.rua:
             # §4.10.1: no valid p (or an invalid sp/np) and no valid rua: no DMARC processing
             problem = "no valid p" if record.p is None else "an invalid sp/np"
-            return replace(
+            return _evolve(
                 base,
                 reason=f"record at {found.policy_domain} has {problem} and no valid rua",
                 reason_code=DMARCReason.NO_POLICY,
             )
         verdict = await self._align(base, found, record, spf, dkim, lookup)
-        return replace(verdict, dns_queries=lookup.queries)
+        return _evolve(verdict, dns_queries=lookup.queries)
 
     async def _align(
         self,
@@ -410,10 +424,26 @@ class DMARCEvaluator:
                 if d is not None and d not in dkim_domains:
                     dkim_domains.append(d)
 
-        checks = [aligned(d, record.adkim) for d in dkim_domains]
+        wanted = [(d, record.adkim) for d in dkim_domains]
         if spf_domain:
-            checks.append(aligned(spf_domain, record.aspf))
-        outcomes = await asyncio.gather(*checks)  # independent lookups run together
+            wanted.append((spf_domain, record.aspf))
+        # identical or strictly compared identifiers are decided at once; the others may need
+        # the Organizational Domains, and their independent lookups run together
+        outcomes: list[bool | None] = [
+            True if d == author else False if mode is Alignment.STRICT else None
+            for d, mode in wanted
+        ]
+        open_checks = [
+            (i, aligned(d, mode))
+            for i, (d, mode) in enumerate(wanted)
+            if d != author and mode is not Alignment.STRICT
+        ]
+        if len(open_checks) == 1:
+            outcomes[open_checks[0][0]] = await open_checks[0][1]
+        elif open_checks:
+            decided = await asyncio.gather(*(check for _, check in open_checks))
+            for (i, _), ok in zip(open_checks, decided, strict=True):
+                outcomes[i] = ok
         dkim_ok = outcomes[: len(dkim_domains)]
         spf_ok = outcomes[-1] if spf_domain else None
         dkim_aligned = tuple(d for d, ok in zip(dkim_domains, dkim_ok, strict=True) if ok)
@@ -427,7 +457,7 @@ class DMARCEvaluator:
         else:
             result, reason = DMARCStatus.FAIL, _fail_reason(spf_domain, dkim_domains)
             code = DMARCReason.NOT_ALIGNED
-        verdict = replace(
+        verdict = _evolve(
             base,
             result=result,
             reason=reason,
@@ -469,7 +499,7 @@ class DMARCEvaluator:
                     exists = await domain_exists(self.resolver, author)
                 except TemporaryFailure as exc:
                     if verdict.result is DMARCStatus.FAIL:
-                        return replace(
+                        return _evolve(
                             verdict,
                             result=DMARCStatus.TEMPERROR,
                             reason=f"cannot tell whether {author} exists: {exc}",
@@ -487,7 +517,7 @@ class DMARCEvaluator:
             policy = policy.lowered()
             override = OverrideReason.POLICY_TEST_MODE
         failed = verdict.result is DMARCStatus.FAIL
-        verdict = replace(
+        verdict = _evolve(
             verdict,
             requested_policy=requested,
             policy_tag=tag,
@@ -502,7 +532,7 @@ class DMARCEvaluator:
         if self.local_policy is not None:
             decision = self.local_policy(verdict)
             if decision is not None:
-                verdict = replace(
+                verdict = _evolve(
                     verdict,
                     disposition=decision.disposition,
                     override_reason=decision.reason,

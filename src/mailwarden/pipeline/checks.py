@@ -17,7 +17,7 @@ import dataclasses
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mailwarden.arc import (
     ARCResult,
@@ -249,14 +249,6 @@ class Pipeline:
         deadline = asyncio.get_running_loop().time() + seconds
         timed_out: list[str] = []
 
-        async def within(what: str, work: Awaitable[T], fallback: Callable[[], T]) -> T:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    return await work
-            except TimeoutError:
-                timed_out.append(what)
-                return fallback()
-
         signatures = len(parsed.message.get_all("dkim-signature")) if parsed.message else 0
         (
             dkim_results,
@@ -265,19 +257,27 @@ class Pipeline:
             connection_facts,
             helo_result_facts,
             spf_mailfrom,
-        ) = await asyncio.gather(
-            within("dkim", self._dkim(parsed), lambda: timed_out_dkim(signatures, seconds)),
-            within("arc", self._arc(parsed), lambda: None),
-            within("rhsbl", self._rhsbl(helo, mail_from, parsed.authors.domain), dict),
-            within("connect", connection, lambda: ConnectionFacts(None, None, timed_out=True)),
-            within(
+        ) = await _all_within(
+            deadline,
+            timed_out,
+            ("dkim", self._dkim(parsed), lambda: timed_out_dkim(signatures, seconds)),
+            ("arc", self._arc(parsed), lambda: None),
+            (
+                "rhsbl",
+                _ready({})
+                if self.dnsbl is None
+                else self._rhsbl(helo, mail_from, parsed.authors.domain),
+                dict,
+            ),
+            ("connect", connection, lambda: ConnectionFacts(None, None, timed_out=True)),
+            (
                 "helo",
                 helo_facts,
                 lambda: HeloFacts(
                     timed_out_spf(Identity.HELO, address, helo, "", seconds), None, True
                 ),
             ),
-            within(
+            (
                 "mail",
                 spf,
                 lambda: timed_out_spf(Identity.MAILFROM, address, helo, mail_from, seconds),
@@ -287,13 +287,15 @@ class Pipeline:
         spf_helo, helo_result = helo_result_facts.spf, helo_result_facts.helo
 
         author = parsed.authors.domain
-        dmarc_result, dkim_rhsbl = await asyncio.gather(
-            within(
+        dmarc_result, dkim_rhsbl = await _all_within(
+            deadline,
+            timed_out,
+            (
                 "dmarc",
                 self.dmarc.evaluate(parsed.authors, spf_mailfrom, dkim_results),
                 lambda: timed_out_dmarc(author, self.dmarc.discovery, seconds),
             ),
-            within("rhsbl", self._dkim_rhsbl(dkim_results), dict),
+            ("rhsbl", _ready({}) if self.dnsbl is None else self._dkim_rhsbl(dkim_results), dict),
         )
         if connection_facts.timed_out:
             timed_out.append("connect")
@@ -477,6 +479,40 @@ class Pipeline:
                 code = str(listed.codes[0]) if listed.codes else None
                 builder.dnswl("pass", zone=listed.zone, ip=code, txt=listed.reason or None)
         return builder.build()
+
+
+def _ready(value: T) -> asyncio.Future[T]:
+    """An outcome known already, as a finished future (no task, no step of the loop)."""
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
+async def _all_within(
+    deadline: float,
+    timed_out: list[str],
+    *stages: tuple[str, Awaitable[Any], Callable[[], Any]],
+) -> list[Any]:
+    """Every stage's result, run concurrently until `deadline` (loop time); a stage still
+    running then is cancelled, named in `timed_out`, and its fallback stands in. One wait
+    for all (not one timeout per stage): this is the warm path."""
+    tasks = [asyncio.ensure_future(work) for _, work, _ in stages]
+    try:
+        delay = max(0.0, deadline - asyncio.get_running_loop().time())
+        _, pending = await asyncio.wait(tasks, timeout=delay)
+    except BaseException:  # cancelled from outside: so are the stages
+        for task in tasks:
+            task.cancel()
+        raise
+    results: list[Any] = []
+    for (what, _, fallback), task in zip(stages, tasks, strict=True):
+        if task in pending:
+            task.cancel()
+            timed_out.append(what)
+            results.append(fallback())
+        else:
+            results.append(task.result())
+    return results
 
 
 def _unreadable(parsed: ParsedMessage) -> DKIMResult:

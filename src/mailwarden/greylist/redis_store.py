@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
-
-import redis.asyncio as aioredis
+from typing import TYPE_CHECKING, Any
 
 from .core import (
     AllowEntry,
@@ -27,6 +25,9 @@ from .core import (
     stored_time,
 )
 from .store import Attempt, AttemptResult, TripletField, triplet_matches
+
+if TYPE_CHECKING:  # imported when a Redis store is made: start-up time
+    import redis.asyncio as aioredis
 
 __all__ = ["RedisStore"]
 
@@ -125,6 +126,8 @@ class RedisStore:
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX) -> RedisStore:
         """A store on the server at `url` (redis://host:port/db); ValueError if malformed."""
+        import redis.asyncio as aioredis
+
         return cls(aioredis.Redis.from_url(url, decode_responses=True), prefix=prefix)
 
     # -- keys ------------------------------------------------------------------------------

@@ -10,10 +10,12 @@ counters by itself; the slots counted come from the caller's clock.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import redis.asyncio as aioredis
+from typing import TYPE_CHECKING
 
 from .window import Charge, Window
+
+if TYPE_CHECKING:  # imported when a Redis store is made: start-up time
+    import redis.asyncio as aioredis
 
 __all__ = ["RedisCounterStore"]
 
@@ -87,6 +89,8 @@ class RedisCounterStore:
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX) -> RedisCounterStore:
         """A store on the server of a redis://, rediss:// or unix:// URL."""
+        import redis.asyncio as aioredis
+
         return cls(aioredis.Redis.from_url(url, decode_responses=True), prefix=prefix)
 
     def _counter(self, key: str, window: Window) -> str:

@@ -4,11 +4,12 @@ as one receiver (one report per domain and day, whichever gateway saw the mail).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
-
-import psycopg
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .sql import Connection, Dialect, SQLStore
+
+if TYPE_CHECKING:  # imported when a PostgreSQL store is opened: start-up time
+    import psycopg
 
 __all__ = ["PostgresStore"]
 
@@ -35,6 +36,8 @@ class PostgresStore(SQLStore):
         self.connect_timeout = connect_timeout
 
     def _open(self) -> Connection:
+        import psycopg
+
         return psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout)
 
     def _create_tables(self, db: Connection) -> None:
@@ -44,6 +47,8 @@ class PostgresStore(SQLStore):
 
     @staticmethod
     def _pg_of(db: Connection) -> psycopg.Connection[Any]:
+        import psycopg
+
         assert isinstance(db, psycopg.Connection)
         return db
 

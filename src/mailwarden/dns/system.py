@@ -20,9 +20,6 @@ import socket
 import weakref
 from collections.abc import Sequence
 
-import dns.exception
-import dns.resolver
-
 from .names import is_domain_name, normalize
 from .transport import (
     DEFAULT_MAX_IN_FLIGHT,
@@ -96,6 +93,9 @@ def parse_server(text: str) -> tuple[str, int]:
 
 def system_servers(path: str = RESOLV_CONF) -> list[tuple[str, int]]:
     """The name servers of resolv.conf; 127.0.0.1 when it names none (resolv.conf(5))."""
+    import dns.exception  # dnspython reads resolv.conf; imported only when it is needed
+    import dns.resolver
+
     config = dns.resolver.Resolver(configure=False)
     try:
         config.read_resolv_conf(path)

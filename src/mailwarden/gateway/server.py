@@ -196,6 +196,18 @@ class Gateway:
         assert self._server is not None
         await self._server.serve_forever()
 
+    async def stop_accepting(self) -> None:
+        """No new connections (an orderly stop: the open ones finish their transactions)."""
+        if self._server is not None:
+            self._server.close()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the open connections to end; True when none is left."""
+        if not self._tasks:
+            return True
+        _, pending = await asyncio.wait(set(self._tasks), timeout=seconds)
+        return not pending
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()

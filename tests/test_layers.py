@@ -67,6 +67,8 @@ ALLOWED: dict[str, set[str]] = {
     "socketmap": FOUNDATION | PROTOCOLS | {"settings"},
     # the Postfix policy service (mailwarden.policyservice): a front end on the pipeline
     "policyservice": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
+    # the milter protocol and front end
+    "milter": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     "cli": FOUNDATION
     | PROTOCOLS
     | {
@@ -78,6 +80,7 @@ ALLOWED: dict[str, set[str]] = {
         "submission",
         "socketmap",
         "policyservice",
+        "milter",
     },
     "__init__": set(),
     "__main__": {"cli"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.policyservice.helpers import BAD_IP, GOOD_IP, LISTED_IP, request, resolver, settings
+from tests.policyservice.helpers import BAD_IP, LISTED_IP, request, resolver, settings
 
 from mailwarden.greylist import MemoryStore
 from mailwarden.pipeline import build

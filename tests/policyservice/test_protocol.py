@@ -32,8 +32,9 @@ def feed(data: bytes, *, eof: bool = True, limit: int = 8194) -> asyncio.StreamR
     return reader
 
 
-async def read_all(data: bytes, limits: Limits = Limits()) -> list[object]:
+async def read_all(data: bytes, limits: Limits | None = None) -> list[object]:
     """Every request in `data`, then None, or the exception that ended the reading."""
+    limits = limits or Limits()
     reader = feed(data, limit=limits.max_line + 2)
     out: list[object] = []
     while True:
@@ -54,7 +55,8 @@ def test_round_trip(attributes: dict[str, str]) -> None:
     attributes = {"request": "smtpd_access_policy", **attributes}
     data = "".join(f"{k}={v}\n" for k, v in attributes.items()).encode() + b"\n"
     found = asyncio.run(read_all(data * 3))
-    assert len(found) == 4 and found[-1] is None
+    assert len(found) == 4
+    assert found[-1] is None
     for request in found[:3]:
         assert request.attributes == attributes  # type: ignore[attr-defined]
         assert request.problem == ""  # type: ignore[attr-defined]
@@ -172,7 +174,8 @@ def test_answers_are_one_line(action: str) -> None:
     assert out.startswith(b"action=")
     assert out.endswith(b"\n\n")
     assert out.count(b"\n") == 2
-    assert b"\r" not in out and b"\x00" not in out
+    assert b"\r" not in out
+    assert b"\x00" not in out
     assert len(out) <= len(b"action=") + 1000 + 2
     out.decode("utf-8")  # always valid UTF-8
 

@@ -172,7 +172,7 @@ async def test_orderly_stop_finishes_the_request_in_flight(tmp_path: Path) -> No
         await asyncio.sleep(0.2)
         await running.stop_accepting()
         assert await closed(idle_reader)  # idle: closed at once
-        with pytest.raises(OSError):
+        with pytest.raises(ConnectionRefusedError):
             await connect(address)  # no new connections
         assert await running.wait_idle(10)
         answer = await read_answer(busy_reader)  # the request in flight got its answer

@@ -32,6 +32,7 @@ use = []
 name = "testbl"
 zone = "bl.test"
 codes = "127.0.0.2=TESTBL_LISTED:3.0"
+ipv6 = false
 [policy]
 hard_reject = ["TESTBL_LISTED"]
 [greylist]

@@ -18,6 +18,7 @@ from mailwarden.settings import ConfigError, Override, Settings, parse_listen
 
 from . import lifecycle
 from .common import DNSOptions, dns_options, fail, json_option, print_json
+from .paths import require_writable_dir
 
 
 def policy_settings(settings: Settings) -> Settings:
@@ -63,8 +64,11 @@ def policy(listen: str | None, data_dir: str | None, dns: DNSOptions, as_json: b
         given["gateway.data_dir"] = (data_dir, "--data-dir")
     settings = dns.settings(given)
     where = "--data-dir" if data_dir else f"{settings.source}: gateway.data_dir"
-    if Path(settings.gateway.data_dir).exists() and not Path(settings.gateway.data_dir).is_dir():
-        fail(f"{where}: {settings.gateway.data_dir} is not a directory")
+    uses_redis = settings.greylist.redis and (
+        settings.submission.redis or not settings.policy_service.rate_limits
+    )
+    if (settings.greylist.enabled and not uses_redis) or settings.policy_service.rate_limits:
+        require_writable_dir(settings.gateway.data_dir, where)  # the SQLite stores live there
     try:
         checks = build_checks(settings, dns)
     except ConfigError as exc:
@@ -73,7 +77,10 @@ def policy(listen: str | None, data_dir: str | None, dns: DNSOptions, as_json: b
         fail(
             f"cannot open the greylist or rate-limit store: {getattr(exc, 'strerror', None) or exc}"
         )
-    address = parse_listen(settings.policy_service.listen)
+    try:
+        address = parse_listen(settings.policy_service.listen)
+    except ValueError as exc:
+        fail(f"policy_service.listen: {exc}")
     server = PolicyServer(checks, address)
     if not logging.getLogger("mailwarden.policy").handlers:
         handler = logging.StreamHandler(sys.stderr)

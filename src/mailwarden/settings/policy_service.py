@@ -46,7 +46,10 @@ def parse_listen(text: object) -> tuple[str, int] | UnixPath:
 
 def _listen(text: object) -> str:
     parsed = parse_listen(text)
-    return f"unix:{parsed}" if isinstance(parsed, UnixPath) else f"{parsed[0]}:{parsed[1]}"
+    if isinstance(parsed, UnixPath):
+        return f"unix:{parsed}"
+    host, port = parsed
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class GreylistMode(StrEnum):

@@ -64,10 +64,8 @@ def policy(listen: str | None, data_dir: str | None, dns: DNSOptions, as_json: b
         given["gateway.data_dir"] = (data_dir, "--data-dir")
     settings = dns.settings(given)
     where = "--data-dir" if data_dir else f"{settings.source}: gateway.data_dir"
-    uses_redis = settings.greylist.redis and (
-        settings.submission.redis or not settings.policy_service.rate_limits
-    )
-    if (settings.greylist.enabled and not uses_redis) or settings.policy_service.rate_limits:
+    greylist, rate = settings.greylist, settings.policy_service.rate_limits
+    if (greylist.enabled and not greylist.redis) or (rate and not settings.submission.redis):
         require_writable_dir(settings.gateway.data_dir, where)  # the SQLite stores live there
     try:
         checks = build_checks(settings, dns)

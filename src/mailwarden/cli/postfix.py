@@ -286,8 +286,13 @@ def check_command(
 ) -> None:
     """Check a running Postfix's configuration for mailwarden (exit 1: a problem found)."""
     settings = _settings(config)
-    if config_dir is not None and not Path(config_dir).is_dir():
-        fail(f"-c {one_line(config_dir)}: not a directory")
+    if config_dir is not None:
+        try:
+            is_dir = Path(config_dir).is_dir()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL
+            fail(f"-c {one_line(config_dir[:200])}: {getattr(exc, 'strerror', None) or exc}")
+        if not is_dir:
+            fail(f"-c {one_line(config_dir[:200])}: not a directory")
     if program is None:
         program = shutil.which("postconf") or shutil.which("postconf", path="/usr/sbin:/sbin")
         if program is None:

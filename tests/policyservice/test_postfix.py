@@ -113,10 +113,8 @@ def test_spf_fail_refused(stack: tuple[Postfix, Policy]) -> None:
     postfix, _ = stack
     postfix.clear()
     transcript = swaks(postfix, BAD_IP, "alice@a.example")
-    assert (
-        "<** 550 5.7.23 <bob@example.net>: Recipient address rejected: SPF fail: a.example does not allow 198.51.100.7"
-        in transcript
-    )
+    refused = "<** 550 5.7.23 <bob@example.net>: Recipient address rejected: SPF fail: "
+    assert refused + "a.example does not allow 198.51.100.7" in transcript
     assert postfix.delivered("bob") == []
 
 
@@ -124,10 +122,8 @@ def test_dns_list_hit_refused(stack: tuple[Postfix, Policy]) -> None:
     postfix, _ = stack
     postfix.clear()
     transcript = swaks(postfix, LISTED_IP, "someone@soft.example")
-    assert (
-        "<** 554 5.7.1 <bob@example.net>: Recipient address rejected: Service unavailable; client blocked (TESTBL_LISTED)"
-        in transcript
-    )
+    refused = "<** 554 5.7.1 <bob@example.net>: Recipient address rejected: Service unavailable; "
+    assert refused + "client blocked (TESTBL_LISTED)" in transcript
     assert postfix.delivered("bob") == []
 
 

@@ -63,8 +63,16 @@ async def test_many_requests_on_one_connection(server: PolicyServer) -> None:
         writer.write(request(instance=f"msg{number}"))
         await writer.drain()
         assert (await read_answer(reader)).startswith("PREPEND Received-SPF: pass")
+    assert open_connections() == 1
     writer.close()
     assert answered("rcpt") == before + 20
+    async with asyncio.timeout(5):
+        while open_connections() != 0:
+            await asyncio.sleep(0.01)
+
+
+def open_connections() -> float:
+    return REGISTRY.get_sample_value("mailwarden_open_connections", {"frontend": "policy"}) or 0
 
 
 async def test_pipelined_requests_answered_in_order(server: PolicyServer) -> None:

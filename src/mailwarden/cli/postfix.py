@@ -98,10 +98,21 @@ def policy_timeout(settings: Settings) -> int:
     return math.ceil(settings.deadlines.rcpt) + 5
 
 
+def _milter_budget(settings: Settings) -> tuple[float, float]:
+    """What the milter expects of Postfix: `[milter] command_timeout` and `content_timeout`
+    when the settings have them (it answers within those), else Postfix's defaults."""
+    section: Any = getattr(settings, "milter", None)
+    command = getattr(section, "command_timeout", 30.0)
+    content = getattr(section, "content_timeout", 300.0)
+    return float(command), float(content)
+
+
 def milter_timeouts(settings: Settings) -> tuple[int, int]:
+    """Postfix's milter timeouts to write: above our deadlines and the milter's budget."""
     d = settings.deadlines
-    command = max(30, math.ceil(max(d.connect, d.helo, d.mail, d.rcpt)) + 5)
-    return command, max(300, math.ceil(d.data) + 10)
+    budget_command, budget_content = _milter_budget(settings)
+    command = max(math.ceil(budget_command), math.ceil(max(d.connect, d.helo, d.mail, d.rcpt)) + 5)
+    return command, max(math.ceil(budget_content), math.ceil(d.data) + 10)
 
 
 def config_lines(
@@ -312,8 +323,11 @@ def check_command(
     configured = milters(effective.get("smtpd_milters", ""))
     if configured:
         d = settings.deadlines
-        answer = max(d.connect, d.helo, d.mail, d.rcpt)
-        findings += check_milters(effective, explicit, command=answer, content=d.data)
+        budget_command, budget_content = _milter_budget(settings)
+        command = max(d.connect, d.helo, d.mail, d.rcpt, budget_command)
+        findings += check_milters(
+            effective, explicit, command=command, content=max(d.data, budget_content)
+        )
         queue = effective.get("queue_directory", "/var/spool/postfix")
         addresses = [m.address for m in configured]
         findings += runtime.run(_negotiate_all(addresses, queue, timeout))

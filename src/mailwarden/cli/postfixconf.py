@@ -331,7 +331,7 @@ def check_milters(
                     Finding(
                         "warning",
                         label,
-                        f"{key} {text}: our answer may take up to {ours:g} s ([deadlines]); "
+                        f"{key} {text}: our answer may take up to {ours:g} s ([deadlines], [milter]); "
                         "Postfix would give up first and apply the default action",
                     )
                 )

@@ -331,8 +331,8 @@ def check_milters(
                     Finding(
                         "warning",
                         label,
-                        f"{key} {text}: our answer may take up to {ours:g} s ([deadlines], [milter]); "
-                        "Postfix would give up first and apply the default action",
+                        f"{key} {text}: our answer may take up to {ours:g} s ([deadlines], "
+                        "[milter]); Postfix would give up first and apply the default action",
                     )
                 )
     return findings

@@ -182,3 +182,18 @@ async def test_silent_dns_gives_dunno_within_the_deadline(tmp_path: Path) -> Non
     result = await service.answer(block)
     assert result.action == "DUNNO"
     assert "did not finish" in result.reason
+
+
+class BrokenStore(MemoryStore):
+    async def attempt(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        raise ConnectionError("the store is down")
+
+
+async def test_a_failing_store_defers(tmp_path: Path) -> None:
+    config = settings(tmp_path, 'greylist = "always"')
+    pipeline = build(config, resolver(), greylist=BrokenStore())
+    service = PolicyChecks(pipeline, config.policy_service)
+    block = parse_block(request().split(b"\n")[:-2])
+    result = await service.answer(block)
+    assert result.action == "DEFER_IF_PERMIT 4.3.0 Temporary failure, please try again later"
+    assert "the store is down" in result.reason

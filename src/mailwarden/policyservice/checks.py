@@ -46,9 +46,11 @@ from mailwarden.spf import SPFResult, SPFStatus, received_spf
 
 from .protocol import MALFORMED, PolicyRequest
 
-__all__ = ["DUNNO", "Answer", "PolicyChecks"]
+__all__ = ["DUNNO", "FAILED", "Answer", "PolicyChecks"]
 
 DUNNO = "DUNNO"
+# RFC 3463 X.3.0: our own failure (a store that does not answer): the client retries
+FAILED = "DEFER_IF_PERMIT 4.3.0 Temporary failure, please try again later"
 PREPENDED_MEMORY = 10_000  # messages remembered as having their Received-SPF
 _GREYLISTING = (Action.GREYLIST, Action.ADD_HEADER, Action.SOFT_REJECT, Action.REJECT)
 _WORDS = {MINUTE.name: "a minute", HOUR.name: "an hour", DAY.name: "a day"}
@@ -108,6 +110,9 @@ class PolicyChecks:
                 return Answer(DUNNO, f"nothing to check at {state or 'no state'}")
         except TimeoutError:
             return Answer(DUNNO, f"checks did not finish within {seconds:g} s")
+        except Exception as exc:  # a store that fails (Redis down, disk full): retry later
+            log.exception("policy: request failed")
+            return Answer(FAILED, f"internal error: {type(exc).__name__}: {exc}")
 
     # -- RCPT ------------------------------------------------------------------------------
     async def _rcpt(self, request: PolicyRequest) -> Answer:

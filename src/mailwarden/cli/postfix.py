@@ -313,14 +313,15 @@ def check_command(
     overrides = services(_postconf(program, config_dir, "-P", "-x"))
     service = settings.policy_service
     ours = _inet(parse_listen(service.listen), chroot_note=[])
+    configured = milters(effective.get("smtpd_milters", ""))
     findings = check_policy(
         effective,
         overrides,
         answer_deadline=settings.deadlines.rcpt,
         idle_timeout=service.idle_timeout,
         ours=ours,
+        expect_policy=not configured,
     )
-    configured = milters(effective.get("smtpd_milters", ""))
     if configured:
         d = settings.deadlines
         budget_command, budget_content = _milter_budget(settings)

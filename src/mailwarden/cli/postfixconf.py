@@ -160,11 +160,13 @@ def check_policy(
     answer_deadline: float,
     idle_timeout: float,
     ours: str = "",
+    expect_policy: bool = True,
 ) -> list[Finding]:
     """Where the policy services sit and how Postfix will treat them. `effective` holds the
     main.cf values (defaults included), `overrides` master.cf's `-o` per service; our
     answers come within `answer_deadline`, our idle connections are closed after
-    `idle_timeout`; `ours` is our address as main.cf names it."""
+    `idle_timeout`; `ours` is our address as main.cf names it; `expect_policy` False when a
+    milter is configured (then a missing policy service is no finding)."""
     findings: list[Finding] = []
     contexts = [("main.cf", dict(effective))]
     for service, values in overrides.items():
@@ -194,8 +196,10 @@ def check_policy(
                     label += " (mailwarden)"
                 findings += _placement(name, index, values, guarded, label)
                 findings += _policy_options(item, values, label, answer_deadline, idle_timeout)
-    if not seen:
-        findings.append(Finding("warning", "main.cf", "no check_policy_service is configured"))
+    if not seen and expect_policy:  # neither a policy service nor a milter: nothing asks us
+        findings.append(
+            Finding("warning", "main.cf", "no check_policy_service and no milter is configured")
+        )
     return findings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,32 @@ async def test_a_failing_store_defers(tmp_path: Path) -> None:
     result = await service.answer(block)
     assert result.action == "DEFER_IF_PERMIT 4.3.0 Temporary failure, please try again later"
     assert "the store is down" in result.reason
+
+
+async def test_the_gateways_greylist_store(tmp_path: Path) -> None:
+    """build(greylist=True): the SQLite store of the data directory, the one the gateway and
+    `mailwarden greylist` use, with the same keys."""
+    import contextlib
+    import io
+    import json
+
+    from mailwarden.cli import run
+
+    config = settings(tmp_path, 'greylist = "always"')
+    pipeline = build(config, resolver(), greylist=True)
+    service = PolicyChecks(pipeline, config.policy_service)
+    block = parse_block(request(client_address=BAD_IP, sender="x@soft.example").split(b"\n")[:-2])
+    assert (await service.answer(block)).action.startswith("DEFER_IF_PERMIT 4.7.1 ")
+    assert pipeline.greylister is not None
+    await pipeline.greylister.store.close()
+    out = io.StringIO()
+    argv = ["greylist", "list", "--config", str(tmp_path / "mailwarden.toml"), "--json"]
+    with contextlib.redirect_stdout(out):
+        code = await asyncio.to_thread(run, argv)  # the command runs its own event loop
+    assert code == 0
+    entries = json.loads(out.getvalue())["entries"]
+    assert len(entries) == 1
+    assert entries[0]["origin"] == "net:198.51.100.0/24"  # the gateway's key: the /24
+    assert entries[0]["sender"] == "x@soft.example"
+    assert entries[0]["recipient"] == "bob@b.example"
+    assert entries[0]["state"] == "pending"

@@ -233,3 +233,29 @@ async def test_garbage_never_takes_the_service_down(tmp_path: Path) -> None:
         writer.write(request(instance="after the garbage"))
         assert (await read_answer(reader)).startswith("PREPEND ")
         writer.close()
+
+
+async def test_a_peer_that_never_reads_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers that never drain (a peer that does not read, its buffers full: simulated, as
+    loopback buffers hold megabytes) end the connection within read_timeout."""
+    checks = make_checks(tmp_path, 'greylist = "off"\nspf = "off"\nread_timeout = 0.3')
+
+    async def never(self: asyncio.StreamWriter) -> None:
+        await asyncio.Event().wait()
+
+    async with PolicyServer(checks, ("127.0.0.1", 0)) as running:
+        _, writer = await connect(running.address)
+        monkeypatch.setattr(asyncio.StreamWriter, "drain", never)
+        writer.write(request(protocol_state="DATA"))
+        await asyncio.sleep(0)
+        started = time.monotonic()
+        for _ in range(200):
+            if running.connections == 0:
+                break
+            await asyncio.sleep(0.05)
+        monkeypatch.undo()
+        assert running.connections == 0
+        assert time.monotonic() - started < 5
+        writer.close()

@@ -170,7 +170,8 @@ class PolicyServer:
             checks = self.checks  # the one current now: a reload affects the next request
             answer = await checks.answer(request)
             writer.write(format_answer(answer.action))
-            await writer.drain()
+            async with asyncio.timeout(self.limits.read_timeout):  # a peer that never reads
+                await writer.drain()
             stage = request.protocol_state.lower() or "none"
             metrics.observe_answer(
                 "policy",

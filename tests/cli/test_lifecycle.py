@@ -281,9 +281,17 @@ def test_serve_reload_and_orderly_stop(tmp_path: Path, zone: Path) -> None:
     address = hostport(process.info["listen"])
     message = "From: a@a.example\r\nTo: postmaster@example.net\r\nSubject: x\r\n\r\nhi\r\n."
     try:
+        early = SMTP(address)  # open across the reload: kept, and on the old pipeline
+        assert early.command("EHLO mail.a.example").startswith("250")
         write_serve_config(config, "mx2.test")
         process.signal(signal.SIGHUP)
         process.wait_for("settings reloaded")
+        assert early.command("MAIL FROM:<x@a.example>").startswith("250")
+        assert early.command("RCPT TO:<postmaster@example.net>").startswith("250")
+        assert early.command("DATA").startswith("354")
+        assert early.command(message.replace("x\r\n", "early\r\n")).startswith("250")
+        assert early.command("QUIT").startswith("221")
+        early.close()
         config.write_text('[dnsbl]\nuse = ["nosuchlist"]\n')
         process.signal(signal.SIGHUP)
         process.wait_for("reload failed")
@@ -307,10 +315,12 @@ def test_serve_reload_and_orderly_stop(tmp_path: Path, zone: Path) -> None:
         assert process.popen.wait(30) == 0
     finally:
         assert process.stop() == 0
-    mail = delivered(tmp_path)
-    assert len(mail) == 1
-    # the pipeline of the reload: our Authentication-Results names the new host
-    assert b"Authentication-Results: mx2.test;" in mail[0]
+    mail = {b"early" in m.split(b"\r\n\r\n")[0]: m for m in delivered(tmp_path)}
+    assert len(mail) == 2
+    # the connection opened before the reload finished on the old pipeline, the one opened
+    # after it got the new one: our Authentication-Results names the host of each
+    assert b"Authentication-Results: mx1.test;" in mail[True]
+    assert b"Authentication-Results: mx2.test;" in mail[False]
     assert not any("Traceback" in line for line in process.stderr)
 
 

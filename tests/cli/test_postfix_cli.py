@@ -21,7 +21,13 @@ from tests.gateway.helpers import require_program
 from tests.gateway.postfix import MASTER_CF, free_port, start_postfix
 
 from mailwarden.cli import run
-from mailwarden.cli.postfixconf import check_policy, duration, milters, restrictions
+from mailwarden.cli.postfixconf import (
+    check_gateway,
+    check_policy,
+    duration,
+    milters,
+    restrictions,
+)
 from mailwarden.milter.protocol import (
     Action,
     OptionNegotiation,
@@ -129,11 +135,17 @@ def write_config_dir(root: Path, main_cf: str) -> Path:
 
 def test_printed_lines_pass_the_check(tmp_path: Path, milter: FakeMilter) -> None:
     require_program("postconf")
-    code, out, _ = invoke("postfix", "config", "--policy", "--milter", "--json")
+    ours = tmp_path / "mailwarden.toml"
+    ours.write_text('[gateway]\nrelay_to = "127.0.0.1:10025"\n')
+    argv = ["--policy", "--milter", "--gateway", "--config", str(ours), "--json"]
+    code, out, _ = invoke("postfix", "config", *argv)
     assert code == 0
-    main_cf = json.loads(out)["main.cf"].replace("127.0.0.1:11332", f"127.0.0.1:{milter.port}")
+    lines = json.loads(out)
+    main_cf = lines["main.cf"].replace("127.0.0.1:11332", f"127.0.0.1:{milter.port}")
     etc = write_config_dir(tmp_path, main_cf)
-    code, out, err = invoke("postfix", "check", "-c", str(etc), "--json")
+    with (etc / "master.cf").open("a") as master:
+        master.write(lines["master.cf"] + "\n")
+    code, out, err = invoke("postfix", "check", "-c", str(etc), "--config", str(ours), "--json")
     report = json.loads(out)
     assert report["errors"] == 0, report
     assert report["warnings"] == 0, report
@@ -141,7 +153,19 @@ def test_printed_lines_pass_the_check(tmp_path: Path, milter: FakeMilter) -> Non
     texts = [f["text"] for f in report["findings"]]
     assert "placed after reject_unauth_destination" in texts
     assert "live negotiation: milter protocol version 6 answered" in texts
+    assert "127.0.0.1:10025 inet smtpd takes what mailwarden serve relays" in texts
     assert milter.negotiations == 1
+
+
+def test_gateway_without_a_listener_is_an_error() -> None:
+    master = "smtp inet n - y - - smtpd\npickup unix n - y 60 1 pickup\n"
+    (finding,) = check_gateway(master, ("127.0.0.1", 10025))
+    assert finding.level == "error"
+    assert "no smtpd listens there" in finding.text
+    (finding,) = check_gateway(master, ("127.0.0.1", 25))
+    assert finding.level == "ok"
+    (finding,) = check_gateway("10025 inet n - n - - lmtp\n", ("127.0.0.1", 10025))
+    assert finding.level == "error"
 
 
 @pytest.fixture

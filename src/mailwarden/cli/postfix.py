@@ -30,6 +30,7 @@ from .common import EXIT_OK, EXIT_PARTIAL, FiniteFloat, fail, json_option, one_l
 from .postfixconf import (
     RESTRICTION_LISTS,
     Finding,
+    check_gateway,
     check_milters,
     check_policy,
     milters,
@@ -332,6 +333,9 @@ def check_command(
         queue = effective.get("queue_directory", "/var/spool/postfix")
         addresses = [m.address for m in configured]
         findings += runtime.run(_negotiate_all(addresses, queue, timeout))
+    if settings.gateway.relay_to is not None:  # serve in front: Postfix must take its mail
+        master = _postconf(program, config_dir, "-M", "-x")
+        findings += check_gateway(master, settings.gateway.relay_to)
     errors = sum(f.level == "error" for f in findings)
     warnings = sum(f.level == "warning" for f in findings)
     if as_json:

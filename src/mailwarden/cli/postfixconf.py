@@ -18,6 +18,7 @@ __all__ = [
     "RESTRICTION_LISTS",
     "Finding",
     "Service",
+    "check_gateway",
     "check_milters",
     "check_policy",
     "duration",
@@ -374,3 +375,24 @@ def services(overrides_text: str) -> dict[str, dict[str, str]]:
         if service:
             by_service.setdefault(service, {})[name] = value
     return by_service
+
+
+def check_gateway(master: str, relay_to: tuple[str, int]) -> list[Finding]:
+    """`mailwarden serve` relays to `relay_to`: an smtpd must listen there (postconf -M
+    output: `service type private unpriv chroot wakeup maxproc command ...`)."""
+    host, port = relay_to
+    where = f"master.cf: {host}:{port}"
+    for line in master.splitlines():
+        fields = line.split()
+        if len(fields) < 8 or fields[1] != "inet":
+            continue
+        service = fields[0]
+        listen_host, _, listen_port = service.rpartition(":")
+        number = {"smtp": "25", "submission": "587", "smtps": "465"}.get(listen_port, listen_port)
+        if number != str(port) or listen_host.strip("[]") not in ("", host, "0.0.0.0", "::"):
+            continue
+        if fields[7] != "smtpd":
+            return [Finding("error", where, f"{service} runs {fields[7]}, not smtpd")]
+        return [Finding("ok", where, f"{service} inet smtpd takes what mailwarden serve relays")]
+    text = "mailwarden serve relays here ([gateway] relay_to) but no smtpd listens there"
+    return [Finding("error", where, text)]

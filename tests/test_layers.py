@@ -26,6 +26,8 @@ FOUNDATION = {
     "dns",
     "ipinput",
     "sqlitefile",
+    # Prometheus metrics: the small functions every front end calls
+    "metrics",
 }
 PROTOCOLS = {
     "spf",
@@ -63,9 +65,23 @@ ALLOWED: dict[str, set[str]] = {
     "submission": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "gateway"},
     # Postfix lookup services (socketmap, tcp_table): the SRS maps of `mailwarden srs`
     "socketmap": FOUNDATION | PROTOCOLS | {"settings"},
+    # the Postfix policy service (mailwarden.policyservice): a front end on the pipeline
+    "policyservice": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
+    # the milter protocol and front end
+    "milter": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     "cli": FOUNDATION
     | PROTOCOLS
-    | {"policy", "settings", "pipeline", "analyze", "gateway", "submission", "socketmap"},
+    | {
+        "policy",
+        "settings",
+        "pipeline",
+        "analyze",
+        "gateway",
+        "submission",
+        "socketmap",
+        "policyservice",
+        "milter",
+    },
     "__init__": set(),
     "__main__": {"cli"},
 }
@@ -82,6 +98,7 @@ FOUNDATION_ORDER = [
     "message",
     "author",
     "sqlitefile",
+    "metrics",
 ]
 
 

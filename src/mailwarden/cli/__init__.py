@@ -20,6 +20,8 @@ from .dmarc import dmarc
 from .domain import domain
 from .greylist import greylist
 from .netchecks import dnsbl, helo, iprev
+from .policy import policy
+from .postfix import postfix
 from .report import report
 from .serve import serve, sink
 from .spf import spf
@@ -62,6 +64,8 @@ cli.add_command(submit)
 cli.add_command(user)
 cli.add_command(srs)
 cli.add_command(report)
+cli.add_command(policy)
+cli.add_command(postfix)
 spf.add_command(spf_build)
 dkim.add_command(dkim_rotate)
 dkim.add_command(dkim_keys)

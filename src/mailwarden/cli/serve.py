@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -109,16 +109,48 @@ def serve(
         )
     count = workers if workers is not None else default_workers()
     if count > 1:
-        sys.exit(_serve_workers(settings, dns, count, as_json))
+        sys.exit(_serve_workers(settings, given, dns, count, as_json))
     gateway, pipeline, rotator = _gateway(settings, dns)
+    reload = _reloader(given, dns, gateway, settings)
 
     def announce() -> None:
         _announce(settings, *gateway.address, as_json)
 
     try:
-        runtime.run(lifecycle.run_until_signalled(gateway, announce, pipeline, rotator))
+        runtime.run(
+            lifecycle.run_until_signalled(gateway, announce, pipeline, rotator, reload=reload)
+        )
     except OSError as exc:
         fail(f"cannot listen on {config.listen[0]}:{config.listen[1]}: {exc.strerror or exc}")
+
+
+def _reloader(
+    given: dict[str, Override],
+    dns: DNSOptions,
+    gateway: Gateway,
+    settings: Settings,
+    worker: int | None = None,
+) -> Callable[[], Awaitable[Pipeline]]:
+    """What SIGHUP does (in each worker process with --workers: the supervisor passes the
+    signal on)."""
+    forwarding = _forwarding(settings)
+
+    async def reload() -> Pipeline:
+        """SIGHUP: the checks' settings again (the listener, TLS, the downstream and the
+        forwarding need a restart); new connections get the new pipeline."""
+        fresh = dns.settings(given)
+        check_serve_paths(fresh, f"{fresh.source}: gateway.data_dir")
+        if (problem := report_keys_problem(fresh)) is not None:
+            fail(problem)
+        new = build(fresh, dns.build(fresh, status=False), greylist=True, reports=True)
+        new.runs_schedules = not worker
+        checks: Checks = PipelineChecks(new)
+        if forwarding is not None:
+            checks = forwarding.checks(checks)
+        gateway.checks = checks
+        return new
+
+    return reload
 
 
 def _gateway(
@@ -198,7 +230,9 @@ def _announce(settings: Settings, host: str, port: int, as_json: bool, workers: 
     sys.stdout.flush()
 
 
-def _serve_workers(settings: Settings, dns: DNSOptions, workers: int, as_json: bool) -> int:
+def _serve_workers(
+    settings: Settings, given: dict[str, Override], dns: DNSOptions, workers: int, as_json: bool
+) -> int:
     """`serve --workers N`: N gateway processes on one port (SO_REUSEPORT) under a supervisor
     (cli/workers.py); the connection limits hold across them (`SharedAdmission`)."""
     config = settings.gateway
@@ -217,12 +251,15 @@ def _serve_workers(settings: Settings, dns: DNSOptions, workers: int, as_json: b
     def run(index: int, listening: Callable[[str, int], None]) -> None:
         admission.bind(index)
         gateway, pipeline, rotator = _gateway(settings, dns, admission=admission, worker=index)
+        reload = _reloader(given, dns, gateway, settings, index)
 
         def announce() -> None:
             listening(*gateway.address)
 
         try:
-            runtime.run(lifecycle.run_until_signalled(gateway, announce, pipeline, rotator))
+            runtime.run(
+                lifecycle.run_until_signalled(gateway, announce, pipeline, rotator, reload=reload)
+            )
         except OSError as exc:
             fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 

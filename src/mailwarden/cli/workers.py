@@ -12,7 +12,7 @@ report store, and the gateway's connection counts in `SharedAdmission`).
   listens, announces once all listen, restarts a worker that dies (a crash loop, a
   worker dying five times in a minute, stops everything: exit 1), and on SIGTERM or SIGINT
   sends SIGTERM to every worker, waits for their orderly stop (SIGKILL after
-  `STOP_TIMEOUT`), and exits 0.
+  `STOP_TIMEOUT`), and exits 0. SIGHUP is passed on to every worker (each reloads).
 
 Metrics: before forking, `mailwarden.metrics.use_worker_processes(directory)` is called when
 it exists (Prometheus' multiprocess mode).
@@ -292,6 +292,7 @@ WorkerMain = Callable[[int, Callable[[str, int], None]], None]
 def _serve_worker(index: int, run: WorkerMain, ready: Connection) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)  # the worker's loop installs its own handlers
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload before the loop listens: nothing
 
     def listening(host: str, port: int) -> None:
         ready.send((index, host, port))
@@ -353,11 +354,13 @@ def supervise(
 
     def on_signal(signum: int, frame: object) -> None:
         with contextlib.suppress(OSError):
-            os.write(wake_w, b"x")
+            os.write(wake_w, b"h" if signum == signal.SIGHUP else b"t")
 
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():  # else the caller handles them
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = {
+            s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        }
     announced = False
     said: set[str] = set()
     try:
@@ -366,8 +369,13 @@ def supervise(
             sentinels: list[Any] = [p.sentinel for p in procs.values()]
             ready_list = connection.wait([*sentinels, ready_out, wake_r], timeout=5.0)
             if wake_r in ready_list:
-                os.read(wake_r, 64)
-                if not stopping:
+                woken = os.read(wake_r, 64)
+                if b"h" in woken and not stopping:  # SIGHUP: every worker reloads
+                    for proc in procs.values():
+                        if proc.pid:
+                            with contextlib.suppress(OSError):
+                                os.kill(proc.pid, signal.SIGHUP)
+                if b"t" in woken and not stopping:
                     stopping = True
                     _stop_all(procs.values())
             if ready_out in ready_list:

@@ -237,10 +237,16 @@ def test_serve_workers_share_the_port_restart_and_stop(tmp_path: Path) -> None:
         for _ in range(8):  # the port still answers, whichever worker takes the connection
             assert greeting(port).startswith(b"220 ")
         replaced = children(proc.pid)
+        proc.send_signal(signal.SIGHUP)  # passed on: every worker reloads, none dies
+        time.sleep(1.0)
+        assert children(proc.pid) == replaced
+        for _ in range(4):
+            assert greeting(port).startswith(b"220 ")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(40) == 0
         assert proc.stderr is not None
         err = proc.stderr.read()
+        assert err.count("died") == 1, err
         assert "worker 1 died (signal 9): restarting it" in err
         assert "Traceback" not in err
         for pid in replaced:  # no worker outlives the supervisor

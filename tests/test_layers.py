@@ -26,6 +26,7 @@ FOUNDATION = {
     "dns",
     "ipinput",
     "sqlitefile",
+    "metrics",  # the counters and timers every front end and check reports to
 }
 PROTOCOLS = {
     "spf",
@@ -63,9 +64,11 @@ ALLOWED: dict[str, set[str]] = {
     "submission": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "gateway"},
     # Postfix lookup services (socketmap, tcp_table): the SRS maps of `mailwarden srs`
     "socketmap": FOUNDATION | PROTOCOLS | {"settings"},
+    # the Postfix/Sendmail milter: its protocol and a front end on the pipeline
+    "milter": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     "cli": FOUNDATION
     | PROTOCOLS
-    | {"policy", "settings", "pipeline", "analyze", "gateway", "submission", "socketmap"},
+    | {"policy", "settings", "pipeline", "analyze", "gateway", "submission", "socketmap", "milter"},
     "__init__": set(),
     "__main__": {"cli"},
 }

@@ -6,7 +6,8 @@ Sections: `[dns]` (servers, zones, timeout, retries), `[gateway]` (with `limits`
 `tls`), `[policy]` (with `thresholds`, `scores`), `[dnsbl]`, `[dmarc]`, `[deadlines]`,
 `[greylist]`, `[submission]` (the submission server, with its rate limits), `[signing]` (DKIM
 signing and key rotation), `[forwarding]` (aliases, SRS, ARC sealing) and `[reports]` (DMARC
-reports: recording, sending, reading; in `mailwarden.reports`). Every
+reports: recording, sending, reading; in `mailwarden.reports`) and `[milter]` (the milter
+front end). Every
 key has its default here (or in the section's own dataclass), so no file is needed; an unknown
 table or key is an error that names it. Command-line options override keys through the same
 reader, so they are checked the same way and their errors name the option.
@@ -44,6 +45,7 @@ from .gateway import (
     default_hostname,
     parse_hostport,
 )
+from .milter import MilterSettings
 from .reader import Origin, read_section
 from .submission import (
     Argon2Settings,
@@ -70,6 +72,7 @@ __all__ = [
     "ForwardingSettings",
     "GatewaySettings",
     "GreylistSettings",
+    "MilterSettings",
     "Network",
     "Override",
     "RateLimits",
@@ -206,6 +209,7 @@ class Settings:
     signing: SigningSettings = setting(default_factory=SigningSettings)
     forwarding: ForwardingSettings = setting(default_factory=ForwardingSettings)
     reports: ReportSettings = setting(default_factory=ReportSettings)
+    milter: MilterSettings = setting(default_factory=MilterSettings)
     source: str = setting("<defaults>", internal=True)
 
 

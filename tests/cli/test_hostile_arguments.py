@@ -234,7 +234,7 @@ def command_lines(draw: st.DrawFn, path: tuple[str, ...], hostile: Hostile) -> l
         argv += ["--dns-zone", hostile.zone]
     if path == ("serve",):  # never a fixed port, never a slow host name lookup
         argv += ["--listen", "127.0.0.1:0", "--hostname", "mx.test"]
-    if path == ("sink",):
+    if path in {("sink",), ("milter",)}:
         argv += ["--listen", "127.0.0.1:0"]
     if path == ("submit",):
         argv += ["--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--hostname", "mx.test"]
@@ -290,7 +290,7 @@ def test_every_command_is_covered() -> None:
     assert {" ".join(p) for p in COMMANDS} >= {
         "analyze", "check", "dkim keygen", "dkim sign", "dkim verify", "dmarc record",
         "dnsbl", "domain check", "greylist allow", "greylist forget", "greylist list",
-        "helo", "iprev", "serve", "sink", "spf build", "spf check", "spf explain",
+        "helo", "iprev", "milter", "serve", "sink", "spf build", "spf check", "spf explain",
     }  # fmt: skip
 
 

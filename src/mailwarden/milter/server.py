@@ -300,6 +300,8 @@ class Connection:
             log.warning("milter: closing the connection: %s", exc)
         except (Closing, TimeoutError, ConnectionError):
             pass
+        except Exception:  # a bug: this connection ends (the MTA applies its default action)
+            log.exception("milter: internal error, closing the connection")
 
     async def close(self) -> None:
         await self._end_message()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -12,7 +15,7 @@ from mailwarden.dkim import sign
 from mailwarden.dkim.keygen import key_record
 from mailwarden.dns import StaticResolver
 from mailwarden.greylist import MemoryStore
-from mailwarden.milter import MilterServer
+from mailwarden.milter import MilterServer, negotiate
 from mailwarden.milter import protocol as p
 from mailwarden.pipeline import build
 from mailwarden.policy import PolicyConfig, Thresholds
@@ -23,6 +26,7 @@ from mailwarden.settings import (
     Settings,
 )
 
+T = TypeVar("T")
 HOSTNAME = "mx.b.example"
 KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(40, 72)))
 LISTED_IP = "203.0.113.66"  # on the list: refused at RCPT
@@ -48,21 +52,32 @@ def zone() -> StaticResolver:
 
 
 def settings(data_dir: Path, **milter: object) -> Settings:
+    milter.setdefault("listen", "127.0.0.1:0")
     return Settings(
         gateway=GatewaySettings(hostname=HOSTNAME, data_dir=str(data_dir)),
         dnsbl=DNSListSettings(use=("zen",)),
         policy=PolicyConfig(scores={"SPF_NEUTRAL": 4.0}, thresholds=Thresholds(add_header=10.0)),
-        milter=MilterSettings(listen="127.0.0.1:0", **milter),  # type: ignore[arg-type]
+        milter=MilterSettings(**milter),  # type: ignore[arg-type]
     )
 
 
-def message(author: str = "alice@a.example", extra: bytes = b"", body: bytes = b"") -> bytes:
+def message(
+    author: str = "alice@a.example",
+    extra: bytes = b"",
+    body: bytes = b"",
+    *,
+    simple: bool = False,
+) -> bytes:
+    """A message signed by a.example; `simple`: c=simple/simple, with a folded Subject and
+    odd spacing, so that any change to a header field on the way breaks the signature."""
+    subject = "Subject:  lunch\r\n\t at  noon" if simple else "Subject: lunch"
     text = (
-        f"From: Alice <{author}>\r\nTo: bob@b.example\r\nSubject: lunch\r\n"
+        f"From: Alice <{author}>\r\nTo: bob@b.example\r\n{subject}\r\n"
         "Date: Mon, 23 Nov 2026 12:00:00 +0000\r\nMessage-ID: <m@a.example>\r\n\r\n"
         "See you at noon.\r\n"
     ).encode() + body
-    signed = sign(text, "a.example", "sel", KEY) + text
+    canonicalization = ("simple", "simple") if simple else ("relaxed", "relaxed")
+    signed = sign(text, "a.example", "sel", KEY, canonicalization=canonicalization) + text
     return extra + signed
 
 
@@ -112,3 +127,52 @@ def commands(
     out += [p.Body(body[i : i + 65535]) for i in range(0, len(body), 65535)]
     out.append(p.BodyEnd())
     return out
+
+
+class Background:
+    """A milter served by its own event loop in a thread (for sync clients: sockets,
+    swaks, Postfix), restartable on the same port."""
+
+    def __init__(self, tmp: Path, port: int = 0) -> None:
+        self.tmp = tmp
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.stack: contextlib.AsyncExitStack | None = None
+        self.start(port)
+
+    def start(self, port: int = 0) -> None:
+        async def start() -> MilterServer:
+            self.stack = contextlib.AsyncExitStack()
+            return await self.stack.enter_async_context(
+                running(self.tmp, listen=f"127.0.0.1:{port}")
+            )
+
+        self.server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+        host, _, bound = self.server.address.rpartition(":")
+        self.address = (host, int(bound))
+
+    def call(self, work: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
+
+    def connections(self) -> int:
+        async def count() -> int:
+            await asyncio.sleep(0.05)
+            return len(self.server._connections)
+
+        return self.call(count())
+
+    def negotiates(self) -> bool:
+        return self.call(negotiate(*self.address, 5)).version == 6
+
+    def halt(self) -> None:
+        """Stop serving (the thread and loop stay, for `start`)."""
+        if self.stack is not None:
+            self.call(self.stack.aclose())
+            self.stack = None
+
+    def stop(self) -> None:
+        self.halt()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()

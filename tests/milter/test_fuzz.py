@@ -4,60 +4,22 @@ logged) and never hangs; afterwards it still negotiates and holds no connection.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
 import struct
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.milter.helpers import message, running
+from tests.milter.helpers import Background, message
 from tests.milter.test_protocol import commands as any_command
 
-from mailwarden.milter import MilterServer, negotiate
 from mailwarden.milter import protocol as p
 from mailwarden.milter.client import MTA_ACTIONS, MTA_PROTOCOL
 
 CLOSE_WITHIN = 10.0
-
-
-class Background:
-    """A milter served by its own event loop in a thread."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.stack = contextlib.AsyncExitStack()
-
-        async def start() -> MilterServer:
-            return await self.stack.enter_async_context(running(tmp))
-
-        self.server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
-        host, _, port = self.server.address.rpartition(":")
-        self.address = (host, int(port))
-
-    def connections(self) -> int:
-        async def count() -> int:
-            await asyncio.sleep(0.05)
-            return len(self.server._connections)
-
-        return asyncio.run_coroutine_threadsafe(count(), self.loop).result(5)
-
-    def negotiates(self) -> bool:
-        result = asyncio.run_coroutine_threadsafe(negotiate(*self.address, 5), self.loop)
-        return result.result(10).version == 6
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.stack.aclose(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 class Errors(logging.Handler):

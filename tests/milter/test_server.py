@@ -116,6 +116,12 @@ async def test_legitimate_message_gets_our_fields_at_the_top(tmp_path: Path) -> 
     assert not [r for r in responses if isinstance(r, p.ChangeHeader)]
 
 
+async def test_simple_canonicalization_survives_the_packets(tmp_path: Path) -> None:
+    async with running(tmp_path) as server:
+        responses = await session(server, commands(message(simple=True)))
+    assert "dkim=pass" in [r for r in responses if isinstance(r, p.InsertHeader)][-1].value
+
+
 async def test_spoof_under_p_reject_is_refused_with_our_550(tmp_path: Path) -> None:
     spoof = message().replace(b"From: Alice <alice@a.example>", b"From: <ceo@bank.example>")
     async with running(tmp_path) as server:

@@ -283,3 +283,90 @@ async def test_connection_cap(tmp_path: Path) -> None:
         await asyncio.sleep(0.05)
         host, port = host_port(server)
         assert (await negotiate(host, port, 5)).version == 6  # the slot is free again
+
+
+async def test_quarantine_action_puts_the_message_on_hold(tmp_path: Path) -> None:
+    """With [gateway] quarantine_address set, what the gateway would redirect is put on
+    hold (SMFIR_QUARANTINE), with our fields added and the answer still "continue"."""
+    from dataclasses import replace
+
+    from tests.milter.helpers import settings, zone
+
+    from mailwarden.pipeline import build
+    from mailwarden.policy import PolicyConfig, Thresholds
+
+    config = settings(tmp_path)
+    config = replace(
+        config,
+        gateway=replace(config.gateway, quarantine_address="quarantine@b.example"),
+        policy=PolicyConfig(thresholds=Thresholds(greylist=None, add_header=-100.0)),
+    )
+    async with MilterServer(config, build(config, zone()), spool_dir=tmp_path / "s") as server:
+        responses = await session(server, commands(message()))
+    [held] = [r for r in responses if isinstance(r, p.Quarantine)]
+    assert held.reason
+    assert "\n" not in held.reason
+    assert any(isinstance(r, p.InsertHeader) for r in responses)
+    assert responses[-1] == p.Continue()
+
+
+async def test_rcpt_checks_out_of_time_continue(tmp_path: Path) -> None:
+    """A DNS list that never answers: RCPT says continue within the command budget (the
+    end of the message decides), and the end of the message names what ran out of time."""
+    from dataclasses import replace
+    from typing import Any
+
+    from tests.milter.helpers import settings, zone
+
+    from mailwarden.dns import RdType
+    from mailwarden.pipeline import build
+    from mailwarden.settings import Deadlines
+
+    inner = zone()
+
+    class Slow:
+        async def resolve(self, name: str, rdtype: RdType) -> Any:
+            if name.endswith("zen.spamhaus.org"):
+                await asyncio.sleep(60)
+            return await inner.resolve(name, rdtype)
+
+    config = settings(tmp_path)
+    config = replace(config, deadlines=Deadlines(connect=0.3, rcpt=0.5, data=1.0))
+    pipeline = build(config, Slow())  # type: ignore[arg-type]
+    async with MilterServer(config, pipeline, spool_dir=tmp_path / "s") as server:
+        started = asyncio.get_running_loop().time()
+        responses = await session(server, commands(message()))
+        assert asyncio.get_running_loop().time() - started < 5
+    assert responses[1] == p.Continue()  # RCPT: nothing decided there
+    fields = {r.name: r.value for r in responses if isinstance(r, p.InsertHeader)}
+    assert "connect" in fields["X-Mailwarden-Incomplete"]
+    assert "dkim=pass" in fields["Authentication-Results"]  # what finished still counts
+
+
+async def test_dmarc_timeout_never_applies_the_policy(tmp_path: Path) -> None:
+    """A spoof of a p=reject domain whose DMARC record cannot be had in time: no 550 on a
+    guess; the message whose authentication depends on it is deferred (4xx)."""
+    from dataclasses import replace
+    from typing import Any
+
+    from tests.milter.helpers import settings, zone
+
+    from mailwarden.dns import RdType
+    from mailwarden.pipeline import build
+    from mailwarden.settings import Deadlines
+
+    inner = zone()
+
+    class Slow:
+        async def resolve(self, name: str, rdtype: RdType) -> Any:
+            if name == "_dmarc.bank.example":
+                await asyncio.sleep(60)
+            return await inner.resolve(name, rdtype)
+
+    config = replace(settings(tmp_path), deadlines=Deadlines(data=1.0))
+    spoof = message().replace(b"From: Alice <alice@a.example>", b"From: <ceo@bank.example>")
+    async with MilterServer(config, build(config, Slow()), spool_dir=tmp_path / "s") as server:  # type: ignore[arg-type]
+        responses = await session(server, commands(spoof))
+    final = responses[-1]
+    assert isinstance(final, p.ReplyCode), responses
+    assert final.text.startswith("4"), final

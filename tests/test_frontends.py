@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from tests.gateway.helpers import Client, make_config, messages, running
+from tests.milter.helpers import commands
+from tests.milter.test_server import play
 
 from mailwarden.cli import run
 from mailwarden.dkim import sign
@@ -23,6 +25,8 @@ from mailwarden.dkim.keygen import key_record
 from mailwarden.dns import StaticResolver
 from mailwarden.gateway import PipelineChecks
 from mailwarden.message import fold_field
+from mailwarden.milter import MilterClient, MilterServer
+from mailwarden.milter import protocol as milter
 from mailwarden.pipeline import build
 from mailwarden.settings import load_settings
 
@@ -169,6 +173,48 @@ async def _gateway(setup: Path, message: bytes, helo: str = HELO) -> tuple[dict[
     )
 
 
+async def _milter(setup: Path, message: bytes, helo: str = HELO) -> tuple[dict[str, object], str]:
+    """Through the milter over a real socket, played by the MTA's side of the protocol: the
+    verdict from its log line, our Authentication-Results from its header insertion; and
+    the final answer (continue, or the reply code's text)."""
+    settings = load_settings(
+        setup / "mailwarden.toml", overrides={"milter.listen": ("127.0.0.1:0", "-")}
+    )
+    resolver = StaticResolver()
+    resolver.load_master_text((setup / "zone").read_text())
+    records: list[dict[str, object]] = []
+    server = MilterServer(
+        settings, build(settings, resolver), spool_dir=setup / "spool", log_record=records.append
+    )
+    async with server:
+        host, _, port = server.address.rpartition(":")
+        client = await MilterClient.connect(host, int(port))
+        async with client:
+            negotiated = await client.negotiate()
+            answers = await play(
+                client,
+                negotiated.protocol,
+                commands(message, ip=CLIENT, helo=helo, rcpts=("bob@example.net",)),
+            )
+    responses = [r for _, rs in answers for r in rs]
+    [record] = records
+    inserted = {r.name: r.value for r in responses if isinstance(r, milter.InsertHeader)}
+    auth_results = ""
+    if "Authentication-Results" in inserted:
+        auth_results = "Authentication-Results:" + inserted["Authentication-Results"]
+    final = responses[-1]
+    answer = final.text if isinstance(final, milter.ReplyCode) else type(final).__name__
+    return (
+        _summary(
+            str(record["action"]),
+            float(record["score"]),  # type: ignore[arg-type]
+            list(record["symbols"]),  # type: ignore[call-overload]
+            auth_results,
+        ),
+        answer,
+    )
+
+
 async def test_a_legitimate_message_gets_one_verdict_everywhere(
     setup: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -180,6 +226,7 @@ async def test_a_legitimate_message_gets_one_verdict_everywhere(
     through_gateway, code = await _gateway(setup, message)
     assert code == 250
     assert through_gateway == direct
+    assert await _milter(setup, message) == (direct, "Continue")
 
 
 async def test_a_spoof_gets_one_verdict_everywhere(
@@ -191,6 +238,7 @@ async def test_a_spoof_gets_one_verdict_everywhere(
     through_gateway, code = await _gateway(setup, spoof())
     assert code == 250
     assert through_gateway == direct
+    assert await _milter(setup, spoof()) == (direct, "Continue")
 
 
 async def test_a_client_claiming_our_name_is_seen_so_everywhere(

@@ -370,3 +370,26 @@ async def test_dmarc_timeout_never_applies_the_policy(tmp_path: Path) -> None:
     final = responses[-1]
     assert isinstance(final, p.ReplyCode), responses
     assert final.text.startswith("4"), final
+
+
+async def test_stop_closes_idle_connections_and_lets_messages_finish(tmp_path: Path) -> None:
+    import contextlib
+
+    items = commands(message())
+    eoh = next(i for i, c in enumerate(items) if isinstance(c, p.EndOfHeaders))
+    stack = contextlib.AsyncExitStack()
+    server = await stack.enter_async_context(running(tmp_path))
+    idle = await MilterClient.connect(*host_port(server))
+    busy = await MilterClient.connect(*host_port(server))
+    async with idle, busy:
+        idle_protocol = (await idle.negotiate()).protocol
+        busy_protocol = (await busy.negotiate()).protocol
+        await play(idle, idle_protocol, items[:2])  # connected, no MAIL yet
+        await play(busy, busy_protocol, items[: eoh + 1])  # inside a message
+        stopping = asyncio.ensure_future(stack.aclose())
+        with pytest.raises(p.ProtocolError, match="closed"):
+            await asyncio.wait_for(idle.read(), 5)  # the idle one goes at once
+        answers = await play(busy, busy_protocol, items[eoh + 1 :])
+        assert answers[-1][1][-1] == p.Continue()  # the message in flight was answered
+        await busy.send(p.Quit())
+        await asyncio.wait_for(stopping, 10)

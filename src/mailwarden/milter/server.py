@@ -192,7 +192,7 @@ class MilterServer:
         self.spool_dir = spool_dir or Path(settings.gateway.data_dir) / "milter-spool"
         self.log_record = log_record
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], Connection] = {}
 
     @property
     def address(self) -> str:
@@ -207,6 +207,9 @@ class MilterServer:
         if self.listen.startswith("unix:"):
             path = self.listen.removeprefix("unix:")
             self._server = await asyncio.start_unix_server(self._accept, path, limit=1 << 16)
+            # Postfix connects as its own user: the directory holding the socket is what
+            # keeps others out (see the README)
+            await asyncio.to_thread(os.chmod, path, 0o666)
         else:
             host, _, port = self.listen.rpartition(":")
             self._server = await asyncio.start_server(
@@ -231,7 +234,10 @@ class MilterServer:
     ) -> None:
         if self._server is not None:
             self._server.close()
-        if self._connections:  # transactions in flight may finish, within one answer's time
+        for task, connection in list(self._connections.items()):
+            if not connection.busy:  # between messages: nothing in flight to finish
+                task.cancel()
+        if self._connections:  # messages in flight may finish, within one answer's time
             _, pending = await asyncio.wait(set(self._connections), timeout=self.grace)
             for task in pending:
                 task.cancel()
@@ -252,14 +258,14 @@ class MilterServer:
             return
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
-        metrics.connection_opened("milter")
         connection = Connection(self, reader, writer)
+        self._connections[task] = connection
+        metrics.connection_opened("milter")
         try:
             await connection.run()
         finally:
             metrics.connection_closed("milter")
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             await connection.close()
 
 
@@ -284,6 +290,12 @@ class Connection:
         self.helo_name = ""
         self.message: Message | None = None
         self.skipping = False  # SMFIR_ACCEPT given for this message: ignore the rest of it
+        self.handling = False  # a command is being answered
+
+    @property
+    def busy(self) -> bool:
+        """Inside a message, or answering: a stop waits for it (within the grace time)."""
+        return self.handling or self.message is not None
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -295,7 +307,9 @@ class Connection:
                 if not data:
                     return
                 for code, body in self.packets.feed(data):
+                    self.handling = True
                     await self.handle(p.decode_command(code, body))
+                    self.handling = False
         except p.ProtocolError as exc:
             log.warning("milter: closing the connection: %s", exc)
         except (Closing, TimeoutError, ConnectionError):
@@ -320,7 +334,7 @@ class Connection:
         """Send `response` unless we negotiated not to answer this stage (`quiet`)."""
         if not quiet or quiet not in self.protocol:
             await self.send(response)
-        metrics.observe_answer("milter", stage, time.perf_counter() - started)
+            metrics.observe_answer("milter", stage, time.perf_counter() - started)
 
     def macro(self, name: str) -> str:
         """The latest value of macro `name` (with or without braces) from any stage."""

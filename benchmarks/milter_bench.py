@@ -85,7 +85,7 @@ client IN A 127.0.0.1
     return path
 
 
-def milter_config(folder: Path, port: int) -> Path:
+def milter_config(folder: Path, port: int, extra: str = "") -> Path:
     path = folder / "milter.toml"
     path.write_text(
         f"""
@@ -96,7 +96,7 @@ data_dir = "{folder / "data"}"
 [milter]
 listen = "127.0.0.1:{port}"
 max_connections = 1000
-"""
+{extra}"""
     )
     return path
 

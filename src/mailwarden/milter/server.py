@@ -334,9 +334,11 @@ class Connection:
                 self._socket.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
 
     async def close(self) -> None:
-        await self._end_message()
-        await self._end_session()
-        self.writer.close()
+        """End the connection; the socket is closed even when a stop cancels this."""
+        try:
+            await self._end_session()
+        finally:
+            self.writer.close()
         with contextlib.suppress(OSError, RuntimeError):
             await self.writer.wait_closed()
 

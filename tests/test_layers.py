@@ -26,6 +26,8 @@ FOUNDATION = {
     "dns",
     "ipinput",
     "sqlitefile",
+    "jsontext",
+    "metrics",
 }
 PROTOCOLS = {
     "spf",
@@ -63,9 +65,11 @@ ALLOWED: dict[str, set[str]] = {
     "submission": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "gateway"},
     # Postfix lookup services (socketmap, tcp_table): the SRS maps of `mailwarden srs`
     "socketmap": FOUNDATION | PROTOCOLS | {"settings"},
+    # the HTTP API: a front end over the pipeline; extensions (dashboard) plug into it
+    "http": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     "cli": FOUNDATION
     | PROTOCOLS
-    | {"policy", "settings", "pipeline", "analyze", "gateway", "submission", "socketmap"},
+    | {"policy", "settings", "pipeline", "analyze", "gateway", "submission", "socketmap", "http"},
     "__init__": set(),
     "__main__": {"cli"},
 }
@@ -82,6 +86,8 @@ FOUNDATION_ORDER = [
     "message",
     "author",
     "sqlitefile",
+    "jsontext",
+    "metrics",
 ]
 
 

@@ -11,7 +11,7 @@ from functools import cache
 
 from prometheus_client import Gauge, Histogram
 
-__all__ = ["connection_closed", "connection_opened", "observe_answer"]
+__all__ = ["connection_closed", "connection_opened", "exposition", "observe_answer"]
 
 # Postfix's milter and policy time budgets are 30 s (command) and 300 s (content): the buckets
 # reach beyond them so an answer that came too late is still counted where it fell.
@@ -66,3 +66,11 @@ def connection_opened(frontend: str) -> None:
 
 def connection_closed(frontend: str) -> None:
     _open_connections().labels(frontend=frontend).dec()
+
+
+def exposition() -> tuple[bytes, str]:
+    """Every metric in the Prometheus text format: the body of `GET /metrics` and its content
+    type."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

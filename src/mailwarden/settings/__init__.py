@@ -5,8 +5,8 @@
 Sections: `[dns]` (servers, zones, timeout, retries), `[gateway]` (with `limits`, `timeouts`,
 `tls`), `[policy]` (with `thresholds`, `scores`), `[dnsbl]`, `[dmarc]`, `[deadlines]`,
 `[greylist]`, `[submission]` (the submission server, with its rate limits), `[signing]` (DKIM
-signing and key rotation), `[forwarding]` (aliases, SRS, ARC sealing) and `[reports]` (DMARC
-reports: recording, sending, reading; in `mailwarden.reports`). Every
+signing and key rotation), `[forwarding]` (aliases, SRS, ARC sealing), `[reports]` (DMARC
+reports: recording, sending, reading; in `mailwarden.reports`) and `[http]` (the HTTP API). Every
 key has its default here (or in the section's own dataclass), so no file is needed; an unknown
 table or key is an error that names it. Command-line options override keys through the same
 reader, so they are checked the same way and their errors name the option.
@@ -44,6 +44,7 @@ from .gateway import (
     default_hostname,
     parse_hostport,
 )
+from .http import HTTPSettings, is_loopback, read_token
 from .reader import Origin, read_section
 from .submission import (
     Argon2Settings,
@@ -70,6 +71,7 @@ __all__ = [
     "ForwardingSettings",
     "GatewaySettings",
     "GreylistSettings",
+    "HTTPSettings",
     "Network",
     "Override",
     "RateLimits",
@@ -85,8 +87,10 @@ __all__ = [
     "build_forwarder",
     "build_srs",
     "default_hostname",
+    "is_loopback",
     "load_settings",
     "parse_hostport",
+    "read_token",
     "settings_from_mapping",
     "srs_secret_path",
 ]
@@ -206,6 +210,7 @@ class Settings:
     signing: SigningSettings = setting(default_factory=SigningSettings)
     forwarding: ForwardingSettings = setting(default_factory=ForwardingSettings)
     reports: ReportSettings = setting(default_factory=ReportSettings)
+    http: HTTPSettings = setting(default_factory=HTTPSettings)
     source: str = setting("<defaults>", internal=True)
 
 

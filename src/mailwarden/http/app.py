@@ -138,7 +138,10 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
         title = exc.reason or "Error"
         detail = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else ""
-        return Problem(exc.status, title, detail, headers=headers).response(request.path)
+        close = exc.status == 413  # the rest of the body is not read: end the connection
+        return Problem(exc.status, title, detail, headers=headers, close=close).response(
+            request.path
+        )
     except Exception:
         log.exception("internal error answering %s %s", request.method, request.path)
         return Problem(

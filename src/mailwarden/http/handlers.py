@@ -68,7 +68,11 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     settings = _context(request).settings.http
     if request.content_length is not None and request.content_length > limit:
         raise Problem(
-            413, "Body too large", f"at most {limit} bytes ([http] max_body)", kind="too-large"
+            413,
+            "Body too large",
+            f"at most {limit} bytes ([http] max_body)",
+            kind="too-large",
+            close=True,
         )
     try:
         async with asyncio.timeout(settings.body_timeout):
@@ -79,7 +83,7 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
             "Body too slow",
             f"the body did not arrive within {settings.body_timeout:g} s ([http] body_timeout)",
             kind="too-slow",
-            headers={"Connection": "close"},
+            close=True,
         ) from None
 
 

@@ -29,6 +29,7 @@ class Problem(Exception):
         *,
         kind: str = "",
         headers: Mapping[str, str] | None = None,
+        close: bool = False,
         **extra: Any,
     ) -> None:
         super().__init__(detail or title)
@@ -37,6 +38,7 @@ class Problem(Exception):
         self.detail = detail
         self.kind = kind
         self.headers = dict(headers or {})
+        self.close = close  # end the connection after the answer (a body left unread)
         self.extra = extra
 
     def response(self, instance: str = "") -> web.Response:
@@ -50,12 +52,15 @@ class Problem(Exception):
         if instance:
             body["instance"] = instance
         body.update(self.extra)
-        return web.Response(
+        response = web.Response(
             status=self.status,
             body=dumps(body).encode("utf-8"),
             content_type=PROBLEM_TYPE,
             headers=self.headers,
         )
+        if self.close:
+            response.force_close()
+        return response
 
 
 def problem_response(status: int, title: str, detail: str = "", **extra: Any) -> web.Response:

@@ -63,6 +63,7 @@ class HTTPServer:
             # the idle timer also runs while a request line and headers arrive: a client
             # sending them slowly is closed after header_timeout (aiohttp's keep-alive)
             keepalive_timeout=http.header_timeout,
+            lingering_time=2.0,  # after an early answer (408, 413), the unread rest of a body
             max_line_size=8190,
             max_field_size=8190,
         )

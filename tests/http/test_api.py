@@ -25,7 +25,7 @@ from mailwarden.http import Access, HTTPServer, Routes
 from mailwarden.pipeline import build
 from mailwarden.settings import ConfigError, load_settings
 
-from .helpers import AUTH, MESSAGES, TOKEN, running, settings_of, url, write_setup
+from .helpers import AUTH, MESSAGES, TOKEN, in_thread, running, settings_of, url, write_setup
 
 PROBLEM = "application/problem+json"
 
@@ -485,30 +485,10 @@ _KEYS = st.sampled_from(["ip", "helo", "mail_from", "rcpt", "state", "limit", "x
 @pytest.fixture(scope="module")
 def hostile_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """One API for every example, in a thread of its own (hypothesis calls are synchronous)."""
-    import threading
-
     root = tmp_path_factory.mktemp("hostile")
     write_setup(root)
-    ready: dict[str, Any] = {}
-    stop: asyncio.Event | None = None
-
-    async def serve() -> None:
-        nonlocal stop
-        stop = asyncio.Event()
-        async with running(settings_of(root, http__max_body=65536)) as server:
-            ready["address"] = server.address
-            ready["loop"] = asyncio.get_running_loop()
-            await stop.wait()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    for _ in range(200):
-        if "address" in ready:
-            break
-        thread.join(0.05)
-    yield ready["address"]
-    ready["loop"].call_soon_threadsafe(stop.set)  # type: ignore[union-attr]
-    thread.join(10)
+    with in_thread(settings_of(root, http__max_body=65536)) as address:
+        yield address
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -371,9 +371,20 @@ VERDICT_SCHEMA = {
         "policy": {"type": "object", "required": ["action"]},
     },
 }
+# The document promises a little less than the handlers take (printable ASCII where they take
+# any printable text), so that everything it allows is accepted.
+_IP = {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}
+_DOMAIN = r"([a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?\.){1,4}[a-z]{2,20}"
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_WORD = {"type": "string", "pattern": "^[!-~]{1,200}$"}  # printable ASCII, no space
 TARGET = {
-    "type": "string",
     "description": "an IP address, a network (CIDR), a sender domain or a sender address",
+    "anyOf": [
+        *_IP["anyOf"],
+        {"type": "string", "pattern": rf"^({_OCTET}\.){{3}}{_OCTET}/(3[0-2]|[12]?[0-9])$"},
+        {"type": "string", "pattern": f"^{_DOMAIN}$"},
+        {"type": "string", "pattern": f"^[a-z0-9._+-]{{1,30}}@{_DOMAIN}$"},
+    ],
 }
 
 
@@ -392,10 +403,18 @@ def core_routes(routes: Routes) -> None:
             "operationId": "check",
             "summary": "The verdict on a message (as `mailwarden check --json`)",
             "parameters": [
-                query("ip", {"type": "string"}, "Client IP address", required=True),
-                query("helo", {"type": "string"}, "HELO/EHLO name", required=True),
-                query("mail_from", {"type": "string"}, "Envelope sender; empty for <>"),
-                query("rcpt", {"type": "array", "items": {"type": "string"}}, "Recipients"),
+                query("ip", _IP, "Client IP address", required=True),
+                query("helo", _WORD, "HELO/EHLO name", required=True),
+                query(
+                    "mail_from",
+                    {"type": "string", "pattern": "^[ -~]{0,300}$"},
+                    "Envelope sender; empty for <>",
+                ),
+                query(
+                    "rcpt",
+                    {"type": "array", "items": _WORD, "maxItems": 100},
+                    "Recipients (at most [gateway.limits] max_recipients)",
+                ),
             ],
             "requestBody": {
                 "required": True,
@@ -453,7 +472,7 @@ def core_routes(routes: Routes) -> None:
                     "properties": {
                         "target": TARGET,
                         "days": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DAYS},
-                        "note": {"type": "string"},
+                        "note": {"type": "string", "pattern": "^[ -~]{0,1000}$"},
                     },
                 }
             ),

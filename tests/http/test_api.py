@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -534,3 +535,33 @@ def test_hostile_requests_never_give_a_500(
         problem = json.loads(data)
         assert problem["status"] == response.status
     assert b"Traceback" not in data
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32) + b"\r\n\r\n",  # TLS hello
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 9000 + b"\r\n\r\n",
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Length: 5\r\n\r\n",  # request smuggling's favourite
+        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /health HTTP/9.9\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nBad Header\r\n\r\n",
+    ],
+)
+async def test_malformed_http_is_a_problem_and_one_log_line(
+    api: HTTPServer, raw: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What aiohttp refuses before routing is problem JSON as well, and logged as one line:
+    a client sending junk cannot fill the log with tracebacks."""
+    caplog.set_level(logging.DEBUG)
+    answer = await _raw(api, raw, 10)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    assert 400 <= status < 500, answer
+    assert b"Content-Type: application/problem+json" in head
+    assert json.loads(body)["status"] == status
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

@@ -39,8 +39,9 @@ schemathesis.openapi.media_type(
     st.one_of(
         st.sampled_from([make() for make in MESSAGES.values()]),
         st.builds(
-            lambda subject, body: b"From: a@a.example\r\nSubject: %s\r\n\r\n%s"
-            % (subject.encode(), body),
+            lambda subject, body: (
+                b"From: a@a.example\r\nSubject: %s\r\n\r\n%s" % (subject.encode(), body)
+            ),
             _SUBJECT,
             st.binary(max_size=500),
         ),

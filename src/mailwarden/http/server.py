@@ -9,19 +9,71 @@ has [http] body_timeout.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from mailwarden.greylist import GreylistStore
 from mailwarden.pipeline import Pipeline
 from mailwarden.settings import ConfigError, Settings, is_loopback, read_token
 
 from .app import Extension, make_app
+from .problem import Problem
 
 __all__ = ["HTTPServer", "serving"]
+
+log = logging.getLogger("mailwarden.http")
+MAX_LINE = 8190  # bytes of the request line and of one header field: 400 beyond
+
+
+class _Handler(RequestHandler):
+    """aiohttp's connection handler, answering what it refuses before any route is found (a
+    malformed request line or header, a field too long, Content-Length with chunked) as
+    problem JSON too, and logging it as one line rather than a traceback per bad client."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        text = str(getattr(exc, "message", None) or message or exc or "")
+        first = text.strip().splitlines()[0][:200] if text.strip() else ""
+        if status >= 500:
+            log.error("error answering %s: %s", request.remote, first or status)
+        else:
+            log.info("bad request from %s: %s", request.remote, first or status)
+        if request.writer.output_size > 0:  # an answer was begun: only closing is left
+            raise ConnectionError("response already begun")
+        try:
+            title = HTTPStatus(status).phrase
+        except ValueError:
+            title = "Error"
+        detail = first if status < 500 else "a bug: the log has the details"
+        return Problem(status, title, detail, kind="bad-request", close=True).response()
+
+
+class _Server(web.Server):
+    """Makes `_Handler`s for its connections."""
+
+    def __call__(self) -> RequestHandler:
+        return _Handler(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _Server  # the same object, answering protocol errors our way
+        return server
 
 
 class HTTPServer:
@@ -56,7 +108,7 @@ class HTTPServer:
 
     async def __aenter__(self) -> HTTPServer:
         http = self.settings.http
-        runner = web.AppRunner(
+        runner = _Runner(
             self.app,
             access_log=None,
             handle_signals=False,
@@ -64,8 +116,8 @@ class HTTPServer:
             # sending them slowly is closed after header_timeout (aiohttp's keep-alive)
             keepalive_timeout=http.header_timeout,
             lingering_time=2.0,  # after an early answer (408, 413), the unread rest of a body
-            max_line_size=8190,
-            max_field_size=8190,
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_LINE,
         )
         await runner.setup()
         host, port = self.listen

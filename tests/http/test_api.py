@@ -565,3 +565,19 @@ async def test_malformed_http_is_a_problem_and_one_log_line(
     assert b"Content-Type: application/problem+json" in head
     assert json.loads(body)["status"] == status
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+async def test_extensions_add_health_checks(root: Path, client: aiohttp.ClientSession) -> None:
+    async def down() -> None:
+        raise ConnectionRefusedError("transactions store down")
+
+    def extension(routes: Routes) -> None:
+        routes.add_health("transactions", down)
+
+    async with (
+        running(settings_of(root), extensions=[extension]) as server,
+        client.get(url(server, "/health")) as response,
+    ):
+        body = await _problem(response, 503)
+    assert body["checks"]["dns"] == "ok"
+    assert body["checks"]["transactions"] == "ConnectionRefusedError: transactions store down"

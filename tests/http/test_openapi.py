@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from mailwarden.greylist import MemoryStore
 from mailwarden.http import CONTEXT, make_app
@@ -79,4 +80,11 @@ def test_every_route_is_documented_and_every_document_path_routed() -> None:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 def test_the_handlers_answer_as_documented(case: schemathesis.Case, base_url: str) -> None:
-    case.call_and_validate(base_url=base_url, headers=dict(AUTH))
+    """Every check but one: "schema-violating request accepted" fails on values that differ
+    from valid ones only before they are written into a query string (the integer 1 and the
+    string "1", the array ["all"] and the string "all" are the same bytes on the wire).
+    Invalid requests are still sent, and their answers still checked against the document;
+    the handlers' refusals of bad input are tested in test_api.py."""
+    case.call_and_validate(
+        base_url=base_url, headers=dict(AUTH), excluded_checks=[negative_data_rejection]
+    )

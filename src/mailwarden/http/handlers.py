@@ -277,11 +277,12 @@ async def health(request: web.Request) -> web.Response:
     probes: dict[str, Awaitable[Any]] = {
         "dns": inner.resolve(context.settings.http.health_name, RdType.SOA)
     }
-    if context.greylist is not None:
-        probes["greylist"] = context.greylist.entries(time.time(), limit=1)
-    seconds = {"dns": dns.timeout * (dns.retries + 1) + 1, "greylist": STORE_TIMEOUT}
+    probes.update((name, probe()) for name, probe in context.probes.items())
+    dns_seconds = dns.timeout * (dns.retries + 1) + 1
     names = list(probes)
-    outcomes = await asyncio.gather(*(_probe(probes[n], seconds[n]) for n in names))
+    outcomes = await asyncio.gather(
+        *(_probe(probes[n], dns_seconds if n == "dns" else STORE_TIMEOUT) for n in names)
+    )
     checks = dict(zip(names, outcomes, strict=True))
     failing = {name: outcome for name, outcome in checks.items() if outcome != "ok"}
     if failing:
@@ -435,7 +436,11 @@ def core_routes(routes: Routes) -> None:
             "operationId": "greylistList",
             "summary": "Greylist triplets, allow entries and auto-allow counters",
             "parameters": [
-                query("state", {"enum": ["all", "pending", "passed"]}, "Which triplets"),
+                query(
+                    "state",
+                    {"type": "string", "enum": ["all", "pending", "passed"]},
+                    "Which triplets",
+                ),
                 query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "At most"),
             ],
             "responses": {

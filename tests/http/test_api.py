@@ -475,6 +475,7 @@ async def test_metrics_are_prometheus_text(api: HTTPServer, client: aiohttp.Clie
         assert response.content_type == "text/plain"
         text = await response.text()
     assert 'mailwarden_answer_seconds_count{frontend="http",stage="/health"}' in text
+    assert 'mailwarden_open_connections{frontend="http"}' in text
 
 
 # -- hostile input -------------------------------------------------------------------------
@@ -581,3 +582,23 @@ async def test_extensions_add_health_checks(root: Path, client: aiohttp.ClientSe
         body = await _problem(response, 503)
     assert body["checks"]["dns"] == "ok"
     assert body["checks"]["transactions"] == "ConnectionRefusedError: transactions store down"
+
+
+async def test_beyond_max_connections_a_new_one_gets_503(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(settings_of(root, http__max_connections=2)) as server:
+        held = [await asyncio.open_connection(*server.address) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        answer = await _raw(server, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 5)
+        assert answer.startswith(b"HTTP/1.1 503 ")
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"application/problem+json" in head
+        assert json.loads(body)["status"] == 503
+        for _, writer in held:
+            writer.close()
+        await asyncio.sleep(0.1)
+        again = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        answer = await _raw(server, again, 5)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+    assert not [r for r in caplog.records if r.exc_info]

@@ -100,12 +100,17 @@ class Routes:
         self.context.access[route] = access
         entry = dict(operation)
         if access is not Access.PUBLIC:
-            entry["security"] = [{"bearer": []}] if access is Access.ADMIN else [{"bearer": []}, {}]
+            entry["security"] = [{"bearer": []}] if self._needs_token(access) else [{}]
             responses = dict(entry.get("responses", {}))
             responses.setdefault("401", {"$ref": "#/components/responses/Unauthorized"})
             responses.setdefault("403", {"$ref": "#/components/responses/Forbidden"})
             entry["responses"] = responses
         self.context.document["paths"].setdefault(path, {})[method.lower()] = entry
+
+    def _needs_token(self, access: Access) -> bool:
+        if access is Access.CHECK:
+            return bool(self.context.token) and not self.settings.http.open_check
+        return access is Access.ADMIN
 
     def add_health(self, name: str, probe: Callable[[], Awaitable[Any]]) -> None:
         """GET /health asks `probe()` too (within 10 s): ready only when it returns, and

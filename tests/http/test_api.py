@@ -342,7 +342,7 @@ async def test_greylist_allow_list_forget(api: HTTPServer, client: aiohttp.Clien
     }
     for body in ({"target": "not a target!"}, {"target": 5}, {}, [], {"target": "a", "x": 1}):
         await _problem(await post("/v1/greylist/forget", body), 400)
-    for days in (0, -1, 1e309, 40_000, True, "1"):
+    for days in (0, -1, 1e309, 40_000, True, "1", 10**400):
         body = {"target": "192.0.2.1", "days": days}
         await _problem(await post("/v1/greylist/allow", body), 400)
     raw = await client.post(
@@ -481,6 +481,21 @@ async def test_metrics_are_prometheus_text(api: HTTPServer, client: aiohttp.Clie
 # -- hostile input -------------------------------------------------------------------------
 
 _TEXT = st.text(st.characters(codec="utf-8"), max_size=30)
+_HUGE = st.integers(min_value=-(10**400), max_value=10**400)  # beyond any float
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | _HUGE | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+_TARGETS = st.sampled_from(["192.0.2.1", "192.0.2.0/24", "a.example", "x@a.example", "", "spf:"])
+_JSON_BODIES = st.one_of(
+    _JSON.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {"target": st.one_of(_TARGETS, _JSON)},
+        optional={"days": _JSON | st.floats(), "note": _JSON, "other": _JSON},
+    ).map(lambda v: json.dumps(v).encode()),
+    st.just(b"[" * 60_000),  # nested beyond the parser's recursion, within max_body
+)
 _KEYS = st.sampled_from(["ip", "helo", "mail_from", "rcpt", "state", "limit", "x", "", "ip "])
 
 
@@ -501,7 +516,7 @@ def hostile_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
          "/health", "/metrics", "/openapi.json", "/v1/check/", "/%ff", "/v1/../health"]
     ),
     query=st.lists(st.tuples(_KEYS, _TEXT), max_size=6),
-    body=st.one_of(st.binary(max_size=300), _TEXT.map(str.encode), st.just(b"{\"target\": 1}")),
+    body=st.one_of(st.binary(max_size=300), _TEXT.map(str.encode), _JSON_BODIES),
     content_type=st.sampled_from(
         ["message/rfc822", "application/json", "text/plain", "", "message/rfc822; x=\"", "a/b"]
     ),
@@ -602,3 +617,45 @@ async def test_beyond_max_connections_a_new_one_gets_503(
         answer = await _raw(server, again, 5)
         assert answer.startswith(b"HTTP/1.1 200 ")
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def _send(
+    address: tuple[str, int], method: str, target: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, str, bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection(*address, timeout=30)
+    try:
+        connection.request(method, target, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        connection.close()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(["/v1/greylist/allow", "/v1/greylist/forget"]), body=_JSON_BODIES)
+def test_hostile_json_bodies_are_200_or_400(
+    hostile_api: tuple[str, int], path: str, body: bytes
+) -> None:
+    headers = {**AUTH, "Content-Type": "application/json"}
+    status, kind, data = _send(hostile_api, "POST", path, body, headers)
+    assert status in (200, 400), data
+    if status == 400:
+        assert kind == PROBLEM
+        assert json.loads(data)["status"] == 400
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query=st.lists(st.tuples(_KEYS, _TEXT), max_size=6), body=st.binary(max_size=300))
+def test_hostile_checks_are_200_or_400(
+    hostile_api: tuple[str, int], query: list[tuple[str, str]], body: bytes
+) -> None:
+    from urllib.parse import urlencode
+
+    headers = {**AUTH, "Content-Type": "message/rfc822"}
+    target = "/v1/check?" + urlencode([("ip", "192.0.2.1"), ("helo", "h.example"), *query])
+    status, kind, data = _send(hostile_api, "POST", target, body, headers)
+    assert status in (200, 400), data
+    if status == 400:
+        assert kind == PROBLEM

@@ -208,8 +208,14 @@ async def greylist_allow(request: web.Request) -> web.Response:
     _single(request.query, set(), set())
     data = await _json_body(request, {"target": (str,), "days": (int, float), "note": (str,)})
     days = data.get("days")
-    if days is not None and (not math.isfinite(days) or not 0 < days <= MAX_DAYS):
-        raise Problem(400, "Bad JSON", f'"days" is a number in (0, {MAX_DAYS}]', kind="bad-body")
+    if days is not None:
+        try:
+            days = float(days)  # a JSON integer may have 400 digits: too large for a float
+        except OverflowError:
+            days = math.inf
+        if not math.isfinite(days) or not 0 < days <= MAX_DAYS:
+            detail = f'"days" is a number in (0, {MAX_DAYS}]'
+            raise Problem(400, "Bad JSON", detail, kind="bad-body")
     note = data.get("note", "")
     if not note.isprintable() or len(note) > 1000:
         raise Problem(

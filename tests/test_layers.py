@@ -27,6 +27,7 @@ FOUNDATION = {
     "ipinput",
     "sqlitefile",
     "jsontext",
+    # Prometheus metrics: the small functions every front end calls
     "metrics",
 }
 PROTOCOLS = {
@@ -65,11 +66,26 @@ ALLOWED: dict[str, set[str]] = {
     "submission": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "gateway"},
     # Postfix lookup services (socketmap, tcp_table): the SRS maps of `mailwarden srs`
     "socketmap": FOUNDATION | PROTOCOLS | {"settings"},
+    # the Postfix policy service (mailwarden.policyservice): a front end on the pipeline
+    "policyservice": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
+    # the milter protocol and front end
+    "milter": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     # the HTTP API: a front end over the pipeline; extensions (dashboard) plug into it
     "http": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     "cli": FOUNDATION
     | PROTOCOLS
-    | {"policy", "settings", "pipeline", "analyze", "gateway", "submission", "socketmap", "http"},
+    | {
+        "policy",
+        "settings",
+        "pipeline",
+        "analyze",
+        "gateway",
+        "submission",
+        "socketmap",
+        "policyservice",
+        "milter",
+        "http",
+    },
     "__init__": set(),
     "__main__": {"cli"},
 }

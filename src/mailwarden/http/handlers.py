@@ -283,7 +283,7 @@ async def health(request: web.Request) -> web.Response:
     probes: dict[str, Awaitable[Any]] = {
         "dns": inner.resolve(context.settings.http.health_name, RdType.SOA)
     }
-    probes.update((name, probe()) for name, probe in context.probes.items())
+    probes.update((name, probe()) for name, probe in context.health_probes().items())
     dns_seconds = dns.timeout * (dns.retries + 1) + 1
     names = list(probes)
     outcomes = await asyncio.gather(

@@ -15,6 +15,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "mailwarden"
 
 FOUNDATION = {
+    "metrics",
     "runtime",
     "schema",
     "reply",
@@ -71,6 +72,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 # Foundation modules that build on one another, never in a cycle.
 FOUNDATION_ORDER = [
+    "metrics",
     "runtime",
     "schema",
     "reply",

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import TypeVar
 
+from mailwarden import metrics
 from mailwarden.body import SpooledMessage
 from mailwarden.greylist import GreylistAction, GreylistStage
 from mailwarden.message import Message
@@ -119,11 +121,18 @@ class TransactionChecks:
         """After the front end's relay control accepted `rcpt`: a hard DNS-list hit refuses
         here, and greylisting when it is configured for RCPT time. Out of time
         (`deadlines.rcpt`), nothing is decided here: the end of the data decides."""
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.pipeline.settings.deadlines.rcpt):
-                return await self._rcpt(rcpt, events)
+                reply = await self._rcpt(rcpt, events)
         except TimeoutError:
             return None
+        finally:
+            metrics.stage_seconds("rcpt", time.perf_counter() - started)
+        if reply is not None:  # the transaction's answer, unless another recipient passes
+            action = Action.GREYLIST if reply.code < 500 else Action.REJECT
+            metrics.transaction(action.value, "rcpt", reply.code, reply.status)
+        return reply
 
     async def _rcpt(self, rcpt: str, events: Sequence[Symbol]) -> SMTPReply | None:
         session, pipeline = self.session, self.pipeline
@@ -201,6 +210,11 @@ class TransactionChecks:
             decision.reply = verdict.policy.reply
         elif action is Action.ADD_HEADER and quarantine:
             decision.redirect_to = [quarantine]
+        reply = decision.reply
+        if reply is None:
+            metrics.transaction(action.value, "data")
+        else:
+            metrics.transaction(action.value, "data", reply.code, reply.status)
         if pipeline.recorder is not None and not session.trusted:  # mail received, not ours
             record(
                 pipeline.recorder,
@@ -231,6 +245,7 @@ class TransactionChecks:
             for rcpt in rcpts or [""]
         ]
         deferred = [d for d in decisions if d.action is GreylistAction.DEFER]
+        metrics.greylist_decision("deferred" if deferred else "passed")
         if not deferred:
             return None
         longest = max(deferred, key=lambda d: d.retry_after)

@@ -46,6 +46,8 @@ PROTOCOLS = {
     "srs",
     # DMARC reports (RFC 9990/9991): the report store, building, sending and reading
     "reports",
+    # the store of recent transactions the dashboard reads
+    "transactions",
 }
 # What each tier may import besides itself (modules of the same package always may).
 ALLOWED: dict[str, set[str]] = {

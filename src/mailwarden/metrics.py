@@ -110,7 +110,7 @@ _MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Prometheus's 0.0.4 text format, which every scraper reads; no `_created` series (they double
 # the output and no dashboard uses them).
-prometheus_client.disable_created_metrics()
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 # -- the metric objects, made on first use ---------------------------------------------------

@@ -419,4 +419,5 @@ def test_the_example_parses_as_plain_toml() -> None:
         "signing",
         "forwarding",
         "reports",
+        "transactions",
     }

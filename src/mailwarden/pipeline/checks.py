@@ -63,6 +63,7 @@ from mailwarden.reports import Recorder
 from mailwarden.settings import Settings
 from mailwarden.spf import Identity, SPFChecker, SPFResult, split_sender
 from mailwarden.symbols import Symbol
+from mailwarden.transactions import TransactionRecorder
 
 from .deadlines import timed_out_dkim, timed_out_dmarc, timed_out_spf
 from .parsed import ParsedMessage, parse
@@ -81,7 +82,8 @@ class Pipeline:
     Build it with `mailwarden.pipeline.build(settings, resolver)`. `network_checks` False
     turns off iprev, HELO and DNS lists (the CLI's --no-network-checks); `greylister` is the
     greylisting engine of front ends that greylist (the gateway); `recorder` keeps every
-    final DMARC evaluation for reports (the long-running front ends).
+    final DMARC evaluation for reports (the long-running front ends); `transactions` keeps
+    every transaction the stage objects answer, for the dashboard.
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class Pipeline:
         network_checks: bool = True,
         greylister: Greylister | None = None,
         recorder: Recorder | None = None,
+        transactions: TransactionRecorder | None = None,
     ) -> None:
         # One cache for all checks: identical lookups are asked once, and prefetched answers
         # (whole SPF trees, the DMARC tree walk) are waiting when a check needs them.
@@ -106,6 +109,7 @@ class Pipeline:
         self.network_checks = network_checks
         self.greylister = greylister
         self.recorder = recorder
+        self.transactions = transactions
         self.spf = SPFChecker(resolver, receiver=self.authserv_id, clock=clock, prefetch=True)
         self.dkim = DKIMVerifier(resolver, clock=clock)
         several = settings.policy.several_authors is AuthorHandling.STRICTEST
@@ -386,6 +390,8 @@ class Pipeline:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self.recorder is not None:  # what is queued is written, and the store closed
             await self.recorder.close()
+        if self.transactions is not None:
+            await self.transactions.close()
 
     async def health_loop(self, stop: asyncio.Event, *, gauge_interval: float = 60.0) -> None:
         """RFC 5782 §5 test entries at start and then hourly: a failing list is ignored.

@@ -27,6 +27,7 @@ FOUNDATION = {
     "dns",
     "ipinput",
     "sqlitefile",
+    "jsontext",
 }
 PROTOCOLS = {
     "spf",
@@ -66,9 +67,11 @@ ALLOWED: dict[str, set[str]] = {
     "submission": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "gateway"},
     # Postfix lookup services (socketmap, tcp_table): the SRS maps of `mailwarden srs`
     "socketmap": FOUNDATION | PROTOCOLS | {"settings"},
+    # the HTTP API: a front end over the pipeline; extensions (dashboard) plug into it
+    "http": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     "cli": FOUNDATION
     | PROTOCOLS
-    | {"policy", "settings", "pipeline", "analyze", "gateway", "submission", "socketmap"},
+    | {"policy", "settings", "pipeline", "analyze", "gateway", "submission", "socketmap", "http"},
     "__init__": set(),
     "__main__": {"cli"},
 }
@@ -86,6 +89,8 @@ FOUNDATION_ORDER = [
     "message",
     "author",
     "sqlitefile",
+    "jsontext",
+    "metrics",
 ]
 
 

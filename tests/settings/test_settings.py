@@ -419,5 +419,6 @@ def test_the_example_parses_as_plain_toml() -> None:
         "signing",
         "forwarding",
         "reports",
+        "http",
         "transactions",
     }

@@ -19,6 +19,7 @@ from .dkimkeys import rotate as dkim_rotate
 from .dmarc import dmarc
 from .domain import domain
 from .greylist import greylist
+from .http import http
 from .netchecks import dnsbl, helo, iprev
 from .report import report
 from .serve import serve, sink
@@ -62,6 +63,7 @@ cli.add_command(submit)
 cli.add_command(user)
 cli.add_command(srs)
 cli.add_command(report)
+cli.add_command(http)
 spf.add_command(spf_build)
 dkim.add_command(dkim_rotate)
 dkim.add_command(dkim_keys)

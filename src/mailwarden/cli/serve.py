@@ -35,6 +35,7 @@ from mailwarden.signing import DirectoryStore, Rotator, Signer, store_path
 
 from . import lifecycle
 from .common import DNSOptions, FiniteFloat, dns_options, fail, json_option, print_json
+from .http import Together, http_server
 from .paths import check_serve_paths, require_maildir
 from .report import report_keys_problem
 
@@ -65,6 +66,12 @@ def _swaks_hint(config: GatewaySettings, host: str, port: int) -> str:
 @click.option("--hostname", metavar="NAME", help="Our name (greeting, Received, authserv-id).")
 @click.option("--data-dir", metavar="DIR", help="Greylist database, sink Maildir, TLS pair.")
 @click.option("--greet-pause", type=FiniteFloat(min=0, max=MAX_GREET_PAUSE), metavar="SECONDS")
+@click.option(
+    "--http",
+    "http_listen",
+    metavar="HOST:PORT",
+    help="Also run the HTTP API here (see `mailwarden http`).",
+)
 @dns_options
 @json_option
 def serve(
@@ -74,6 +81,7 @@ def serve(
     hostname: str | None,
     data_dir: str | None,
     greet_pause: float | None,
+    http_listen: str | None,
     dns: DNSOptions,
     as_json: bool,
 ) -> None:
@@ -122,6 +130,7 @@ def serve(
     except (OSError, ValueError) as exc:
         fail(f"cannot start the gateway: {exc}")
     rotator = Rotator(DirectoryStore(store_path(settings)), settings.signing, dns.build(settings))
+    api = http_server(settings, pipeline, http_listen) if http_listen is not None else None
 
     def announce() -> None:
         host, port = gateway.address
@@ -137,18 +146,29 @@ def serve(
             "downstream": downstream,
             "try": _swaks_hint(config, host, port),
         }
+        if api is not None:
+            api_host, api_port = api.address
+            info["http"] = (
+                f"[{api_host}]:{api_port}" if ":" in api_host else f"{api_host}:{api_port}"
+            )
         if as_json:
             print_json(info)
         else:
             click.echo(f"mailwarden: listening on {host}:{port} as {config.hostname}", err=True)
             click.echo(f"mailwarden: {downstream}", err=True)
             click.echo(f"mailwarden: send a message with: {info['try']}", err=True)
+            if api is not None:
+                click.echo(f"mailwarden: HTTP API on {info['http']}", err=True)
         sys.stdout.flush()
 
     try:
-        runtime.run(lifecycle.run_until_signalled(gateway, announce, pipeline, rotator))
+        server = gateway if api is None else Together(gateway, api)
+        runtime.run(lifecycle.run_until_signalled(server, announce, pipeline, rotator))
     except OSError as exc:
-        fail(f"cannot listen on {config.listen[0]}:{config.listen[1]}: {exc.strerror or exc}")
+        where = [f"{config.listen[0]}:{config.listen[1]}"]
+        if api is not None:
+            where.append(f"{api.listen[0]}:{api.listen[1]}")
+        fail(f"cannot listen on {' or '.join(where)}: {exc.strerror or exc}")
 
 
 def _forwarding(settings: Settings) -> Forwarding | None:

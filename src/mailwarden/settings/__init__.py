@@ -5,9 +5,10 @@
 Sections: `[dns]` (servers, zones, timeout, retries), `[gateway]` (with `limits`, `timeouts`,
 `tls`), `[policy]` (with `thresholds`, `scores`), `[dnsbl]`, `[dmarc]`, `[deadlines]`,
 `[greylist]`, `[submission]` (the submission server, with its rate limits), `[signing]` (DKIM
-signing and key rotation), `[forwarding]` (aliases, SRS, ARC sealing) and `[reports]` (DMARC
-reports: recording, sending, reading; in `mailwarden.reports`), `[transactions]` (the store of
-recent transactions the dashboard reads; in `mailwarden.transactions`). Every
+signing and key rotation), `[forwarding]` (aliases, SRS, ARC sealing), `[reports]` (DMARC
+reports: recording, sending, reading; in `mailwarden.reports`), `[http]` (the HTTP API) and
+`[transactions]` (the store of recent transactions the dashboard reads; in
+`mailwarden.transactions`). Every
 key has its default here (or in the section's own dataclass), so no file is needed; an unknown
 table or key is an error that names it. Command-line options override keys through the same
 reader, so they are checked the same way and their errors name the option.
@@ -46,6 +47,7 @@ from .gateway import (
     default_hostname,
     parse_hostport,
 )
+from .http import HTTPSettings, is_loopback, read_token
 from .reader import Origin, read_section
 from .submission import (
     Argon2Settings,
@@ -72,6 +74,7 @@ __all__ = [
     "ForwardingSettings",
     "GatewaySettings",
     "GreylistSettings",
+    "HTTPSettings",
     "Network",
     "Override",
     "RateLimits",
@@ -87,8 +90,10 @@ __all__ = [
     "build_forwarder",
     "build_srs",
     "default_hostname",
+    "is_loopback",
     "load_settings",
     "parse_hostport",
+    "read_token",
     "settings_from_mapping",
     "srs_secret_path",
 ]
@@ -208,6 +213,7 @@ class Settings:
     signing: SigningSettings = setting(default_factory=SigningSettings)
     forwarding: ForwardingSettings = setting(default_factory=ForwardingSettings)
     reports: ReportSettings = setting(default_factory=ReportSettings)
+    http: HTTPSettings = setting(default_factory=HTTPSettings)
     transactions: TransactionSettings = setting(default_factory=TransactionSettings)
     source: str = setting("<defaults>", internal=True)
 

@@ -69,9 +69,21 @@ ALLOWED: dict[str, set[str]] = {
     "socketmap": FOUNDATION | PROTOCOLS | {"settings"},
     # the HTTP API: a front end over the pipeline; extensions (dashboard) plug into it
     "http": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
+    # the dashboard: pages and JSON plugged into the HTTP API through its extension point
+    "dashboard": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "http"},
     "cli": FOUNDATION
     | PROTOCOLS
-    | {"policy", "settings", "pipeline", "analyze", "gateway", "submission", "socketmap", "http"},
+    | {
+        "policy",
+        "settings",
+        "pipeline",
+        "analyze",
+        "gateway",
+        "submission",
+        "socketmap",
+        "http",
+        "dashboard",
+    },
     "__init__": set(),
     "__main__": {"cli"},
 }

@@ -59,6 +59,7 @@ __all__ = [
     "observe_answer",
     "reply_sent",
     "stage_seconds",
+    "total",
     "transaction",
     "use_worker_processes",
     "verdict_seen",
@@ -401,12 +402,28 @@ def _forget_metrics() -> None:
         child.cache_clear()
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics in Prometheus's text format, and its content type: this process's, or
-    every worker's added up in multi-process mode."""
+def _registry() -> CollectorRegistry:
+    """This process's registry, or one that adds up every worker's files."""
     directory = os.environ.get(_MULTIPROCESS_ENV)
     if directory and values.ValueClass is not values.MutexValue:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4
-    return generate_latest(REGISTRY), CONTENT_TYPE_PLAIN_0_0_4
+        return registry
+    return REGISTRY
+
+
+def total(sample: str, **labels: str) -> float:
+    """The sum of the samples named `sample` whose labels include `labels` (every worker's
+    in multi-process mode): what the dashboard shows of the metrics."""
+    found = 0.0
+    for family in _registry().collect():
+        for s in family.samples:
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+                found += s.value
+    return found
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus's text format, and its content type: this process's, or
+    every worker's added up in multi-process mode."""
+    return generate_latest(_registry()), CONTENT_TYPE_PLAIN_0_0_4

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from mailwarden import runtime
+from mailwarden.dashboard import dashboard
 from mailwarden.http import HTTPServer
 from mailwarden.pipeline import Pipeline, build
 from mailwarden.settings import ConfigError, Override, Settings, parse_hostport
@@ -32,7 +33,7 @@ def http_server(settings: Settings, pipeline: Pipeline, listen: str | None) -> H
         except ValueError as exc:
             fail(f"bad HTTP listen address {listen!r}: {exc}")
     try:
-        return HTTPServer(settings, pipeline, address)
+        return HTTPServer(settings, pipeline, address, extensions=[dashboard()])
     except ConfigError as exc:
         fail(str(exc))
 

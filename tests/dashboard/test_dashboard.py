@@ -189,10 +189,13 @@ async def test_markup_from_mail_is_shown_as_text(tmp_path: Path) -> None:
     ],
 )
 async def test_bad_queries_are_400(tmp_path: Path, path: str) -> None:
-    async with known_traffic(tmp_path) as traffic, aiohttp.ClientSession() as client:
-        async with client.get(traffic.url(path), headers=AUTH) as answer:
-            assert answer.status == 400, await answer.text()
-            assert answer.content_type == "application/problem+json"
+    async with (
+        known_traffic(tmp_path) as traffic,
+        aiohttp.ClientSession() as client,
+        client.get(traffic.url(path), headers=AUTH) as answer,
+    ):
+        assert answer.status == 400, await answer.text()
+        assert answer.content_type == "application/problem+json"
 
 
 async def test_the_dashboard_needs_the_token_and_is_documented(tmp_path: Path) -> None:

@@ -107,10 +107,10 @@ def _domains(data: dict[str, Any]) -> str:
     )
     chart = bars_svg(
         [
-            (r["domain"], r["dmarc_pass_rate"] * 100, f"{r['dmarc_pass_rate'] * 100:.0f}")
+            (r["domain"], r["dmarc_pass_rate"] * 100, f"{r['dmarc_pass_rate'] * 100:.0f}%")
             for r in rows
         ],
-        unit="% DMARC pass",
+        unit=" DMARC pass",
     )
     head = "<tr><th>From domain</th><th>messages</th><th>DMARC pass</th><th>rate</th></tr>"
     return (
@@ -211,7 +211,7 @@ def _transaction(record: TransactionRecord | None, lookup: str) -> str:
 
 def _document(title: str, body: str) -> str:
     return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>"
     )
 

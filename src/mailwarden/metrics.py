@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from bisect import bisect_left
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -243,39 +245,71 @@ def _dns_list_healthy() -> Gauge:
 
 
 # -- label children, cached: the hot path's cost is a look-up and an increment ---------------
-@cache
-def _symbol(name: str) -> Counter:
-    return _symbols().labels(symbol=name)
+# A hot-path call goes straight to the child's value objects (prometheus-client's `_value`,
+# `_sum`, `_buckets`, `_upper_bounds`), skipping the per-call checks of `inc` and `observe`
+# (they cost more than the increment); tests/metrics/test_metrics.py checks the figures are
+# those of the public calls, and without those attributes the public calls are used.
+Increment = Callable[[float], None]
+
+
+def _incrementer(child: Counter) -> Increment:
+    value = getattr(child, "_value", None)
+    if value is None or not callable(getattr(value, "inc", None)):  # pragma: no cover
+        return child.inc
+    inc: Increment = value.inc
+    return inc
+
+
+def _observer(child: Histogram) -> Increment:
+    bounds = getattr(child, "_upper_bounds", None)
+    buckets = getattr(child, "_buckets", None)
+    total = getattr(child, "_sum", None)
+    if bounds is None or buckets is None or total is None:  # pragma: no cover
+        return child.observe
+    adds = [bucket.inc for bucket in buckets]
+    add_sum = total.inc
+    bounds = list(bounds)
+
+    def observe(amount: float) -> None:
+        add_sum(amount)
+        adds[bisect_left(bounds, amount)](1)  # the first bucket whose bound holds it
+
+    return observe
 
 
 @cache
-def _auth(method: str, result: str) -> Counter:
-    return _auth_results().labels(method=method, result=result)
+def _symbol(name: str) -> Increment:
+    return _incrementer(_symbols().labels(symbol=name))
 
 
 @cache
-def _stage(stage: str) -> Histogram:
-    return _stage_seconds().labels(stage=stage)
+def _auth(method: str, result: str) -> Increment:
+    return _incrementer(_auth_results().labels(method=method, result=result))
 
 
 @cache
-def _check(check: str) -> Histogram:
-    return _check_seconds().labels(check=check)
+def _stage(stage: str) -> Increment:
+    return _observer(_stage_seconds().labels(stage=stage))
 
 
 @cache
-def _cache_result(result: str) -> Counter:
-    return _dns_cache().labels(result=result)
+def _check(check: str) -> Increment:
+    return _observer(_check_seconds().labels(check=check))
 
 
 @cache
-def _query(rdtype: str, outcome: str) -> Counter:
-    return _dns_queries().labels(rdtype=rdtype, outcome=outcome)
+def _cache_result(result: str) -> Increment:
+    return _incrementer(_dns_cache().labels(result=result))
 
 
 @cache
-def _query_seconds(rdtype: str) -> Histogram:
-    return _dns_query_seconds().labels(rdtype=rdtype)
+def _query(rdtype: str, outcome: str) -> Increment:
+    return _incrementer(_dns_queries().labels(rdtype=rdtype, outcome=outcome))
+
+
+@cache
+def _query_seconds(rdtype: str) -> Increment:
+    return _observer(_dns_query_seconds().labels(rdtype=rdtype))
 
 
 _CACHES = (
@@ -326,29 +360,29 @@ def transaction(action: str, stage: str, code: int | None = None, enhanced: str 
 def verdict_seen(symbols: list[str], results: list[tuple[str, str]]) -> None:
     """One verdict: its symbols' names and its (method, result) authentication results."""
     for name in symbols:
-        _symbol(name).inc()
+        _symbol(name)(1)
     for method, result in results:
-        _auth(method, result).inc()
+        _auth(method, result)(1)
 
 
 def stage_seconds(stage: str, seconds: float) -> None:
-    _stage(stage).observe(seconds)
+    _stage(stage)(seconds)
 
 
 def check_seconds(check: str, seconds: float) -> None:
-    _check(check).observe(seconds)
+    _check(check)(seconds)
 
 
 def dns_cache(result: str) -> None:
     """The DNS cache answered a look-up (`hit`), sent a query (`miss`) or joined one in
     flight (`coalesced`)."""
-    _cache_result(result).inc()
+    _cache_result(result)(1)
 
 
 def dns_query(rdtype: str, outcome: str, seconds: float) -> None:
     """One query sent: `outcome` is answer, nxdomain, nodata, timeout or error."""
-    _query(rdtype, outcome).inc()
-    _query_seconds(rdtype).observe(seconds)
+    _query(rdtype, outcome)(1)
+    _query_seconds(rdtype)(seconds)
 
 
 def greylist_decision(decision: str) -> None:

@@ -128,3 +128,32 @@ def test_exposition_is_the_prometheus_text_format() -> None:
         'mailwarden_transactions_total{action="reject",code="550",enhanced="5.7.1",stage="rcpt"}'
         in text
     )
+
+
+def test_the_fast_path_counts_as_the_public_calls() -> None:
+    """The hot path skips prometheus-client's per-call checks: its figures must be exactly
+    those of `observe` and `inc` (an upgrade changing the internals fails here)."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    amounts = [0.0, 0.0005, 0.00051, 0.001, 0.3, 10.0, 20.0, 20.5, 1e9, 0.025, 0.0249999]
+    reference = Histogram(
+        "probe_seconds",
+        "reference",
+        buckets=metrics._CHECK_BUCKETS,
+        registry=CollectorRegistry(),
+    )
+    for amount in amounts:
+        metrics.check_seconds("probe", amount)
+        reference.observe(amount)
+    want = {
+        s.labels["le"]: s.value
+        for s in reference.collect()[0].samples
+        if s.name.endswith("_bucket")
+    }
+    for le, count in want.items():
+        assert value("mailwarden_check_seconds_bucket", check="probe", le=le) == count, le
+    assert value("mailwarden_check_seconds_count", check="probe") == len(amounts)
+    assert value("mailwarden_check_seconds_sum", check="probe") == sum(amounts)
+    before = value("mailwarden_symbols_total", symbol="PROBE")
+    metrics.verdict_seen(["PROBE", "PROBE"], [])
+    assert value("mailwarden_symbols_total", symbol="PROBE") == before + 2

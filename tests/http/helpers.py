@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +123,29 @@ def url(server: HTTPServer, path: str) -> str:
 
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@contextmanager
+def in_thread(settings: Settings) -> Iterator[tuple[str, int]]:
+    """The API of `settings` served by an event loop in a thread of its own, for synchronous
+    clients (hypothesis, schemathesis): its address while held."""
+    ready: dict[str, Any] = {}
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        async with running(settings) as server:
+            ready.update(address=server.address, loop=asyncio.get_running_loop(), stop=stop)
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    for _ in range(400):
+        if "address" in ready or not thread.is_alive():
+            break
+        thread.join(0.05)
+    assert "address" in ready, "the API did not start"
+    try:
+        yield ready["address"]
+    finally:
+        ready["loop"].call_soon_threadsafe(ready["stop"].set)
+        thread.join(10)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from mailwarden.http import Access, HTTPServer, Routes
 from mailwarden.pipeline import build
 from mailwarden.settings import ConfigError, load_settings
 
-from .helpers import AUTH, MESSAGES, TOKEN, running, settings_of, url, write_setup
+from .helpers import AUTH, MESSAGES, TOKEN, in_thread, running, settings_of, url, write_setup
 
 PROBLEM = "application/problem+json"
 
@@ -341,7 +342,7 @@ async def test_greylist_allow_list_forget(api: HTTPServer, client: aiohttp.Clien
     }
     for body in ({"target": "not a target!"}, {"target": 5}, {}, [], {"target": "a", "x": 1}):
         await _problem(await post("/v1/greylist/forget", body), 400)
-    for days in (0, -1, 1e309, 40_000, True, "1"):
+    for days in (0, -1, 1e309, 40_000, True, "1", 10**400):
         body = {"target": "192.0.2.1", "days": days}
         await _problem(await post("/v1/greylist/allow", body), 400)
     raw = await client.post(
@@ -474,41 +475,37 @@ async def test_metrics_are_prometheus_text(api: HTTPServer, client: aiohttp.Clie
         assert response.content_type == "text/plain"
         text = await response.text()
     assert 'mailwarden_answer_seconds_count{frontend="http",stage="/health"}' in text
+    assert 'mailwarden_open_connections{frontend="http"}' in text
 
 
 # -- hostile input -------------------------------------------------------------------------
 
 _TEXT = st.text(st.characters(codec="utf-8"), max_size=30)
+_HUGE = st.integers(min_value=-(10**400), max_value=10**400)  # beyond any float
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | _HUGE | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+_TARGETS = st.sampled_from(["192.0.2.1", "192.0.2.0/24", "a.example", "x@a.example", "", "spf:"])
+_JSON_BODIES = st.one_of(
+    _JSON.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {"target": st.one_of(_TARGETS, _JSON)},
+        optional={"days": _JSON | st.floats(), "note": _JSON, "other": _JSON},
+    ).map(lambda v: json.dumps(v).encode()),
+    st.just(b"[" * 60_000),  # nested beyond the parser's recursion, within max_body
+)
 _KEYS = st.sampled_from(["ip", "helo", "mail_from", "rcpt", "state", "limit", "x", "", "ip "])
 
 
 @pytest.fixture(scope="module")
 def hostile_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """One API for every example, in a thread of its own (hypothesis calls are synchronous)."""
-    import threading
-
     root = tmp_path_factory.mktemp("hostile")
     write_setup(root)
-    ready: dict[str, Any] = {}
-    stop: asyncio.Event | None = None
-
-    async def serve() -> None:
-        nonlocal stop
-        stop = asyncio.Event()
-        async with running(settings_of(root, http__max_body=65536)) as server:
-            ready["address"] = server.address
-            ready["loop"] = asyncio.get_running_loop()
-            await stop.wait()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    for _ in range(200):
-        if "address" in ready:
-            break
-        thread.join(0.05)
-    yield ready["address"]
-    ready["loop"].call_soon_threadsafe(stop.set)  # type: ignore[union-attr]
-    thread.join(10)
+    with in_thread(settings_of(root, http__max_body=65536)) as address:
+        yield address
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -519,7 +516,7 @@ def hostile_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
          "/health", "/metrics", "/openapi.json", "/v1/check/", "/%ff", "/v1/../health"]
     ),
     query=st.lists(st.tuples(_KEYS, _TEXT), max_size=6),
-    body=st.one_of(st.binary(max_size=300), _TEXT.map(str.encode), st.just(b"{\"target\": 1}")),
+    body=st.one_of(st.binary(max_size=300), _TEXT.map(str.encode), _JSON_BODIES),
     content_type=st.sampled_from(
         ["message/rfc822", "application/json", "text/plain", "", "message/rfc822; x=\"", "a/b"]
     ),
@@ -554,3 +551,111 @@ def test_hostile_requests_never_give_a_500(
         problem = json.loads(data)
         assert problem["status"] == response.status
     assert b"Traceback" not in data
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32) + b"\r\n\r\n",  # TLS hello
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 9000 + b"\r\n\r\n",
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Length: 5\r\n\r\n",  # request smuggling's favourite
+        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /health HTTP/9.9\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nBad Header\r\n\r\n",
+    ],
+)
+async def test_malformed_http_is_a_problem_and_one_log_line(
+    api: HTTPServer, raw: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What aiohttp refuses before routing is problem JSON as well, and logged as one line:
+    a client sending junk cannot fill the log with tracebacks."""
+    caplog.set_level(logging.DEBUG)
+    answer = await _raw(api, raw, 10)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    assert 400 <= status < 500, answer
+    assert b"Content-Type: application/problem+json" in head
+    assert json.loads(body)["status"] == status
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+async def test_extensions_add_health_checks(root: Path, client: aiohttp.ClientSession) -> None:
+    async def down() -> None:
+        raise ConnectionRefusedError("transactions store down")
+
+    def extension(routes: Routes) -> None:
+        routes.add_health("transactions", down)
+
+    async with (
+        running(settings_of(root), extensions=[extension]) as server,
+        client.get(url(server, "/health")) as response,
+    ):
+        body = await _problem(response, 503)
+    assert body["checks"]["dns"] == "ok"
+    assert body["checks"]["transactions"] == "ConnectionRefusedError: transactions store down"
+
+
+async def test_beyond_max_connections_a_new_one_gets_503(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(settings_of(root, http__max_connections=2)) as server:
+        held = [await asyncio.open_connection(*server.address) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        answer = await _raw(server, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 5)
+        assert answer.startswith(b"HTTP/1.1 503 ")
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"application/problem+json" in head
+        assert json.loads(body)["status"] == 503
+        for _, writer in held:
+            writer.close()
+        await asyncio.sleep(0.1)
+        again = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        answer = await _raw(server, again, 5)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def _send(
+    address: tuple[str, int], method: str, target: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, str, bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection(*address, timeout=30)
+    try:
+        connection.request(method, target, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        connection.close()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(["/v1/greylist/allow", "/v1/greylist/forget"]), body=_JSON_BODIES)
+def test_hostile_json_bodies_are_200_or_400(
+    hostile_api: tuple[str, int], path: str, body: bytes
+) -> None:
+    headers = {**AUTH, "Content-Type": "application/json"}
+    status, kind, data = _send(hostile_api, "POST", path, body, headers)
+    assert status in (200, 400), data
+    if status == 400:
+        assert kind == PROBLEM
+        assert json.loads(data)["status"] == 400
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query=st.lists(st.tuples(_KEYS, _TEXT), max_size=6), body=st.binary(max_size=300))
+def test_hostile_checks_are_200_or_400(
+    hostile_api: tuple[str, int], query: list[tuple[str, str]], body: bytes
+) -> None:
+    from urllib.parse import urlencode
+
+    headers = {**AUTH, "Content-Type": "message/rfc822"}
+    target = "/v1/check?" + urlencode([("ip", "192.0.2.1"), ("helo", "h.example"), *query])
+    status, kind, data = _send(hostile_api, "POST", target, body, headers)
+    assert status in (200, 400), data
+    if status == 400:
+        assert kind == PROBLEM

@@ -12,7 +12,7 @@ import click
 
 from mailwarden import runtime
 from mailwarden.dashboard import dashboard
-from mailwarden.http import HTTPServer
+from mailwarden.http import Extension, HTTPServer
 from mailwarden.pipeline import Pipeline, build
 from mailwarden.settings import ConfigError, Override, Settings, parse_hostport
 
@@ -20,12 +20,19 @@ from . import lifecycle
 from .common import DNSOptions, dns_options, fail, json_option, print_json
 from .paths import writable_dir_problem
 
-__all__ = ["Together", "http", "http_server"]
+__all__ = ["Together", "extensions", "http", "http_server"]
+
+
+def extensions(settings: Settings, pipeline: Pipeline) -> list[Extension]:
+    """What every command's HTTP API mounts besides its own routes (`mailwarden http`,
+    `serve --http`, and any later `--http`): the dashboard (GET /, /reports, /v1/dashboard,
+    /v1/transactions), reading the store of recent transactions the settings name."""
+    return [dashboard()]
 
 
 def http_server(settings: Settings, pipeline: Pipeline, listen: str | None) -> HTTPServer:
-    """The API's server for `settings` (listen: the option's text, else [http] listen); bad
-    input exits 2 saying what is wrong."""
+    """The API's server for `settings` (listen: the option's text, else [http] listen), with
+    `extensions(settings, pipeline)` mounted; bad input exits 2 saying what is wrong."""
     address = None
     if listen is not None:
         try:
@@ -33,7 +40,7 @@ def http_server(settings: Settings, pipeline: Pipeline, listen: str | None) -> H
         except ValueError as exc:
             fail(f"bad HTTP listen address {listen!r}: {exc}")
     try:
-        return HTTPServer(settings, pipeline, address, extensions=[dashboard()])
+        return HTTPServer(settings, pipeline, address, extensions=extensions(settings, pipeline))
     except ConfigError as exc:
         fail(str(exc))
 

@@ -59,6 +59,8 @@ class Context:
     token: str
     access: dict[web.AbstractRoute, Access] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)
+    # GET /health's checks besides DNS: name -> a call that raises when the part is not ready
+    probes: dict[str, Callable[[], Awaitable[Any]]] = field(default_factory=dict)
 
 
 CONTEXT = web.AppKey("mailwarden", Context)
@@ -98,12 +100,22 @@ class Routes:
         self.context.access[route] = access
         entry = dict(operation)
         if access is not Access.PUBLIC:
-            entry["security"] = [{"bearer": []}] if access is Access.ADMIN else [{"bearer": []}, {}]
+            entry["security"] = [{"bearer": []}] if self._needs_token(access) else [{}]
             responses = dict(entry.get("responses", {}))
             responses.setdefault("401", {"$ref": "#/components/responses/Unauthorized"})
             responses.setdefault("403", {"$ref": "#/components/responses/Forbidden"})
             entry["responses"] = responses
         self.context.document["paths"].setdefault(path, {})[method.lower()] = entry
+
+    def _needs_token(self, access: Access) -> bool:
+        if access is Access.CHECK:
+            return bool(self.context.token) and not self.settings.http.open_check
+        return access is Access.ADMIN
+
+    def add_health(self, name: str, probe: Callable[[], Awaitable[Any]]) -> None:
+        """GET /health asks `probe()` too (within 10 s): ready only when it returns, and
+        the reason (its exception) is shown under `name` when it raises."""
+        self.context.probes[name] = probe
 
 
 Extension = Callable[[Routes], None]
@@ -187,6 +199,7 @@ def make_app(
 
     if greylist_store is None and pipeline.greylister is not None:
         greylist_store = pipeline.greylister.store
+    store = greylist_store
     app = web.Application(
         middlewares=[_problems],
         client_max_size=settings.http.max_body,
@@ -199,6 +212,11 @@ def make_app(
         document=base_document(),
     )
     routes = Routes(app)
+    if store is not None:
+        routes.add_health("greylist", lambda: store.entries(time.time(), limit=1))
+    recorder = pipeline.recorder
+    if recorder is not None:  # the DMARC report store: one read by key
+        routes.add_health("reports", lambda: recorder.store.outgoing("health-probe"))
     core_routes(routes)
     for extension in extensions:
         extension(routes)

@@ -208,8 +208,14 @@ async def greylist_allow(request: web.Request) -> web.Response:
     _single(request.query, set(), set())
     data = await _json_body(request, {"target": (str,), "days": (int, float), "note": (str,)})
     days = data.get("days")
-    if days is not None and (not math.isfinite(days) or not 0 < days <= MAX_DAYS):
-        raise Problem(400, "Bad JSON", f'"days" is a number in (0, {MAX_DAYS}]', kind="bad-body")
+    if days is not None:
+        try:
+            days = float(days)  # a JSON integer may have 400 digits: too large for a float
+        except OverflowError:
+            days = math.inf
+        if not math.isfinite(days) or not 0 < days <= MAX_DAYS:
+            detail = f'"days" is a number in (0, {MAX_DAYS}]'
+            raise Problem(400, "Bad JSON", detail, kind="bad-body")
     note = data.get("note", "")
     if not note.isprintable() or len(note) > 1000:
         raise Problem(
@@ -277,11 +283,12 @@ async def health(request: web.Request) -> web.Response:
     probes: dict[str, Awaitable[Any]] = {
         "dns": inner.resolve(context.settings.http.health_name, RdType.SOA)
     }
-    if context.greylist is not None:
-        probes["greylist"] = context.greylist.entries(time.time(), limit=1)
-    seconds = {"dns": dns.timeout * (dns.retries + 1) + 1, "greylist": STORE_TIMEOUT}
+    probes.update((name, probe()) for name, probe in context.probes.items())
+    dns_seconds = dns.timeout * (dns.retries + 1) + 1
     names = list(probes)
-    outcomes = await asyncio.gather(*(_probe(probes[n], seconds[n]) for n in names))
+    outcomes = await asyncio.gather(
+        *(_probe(probes[n], dns_seconds if n == "dns" else STORE_TIMEOUT) for n in names)
+    )
     checks = dict(zip(names, outcomes, strict=True))
     failing = {name: outcome for name, outcome in checks.items() if outcome != "ok"}
     if failing:
@@ -371,9 +378,20 @@ VERDICT_SCHEMA = {
         "policy": {"type": "object", "required": ["action"]},
     },
 }
+# The document promises a little less than the handlers take (printable ASCII where they take
+# any printable text), so that everything it allows is accepted.
+_IP = {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}
+_DOMAIN = r"([a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?\.){1,4}[a-z]{2,20}"
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_WORD = {"type": "string", "pattern": "^[!-~]{1,200}$"}  # printable ASCII, no space
 TARGET = {
-    "type": "string",
     "description": "an IP address, a network (CIDR), a sender domain or a sender address",
+    "anyOf": [
+        *_IP["anyOf"],
+        {"type": "string", "pattern": rf"^({_OCTET}\.){{3}}{_OCTET}/(3[0-2]|[12]?[0-9])$"},
+        {"type": "string", "pattern": f"^{_DOMAIN}$"},
+        {"type": "string", "pattern": f"^[a-z0-9._+-]{{1,30}}@{_DOMAIN}$"},
+    ],
 }
 
 
@@ -392,10 +410,18 @@ def core_routes(routes: Routes) -> None:
             "operationId": "check",
             "summary": "The verdict on a message (as `mailwarden check --json`)",
             "parameters": [
-                query("ip", {"type": "string"}, "Client IP address", required=True),
-                query("helo", {"type": "string"}, "HELO/EHLO name", required=True),
-                query("mail_from", {"type": "string"}, "Envelope sender; empty for <>"),
-                query("rcpt", {"type": "array", "items": {"type": "string"}}, "Recipients"),
+                query("ip", _IP, "Client IP address", required=True),
+                query("helo", _WORD, "HELO/EHLO name", required=True),
+                query(
+                    "mail_from",
+                    {"type": "string", "pattern": "^[ -~]{0,300}$"},
+                    "Envelope sender; empty for <>",
+                ),
+                query(
+                    "rcpt",
+                    {"type": "array", "items": _WORD, "maxItems": 100},
+                    "Recipients (at most [gateway.limits] max_recipients)",
+                ),
             ],
             "requestBody": {
                 "required": True,
@@ -416,7 +442,11 @@ def core_routes(routes: Routes) -> None:
             "operationId": "greylistList",
             "summary": "Greylist triplets, allow entries and auto-allow counters",
             "parameters": [
-                query("state", {"enum": ["all", "pending", "passed"]}, "Which triplets"),
+                query(
+                    "state",
+                    {"type": "string", "enum": ["all", "pending", "passed"]},
+                    "Which triplets",
+                ),
                 query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "At most"),
             ],
             "responses": {
@@ -453,7 +483,7 @@ def core_routes(routes: Routes) -> None:
                     "properties": {
                         "target": TARGET,
                         "days": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DAYS},
-                        "note": {"type": "string"},
+                        "note": {"type": "string", "pattern": "^[ -~]{0,1000}$"},
                     },
                 }
             ),

@@ -9,19 +9,113 @@ has [http] body_timeout.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
+from mailwarden import metrics
 from mailwarden.greylist import GreylistStore
 from mailwarden.pipeline import Pipeline
 from mailwarden.settings import ConfigError, Settings, is_loopback, read_token
 
 from .app import Extension, make_app
+from .problem import Problem
 
 __all__ = ["HTTPServer", "serving"]
+
+log = logging.getLogger("mailwarden.http")
+MAX_LINE = 8190  # bytes of the request line and of one header field: 400 beyond
+
+
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+)
+BUSY_BODY = (
+    b'{"type": "https://mailwarden.invalid/problems/busy", "title": "Too many connections",'
+    b' "status": 503, "detail": "[http] max_connections are open: try again"}'
+)
+
+
+class _Handler(RequestHandler):
+    """aiohttp's connection handler, answering what it refuses before any route is found (a
+    malformed request line or header, a field too long, Content-Length with chunked) as
+    problem JSON too, and logging it as one line rather than a traceback per bad client.
+    Beyond [http] max_connections a new connection gets 503 and is closed; open connections
+    are counted for the metrics."""
+
+    __slots__ = ()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        server = self._manager
+        limit = getattr(server, "max_connections", None)
+        if (
+            isinstance(server, web.Server)
+            and limit is not None
+            and len(server.connections) >= limit
+        ):
+            assert isinstance(transport, asyncio.Transport)
+            transport.write(BUSY % (len(BUSY_BODY), BUSY_BODY))
+            transport.close()
+            return
+        metrics.connection_opened("http")
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._manager is not None and self in self._manager.connections:
+            metrics.connection_closed("http")
+        super().connection_lost(exc)
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        text = str(getattr(exc, "message", None) or message or exc or "")
+        first = text.strip().splitlines()[0][:200] if text.strip() else ""
+        if status >= 500:
+            log.error("error answering %s: %s", request.remote, first or status)
+        else:
+            log.info("bad request from %s: %s", request.remote, first or status)
+        if request.writer.output_size > 0:  # an answer was begun: only closing is left
+            raise ConnectionError("response already begun")
+        try:
+            title = HTTPStatus(status).phrase
+        except ValueError:
+            title = "Error"
+        detail = first if status < 500 else "a bug: the log has the details"
+        return Problem(status, title, detail, kind="bad-request", close=True).response()
+
+
+class _Server(web.Server):
+    """Makes `_Handler`s for its connections."""
+
+    max_connections: int | None = None
+
+    def __call__(self) -> RequestHandler:
+        return _Handler(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    def __init__(self, app: web.Application, *, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.max_connections = max_connections
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _Server  # the same object, answering protocol errors our way
+        assert isinstance(server, _Server)
+        server.max_connections = self.max_connections
+        return server
 
 
 class HTTPServer:
@@ -56,16 +150,17 @@ class HTTPServer:
 
     async def __aenter__(self) -> HTTPServer:
         http = self.settings.http
-        runner = web.AppRunner(
+        runner = _Runner(
             self.app,
+            max_connections=http.max_connections,
             access_log=None,
             handle_signals=False,
             # the idle timer also runs while a request line and headers arrive: a client
             # sending them slowly is closed after header_timeout (aiohttp's keep-alive)
             keepalive_timeout=http.header_timeout,
             lingering_time=2.0,  # after an early answer (408, 413), the unread rest of a body
-            max_line_size=8190,
-            max_field_size=8190,
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_LINE,
         )
         await runner.setup()
         host, port = self.listen

@@ -46,6 +46,7 @@ class HTTPSettings:
     max_body: int = setting(26_214_400, min=1024, max=1 << 30)  # bytes: 413 beyond
     header_timeout: float = setting(15.0, above=0, max=600)  # request line + headers; idle
     body_timeout: float = setting(60.0, above=0, max=3600)  # the whole body, once headers came
+    max_connections: int = setting(256, min=1, max=100_000)  # open at once: 503 beyond
     health_name: str = "."  # the name /health asks DNS for (its SOA): any answer is health
 
     def validate(self) -> None:

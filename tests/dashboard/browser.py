@@ -119,12 +119,21 @@ class Browser:
         """Navigate and wait for the load event."""
         self.events.clear()
         await self.call("Page.navigate", url=url)
+        await self._loaded()
+
+    async def _loaded(self) -> None:
         async with asyncio.timeout(COMMAND_TIMEOUT):
             while not any(e.get("method") == "Page.loadEventFired" for e in self.events):
                 message = await self.ws.receive()
                 if message.type is not aiohttp.WSMsgType.TEXT:
                     raise ConnectionError(f"DevTools connection ended: {message.type}")
                 self.events.append(json.loads(message.data))
+
+    async def submit(self, expression: str) -> None:
+        """Run `expression` (which submits a form) and wait for the next page's load."""
+        self.events.clear()
+        await self.call("Runtime.evaluate", expression=expression)
+        await self._loaded()
 
     def requested(self) -> list[str]:
         """The URLs the page asked for since it was opened."""

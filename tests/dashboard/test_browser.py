@@ -1,10 +1,12 @@
 """The dashboard in a real browser: headless Chromium loads the page from the HTTP API of a
 gateway that handled known traffic; every number the browser shows is the API's, the page
 asks for nothing but itself (no CDN, no script), markup from mail stays text in the DOM, and a
-screenshot is saved under the test's temporary directory."""
+screenshot is saved under the test's temporary directory. The browser signs in through the
+form, as an administrator does."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import aiohttp
 
 from .browser import Browser, chromium
 from .test_dashboard import value_at
-from .traffic import AUTH, HOSTILE_SUBJECT, known_traffic
+from .traffic import AUTH, HOSTILE_SUBJECT, TOKEN, known_traffic
 
 FIGURES = """Array.from(document.querySelectorAll('[data-key]'))
   .map(e => [e.getAttribute('data-key'), e.textContent.trim()])"""
@@ -29,7 +31,15 @@ async def test_the_page_in_chromium_shows_the_apis_numbers(tmp_path: Path) -> No
             async with client.get(url, headers=AUTH) as answer:
                 record = await answer.json()
         async with Browser.start(tmp_path / "profile") as browser:
-            await browser.headers(AUTH)
+            # signing in as an administrator does: the form, then the page with its cookie
+            await browser.open(traffic.url("/"))
+            assert await browser.evaluate("document.forms[0].action") == traffic.url("/login")
+            await browser.submit(
+                "document.querySelector('input[name=token]').value = "
+                f"{json.dumps(TOKEN)}; document.forms[0].submit()"
+            )
+            assert await browser.evaluate("location.pathname") == "/"
+            assert await browser.evaluate("document.querySelectorAll('[data-key]').length") > 0
             page = traffic.url("/?period=hour&lookup=" + record["queue_id"])
             await browser.open(page)
             shown = dict(await browser.evaluate(FIGURES))

@@ -120,7 +120,7 @@ async def send_known_traffic(address: tuple[str, int]) -> dict[str, list[int]]:
 
 @asynccontextmanager
 async def known_traffic(
-    tmp_path: Path, store: TransactionStore | None = None
+    tmp_path: Path, store: TransactionStore | None = None, *, token: str = TOKEN
 ) -> AsyncIterator[Traffic]:
     """The gateway (and the API on the same pipeline) after the known traffic."""
     kept = store if store is not None else MemoryStore()
@@ -135,7 +135,7 @@ async def known_traffic(
         greylist=GreylistSettings(
             enabled=True, config=GreylistConfig(min_delay=0.0, auto_allow_after=1)
         ),
-        http=replace(HTTPSettings(), token=TOKEN),
+        http=replace(HTTPSettings(), token=token),
     )
     greylist = GreylistMemory()
     pipeline = build(settings, zone(), greylist=greylist, transactions=kept)

@@ -18,7 +18,7 @@ from mailwarden.transactions import TransactionRecord
 from .data import ACTIONS, PERIODS
 from .svg import COLOURS, OTHER, bars_svg, timeline_svg
 
-__all__ = ["CSP", "page", "reports_page"]
+__all__ = ["CSP", "login_page", "page", "reports_page"]
 
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
@@ -252,4 +252,16 @@ def reports_page(fragment: str, *, hostname: str) -> str:
     return _document(
         f"mailwarden: DMARC reports, {hostname}",
         f"<h1>mailwarden on {escape(hostname)}</h1>{nav}{fragment}",
+    )
+
+
+def login_page(*, hostname: str, note: str = "") -> str:
+    """The sign-in form: the token of `[http]`, posted once; a cookie keeps the browser in."""
+    shown = f'<p class="bad">{escape(note)}</p>' if note else ""
+    return _document(
+        f"mailwarden: sign in, {hostname}",
+        f"<h1>mailwarden on {escape(hostname)}</h1>{shown}"
+        '<form method="post" action="/login"><label>Token ([http] token) '
+        '<input type="password" name="token" size="40" autocomplete="current-password" '
+        "autofocus></label> <button>sign in</button></form>",
     )

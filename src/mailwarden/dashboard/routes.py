@@ -5,15 +5,20 @@
 `GET /` (the page; `?period=hour|day|week`, `?lookup=<queue id or Message-ID>`),
 `GET /reports` (the DMARC reports view), `GET /v1/dashboard?period=` (the page's numbers) and
 `GET /v1/transactions?id=` (one transaction with every check and its reason). All need the
-administrative token: the page shows client addresses, senders and subjects.
+administrative token: the page shows client addresses, senders and subjects. Programs send it
+as `Authorization: Bearer`; a browser signs in once with a form (`POST /login`), which sets a
+cookie holding a key derived from the token (HttpOnly, SameSite=Strict), never the token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiohttp import web
 
@@ -28,12 +33,43 @@ from mailwarden.transactions import TransactionStore
 from mailwarden.transactions import open_store as open_transaction_store
 
 from .data import PERIODS, overview
-from .page import CSP, page, reports_page
+from .page import CSP, login_page, page, reports_page
 
 __all__ = ["dashboard"]
 
 MAX_KEY = 998  # a Message-ID is one header line at most
 STORE_TIMEOUT = 10.0
+COOKIE = "mailwarden_dashboard"
+MAX_LOGIN_BODY = 4096
+
+
+def session_key(token: str) -> str:
+    """The cookie's value: a key derived from the token (the token itself never leaves the
+    form), so a stolen cookie cannot call the administrative API."""
+    return hmac.new(token.encode(), b"mailwarden dashboard session", hashlib.sha256).hexdigest()
+
+
+def _signed_in(request: web.Request, token: str) -> bool:
+    """The bearer token (RFC 6750), or the sign-in cookie; compared in constant time."""
+    if not token:
+        return False
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "replace"), token.encode()
+    ):
+        return True
+    cookie = request.cookies.get(COOKIE, "")
+    return hmac.compare_digest(cookie.encode("utf-8", "replace"), session_key(token).encode())
+
+
+def _no_token() -> Problem:
+    return Problem(
+        403,
+        "No token configured",
+        "the dashboard needs [http] token or token_file in the settings",
+        kind="no-token",
+    )
+
 
 _COUNT = {"type": "integer", "minimum": 0}
 _NULLABLE_COUNT = {"type": ["integer", "null"], "minimum": 0}
@@ -331,7 +367,60 @@ def dashboard(
                 )
             return _json(record.to_dict())
 
+        def token() -> str:
+            return routes.app[CONTEXT].token
+
+        def sign_in(request: web.Request, status: int = 401, note: str = "") -> web.Response:
+            if not token():
+                raise _no_token()
+            answer = _html(login_page(hostname=settings.gateway.hostname, note=note))
+            answer.set_status(status)
+            return answer
+
+        async def login(request: web.Request) -> web.Response:
+            """The sign-in form's POST: the token in, a cookie out (303 to the page)."""
+            _params(request, set())
+            if not token():
+                raise _no_token()
+            if request.content_type != "application/x-www-form-urlencoded":
+                raise Problem(415, "Unsupported media type", "send the form", kind="media-type")
+            if (request.content_length or 0) > MAX_LOGIN_BODY:
+                raise Problem(
+                    413,
+                    "Body too large",
+                    f"at most {MAX_LOGIN_BODY} bytes",
+                    kind="too-large",
+                    close=True,
+                )
+            body = await request.content.read(MAX_LOGIN_BODY + 1)
+            if len(body) > MAX_LOGIN_BODY:
+                raise Problem(
+                    413,
+                    "Body too large",
+                    f"at most {MAX_LOGIN_BODY} bytes",
+                    kind="too-large",
+                    close=True,
+                )
+            try:
+                fields = parse_qs(
+                    body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=2
+                )
+            except ValueError:
+                fields = {"": []}  # more fields than a sign-in has
+            if set(fields) - {"token"} or len(fields.get("token", [""])) > 1:
+                raise Problem(400, "Bad form", "one field: token", kind="bad-body")
+            given = (fields.get("token") or [""])[0].strip()
+            if not hmac.compare_digest(given.encode("utf-8", "replace"), token().encode()):
+                return sign_in(request, 401, "That is not the token.")
+            answer = web.HTTPSeeOther("/")
+            answer.set_cookie(
+                COOKIE, session_key(token()), httponly=True, samesite="Strict", path="/"
+            )
+            raise answer
+
         async def dashboard_page(request: web.Request) -> web.Response:
+            if not _signed_in(request, token()):
+                return sign_in(request)
             params = _params(request, {"period", "lookup"})
             period = _period(params)
             lookup = _key(params.get("lookup", ""))
@@ -345,6 +434,8 @@ def dashboard(
             )
 
         async def reports_html(request: web.Request) -> web.Response:
+            if not _signed_in(request, token()):
+                return sign_in(request)
             _params(request, set())
             found = report_store()
             try:
@@ -357,13 +448,29 @@ def dashboard(
             return _html(reports_page(fragment, hostname=settings.gateway.hostname))
 
         html = {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}
+        signed = {
+            "description": "Needs the bearer token or the sign-in cookie (POST /login); "
+            "without either, 401 with the sign-in form",
+            "security": [{"bearer": []}, {"cookie": []}],
+        }
+        login_form = {"description": "Not signed in: the sign-in form", "content": html["content"]}
+        schemes = routes.context.document.setdefault("components", {}).setdefault(
+            "securitySchemes", {}
+        )
+        schemes["cookie"] = {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": COOKIE,
+            "description": "Set by POST /login: a key derived from the token (the dashboard only)",
+        }
         period_param = query("period", {"enum": list(PERIODS)}, "The window (default: day)")
         routes.add(
             "GET",
             "/",
             dashboard_page,
-            access=Access.ADMIN,
+            access=Access.PUBLIC,  # checked here: a browser signs in with the form
             operation={
+                **signed,
                 "operationId": "dashboard",
                 "summary": "The dashboard page (server-rendered HTML and SVG, no script)",
                 "parameters": [
@@ -374,18 +481,54 @@ def dashboard(
                         "A queue id or Message-ID to show",
                     ),
                 ],
-                "responses": {"200": html, **problem_answers("BadRequest", "Unavailable")},
+                "responses": {
+                    "200": html,
+                    "401": login_form,
+                    **problem_answers("BadRequest", "Forbidden", "Unavailable"),
+                },
             },
         )
         routes.add(
             "GET",
             "/reports",
             reports_html,
-            access=Access.ADMIN,
+            access=Access.PUBLIC,  # checked here, as /
             operation={
+                **signed,
                 "operationId": "dashboardReports",
                 "summary": "The DMARC reports view: pass rates, failing sources, this week",
-                "responses": {"200": html, **problem_answers("BadRequest", "Unavailable")},
+                "responses": {
+                    "200": html,
+                    "401": login_form,
+                    **problem_answers("BadRequest", "Forbidden", "Unavailable"),
+                },
+            },
+        )
+        routes.add(
+            "POST",
+            "/login",
+            login,
+            access=Access.PUBLIC,
+            operation={
+                "operationId": "dashboardLogin",
+                "summary": "Sign the browser in to the dashboard: the token in, a cookie out",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["token"],
+                                "properties": {"token": {"type": "string"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "303": {"description": "Signed in: the cookie is set, on to the page"},
+                    "401": login_form,
+                    **problem_answers("BadRequest", "Forbidden", "TooLarge", "Unsupported"),
+                },
             },
         )
         routes.add(

@@ -249,18 +249,18 @@ def _dns_list_healthy() -> Gauge:
 # `_sum`, `_buckets`, `_upper_bounds`), skipping the per-call checks of `inc` and `observe`
 # (they cost more than the increment); tests/metrics/test_metrics.py checks the figures are
 # those of the public calls, and without those attributes the public calls are used.
-Increment = Callable[[float], None]
+_Increment = Callable[[float], None]
 
 
-def _incrementer(child: Counter) -> Increment:
+def _incrementer(child: Counter) -> _Increment:
     value = getattr(child, "_value", None)
     if value is None or not callable(getattr(value, "inc", None)):  # pragma: no cover
         return child.inc
-    inc: Increment = value.inc
+    inc: _Increment = value.inc
     return inc
 
 
-def _observer(child: Histogram) -> Increment:
+def _observer(child: Histogram) -> _Increment:
     bounds = getattr(child, "_upper_bounds", None)
     buckets = getattr(child, "_buckets", None)
     total = getattr(child, "_sum", None)
@@ -278,37 +278,37 @@ def _observer(child: Histogram) -> Increment:
 
 
 @cache
-def _symbol(name: str) -> Increment:
+def _symbol(name: str) -> _Increment:
     return _incrementer(_symbols().labels(symbol=name))
 
 
 @cache
-def _auth(method: str, result: str) -> Increment:
+def _auth(method: str, result: str) -> _Increment:
     return _incrementer(_auth_results().labels(method=method, result=result))
 
 
 @cache
-def _stage(stage: str) -> Increment:
+def _stage(stage: str) -> _Increment:
     return _observer(_stage_seconds().labels(stage=stage))
 
 
 @cache
-def _check(check: str) -> Increment:
+def _check(check: str) -> _Increment:
     return _observer(_check_seconds().labels(check=check))
 
 
 @cache
-def _cache_result(result: str) -> Increment:
+def _cache_result(result: str) -> _Increment:
     return _incrementer(_dns_cache().labels(result=result))
 
 
 @cache
-def _query(rdtype: str, outcome: str) -> Increment:
+def _query(rdtype: str, outcome: str) -> _Increment:
     return _incrementer(_dns_queries().labels(rdtype=rdtype, outcome=outcome))
 
 
 @cache
-def _query_seconds(rdtype: str) -> Increment:
+def _query_seconds(rdtype: str) -> _Increment:
     return _observer(_dns_query_seconds().labels(rdtype=rdtype))
 
 

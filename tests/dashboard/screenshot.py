@@ -70,9 +70,10 @@ async def main(target: Path) -> None:
     await store.add(made_up_day(time.time()))
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary)
-        async with known_traffic(root, store) as traffic, Browser.start(
-            root / "profile", width=1280, height=1300
-        ) as browser:
+        async with (
+            known_traffic(root, store) as traffic,
+            Browser.start(root / "profile", width=1280, height=1300) as browser,
+        ):
             await browser.headers(AUTH)
             await browser.open(traffic.url("/?period=day"))
             await browser.screenshot(target)

@@ -157,3 +157,33 @@ def test_the_fast_path_counts_as_the_public_calls() -> None:
     before = value("mailwarden_symbols_total", symbol="PROBE")
     metrics.verdict_seen(["PROBE", "PROBE"], [])
     assert value("mailwarden_symbols_total", symbol="PROBE") == before + 2
+
+
+async def test_the_gauges_read_the_greylist_and_the_dns_lists(tmp_path: Path) -> None:
+    import asyncio
+
+    from mailwarden.greylist import MemoryStore
+
+    greylist = MemoryStore()
+    base = Settings(
+        gateway=GatewaySettings(data_dir=str(tmp_path)),
+        dnsbl=DNSListSettings(use=("psbl",)),
+    )
+    pipeline = build(base, zone(), greylist=greylist)
+    assert pipeline.greylister is not None
+    for n in range(3):
+        await pipeline.greylister.check("192.0.2.1", f"s@d{n}.example", "r@b.example")
+    stop = asyncio.Event()
+    loop = asyncio.ensure_future(pipeline.health_loop(stop, gauge_interval=0.01))
+    for _ in range(100):
+        if value("mailwarden_greylist_entries", state="pending") == 3:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(loop, 10)
+    assert value("mailwarden_greylist_entries", state="pending") == 3
+    assert value("mailwarden_greylist_entries", state="passed") == 0
+    # psbl's RFC 5782 test entries are not in the zone: the health check marked it unhealthy
+    await pipeline.update_gauges()
+    assert REGISTRY.get_sample_value("mailwarden_dns_list_healthy", {"list": "psbl"}) == 0.0
+    await pipeline.drain()

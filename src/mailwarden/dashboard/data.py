@@ -36,7 +36,7 @@ PERIODS = {
 }
 # the policy's actions, mildest first (the order of the bars' stacks)
 ACTIONS = ("accept", "greylist", "add_header", "soft_reject", "reject")
-GREYLIST_ENTRIES_READ = 1_000_000
+GREYLIST_ENTRIES_READ = 100_000  # entries counted at most (a page load reads them)
 
 
 def _timeline(summary: Summary, period: Period, since: float) -> list[dict[str, Any]]:

@@ -73,7 +73,7 @@ T = TypeVar("T")
 
 __all__ = ["Pipeline"]
 
-_GAUGE_ENTRIES = 1_000_000  # greylist entries read for the gauges at most
+_GAUGE_ENTRIES = 100_000  # greylist entries read for the gauges at most
 
 
 class Pipeline:

@@ -120,10 +120,16 @@ async def send_known_traffic(address: tuple[str, int]) -> dict[str, list[int]]:
 
 @asynccontextmanager
 async def known_traffic(
-    tmp_path: Path, store: TransactionStore | None = None, *, token: str = TOKEN
+    tmp_path: Path,
+    store: TransactionStore | None = None,
+    *,
+    token: str = TOKEN,
+    transactions: bool = False,
 ) -> AsyncIterator[Traffic]:
-    """The gateway (and the API on the same pipeline) after the known traffic."""
-    kept = store if store is not None else MemoryStore()
+    """The gateway (and the API on the same pipeline) after the known traffic; `store` (a
+    memory store by default) keeps the transactions, or with `transactions` the store the
+    settings name (SQLite in the data directory), as `serve` does."""
+    kept: TransactionStore = store if store is not None else MemoryStore()
     config = make_config(tmp_path)
     base = settings_from_mapping(
         {"dnsbl": {"use": []}, "policy": {"scores": {"SPF_SOFTFAIL": 2.5}}}  # greylisted (4.5)
@@ -138,10 +144,12 @@ async def known_traffic(
         http=replace(HTTPSettings(), token=token),
     )
     greylist = GreylistMemory()
-    pipeline = build(settings, zone(), greylist=greylist, transactions=kept)
+    pipeline = build(settings, zone(), greylist=greylist, transactions=transactions or kept)
+    if pipeline.transactions is not None:
+        kept = pipeline.transactions.store
     async with gateway_running(config, PipelineChecks(pipeline)) as gateway:
         codes = await send_known_traffic(gateway.address)
-        await kept.add(
+        hostile = (
             [
                 TransactionRecord(
                     time=time.time(),
@@ -158,7 +166,10 @@ async def known_traffic(
                     checks=(Check(HOSTILE_SYMBOL, "<fail>", HOSTILE_SUBJECT),),
                 )
             ]
+            if not transactions
+            else []
         )
+        await kept.add(hostile)
         async with HTTPServer(
             settings, pipeline, ("127.0.0.1", 0), greylist_store=greylist, extensions=[dashboard()]
         ) as api:

@@ -71,6 +71,10 @@ ALLOWED: dict[str, set[str]] = {
     "http": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     # the dashboard: pages and JSON plugged into the HTTP API through its extension point
     "dashboard": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "http"},
+    # the Postfix policy service (mailwarden.policyservice): a front end on the pipeline
+    "policyservice": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
+    # the milter protocol and front end
+    "milter": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     "cli": FOUNDATION
     | PROTOCOLS
     | {
@@ -83,6 +87,8 @@ ALLOWED: dict[str, set[str]] = {
         "socketmap",
         "http",
         "dashboard",
+        "policyservice",
+        "milter",
     },
     "__init__": set(),
     "__main__": {"cli"},
@@ -102,7 +108,6 @@ FOUNDATION_ORDER = [
     "author",
     "sqlitefile",
     "jsontext",
-    "metrics",
 ]
 
 

@@ -11,6 +11,7 @@ needed=(
     "postsrsd postsrsd"
     "pg_ctlcluster postgresql"
     "chromium chromium"
+    "systemd-analyze systemd"
 )
 missing=()
 for entry in "${needed[@]}"; do

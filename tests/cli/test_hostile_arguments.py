@@ -189,7 +189,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     work.mkdir()
 
     async def listen_once(
-        gateway: Gateway, announce: Any, pipeline: Any = None, rotator: Any = None
+        gateway: Gateway, announce: Any, pipeline: Any = None, rotator: Any = None, **_: Any
     ) -> None:
         async with gateway:
             announce()
@@ -213,7 +213,9 @@ def value_strategy(param: click.Parameter, hostile: Hostile) -> st.SearchStrateg
         kind = [str(c) for c in param.type.choices] + ["", "NOPE", "rsa\x00"]
     elif name in {"ip", "our_address", "subject", "target", "ip4", "ip6"}:
         kind = hostile.addresses() + hostile.names()
-    elif name in {"file", "config", "config_file", "key_file", "batch", "dns_zones", "output"}:
+    elif name in {
+        "file", "config", "config_file", "config_dir", "key_file", "batch", "dns_zones", "output",
+    }:  # fmt: skip
         kind = hostile.paths()
     elif name in {"data_dir", "maildir"}:
         kind = [*hostile.paths(), hostile.files["dir"] + "/data"]
@@ -235,7 +237,7 @@ def command_lines(draw: st.DrawFn, path: tuple[str, ...], hostile: Hostile) -> l
         argv += ["--dns-zone", hostile.zone]
     if path == ("serve",):  # never a fixed port, never a slow host name lookup
         argv += ["--listen", "127.0.0.1:0", "--hostname", "mx.test"]
-    if path in {("sink",), ("http",)}:
+    if path in {("sink",), ("http",), ("policy",)}:
         argv += ["--listen", "127.0.0.1:0"]
     if path == ("submit",):
         argv += ["--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--hostname", "mx.test"]
@@ -292,6 +294,7 @@ def test_every_command_is_covered() -> None:
         "analyze", "check", "dkim keygen", "dkim sign", "dkim verify", "dmarc record",
         "dnsbl", "domain check", "greylist allow", "greylist forget", "greylist list",
         "helo", "http", "iprev", "serve", "sink", "spf build", "spf check", "spf explain",
+        "policy", "postfix config", "postfix check",
     }  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from mailwarden.gateway import (
     sink_config,
 )
 from mailwarden.gateway.server import default_relay
-from mailwarden.pipeline import build
+from mailwarden.pipeline import Pipeline, build
 from mailwarden.settings import (
     ConfigError,
     GatewaySettings,
@@ -167,9 +167,25 @@ def serve(
                 click.echo(f"mailwarden: HTTP API on {info['http']}", err=True)
         sys.stdout.flush()
 
+    async def reload() -> Pipeline:
+        """SIGHUP: the checks' settings again (the listener, TLS, the downstream and the
+        forwarding need a restart); new connections get the new pipeline."""
+        fresh = dns.settings(given)
+        check_serve_paths(fresh, f"{fresh.source}: gateway.data_dir")
+        if (problem := report_keys_problem(fresh)) is not None:
+            fail(problem)
+        new = build(fresh, dns.build(fresh, status=False), greylist=True, reports=True)
+        checks: Checks = PipelineChecks(new)
+        if forwarding is not None:
+            checks = forwarding.checks(checks)
+        gateway.checks = checks
+        return new
+
     try:
         server = gateway if api is None else Together(gateway, api)
-        runtime.run(lifecycle.run_until_signalled(server, announce, pipeline, rotator))
+        runtime.run(
+            lifecycle.run_until_signalled(server, announce, pipeline, rotator, reload=reload)
+        )
     except OSError as exc:
         where = [f"{config.listen[0]}:{config.listen[1]}"]
         if api is not None:

@@ -138,6 +138,8 @@ class Gateway:
             raise ValueError("implicit TLS needs a certificate (or a self-signed pair)")
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: dict[asyncio.Task[None], _Connection] = {}  # between transactions
+        self._stopping = False
         self._sessions = 0  # admitted connections (refused ones are never counted)
         self._per_client: Counter[str] = Counter()  # admitted connections per client address
         self._ehlo_lines = self._ehlo_keywords()
@@ -196,6 +198,23 @@ class Gateway:
             await self.start()
         assert self._server is not None
         await self._server.serve_forever()
+
+    async def stop_accepting(self) -> None:
+        """An orderly stop: no new connections; a session waiting between transactions is
+        closed now with 421 4.3.2 (RFC 5321 §3.8), one in a transaction when it ends."""
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        for task, connection in list(self._waiting.items()):
+            connection.shutting_down()
+            task.cancel()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the open connections to end; True when none is left."""
+        if not self._tasks:
+            return True
+        _, pending = await asyncio.wait(set(self._tasks), timeout=seconds)
+        return not pending
 
     async def close(self) -> None:
         if self._server is not None:
@@ -414,8 +433,21 @@ class _Connection:
         metrics.reply_sent("gateway", 220)
         await self.stream.write(greeting, config.timeouts.command)
 
+    def shutting_down(self) -> None:
+        """The gateway stops: say so before the connection is cut (RFC 5321 §3.8)."""
+        reply = Reply(421, "4.3.2", f"{self.config.hostname} Service shutting down")
+        self.stream.write_last(_wire(reply))
+        self.close_reason = self.close_reason or "gateway shut down"
+
     async def command(self) -> None:
         limits = self.config.limits
+        task = asyncio.current_task()
+        between = self.tx is None and task is not None
+        if between and self.gw._stopping:
+            self.shutting_down()
+            raise _Close
+        if between:
+            self.gw._waiting[task] = self  # type: ignore[index]
         try:
             line = await self.stream.readline(
                 limits.max_command_length, self.config.timeouts.command
@@ -424,6 +456,9 @@ class _Connection:
             self.session.add_event(Event.LINE_TOO_LONG)
             await self.reply(Reply(500, "5.5.2", "Error: line too long"))
             return
+        finally:
+            if between:
+                self.gw._waiting.pop(task, None)  # type: ignore[arg-type]
         bare_lf = not line.endswith(b"\r\n")
         raw = line[:-1] if bare_lf else line[:-2]
         try:

@@ -8,6 +8,7 @@ submission checks, the authenticator, and the smarthost behind the accounting re
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -153,6 +154,24 @@ class Submission:
     async def start(self) -> None:
         for gateway in self.gateways:
             await gateway.start()
+
+    async def stop_accepting(self) -> None:
+        """No new connections on any listener (an orderly stop)."""
+        for gateway in self.gateways:
+            await gateway.stop_accepting()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Wait up to `seconds` for every listener's connections to end."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        idle = True
+        for gateway in self.gateways:
+            idle = await gateway.wait_idle(max(0.0, deadline - loop.time())) and idle
+        return idle
+
+    def replace_pipeline(self, pipeline: Pipeline) -> None:
+        """A reload: the checks from now on use `pipeline`."""
+        self.checks.pipeline = pipeline
 
     async def close(self) -> None:
         for gateway in self.gateways:

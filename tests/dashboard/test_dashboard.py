@@ -212,3 +212,25 @@ async def test_the_dashboard_needs_the_token_and_is_documented(tmp_path: Path) -
         assert "get" in document["paths"][path]
     schema = document["paths"]["/v1/dashboard"]["get"]["responses"]["200"]
     assert "top_sender_domains" in schema["content"]["application/json"]["schema"]["properties"]
+
+
+async def test_health_asks_the_transactions_store(tmp_path: Path) -> None:
+    from .test_transactions_down import DownStore
+
+    async with (
+        known_traffic(tmp_path) as traffic,
+        aiohttp.ClientSession() as client,
+        client.get(traffic.url("/health")) as answer,
+    ):
+        assert answer.status == 200
+        assert (await answer.json())["checks"]["transactions"] == "ok"
+    async with known_traffic(tmp_path / "down", DownStore()) as traffic:
+        async with aiohttp.ClientSession() as client, client.get(traffic.url("/health")) as answer:
+            assert answer.status == 503
+            assert "down" in (await answer.json())["checks"]["transactions"]
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(traffic.url("/v1/dashboard"), headers=AUTH) as answer,
+        ):
+            assert answer.status == 503
+            assert answer.content_type == "application/problem+json"

@@ -447,6 +447,12 @@ def dashboard(
                 ) from None
             return _html(reports_page(fragment, hostname=settings.gateway.hostname))
 
+        async def store_answers() -> None:
+            """GET /health: the transactions store answers (a count)."""
+            if settings.transactions.backend.value != "none" or store is not None:
+                await transactions().count()
+
+        routes.add_health("transactions", store_answers)
         html = {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}
         signed = {
             "description": "Needs the bearer token or the sign-in cookie (POST /login); "

@@ -147,3 +147,40 @@ def test_the_settings_choose_the_store(tmp_path: Path) -> None:
         {"transactions": {"backend": "memory", "keep_days": 2, "max_rows": 1000}}
     )
     assert read.transactions == TransactionSettings(Backend.MEMORY, 2.0, 1000, "")
+
+
+async def test_a_refusal_at_rcpt_is_kept_and_counted_once(tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY
+
+    from mailwarden.settings import settings_from_mapping
+
+    resolver = zone()
+    resolver.add("1.0.0.127.zen.spamhaus.org", "A", "127.0.0.2")  # the client, listed (SBL)
+    store = MemoryStore()
+    config = make_config(tmp_path)
+    settings = replace(settings_from_mapping({"dnsbl": {"use": ["zen"]}}), gateway=config)
+    pipeline = build(settings, resolver, transactions=store)
+    assert pipeline.transactions is not None
+
+    def counted() -> float:
+        labels = {"action": "reject", "stage": "rcpt", "code": "554", "enhanced": "5.7.1"}
+        return REGISTRY.get_sample_value("mailwarden_transactions_total", labels) or 0.0
+
+    before = counted()
+    async with running(config, PipelineChecks(pipeline)) as gateway:
+        client = await Client.connect(gateway.address)
+        assert (await client.cmd("EHLO mail.a.example"))[0] == 250
+        assert (await client.cmd("MAIL FROM:<alice@a.example>"))[0] == 250
+        first, _ = await client.cmd("RCPT TO:<bob@example.net>")
+        second, _ = await client.cmd("RCPT TO:<carol@example.net>")
+        await client.cmd("QUIT")
+    assert first >= 500
+    assert second >= 500
+    await pipeline.transactions.flush()
+    assert await store.count() == 1
+    summary = await store.summary(0, time.time() + 60, 3600)
+    assert summary.refused_clients == [("127.0.0.1", 1)]
+    kept = (await store.summary(0, time.time() + 60, 3600)).actions
+    assert kept == {"reject": 1}
+    assert counted() == before + 1
+    await pipeline.drain()

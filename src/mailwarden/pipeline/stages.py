@@ -136,7 +136,8 @@ class TransactionChecks:
             return None
         finally:
             metrics.stage_seconds("rcpt", time.perf_counter() - started)
-        if reply is not None:  # the transaction's answer, unless another recipient passes
+        if reply is not None and not self._recorded_rcpt:  # once per transaction
+            self._recorded_rcpt = True
             action = Action.GREYLIST if reply.code < 500 else Action.REJECT
             metrics.transaction(action.value, "rcpt", reply.code, reply.status)
             self._record_rcpt(rcpt, reply)
@@ -145,9 +146,8 @@ class TransactionChecks:
     def _record_rcpt(self, rcpt: str, reply: SMTPReply) -> None:
         """Keep the first refusal at RCPT in the store of recent transactions."""
         recorder = self.pipeline.transactions
-        if recorder is None or self._recorded_rcpt or self.session.trusted:
+        if recorder is None or self.session.trusted:
             return
-        self._recorded_rcpt = True
         recorder.record(
             refused_at_rcpt(
                 reply,

@@ -18,6 +18,11 @@ def test_quick_json_run(
     summary = json.loads(capsys.readouterr().out)
     assert summary["messages"] == 6
     assert summary["equal"] == 6
-    assert set(summary["per_second"]) == {"batch", "batch_with_startup", "http"}
+    assert set(summary["per_second"]) == {
+        "batch",
+        "batch_with_startup",
+        "http",
+        "http_from_first_request",
+    }
     assert all(rate > 0 for rate in summary["per_second"].values())
     assert summary["ratio"] > 0

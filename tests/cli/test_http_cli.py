@@ -7,6 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,10 +16,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from tests.cli.test_lifecycle import Process, SlowDNS
 
 from mailwarden.cli import run
 
 TOKEN = "a-token-for-the-cli-tests-42"
+
+
+@pytest.fixture
+def slow_dns() -> Iterator[SlowDNS]:
+    server = SlowDNS(1.5)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -138,3 +150,79 @@ def test_serve_http_on_a_taken_port_is_exit_2(
     assert code == 2
     assert "cannot listen on" in err
     assert err.count("\n") == 1
+
+
+def _config(path: Path, token: str, data: Path) -> None:
+    path.write_text(
+        f'[gateway]\ndata_dir = "{data}"\n[dnsbl]\nuse = []\n[http]\ntoken = "{token}"\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "key"),
+    [
+        (["http", "--listen", "127.0.0.1:0"], "listen"),
+        (
+            ["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--hostname", "mx.t"],
+            "http",
+        ),
+    ],
+)
+def test_sighup_reloads_the_token_and_a_bad_file_keeps_the_running_one(
+    tmp_path: Path, zone: Path, command: list[str], key: str
+) -> None:
+    config = tmp_path / "mw.toml"
+    other = "another-token-for-the-reload-7"
+    _config(config, TOKEN, tmp_path / "data")
+    process = Process(*command, "--config", str(config), "--dns-zone", str(zone), "--json")
+    try:
+        base = f"http://{process.info[key]}"
+        assert _get(f"{base}/v1/settings", TOKEN)[0] == 200
+        _config(config, other, tmp_path / "data")
+        process.signal(signal.SIGHUP)
+        process.wait_for("settings reloaded")
+        assert _get(f"{base}/v1/settings", TOKEN)[0] == 401
+        assert _get(f"{base}/v1/settings", other)[0] == 200
+        config.write_text('[http]\ntoken = "short"\n')
+        process.signal(signal.SIGHUP)
+        assert "http.token" in process.wait_for("reload failed")
+        assert _get(f"{base}/v1/settings", other)[0] == 200
+        assert _get(f"{base}/health")[0] == 200
+    finally:
+        assert process.stop() == 0
+    assert not any("Traceback" in line for line in process.stderr)
+
+
+def test_sigterm_answers_the_check_in_flight(tmp_path: Path, slow_dns: SlowDNS) -> None:
+    """A check waiting 1.5 s for DNS when SIGTERM comes is answered, then the program ends
+    with 0."""
+    config = tmp_path / "mw.toml"
+    _config(config, TOKEN, tmp_path / "data")
+    process = Process(
+        "http", "--listen", "127.0.0.1:0", "--config", str(config), "--json",
+        "--dns-server", f"127.0.0.1:{slow_dns.port}", "--dns-timeout", "5", "--dns-retries", "0",
+    )  # fmt: skip
+    answer: dict[str, object] = {}
+
+    def post() -> None:
+        request = urllib.request.Request(
+            f"http://{process.info['listen']}/v1/check?ip=192.0.2.1&helo=mail.slow.example"
+            "&mail_from=a%40slow.example",
+            data=b"From: a@slow.example\r\nSubject: x\r\n\r\nx\r\n",
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer["status"] = response.status
+            answer["verdict"] = json.loads(response.read())
+
+    try:
+        client = threading.Thread(target=post)
+        client.start()
+        time.sleep(0.7)  # the check waits for slow.example's answers
+        process.signal(signal.SIGTERM)
+        client.join(30)
+        assert answer.get("status") == 200
+        assert "policy" in answer["verdict"]  # type: ignore[operator]
+        assert process.popen.wait(30) == 0  # ended by the one SIGTERM
+    finally:
+        assert process.stop() == 0

@@ -234,3 +234,25 @@ async def test_health_asks_the_transactions_store(tmp_path: Path) -> None:
         ):
             assert answer.status == 503
             assert answer.content_type == "application/problem+json"
+
+
+async def test_a_reloaded_pipeline_is_the_one_shown(tmp_path: Path) -> None:
+    """SIGHUP installs a new pipeline in the API: the dashboard reads it from then on."""
+    import time
+
+    from mailwarden.http.app import CONTEXT
+    from mailwarden.pipeline import build
+    from mailwarden.transactions import MemoryStore, TransactionRecord
+
+    async with known_traffic(tmp_path) as traffic, aiohttp.ClientSession() as client:
+        fresh = MemoryStore()
+        await fresh.add([TransactionRecord(time=time.time(), queue_id="AFTER0001")])
+        context = traffic.api.app[CONTEXT]
+        old = context.pipeline
+        context.pipeline = build(old.settings, old.resolver, transactions=fresh)
+        async with client.get(traffic.url("/v1/dashboard?period=hour"), headers=AUTH) as answer:
+            assert (await answer.json())["total"] == 1
+        async with client.get(traffic.url("/v1/transactions?id=AFTER0001"), headers=AUTH) as a:
+            assert a.status == 200
+        await context.pipeline.drain()
+        context.pipeline = old

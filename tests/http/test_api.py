@@ -160,6 +160,10 @@ async def test_administrative_endpoints_need_the_token(
         headers={"Content-Type": "message/rfc822"},
     ) as response:
         await _problem(response, 401)
+    for junk in (b"Bearer \xff\xfe", b"Bearer " + TOKEN.encode() + b"\xc3", b"\xed\xa0\x80"):
+        raw = b"GET /v1/settings HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: "
+        answer = await _raw(api, raw + junk + b"\r\n\r\n", 10)
+        assert answer.startswith(b"HTTP/1.1 401 "), answer
     for path in ("/health", "/openapi.json"):  # public
         async with client.get(url(api, path)) as response:
             assert response.status == 200

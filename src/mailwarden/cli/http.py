@@ -3,6 +3,7 @@ health, metrics); `serve --http` runs the same API beside the gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -72,6 +73,17 @@ class Together:
         while self._entered:
             await self._entered.pop().__aexit__(exc_type, exc, tb)
 
+    async def stop_accepting(self) -> None:
+        """An orderly stop of each server that has one (lifecycle.Draining)."""
+        for server in self.servers:
+            if isinstance(server, lifecycle.Draining):
+                await server.stop_accepting()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Each server's transactions in flight finish, together within `seconds`."""
+        waits = [s.wait_idle(seconds) for s in self.servers if isinstance(s, lifecycle.Draining)]
+        return all(await asyncio.gather(*waits))
+
 
 @click.command("http")
 @click.option("--listen", metavar="HOST:PORT", help="Listen here. [default: [http] listen]")
@@ -98,6 +110,17 @@ def http(listen: str | None, data_dir: str | None, dns: DNSOptions, as_json: boo
         fail(f"cannot open the greylist store: {exc}")
     server = http_server(settings, pipeline, None)
 
+    async def reload() -> Pipeline:
+        """SIGHUP: the settings again; new requests get the new pipeline and token."""
+        fresh = dns.settings(given)
+        new = build(fresh, dns.build(fresh, status=False), greylist=True)
+        try:
+            server.install(fresh, new)
+        except ConfigError as exc:
+            await new.drain()
+            fail(str(exc))
+        return new
+
     def announce() -> None:
         host, port = server.address
         shown = f"[{host}]" if ":" in host else host
@@ -109,7 +132,7 @@ def http(listen: str | None, data_dir: str | None, dns: DNSOptions, as_json: boo
         sys.stdout.flush()
 
     try:
-        runtime.run(lifecycle.run_until_signalled(server, announce, pipeline))
+        runtime.run(lifecycle.run_until_signalled(server, announce, pipeline, reload=reload))
     except OSError as exc:
         host, port = server.listen
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")

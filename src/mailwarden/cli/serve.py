@@ -175,6 +175,12 @@ def serve(
         if (problem := report_keys_problem(fresh)) is not None:
             fail(problem)
         new = build(fresh, dns.build(fresh, status=False), greylist=True, reports=True)
+        if api is not None:  # first: a token that cannot be used keeps everything as it was
+            try:
+                api.install(fresh, new)
+            except ConfigError as exc:
+                await new.drain()
+                fail(str(exc))
         checks: Checks = PipelineChecks(new)
         if forwarding is not None:
             checks = forwarding.checks(checks)

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from mailwarden.http.app import CONTEXT, Access, Extension, Routes
+from mailwarden.http.app import CONTEXT, Access, Context, Extension, Routes
 from mailwarden.http.openapi import json_answer, problem_answers, query
 from mailwarden.http.problem import Problem
 from mailwarden.jsontext import dumps
@@ -286,16 +286,20 @@ def dashboard(
     what the gateway wrote); `reports`: the DMARC report store (default: `[reports]`'s)."""
 
     def extension(routes: Routes) -> None:
-        settings, pipeline = routes.settings, routes.pipeline
-        recorder = pipeline.transactions
-        kept: dict[str, Any] = {}
+        # the settings and the pipeline are read per request: SIGHUP may replace them
+        kept: dict[tuple[object, ...], Any] = {}
+
+        def current() -> Context:
+            return routes.app[CONTEXT]
 
         def transactions() -> TransactionStore:
             if store is not None:
                 return store
+            settings, recorder = current().settings, current().pipeline.transactions
             if recorder is not None:
                 return recorder.store
-            if "tx" not in kept:
+            key = ("tx", settings.transactions, settings.gateway.data_dir)
+            if key not in kept:
                 opened = open_transaction_store(settings.transactions, settings.gateway.data_dir)
                 if opened is None:
                     raise Problem(
@@ -304,19 +308,22 @@ def dashboard(
                         '[transactions] backend = "none"',
                         kind="unavailable",
                     )
-                kept["tx"] = opened
-            tx: TransactionStore = kept["tx"]
+                kept[key] = opened
+            tx: TransactionStore = kept[key]
             return tx
 
         def report_store() -> ReportStore:
             if reports is not None:
                 return reports
-            if "reports" not in kept:
-                kept["reports"] = open_report_store(settings.reports, settings.gateway.data_dir)
-            found: ReportStore = kept["reports"]
+            settings = current().settings
+            key = ("reports", settings.reports, settings.gateway.data_dir)
+            if key not in kept:
+                kept[key] = open_report_store(settings.reports, settings.gateway.data_dir)
+            found: ReportStore = kept[key]
             return found
 
         async def on_store(work: Any) -> Any:
+            recorder = current().pipeline.transactions
             try:
                 async with asyncio.timeout(STORE_TIMEOUT):
                     if recorder is not None:
@@ -339,8 +346,8 @@ def dashboard(
                     PERIODS[period],
                     clock(),
                     greylist=greylist,
-                    auto_allow_after=settings.greylist.config.auto_allow_after,
-                    dnsbl=pipeline.dnsbl,
+                    auto_allow_after=context.settings.greylist.config.auto_allow_after,
+                    dnsbl=context.pipeline.dnsbl,
                 )
             )
             return result
@@ -373,7 +380,7 @@ def dashboard(
         def sign_in(request: web.Request, status: int = 401, note: str = "") -> web.Response:
             if not token():
                 raise _no_token()
-            answer = _html(login_page(hostname=settings.gateway.hostname, note=note))
+            answer = _html(login_page(hostname=current().settings.gateway.hostname, note=note))
             answer.set_status(status)
             return answer
 
@@ -430,7 +437,9 @@ def dashboard(
                 store_now = transactions()
                 record = await on_store(lambda: store_now.lookup(lookup))
             return _html(
-                page(data, hostname=settings.gateway.hostname, lookup=lookup, record=record)
+                page(
+                    data, hostname=current().settings.gateway.hostname, lookup=lookup, record=record
+                )
             )
 
         async def reports_html(request: web.Request) -> web.Response:
@@ -445,11 +454,11 @@ def dashboard(
                 raise Problem(
                     503, "Store unavailable", f"the report store: {exc}", kind="unavailable"
                 ) from None
-            return _html(reports_page(fragment, hostname=settings.gateway.hostname))
+            return _html(reports_page(fragment, hostname=current().settings.gateway.hostname))
 
         async def store_answers() -> None:
             """GET /health: the transactions store answers (a count)."""
-            if settings.transactions.backend.value != "none" or store is not None:
+            if current().settings.transactions.backend.value != "none" or store is not None:
                 await transactions().count()
 
         routes.add_health("transactions", store_answers)

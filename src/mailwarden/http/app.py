@@ -16,6 +16,8 @@ path, a bug) into RFC 9457 problem JSON, and times every answer for the metrics.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import hmac
 import logging
 import time
@@ -59,8 +61,22 @@ class Context:
     token: str
     access: dict[web.AbstractRoute, Access] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)
-    # GET /health's checks besides DNS: name -> a call that raises when the part is not ready
+    # GET /health's checks added by extensions: name -> a call that raises when not ready
     probes: dict[str, Callable[[], Awaitable[Any]]] = field(default_factory=dict)
+    inflight: int = 0  # requests being answered (an orderly stop waits for them)
+    idle: asyncio.Event | None = None  # set when `inflight` falls to 0 (while one waits)
+
+    def health_probes(self) -> dict[str, Callable[[], Awaitable[Any]]]:
+        """What GET /health asks besides DNS: the greylist store, the DMARC report store
+        (when the pipeline records), and the extensions' checks."""
+        probes: dict[str, Callable[[], Awaitable[Any]]] = {}
+        store = self.greylist
+        if store is not None:
+            probes["greylist"] = lambda: store.entries(time.time(), limit=1)
+        recorder = self.pipeline.recorder
+        if recorder is not None:  # one read by key
+            probes["reports"] = lambda: recorder.store.outgoing("health-probe")
+        return {**probes, **self.probes}
 
 
 CONTEXT = web.AppKey("mailwarden", Context)
@@ -127,7 +143,9 @@ def _authorized(request: web.Request, token: str) -> bool:
     scheme, _, credentials = given.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return False
-    return hmac.compare_digest(credentials.strip().encode("utf-8", "replace"), token.encode())
+    given_digest = hashlib.sha256(credentials.strip().encode("utf-8", "replace")).digest()
+    # equal lengths: not even the token's length shows in the time taken
+    return hmac.compare_digest(given_digest, hashlib.sha256(token.encode()).digest())
 
 
 @web.middleware
@@ -137,6 +155,7 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
     started = time.perf_counter()
     route = request.match_info.route
     stage = route.resource.canonical if route.resource is not None else "unmatched"
+    context.inflight += 1
     try:
         access = context.access.get(route)
         if access is not None and access is not Access.PUBLIC:
@@ -160,6 +179,9 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
             500, "Internal error", "a bug: the log has the details", kind="internal"
         ).response(request.path)
     finally:
+        context.inflight -= 1
+        if not context.inflight and context.idle is not None:
+            context.idle.set()
         metrics.observe_answer("http", stage, time.perf_counter() - started)
 
 
@@ -199,7 +221,6 @@ def make_app(
 
     if greylist_store is None and pipeline.greylister is not None:
         greylist_store = pipeline.greylister.store
-    store = greylist_store
     app = web.Application(
         middlewares=[_problems],
         client_max_size=settings.http.max_body,
@@ -212,11 +233,6 @@ def make_app(
         document=base_document(),
     )
     routes = Routes(app)
-    if store is not None:
-        routes.add_health("greylist", lambda: store.entries(time.time(), limit=1))
-    recorder = pipeline.recorder
-    if recorder is not None:  # the DMARC report store: one read by key
-        routes.add_health("reports", lambda: recorder.store.outgoing("health-probe"))
     core_routes(routes)
     for extension in extensions:
         extension(routes)

@@ -283,7 +283,7 @@ async def health(request: web.Request) -> web.Response:
     probes: dict[str, Awaitable[Any]] = {
         "dns": inner.resolve(context.settings.http.health_name, RdType.SOA)
     }
-    probes.update((name, probe()) for name, probe in context.probes.items())
+    probes.update((name, probe()) for name, probe in context.health_probes().items())
     dns_seconds = dns.timeout * (dns.retries + 1) + 1
     names = list(probes)
     outcomes = await asyncio.gather(
@@ -401,6 +401,7 @@ def _json_body_spec(schema: dict[str, Any]) -> dict[str, Any]:
 
 def core_routes(routes: Routes) -> None:
     """The API's own routes, with their OpenAPI operations."""
+    most_rcpt = routes.settings.gateway.limits.max_recipients
     routes.add(
         "POST",
         "/v1/check",
@@ -419,7 +420,7 @@ def core_routes(routes: Routes) -> None:
                 ),
                 query(
                     "rcpt",
-                    {"type": "array", "items": _WORD, "maxItems": 100},
+                    {"type": "array", "items": _WORD, "maxItems": most_rcpt},
                     "Recipients (at most [gateway.limits] max_recipients)",
                 ),
             ],

@@ -25,7 +25,7 @@ from mailwarden.greylist import GreylistStore
 from mailwarden.pipeline import Pipeline
 from mailwarden.settings import ConfigError, Settings, is_loopback, read_token
 
-from .app import Extension, make_app
+from .app import CONTEXT, Extension, make_app
 from .problem import Problem
 
 __all__ = ["HTTPServer", "serving"]
@@ -133,6 +133,17 @@ class HTTPServer:
         """ConfigError when the token cannot be read, or when `listen` (default: [http]
         listen) is not loopback and no token is configured."""
         self.listen = listen or settings.http.listen
+        token = self._token(settings)
+        self._fixed_store = greylist_store
+        self.app = make_app(
+            settings, pipeline, greylist_store=greylist_store, extensions=extensions, token=token
+        )
+        self.settings = settings
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self.address: tuple[str, int] = self.listen
+
+    def _token(self, settings: Settings) -> str:
         token = read_token(settings.http, settings.source)
         host = self.listen[0]
         if not token and not is_loopback(host):
@@ -141,12 +152,41 @@ class HTTPServer:
                 "http.listen",
                 f"{host} is not a loopback address: set [http] token or token_file first",
             )
-        self.app = make_app(
-            settings, pipeline, greylist_store=greylist_store, extensions=extensions, token=token
-        )
+        return token
+
+    def install(self, settings: Settings, pipeline: Pipeline) -> None:
+        """SIGHUP: requests from now on use `pipeline` and the token, `open_check` and
+        `health_name` of `settings` (the listener and its limits need a restart). ConfigError,
+        with nothing changed, when the new token cannot be used."""
+        token = self._token(settings)
+        context = self.app[CONTEXT]
+        store = self._fixed_store
+        if store is None and pipeline.greylister is not None:
+            store = pipeline.greylister.store
+        context.settings, context.pipeline, context.greylist = settings, pipeline, store
+        context.token = token
         self.settings = settings
-        self._runner: web.AppRunner | None = None
-        self.address: tuple[str, int] = self.listen
+
+    async def stop_accepting(self) -> None:
+        """An orderly stop: the listener closes; requests in flight go on."""
+        if self._site is not None:
+            server = self._site._server
+            if server is not None:
+                server.close()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the requests in flight to be answered; True when none is
+        left."""
+        context = self.app[CONTEXT]
+        if not context.inflight:
+            return True
+        context.idle = asyncio.Event()  # set by the last answer
+        try:
+            async with asyncio.timeout(seconds):
+                await context.idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def __aenter__(self) -> HTTPServer:
         http = self.settings.http
@@ -171,6 +211,7 @@ class HTTPServer:
             await runner.cleanup()
             raise
         self._runner = runner
+        self._site = site
         server = site._server  # the bound socket: port 0 becomes the real port
         sockets = getattr(server, "sockets", None) or []
         if sockets:
@@ -187,6 +228,7 @@ class HTTPServer:
         if self._runner is not None:
             await self._runner.cleanup()  # answers in flight finish (shutdown_timeout)
             self._runner = None
+            self._site = None
 
 
 def serving(

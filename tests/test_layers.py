@@ -15,6 +15,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "mailwarden"
 
 FOUNDATION = {
+    "metrics",
     "runtime",
     "schema",
     "reply",
@@ -27,8 +28,6 @@ FOUNDATION = {
     "ipinput",
     "sqlitefile",
     "jsontext",
-    # Prometheus metrics: the small functions every front end calls
-    "metrics",
 }
 PROTOCOLS = {
     "spf",
@@ -48,6 +47,8 @@ PROTOCOLS = {
     "srs",
     # DMARC reports (RFC 9990/9991): the report store, building, sending and reading
     "reports",
+    # the store of recent transactions the dashboard reads
+    "transactions",
 }
 # What each tier may import besides itself (modules of the same package always may).
 ALLOWED: dict[str, set[str]] = {
@@ -66,12 +67,14 @@ ALLOWED: dict[str, set[str]] = {
     "submission": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "gateway"},
     # Postfix lookup services (socketmap, tcp_table): the SRS maps of `mailwarden srs`
     "socketmap": FOUNDATION | PROTOCOLS | {"settings"},
+    # the HTTP API: a front end over the pipeline; extensions (dashboard) plug into it
+    "http": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
+    # the dashboard: pages and JSON plugged into the HTTP API through its extension point
+    "dashboard": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "http"},
     # the Postfix policy service (mailwarden.policyservice): a front end on the pipeline
     "policyservice": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     # the milter protocol and front end
     "milter": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
-    # the HTTP API: a front end over the pipeline; extensions (dashboard) plug into it
-    "http": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     "cli": FOUNDATION
     | PROTOCOLS
     | {
@@ -82,15 +85,17 @@ ALLOWED: dict[str, set[str]] = {
         "gateway",
         "submission",
         "socketmap",
+        "http",
+        "dashboard",
         "policyservice",
         "milter",
-        "http",
     },
     "__init__": set(),
     "__main__": {"cli"},
 }
 # Foundation modules that build on one another, never in a cycle.
 FOUNDATION_ORDER = [
+    "metrics",
     "runtime",
     "schema",
     "reply",
@@ -103,7 +108,6 @@ FOUNDATION_ORDER = [
     "author",
     "sqlitefile",
     "jsontext",
-    "metrics",
 ]
 
 

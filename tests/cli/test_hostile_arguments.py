@@ -237,7 +237,7 @@ def command_lines(draw: st.DrawFn, path: tuple[str, ...], hostile: Hostile) -> l
         argv += ["--dns-zone", hostile.zone]
     if path == ("serve",):  # never a fixed port, never a slow host name lookup
         argv += ["--listen", "127.0.0.1:0", "--hostname", "mx.test"]
-    if path in {("sink",), ("policy",), ("http",)}:
+    if path in {("sink",), ("http",), ("policy",)}:
         argv += ["--listen", "127.0.0.1:0"]
     if path == ("submit",):
         argv += ["--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--hostname", "mx.test"]

@@ -421,4 +421,5 @@ def test_the_example_parses_as_plain_toml() -> None:
         "forwarding",
         "reports",
         "http",
+        "transactions",
     }

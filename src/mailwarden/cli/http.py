@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from mailwarden import runtime
+from mailwarden.dashboard import dashboard
 from mailwarden.http import Extension, HTTPServer
 from mailwarden.pipeline import Pipeline, build
 from mailwarden.settings import ConfigError, Override, Settings, parse_hostport
@@ -25,8 +26,9 @@ __all__ = ["Together", "extensions", "http", "http_server"]
 
 def extensions(settings: Settings, pipeline: Pipeline) -> list[Extension]:
     """What every command's HTTP API mounts besides its own routes (`mailwarden http`,
-    `serve --http`, and any later `--http`): the place to add the dashboard and the like."""
-    return []
+    `serve --http`, and any later `--http`): the dashboard (GET /, /reports, /v1/dashboard,
+    /v1/transactions), reading the store of recent transactions the settings name."""
+    return [dashboard()]
 
 
 def http_server(settings: Settings, pipeline: Pipeline, listen: str | None) -> HTTPServer:

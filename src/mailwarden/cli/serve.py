@@ -111,7 +111,13 @@ def serve(
             err=True,
         )
     try:
-        pipeline = build(settings, dns.build(settings, status=False), greylist=True, reports=True)
+        pipeline = build(
+            settings,
+            dns.build(settings, status=False),
+            greylist=True,
+            reports=True,
+            transactions=True,
+        )
     except ConfigError as exc:
         fail(str(exc))
     except OSError as exc:

@@ -5,9 +5,10 @@
 Sections: `[dns]` (servers, zones, timeout, retries), `[gateway]` (with `limits`, `timeouts`,
 `tls`), `[policy]` (with `thresholds`, `scores`), `[dnsbl]`, `[dmarc]`, `[deadlines]`,
 `[greylist]`, `[submission]` (the submission server, with its rate limits), `[policy_service]`
-(the Postfix policy service), `[signing]` (DKIM
-signing and key rotation), `[forwarding]` (aliases, SRS, ARC sealing), `[reports]` (DMARC
-reports: recording, sending, reading; in `mailwarden.reports`) and `[http]` (the HTTP API). Every
+(the Postfix policy service), `[signing]` (DKIM signing and key rotation), `[forwarding]`
+(aliases, SRS, ARC sealing), `[reports]` (DMARC reports: recording, sending, reading; in
+`mailwarden.reports`), `[http]` (the HTTP API) and `[transactions]` (the store of recent
+transactions the dashboard reads; in `mailwarden.transactions`). Every
 key has its default here (or in the section's own dataclass), so no file is needed; an unknown
 table or key is an error that names it. Command-line options override keys through the same
 reader, so they are checked the same way and their errors name the option.
@@ -30,6 +31,7 @@ from mailwarden.policy import PolicyConfig
 from mailwarden.reports import ReportSettings
 from mailwarden.schema import InvalidSetting, setting
 from mailwarden.signing import SigningSettings
+from mailwarden.transactions import TransactionSettings
 
 from .errors import ConfigError
 from .forwarding import ForwardingSettings, build_forwarder, build_srs, srs_secret_path
@@ -219,6 +221,7 @@ class Settings:
     forwarding: ForwardingSettings = setting(default_factory=ForwardingSettings)
     reports: ReportSettings = setting(default_factory=ReportSettings)
     http: HTTPSettings = setting(default_factory=HTTPSettings)
+    transactions: TransactionSettings = setting(default_factory=TransactionSettings)
     source: str = setting("<defaults>", internal=True)
 
 

@@ -235,6 +235,15 @@ def _greylist_entries() -> Gauge:
 
 
 @cache
+def _account_alerts() -> Counter:
+    return Counter(
+        "mailwarden_submission_alerts",
+        "Accounts held as possibly compromised, by the sign that was seen",
+        ["sign"],
+    )
+
+
+@cache
 def _dns_list_healthy() -> Gauge:
     return Gauge(
         "mailwarden_dns_list_healthy",
@@ -324,6 +333,7 @@ _CACHES = (
     _dns_queries,
     _dns_query_seconds,
     _dns_cache,
+    _account_alerts,
     _greylist_decisions,
     _greylist_entries,
     _dns_list_healthy,
@@ -387,6 +397,11 @@ def dns_query(rdtype: str, outcome: str, seconds: float) -> None:
 
 def greylist_decision(decision: str) -> None:
     _greylist_decisions().labels(decision=decision).inc()
+
+
+def account_alert(sign: str) -> None:
+    """The submission server held an account (`sign`: volume, recipients, logins, ...)."""
+    _account_alerts().labels(sign=sign).inc()
 
 
 def greylist_entries(pending: int, passed: int, allowed: int) -> None:

@@ -1,10 +1,10 @@
 """The same settings give the same verdict through every front end.
 
 One message, one zone, one configuration file: checked by the pipeline directly, by
-`mailwarden check --json` (in-process, the zone as a master file) and by the gateway over a
-real socket (the verdict read from its transaction log and the delivered message). The action,
-the score, the symbols and our Authentication-Results must be the same everywhere, for a
-legitimate message and for a spoof.
+`mailwarden check --json` (in-process, the zone as a master file), by the HTTP API's
+`POST /v1/check` and by the gateway over real sockets (the gateway's verdict read from its
+transaction log and the delivered message). The action, the score, the symbols and our
+Authentication-Results must be the same everywhere, for a legitimate message and for a spoof.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from tests.gateway.helpers import Client, make_config, messages, running
@@ -24,10 +25,11 @@ from mailwarden.dkim import sign
 from mailwarden.dkim.keygen import key_record
 from mailwarden.dns import StaticResolver
 from mailwarden.gateway import PipelineChecks
+from mailwarden.http import HTTPServer
 from mailwarden.message import fold_field
 from mailwarden.milter import MilterClient, MilterServer
 from mailwarden.milter import protocol as milter
-from mailwarden.pipeline import build
+from mailwarden.pipeline import build, build_resolver
 from mailwarden.settings import load_settings
 
 KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(7, 39)))
@@ -141,6 +143,34 @@ async def _cli(
     )
 
 
+async def _http(setup: Path, message: bytes, helo: str = HELO) -> dict[str, object]:
+    """POST /v1/check over a real socket, the API built from the same file and zone."""
+    settings = load_settings(
+        setup / "mailwarden.toml", overrides={"dns.zones": ([str(setup / "zone")], "--dns-zone")}
+    )
+    pipeline = build(settings, build_resolver(settings.dns, settings.source))
+    async with (
+        HTTPServer(settings, pipeline, ("127.0.0.1", 0)) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        host, port = server.address
+        async with session.post(
+            f"http://{host}:{port}/v1/check",
+            params={"ip": CLIENT, "helo": helo, "mail_from": "alice@a.example"},
+            data=message,
+            headers={"Content-Type": "message/rfc822"},
+        ) as response:
+            assert response.status == 200, await response.text()
+            verdict = await response.json()
+    policy = verdict["policy"]
+    return _summary(
+        policy["action"],
+        policy["score"],
+        [f"{s['name']}({s['score']:g})" for s in policy["symbols"]],
+        verdict["authentication_results"],
+    )
+
+
 async def _gateway(setup: Path, message: bytes, helo: str = HELO) -> tuple[dict[str, object], int]:
     settings = load_settings(setup / "mailwarden.toml")
     resolver = StaticResolver()
@@ -223,6 +253,7 @@ async def test_a_legitimate_message_gets_one_verdict_everywhere(
     assert direct["action"] == "accept"
     assert "dmarc=pass" in str(direct["authentication_results"])
     assert await _cli(setup, message, capsys) == direct
+    assert await _http(setup, message) == direct
     through_gateway, code = await _gateway(setup, message)
     assert code == 250
     assert through_gateway == direct
@@ -235,6 +266,7 @@ async def test_a_spoof_gets_one_verdict_everywhere(
     direct = await _direct(setup, spoof())
     assert direct["action"] == "add_header"  # p=quarantine: marked as spam
     assert await _cli(setup, spoof(), capsys) == direct
+    assert await _http(setup, spoof()) == direct
     through_gateway, code = await _gateway(setup, spoof())
     assert code == 250
     assert through_gateway == direct
@@ -250,5 +282,6 @@ async def test_a_client_claiming_our_name_is_seen_so_everywhere(
     direct = await _direct(setup, message, helo=HOST)
     assert any(str(s).startswith("HELO_") for s in direct["symbols"])  # type: ignore[attr-defined]
     assert await _cli(setup, message, capsys, helo=HOST) == direct
+    assert await _http(setup, message, helo=HOST) == direct
     through_gateway, _ = await _gateway(setup, message, helo=HOST)
     assert through_gateway == direct

@@ -15,6 +15,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "mailwarden"
 
 FOUNDATION = {
+    "metrics",
     "runtime",
     "schema",
     "reply",
@@ -26,7 +27,7 @@ FOUNDATION = {
     "dns",
     "ipinput",
     "sqlitefile",
-    "metrics",  # the counters and timers every front end and check reports to
+    "jsontext",
 }
 PROTOCOLS = {
     "spf",
@@ -46,6 +47,8 @@ PROTOCOLS = {
     "srs",
     # DMARC reports (RFC 9990/9991): the report store, building, sending and reading
     "reports",
+    # the store of recent transactions the dashboard reads
+    "transactions",
 }
 # What each tier may import besides itself (modules of the same package always may).
 ALLOWED: dict[str, set[str]] = {
@@ -64,16 +67,35 @@ ALLOWED: dict[str, set[str]] = {
     "submission": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "gateway"},
     # Postfix lookup services (socketmap, tcp_table): the SRS maps of `mailwarden srs`
     "socketmap": FOUNDATION | PROTOCOLS | {"settings"},
-    # the Postfix/Sendmail milter: its protocol and a front end on the pipeline
+    # the HTTP API: a front end over the pipeline; extensions (dashboard) plug into it
+    "http": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
+    # the dashboard: pages and JSON plugged into the HTTP API through its extension point
+    "dashboard": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "http"},
+    # the Postfix policy service (mailwarden.policyservice): a front end on the pipeline
+    "policyservice": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
+    # the milter protocol and front end
     "milter": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     "cli": FOUNDATION
     | PROTOCOLS
-    | {"policy", "settings", "pipeline", "analyze", "gateway", "submission", "socketmap", "milter"},
+    | {
+        "policy",
+        "settings",
+        "pipeline",
+        "analyze",
+        "gateway",
+        "submission",
+        "socketmap",
+        "http",
+        "dashboard",
+        "policyservice",
+        "milter",
+    },
     "__init__": set(),
     "__main__": {"cli"},
 }
 # Foundation modules that build on one another, never in a cycle.
 FOUNDATION_ORDER = [
+    "metrics",
     "runtime",
     "schema",
     "reply",
@@ -85,6 +107,7 @@ FOUNDATION_ORDER = [
     "message",
     "author",
     "sqlitefile",
+    "jsontext",
 ]
 
 

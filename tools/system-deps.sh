@@ -10,6 +10,8 @@ needed=(
     "ip iproute2"
     "postsrsd postsrsd"
     "pg_ctlcluster postgresql"
+    "chromium chromium"
+    "systemd-analyze systemd"
 )
 missing=()
 for entry in "${needed[@]}"; do

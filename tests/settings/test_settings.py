@@ -415,11 +415,14 @@ def test_the_example_parses_as_plain_toml() -> None:
         "dmarc",
         "deadlines",
         "greylist",
+        "policy_service",
         "submission",
         "signing",
         "forwarding",
         "reports",
         "milter",
+        "http",
+        "transactions",
     }
 
 

@@ -9,8 +9,8 @@ import click
 from mailwarden import runtime
 from mailwarden.gateway import TransactionLog
 from mailwarden.milter import MilterServer
-from mailwarden.pipeline import build
-from mailwarden.settings import ConfigError, Override
+from mailwarden.pipeline import Pipeline, build
+from mailwarden.settings import ConfigError, Override, Settings
 
 from . import lifecycle
 from .common import DNSOptions, dns_options, fail, json_option, print_json
@@ -41,20 +41,8 @@ def milter(listen: str | None, data_dir: str | None, dns: DNSOptions, as_json: b
     )
     if (problem := report_keys_problem(settings)) is not None:
         fail(problem)
-    config = settings.milter
-    deadlines = settings.deadlines
-    for stage, seconds, budget, key in (
-        ("rcpt", deadlines.rcpt, config.command_timeout, "command_timeout"),
-        ("data", deadlines.data, config.content_timeout, "content_timeout"),
-    ):
-        if seconds >= budget:  # our answer would come after Postfix gave up
-            fail(f"deadlines.{stage} ({seconds:g} s) must be below milter.{key} ({budget:g} s)")
-    try:
-        pipeline = build(settings, dns.build(settings, status=False), greylist=True, reports=True)
-    except ConfigError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot open the greylist or report store: {exc.strerror or exc}")
+    _check_budgets(settings)
+    pipeline = _pipeline(settings, dns)
     server = MilterServer(
         settings, pipeline, log_record=TransactionLog(settings.gateway.log_file).write
     )
@@ -71,10 +59,39 @@ def milter(listen: str | None, data_dir: str | None, dns: DNSOptions, as_json: b
             )
         sys.stdout.flush()
 
+    async def reload() -> Pipeline:
+        """SIGHUP: the settings again (the listener and [milter] need a restart); new SMTP
+        sessions get them, those open finish on theirs."""
+        fresh = dns.settings(given)
+        _check_budgets(fresh)
+        new = _pipeline(fresh, dns)
+        server.replace(fresh, new)
+        return new
+
     try:
-        runtime.run(lifecycle.run_until_signalled(server, announce, pipeline))
+        runtime.run(lifecycle.run_until_signalled(server, announce, pipeline, reload=reload))
     except OSError as exc:
-        fail(f"cannot listen on {config.listen}: {exc.strerror or exc}")
+        fail(f"cannot listen on {settings.milter.listen}: {exc.strerror or exc}")
+
+
+def _check_budgets(settings: Settings) -> None:
+    """Our deadlines must end before Postfix's milter timeouts (exit 2 otherwise)."""
+    config, deadlines = settings.milter, settings.deadlines
+    for stage, seconds, budget, key in (
+        ("rcpt", deadlines.rcpt, config.command_timeout, "command_timeout"),
+        ("data", deadlines.data, config.content_timeout, "content_timeout"),
+    ):
+        if seconds >= budget:  # our answer would come after Postfix gave up
+            fail(f"deadlines.{stage} ({seconds:g} s) must be below milter.{key} ({budget:g} s)")
+
+
+def _pipeline(settings: Settings, dns: DNSOptions) -> Pipeline:
+    try:
+        return build(settings, dns.build(settings, status=False), greylist=True, reports=True)
+    except ConfigError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot open the greylist or report store: {exc.strerror or exc}")
 
 
 def _postfix_name(address: str) -> str:

@@ -22,7 +22,7 @@ from mailwarden.gateway import (
     sink_config,
 )
 from mailwarden.gateway.server import default_relay
-from mailwarden.pipeline import build
+from mailwarden.pipeline import Pipeline, build
 from mailwarden.settings import (
     ConfigError,
     GatewaySettings,
@@ -35,6 +35,7 @@ from mailwarden.signing import DirectoryStore, Rotator, Signer, store_path
 
 from . import lifecycle
 from .common import DNSOptions, FiniteFloat, dns_options, fail, json_option, print_json
+from .http import Together, http_server
 from .paths import check_serve_paths, require_maildir
 from .report import report_keys_problem
 
@@ -65,6 +66,12 @@ def _swaks_hint(config: GatewaySettings, host: str, port: int) -> str:
 @click.option("--hostname", metavar="NAME", help="Our name (greeting, Received, authserv-id).")
 @click.option("--data-dir", metavar="DIR", help="Greylist database, sink Maildir, TLS pair.")
 @click.option("--greet-pause", type=FiniteFloat(min=0, max=MAX_GREET_PAUSE), metavar="SECONDS")
+@click.option(
+    "--http",
+    "http_listen",
+    metavar="HOST:PORT",
+    help="Also run the HTTP API here (see `mailwarden http`).",
+)
 @dns_options
 @json_option
 def serve(
@@ -74,6 +81,7 @@ def serve(
     hostname: str | None,
     data_dir: str | None,
     greet_pause: float | None,
+    http_listen: str | None,
     dns: DNSOptions,
     as_json: bool,
 ) -> None:
@@ -103,7 +111,13 @@ def serve(
             err=True,
         )
     try:
-        pipeline = build(settings, dns.build(settings, status=False), greylist=True, reports=True)
+        pipeline = build(
+            settings,
+            dns.build(settings, status=False),
+            greylist=True,
+            reports=True,
+            transactions=True,
+        )
     except ConfigError as exc:
         fail(str(exc))
     except OSError as exc:
@@ -122,6 +136,7 @@ def serve(
     except (OSError, ValueError) as exc:
         fail(f"cannot start the gateway: {exc}")
     rotator = Rotator(DirectoryStore(store_path(settings)), settings.signing, dns.build(settings))
+    api = http_server(settings, pipeline, http_listen) if http_listen is not None else None
 
     def announce() -> None:
         host, port = gateway.address
@@ -137,18 +152,51 @@ def serve(
             "downstream": downstream,
             "try": _swaks_hint(config, host, port),
         }
+        if api is not None:
+            api_host, api_port = api.address
+            info["http"] = (
+                f"[{api_host}]:{api_port}" if ":" in api_host else f"{api_host}:{api_port}"
+            )
         if as_json:
             print_json(info)
         else:
             click.echo(f"mailwarden: listening on {host}:{port} as {config.hostname}", err=True)
             click.echo(f"mailwarden: {downstream}", err=True)
             click.echo(f"mailwarden: send a message with: {info['try']}", err=True)
+            if api is not None:
+                click.echo(f"mailwarden: HTTP API on {info['http']}", err=True)
         sys.stdout.flush()
 
+    async def reload() -> Pipeline:
+        """SIGHUP: the checks' settings again (the listener, TLS, the downstream and the
+        forwarding need a restart); new connections get the new pipeline."""
+        fresh = dns.settings(given)
+        check_serve_paths(fresh, f"{fresh.source}: gateway.data_dir")
+        if (problem := report_keys_problem(fresh)) is not None:
+            fail(problem)
+        new = build(fresh, dns.build(fresh, status=False), greylist=True, reports=True)
+        if api is not None:  # first: a token that cannot be used keeps everything as it was
+            try:
+                api.install(fresh, new)
+            except ConfigError as exc:
+                await new.drain()
+                fail(str(exc))
+        checks: Checks = PipelineChecks(new)
+        if forwarding is not None:
+            checks = forwarding.checks(checks)
+        gateway.checks = checks
+        return new
+
     try:
-        runtime.run(lifecycle.run_until_signalled(gateway, announce, pipeline, rotator))
+        server = gateway if api is None else Together(gateway, api)
+        runtime.run(
+            lifecycle.run_until_signalled(server, announce, pipeline, rotator, reload=reload)
+        )
     except OSError as exc:
-        fail(f"cannot listen on {config.listen[0]}:{config.listen[1]}: {exc.strerror or exc}")
+        where = [f"{config.listen[0]}:{config.listen[1]}"]
+        if api is not None:
+            where.append(f"{api.listen[0]}:{api.listen[1]}")
+        fail(f"cannot listen on {' or '.join(where)}: {exc.strerror or exc}")
 
 
 def _forwarding(settings: Settings) -> Forwarding | None:

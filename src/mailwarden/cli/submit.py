@@ -7,7 +7,7 @@ import sys
 import click
 
 from mailwarden import runtime
-from mailwarden.pipeline import build
+from mailwarden.pipeline import Pipeline, build
 from mailwarden.settings import ConfigError, Override
 from mailwarden.submission import Submission
 
@@ -74,7 +74,15 @@ def submit(
             click.echo(f"mailwarden submit: relaying to {info['smarthost']}", err=True)
         sys.stdout.flush()
 
+    async def reload() -> Pipeline:
+        """SIGHUP: the checks' settings again (listeners, TLS, users, limits and the
+        smarthost need a restart); the next check uses the new pipeline."""
+        fresh = dns.settings(given)
+        new = build(fresh, dns.build(fresh))
+        submission.replace_pipeline(new)
+        return new
+
     try:
-        runtime.run(lifecycle.run_until_signalled(submission, announce, pipeline))
+        runtime.run(lifecycle.run_until_signalled(submission, announce, pipeline, reload=reload))
     except OSError as exc:
         fail(f"cannot listen: {exc.strerror or exc}")

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailwarden import metrics
 from mailwarden.body import SpooledMessage
 from mailwarden.pipeline import MessageDecision
 from mailwarden.settings import BareLineEnding, GatewaySettings, StrictAction
@@ -137,6 +138,8 @@ class Gateway:
             raise ValueError("implicit TLS needs a certificate (or a self-signed pair)")
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: dict[asyncio.Task[None], _Connection] = {}  # between transactions
+        self._stopping = False
         self._sessions = 0  # admitted connections (refused ones are never counted)
         self._per_client: Counter[str] = Counter()  # admitted connections per client address
         self._ehlo_lines = self._ehlo_keywords()
@@ -195,6 +198,23 @@ class Gateway:
             await self.start()
         assert self._server is not None
         await self._server.serve_forever()
+
+    async def stop_accepting(self) -> None:
+        """An orderly stop: no new connections; a session waiting between transactions is
+        closed now with 421 4.3.2 (RFC 5321 §3.8), one in a transaction when it ends."""
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        for task, connection in list(self._waiting.items()):
+            connection.shutting_down()
+            task.cancel()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the open connections to end; True when none is left."""
+        if not self._tasks:
+            return True
+        _, pending = await asyncio.wait(set(self._tasks), timeout=seconds)
+        return not pending
 
     async def close(self) -> None:
         if self._server is not None:
@@ -298,6 +318,7 @@ class _Connection:
     # plumbing
 
     async def reply(self, reply: Reply, *, count_error: bool = True) -> None:
+        metrics.reply_sent("gateway", reply.code)
         await self.stream.write(_wire(reply), self.config.timeouts.command)
         if reply.code >= 400 and count_error:
             self.errors += 1
@@ -309,6 +330,7 @@ class _Connection:
 
     async def hang_up(self, reply: Reply) -> None:
         """Say `reply` (without waiting for the client to read it) and end the connection."""
+        metrics.reply_sent("gateway", reply.code)
         self.stream.write_last(_wire(reply))
         self.close_reason = self.close_reason or reply.text
         raise _Close
@@ -337,6 +359,7 @@ class _Connection:
     async def run(self) -> None:
         gw, session, hostname = self.gw, self.session, self.config.hostname
         refusal = gw._admit(session.client_ip)
+        metrics.connection_opened("gateway")
         try:
             if refusal is not None:
                 await self.hang_up(refusal)
@@ -377,6 +400,7 @@ class _Connection:
                     await self.hook(lambda: self.checks.on_disconnect(session), None)
             finally:
                 self.stream.close()
+                metrics.connection_closed("gateway")
 
     async def greet(self) -> None:
         session, config = self.session, self.config
@@ -406,10 +430,24 @@ class _Connection:
                 refusal = Reply(421, refusal.status, f"{config.hostname} {refusal.text}")
             await self.hang_up(refusal)
         greeting = f"220 {config.hostname} ESMTP mailwarden\r\n".encode()
+        metrics.reply_sent("gateway", 220)
         await self.stream.write(greeting, config.timeouts.command)
+
+    def shutting_down(self) -> None:
+        """The gateway stops: say so before the connection is cut (RFC 5321 §3.8)."""
+        reply = Reply(421, "4.3.2", f"{self.config.hostname} Service shutting down")
+        self.stream.write_last(_wire(reply))
+        self.close_reason = self.close_reason or "gateway shut down"
 
     async def command(self) -> None:
         limits = self.config.limits
+        task = asyncio.current_task()
+        between = self.tx is None and task is not None
+        if between and self.gw._stopping:
+            self.shutting_down()
+            raise _Close
+        if between:
+            self.gw._waiting[task] = self  # type: ignore[index]
         try:
             line = await self.stream.readline(
                 limits.max_command_length, self.config.timeouts.command
@@ -418,6 +456,9 @@ class _Connection:
             self.session.add_event(Event.LINE_TOO_LONG)
             await self.reply(Reply(500, "5.5.2", "Error: line too long"))
             return
+        finally:
+            if between:
+                self.gw._waiting.pop(task, None)  # type: ignore[arg-type]
         bare_lf = not line.endswith(b"\r\n")
         raw = line[:-1] if bare_lf else line[:-2]
         try:
@@ -442,8 +483,11 @@ class _Connection:
         if not command.known:
             await self.unknown_command(raw)
             return
-        handler = getattr(self, "do_" + command.verb.lower())
+        verb = command.verb.lower()
+        handler = getattr(self, "do_" + verb)
+        started = time.perf_counter()
         await handler(command)
+        metrics.observe_answer("gateway", verb, time.perf_counter() - started)
 
     async def pipelining_abuse(self) -> None:
         """Commands sent ahead of our reply when that is not allowed (RFC 2920 §3.1)."""
@@ -498,6 +542,7 @@ class _Connection:
                 return
         hostname = self.config.hostname
         if not esmtp:
+            metrics.reply_sent("gateway", 250)
             await self.stream.write(f"250 {hostname}\r\n".encode(), self.config.timeouts.command)
             return
         keywords = list(self.gw._ehlo_lines)
@@ -508,6 +553,7 @@ class _Connection:
             keywords.append("AUTH " + " ".join(Mechanism))
         lines = [hostname, *keywords]
         text = "".join(f"250-{item}\r\n" for item in lines[:-1]) + f"250 {lines[-1]}\r\n"
+        metrics.reply_sent("gateway", 250)
         await self.stream.write(text.encode(), self.config.timeouts.command)
 
     async def do_mail(self, command: Command) -> None:
@@ -683,6 +729,7 @@ class _Connection:
         if not tx.rcpts or self.outbound is None:
             await self.reply(Reply(554, "5.5.1", "Error: no valid recipients"))
             return
+        metrics.reply_sent("gateway", 354)
         await self.stream.write(
             b"354 End data with <CR><LF>.<CR><LF>\r\n", self.config.timeouts.command
         )
@@ -969,6 +1016,7 @@ class _Connection:
 
     async def challenge(self, text: str) -> bytes:
         """Send `334 text` and read the client's response line, decoded."""
+        metrics.reply_sent("gateway", 334)
         await self.stream.write(f"334 {text}\r\n".encode("ascii"), self.config.timeouts.command)
         limit = self.config.limits.max_command_length
         try:

@@ -195,6 +195,7 @@ class MilterServer:
         self.log_record = log_record
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], Connection] = {}
+        self._stopping = False
 
     @property
     def address(self) -> str:
@@ -234,28 +235,49 @@ class MilterServer:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task, connection in list(self._connections.items()):
-            if not connection.busy:  # between messages: nothing in flight to finish
-                task.cancel()
-        if self._connections:  # messages in flight may finish, within one answer's time
-            _, pending = await asyncio.wait(set(self._connections), timeout=self.grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        if not self._stopping:
+            await self.stop_accepting()
+            await self.wait_idle(self.grace)
+        for task in list(self._connections):  # what is left is cut
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             if self.listen.startswith("unix:"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.listen.removeprefix("unix:"))
 
+    def replace(self, settings: Settings, pipeline: Pipeline) -> None:
+        """A reload (SIGHUP): new MTA connections (new SMTP sessions) use these settings and
+        this pipeline; those open finish on theirs. The listener and `[milter]` stay."""
+        self.settings, self.pipeline = settings, pipeline
+
+    async def stop_accepting(self) -> None:
+        """No new connections; connections between messages are closed now, the others
+        once their message is answered (lifecycle's `Draining`)."""
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        for task, connection in list(self._connections.items()):
+            if not connection.busy:
+                task.cancel()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the messages in flight; True when none is left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while any(c.busy for c in self._connections.values()):
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
     @property
     def grace(self) -> float:
         return min(self.config.command_timeout, 30.0)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._connections) >= self.config.max_connections:
+        if self._stopping or len(self._connections) >= self.config.max_connections:
             writer.close()  # the MTA applies milter_default_action
             return
         task = asyncio.current_task()
@@ -316,6 +338,8 @@ class Connection:
                     self.handling = True
                     await self.handle(p.decode_command(code, body))
                     self.handling = False
+                if self.server._stopping and not self.busy:
+                    return  # stopping: the message in flight was answered
         except p.ProtocolError as exc:
             log.warning("milter: closing the connection: %s", exc)
         except (Closing, TimeoutError, ConnectionError):
@@ -476,7 +500,8 @@ class Connection:
         if self.macro("auth_authen"):  # RFC 4954 §6: an authenticated submission
             self.skipping = True
             return p.Accept()
-        checks = session.mail(_path(sender), self.helo_name)
+        # Postfix's queue id names the transaction in the store of recent transactions
+        checks = session.mail(_path(sender), self.helo_name, queue_id=self.macro("i"))
         limits = self.settings.gateway.limits
         spool = BodySpool(self.server.spool_dir, limits.spool_threshold, limits.max_message_size)
         self.message = Message(checks, spool, limits.max_header_size)

@@ -4,9 +4,11 @@
 
 Sections: `[dns]` (servers, zones, timeout, retries), `[gateway]` (with `limits`, `timeouts`,
 `tls`), `[policy]` (with `thresholds`, `scores`), `[dnsbl]`, `[dmarc]`, `[deadlines]`,
-`[greylist]`, `[submission]` (the submission server, with its rate limits), `[signing]` (DKIM
-signing and key rotation), `[forwarding]` (aliases, SRS, ARC sealing) and `[reports]` (DMARC
-reports: recording, sending, reading; in `mailwarden.reports`) and `[milter]` (the milter
+`[greylist]`, `[submission]` (the submission server, with its rate limits), `[policy_service]`
+(the Postfix policy service), `[signing]` (DKIM signing and key rotation), `[forwarding]`
+(aliases, SRS, ARC sealing), `[reports]` (DMARC reports: recording, sending, reading; in
+`mailwarden.reports`), `[http]` (the HTTP API), `[transactions]` (the store of recent
+transactions the dashboard reads; in `mailwarden.transactions`) and `[milter]` (the milter
 front end). Every
 key has its default here (or in the section's own dataclass), so no file is needed; an unknown
 table or key is an error that names it. Command-line options override keys through the same
@@ -30,6 +32,7 @@ from mailwarden.policy import PolicyConfig
 from mailwarden.reports import ReportSettings
 from mailwarden.schema import InvalidSetting, setting
 from mailwarden.signing import SigningSettings
+from mailwarden.transactions import TransactionSettings
 
 from .errors import ConfigError
 from .forwarding import ForwardingSettings, build_forwarder, build_srs, srs_secret_path
@@ -45,7 +48,9 @@ from .gateway import (
     default_hostname,
     parse_hostport,
 )
+from .http import HTTPSettings, is_loopback, read_token
 from .milter import MilterSettings
+from .policy_service import GreylistMode, PolicyServiceSettings, SPFMode, UnixPath, parse_listen
 from .reader import Origin, read_section
 from .submission import (
     Argon2Settings,
@@ -71,25 +76,33 @@ __all__ = [
     "DownstreamProtocol",
     "ForwardingSettings",
     "GatewaySettings",
+    "GreylistMode",
     "GreylistSettings",
+    "HTTPSettings",
     "MilterSettings",
     "Network",
     "Override",
+    "PolicyServiceSettings",
     "RateLimits",
     "RateOverride",
     "RateSettings",
     "SMTPLimits",
+    "SPFMode",
     "Settings",
     "SigningSettings",
     "StrictAction",
     "SubmissionSettings",
     "TLSSettings",
     "Timeouts",
+    "UnixPath",
     "build_forwarder",
     "build_srs",
     "default_hostname",
+    "is_loopback",
     "load_settings",
     "parse_hostport",
+    "parse_listen",
+    "read_token",
     "settings_from_mapping",
     "srs_secret_path",
 ]
@@ -206,10 +219,13 @@ class Settings:
     greylist: GreylistSettings = setting(default_factory=GreylistSettings)
     deadlines: Deadlines = setting(default_factory=Deadlines)
     submission: SubmissionSettings = setting(default_factory=SubmissionSettings)
+    policy_service: PolicyServiceSettings = setting(default_factory=PolicyServiceSettings)
     signing: SigningSettings = setting(default_factory=SigningSettings)
     forwarding: ForwardingSettings = setting(default_factory=ForwardingSettings)
     reports: ReportSettings = setting(default_factory=ReportSettings)
     milter: MilterSettings = setting(default_factory=MilterSettings)
+    http: HTTPSettings = setting(default_factory=HTTPSettings)
+    transactions: TransactionSettings = setting(default_factory=TransactionSettings)
     source: str = setting("<defaults>", internal=True)
 
 

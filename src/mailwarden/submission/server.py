@@ -8,12 +8,14 @@ submission checks, the authenticator, and the smarthost behind the accounting re
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailwarden import metrics
 from mailwarden.gateway import Downstream, DownstreamRelay, Gateway, TransactionLog
 from mailwarden.pipeline import Pipeline
 from mailwarden.ratelimit import CounterStore, RedisCounterStore, SQLiteCounterStore
@@ -102,7 +104,9 @@ class Submission:
         hostname = config.hostname or settings.gateway.hostname
         users = user_store(settings, clock=clock)
         counters = counters if counters is not None else counter_store(settings)
-        alerts = alerts if alerts is not None else Alerts(config.compromise.webhook)
+        alerts = (
+            alerts if alerts is not None else Alerts(config.compromise.webhook, metric=_count_alert)
+        )
         detector = CompromiseDetector(counters, config.compromise, users, alerts)
         guard = BruteForceGuard(counters, config.bruteforce)
         extra = {"sleep": sleep} if sleep is not None else {}
@@ -154,6 +158,24 @@ class Submission:
         for gateway in self.gateways:
             await gateway.start()
 
+    async def stop_accepting(self) -> None:
+        """No new connections on any listener (an orderly stop)."""
+        for gateway in self.gateways:
+            await gateway.stop_accepting()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Wait up to `seconds` for every listener's connections to end."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        idle = True
+        for gateway in self.gateways:
+            idle = await gateway.wait_idle(max(0.0, deadline - loop.time())) and idle
+        return idle
+
+    def replace_pipeline(self, pipeline: Pipeline) -> None:
+        """A reload: the checks from now on use `pipeline`."""
+        self.checks.pipeline = pipeline
+
     async def close(self) -> None:
         for gateway in self.gateways:
             await gateway.close()
@@ -175,3 +197,8 @@ class Submission:
     def addresses(self) -> list[tuple[str, int]]:
         """(host, port) bound by each listener: 587's first, then 465's."""
         return [gateway.address for gateway in self.gateways]
+
+
+def _count_alert(name: str, labels: dict[str, str]) -> None:
+    """The alert counter of /metrics (mailwarden_submission_alerts_total)."""
+    metrics.account_alert(labels.get("sign", ""))

@@ -80,3 +80,57 @@ def test_runs_negotiates_and_stops_on_sigterm(tmp_path: Path) -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+async def _results_authserv(host: str, port: int) -> str:
+    """One message through the milter; the authserv-id of the Authentication-Results."""
+    from tests.milter.helpers import commands
+    from tests.milter.test_server import play
+
+    from mailwarden.milter import MilterClient
+    from mailwarden.milter import protocol as p
+
+    raw = b"From: a@a.example\r\nTo: b@b.example\r\nSubject: x\r\n\r\nhi\r\n"
+    client = await MilterClient.connect(host, port)
+    async with client:
+        negotiated = await client.negotiate()
+        answers = await play(client, negotiated.protocol, commands(raw))
+    inserted = {r.name: r.value for _, rs in answers for r in rs if isinstance(r, p.InsertHeader)}
+    return inserted["Authentication-Results"].split(";")[0].strip()
+
+
+def test_sighup_reloads_for_new_sessions(tmp_path: Path) -> None:
+    zone = tmp_path / "empty.zone"
+    zone.write_text("$ORIGIN .\n$TTL 300\n")
+    config = tmp_path / "m.toml"
+    config.write_text('[gateway]\nhostname = "one.example"\n[dnsbl]\nuse = []\n')
+    source = str(Path(__file__).resolve().parents[2] / "src")
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "mailwarden", "milter", "--listen", "127.0.0.1:0", "--json"),
+            *("--config", str(config), "--dns-zone", str(zone)),
+            *("--data-dir", str(tmp_path / "data")),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": source},
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        host, _, port = json.loads(process.stdout.readline())["listen"].rpartition(":")
+        assert asyncio.run(_results_authserv(host, int(port))) == "one.example"
+        config.write_text('[gateway]\nhostname = "two.example"\n[dnsbl]\nuse = []\n')
+        process.send_signal(signal.SIGHUP)
+        assert "settings reloaded" in process.stderr.readline()
+        assert asyncio.run(_results_authserv(host, int(port))) == "two.example"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

@@ -1,10 +1,10 @@
 """The same settings give the same verdict through every front end.
 
 One message, one zone, one configuration file: checked by the pipeline directly, by
-`mailwarden check --json` (in-process, the zone as a master file) and by the gateway over a
-real socket (the verdict read from its transaction log and the delivered message). The action,
-the score, the symbols and our Authentication-Results must be the same everywhere, for a
-legitimate message and for a spoof.
+`mailwarden check --json` (in-process, the zone as a master file), by the HTTP API's
+`POST /v1/check` and by the gateway over real sockets (the gateway's verdict read from its
+transaction log and the delivered message). The action, the score, the symbols and our
+Authentication-Results must be the same everywhere, for a legitimate message and for a spoof.
 """
 
 from __future__ import annotations
@@ -13,17 +13,23 @@ import asyncio
 import json
 from pathlib import Path
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from tests.gateway.helpers import Client, make_config, messages, running
+from tests.milter.helpers import commands
+from tests.milter.test_server import play
 
 from mailwarden.cli import run
 from mailwarden.dkim import sign
 from mailwarden.dkim.keygen import key_record
 from mailwarden.dns import StaticResolver
 from mailwarden.gateway import PipelineChecks
+from mailwarden.http import HTTPServer
 from mailwarden.message import fold_field
-from mailwarden.pipeline import build
+from mailwarden.milter import MilterClient, MilterServer
+from mailwarden.milter import protocol as milter
+from mailwarden.pipeline import build, build_resolver
 from mailwarden.settings import load_settings
 
 KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(7, 39)))
@@ -137,6 +143,34 @@ async def _cli(
     )
 
 
+async def _http(setup: Path, message: bytes, helo: str = HELO) -> dict[str, object]:
+    """POST /v1/check over a real socket, the API built from the same file and zone."""
+    settings = load_settings(
+        setup / "mailwarden.toml", overrides={"dns.zones": ([str(setup / "zone")], "--dns-zone")}
+    )
+    pipeline = build(settings, build_resolver(settings.dns, settings.source))
+    async with (
+        HTTPServer(settings, pipeline, ("127.0.0.1", 0)) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        host, port = server.address
+        async with session.post(
+            f"http://{host}:{port}/v1/check",
+            params={"ip": CLIENT, "helo": helo, "mail_from": "alice@a.example"},
+            data=message,
+            headers={"Content-Type": "message/rfc822"},
+        ) as response:
+            assert response.status == 200, await response.text()
+            verdict = await response.json()
+    policy = verdict["policy"]
+    return _summary(
+        policy["action"],
+        policy["score"],
+        [f"{s['name']}({s['score']:g})" for s in policy["symbols"]],
+        verdict["authentication_results"],
+    )
+
+
 async def _gateway(setup: Path, message: bytes, helo: str = HELO) -> tuple[dict[str, object], int]:
     settings = load_settings(setup / "mailwarden.toml")
     resolver = StaticResolver()
@@ -169,6 +203,48 @@ async def _gateway(setup: Path, message: bytes, helo: str = HELO) -> tuple[dict[
     )
 
 
+async def _milter(setup: Path, message: bytes, helo: str = HELO) -> tuple[dict[str, object], str]:
+    """Through the milter over a real socket, played by the MTA's side of the protocol: the
+    verdict from its log line, our Authentication-Results from its header insertion; and
+    the final answer (continue, or the reply code's text)."""
+    settings = load_settings(
+        setup / "mailwarden.toml", overrides={"milter.listen": ("127.0.0.1:0", "-")}
+    )
+    resolver = StaticResolver()
+    resolver.load_master_text((setup / "zone").read_text())
+    records: list[dict[str, object]] = []
+    server = MilterServer(
+        settings, build(settings, resolver), spool_dir=setup / "spool", log_record=records.append
+    )
+    async with server:
+        host, _, port = server.address.rpartition(":")
+        client = await MilterClient.connect(host, int(port))
+        async with client:
+            negotiated = await client.negotiate()
+            answers = await play(
+                client,
+                negotiated.protocol,
+                commands(message, ip=CLIENT, helo=helo, rcpts=("bob@example.net",)),
+            )
+    responses = [r for _, rs in answers for r in rs]
+    [record] = records
+    inserted = {r.name: r.value for r in responses if isinstance(r, milter.InsertHeader)}
+    auth_results = ""
+    if "Authentication-Results" in inserted:
+        auth_results = "Authentication-Results:" + inserted["Authentication-Results"]
+    final = responses[-1]
+    answer = final.text if isinstance(final, milter.ReplyCode) else type(final).__name__
+    return (
+        _summary(
+            str(record["action"]),
+            float(record["score"]),  # type: ignore[arg-type]
+            list(record["symbols"]),  # type: ignore[call-overload]
+            auth_results,
+        ),
+        answer,
+    )
+
+
 async def test_a_legitimate_message_gets_one_verdict_everywhere(
     setup: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -177,9 +253,11 @@ async def test_a_legitimate_message_gets_one_verdict_everywhere(
     assert direct["action"] == "accept"
     assert "dmarc=pass" in str(direct["authentication_results"])
     assert await _cli(setup, message, capsys) == direct
+    assert await _http(setup, message) == direct
     through_gateway, code = await _gateway(setup, message)
     assert code == 250
     assert through_gateway == direct
+    assert await _milter(setup, message) == (direct, "Continue")
 
 
 async def test_a_spoof_gets_one_verdict_everywhere(
@@ -188,9 +266,11 @@ async def test_a_spoof_gets_one_verdict_everywhere(
     direct = await _direct(setup, spoof())
     assert direct["action"] == "add_header"  # p=quarantine: marked as spam
     assert await _cli(setup, spoof(), capsys) == direct
+    assert await _http(setup, spoof()) == direct
     through_gateway, code = await _gateway(setup, spoof())
     assert code == 250
     assert through_gateway == direct
+    assert await _milter(setup, spoof()) == (direct, "Continue")
 
 
 async def test_a_client_claiming_our_name_is_seen_so_everywhere(
@@ -202,5 +282,6 @@ async def test_a_client_claiming_our_name_is_seen_so_everywhere(
     direct = await _direct(setup, message, helo=HOST)
     assert any(str(s).startswith("HELO_") for s in direct["symbols"])  # type: ignore[attr-defined]
     assert await _cli(setup, message, capsys, helo=HOST) == direct
+    assert await _http(setup, message, helo=HOST) == direct
     through_gateway, _ = await _gateway(setup, message, helo=HOST)
     assert through_gateway == direct

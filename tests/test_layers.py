@@ -15,6 +15,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "mailwarden"
 
 FOUNDATION = {
+    "metrics",
     "runtime",
     "schema",
     "reply",
@@ -26,8 +27,7 @@ FOUNDATION = {
     "dns",
     "ipinput",
     "sqlitefile",
-    # Prometheus metrics: the small functions every front end calls
-    "metrics",
+    "jsontext",
 }
 PROTOCOLS = {
     "spf",
@@ -47,6 +47,8 @@ PROTOCOLS = {
     "srs",
     # DMARC reports (RFC 9990/9991): the report store, building, sending and reading
     "reports",
+    # the store of recent transactions the dashboard reads
+    "transactions",
 }
 # What each tier may import besides itself (modules of the same package always may).
 ALLOWED: dict[str, set[str]] = {
@@ -65,6 +67,10 @@ ALLOWED: dict[str, set[str]] = {
     "submission": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "gateway"},
     # Postfix lookup services (socketmap, tcp_table): the SRS maps of `mailwarden srs`
     "socketmap": FOUNDATION | PROTOCOLS | {"settings"},
+    # the HTTP API: a front end over the pipeline; extensions (dashboard) plug into it
+    "http": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
+    # the dashboard: pages and JSON plugged into the HTTP API through its extension point
+    "dashboard": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline", "http"},
     # the Postfix policy service (mailwarden.policyservice): a front end on the pipeline
     "policyservice": FOUNDATION | PROTOCOLS | {"policy", "settings", "pipeline"},
     # the milter protocol and front end
@@ -79,6 +85,8 @@ ALLOWED: dict[str, set[str]] = {
         "gateway",
         "submission",
         "socketmap",
+        "http",
+        "dashboard",
         "policyservice",
         "milter",
     },
@@ -87,6 +95,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 # Foundation modules that build on one another, never in a cycle.
 FOUNDATION_ORDER = [
+    "metrics",
     "runtime",
     "schema",
     "reply",
@@ -98,7 +107,7 @@ FOUNDATION_ORDER = [
     "message",
     "author",
     "sqlitefile",
-    "metrics",
+    "jsontext",
 ]
 
 

@@ -10,6 +10,7 @@ needed=(
     "ip iproute2"
     "postsrsd postsrsd"
     "pg_ctlcluster postgresql"
+    "chromium chromium"
     "systemd-analyze systemd"
 )
 missing=()

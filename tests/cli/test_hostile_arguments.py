@@ -7,7 +7,8 @@ zone ids, out-of-range octets or embedded NULs, paths that are files, directorie
 unreadable, read-only, binary or empty, names with markup, escapes and line breaks. Every
 invocation runs in-process through `mailwarden.cli.run` with a per-invocation timeout; DNS is
 answered from an empty zone file, so nothing touches the network. `serve` and `sink` start
-their listener and stop at once instead of waiting for a signal.
+their listener and stop at once instead of waiting for a signal, and so do `http` and
+`serve --http`.
 
 The promise checked is the README's: exit 0, 1, 2 or 3; exit 2 is one error line on stderr
 (after any warnings); never 70, never a traceback, never a hang.
@@ -218,7 +219,7 @@ def value_strategy(param: click.Parameter, hostile: Hostile) -> st.SearchStrateg
         kind = hostile.paths()
     elif name in {"data_dir", "maildir"}:
         kind = [*hostile.paths(), hostile.files["dir"] + "/data"]
-    elif name in {"listen", "relay_to", "dns_servers", "redis_url"}:
+    elif name in {"listen", "relay_to", "dns_servers", "redis_url", "http_listen"}:
         kind = hostile.endpoints()
     elif name == "now_text":
         kind = hostile.times()
@@ -236,7 +237,7 @@ def command_lines(draw: st.DrawFn, path: tuple[str, ...], hostile: Hostile) -> l
         argv += ["--dns-zone", hostile.zone]
     if path == ("serve",):  # never a fixed port, never a slow host name lookup
         argv += ["--listen", "127.0.0.1:0", "--hostname", "mx.test"]
-    if path in {("sink",), ("policy",)}:
+    if path in {("sink",), ("http",), ("policy",), ("milter",)}:
         argv += ["--listen", "127.0.0.1:0"]
     if path == ("submit",):
         argv += ["--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--hostname", "mx.test"]
@@ -292,7 +293,7 @@ def test_every_command_is_covered() -> None:
     assert {" ".join(p) for p in COMMANDS} >= {
         "analyze", "check", "dkim keygen", "dkim sign", "dkim verify", "dmarc record",
         "dnsbl", "domain check", "greylist allow", "greylist forget", "greylist list",
-        "helo", "iprev", "serve", "sink", "spf build", "spf check", "spf explain",
+        "helo", "http", "iprev", "milter", "serve", "sink", "spf build", "spf check", "spf explain",
         "policy", "postfix config", "postfix check",
     }  # fmt: skip
 

@@ -281,3 +281,21 @@ async def test_trusted_sealer_overrides_a_dmarc_fail() -> None:
     assert trusted.dmarc.disposition.value == "none"
     assert "ARC_TRUSTED_PASS" in {s.name for s in trusted.policy.symbols}
     assert trusted.policy.action is not Action.REJECT
+
+
+@pytest.mark.parametrize("ticks", [0, 1, 2, 3])
+async def test_a_session_closed_at_once_leaves_no_check_unawaited(ticks: int) -> None:
+    """A client that connects and leaves at once: its connection and HELO checks are
+    cancelled before (or just as) they start, and no check coroutine is left never awaited
+    (pytest turns that RuntimeWarning into a failure)."""
+    import gc
+
+    from mailwarden.pipeline import SessionChecks
+
+    settings = Settings(dnsbl=DNSListSettings(use=("zen",)))
+    session = SessionChecks(build(settings, StaticResolver({})), "192.0.2.1")
+    session.helo("mail.example.com")
+    for _ in range(ticks):
+        await asyncio.sleep(0)
+    await session.close()
+    gc.collect()

@@ -420,4 +420,34 @@ def test_the_example_parses_as_plain_toml() -> None:
         "signing",
         "forwarding",
         "reports",
+        "milter",
+        "http",
+        "transactions",
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:11332", "127.0.0.1:11332"),
+        ("inet:localhost:8891", "localhost:8891"),
+        ("[::1]:11332", "[::1]:11332"),
+        ("unix:/run/mailwarden/milter.sock", "unix:/run/mailwarden/milter.sock"),
+    ],
+)
+def test_milter_listen(text: str, expected: str) -> None:
+    settings = settings_from_mapping({"milter": {"listen": text}})
+    assert settings.milter.listen == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["unix:relative.sock", "unix:/" + "x" * 200, "127.0.0.1", "host:99999", 5]
+)
+def test_milter_listen_refused(text: object) -> None:
+    with pytest.raises(ConfigError, match=r"milter\.listen"):
+        settings_from_mapping({"milter": {"listen": text}})
+
+
+def test_milter_content_timeout_not_below_command_timeout() -> None:
+    with pytest.raises(ConfigError, match="content_timeout"):
+        settings_from_mapping({"milter": {"command_timeout": 30, "content_timeout": 10}})

@@ -20,6 +20,7 @@ from tests.submission.helpers import (
     send,
 )
 
+from mailwarden import metrics
 from mailwarden.cli import run
 from mailwarden.gateway import DownstreamRelay
 from mailwarden.ratelimit import Charge, MemoryCounterStore
@@ -182,6 +183,7 @@ async def test_nonexistent_recipients_at_postfix_hold_the_account_until_release(
     add_user(settings, "alice@a.example")
     relay = DownstreamRelay("127.0.0.1", postfix.port, helo_name="msa.a.example")
     clock = Clock()
+    counted = metrics.total("mailwarden_submission_alerts_total", sign="nonexistent_recipients")
     async with running(settings, tls_context, relay, clock=clock) as server:
         client = await connect_tls(server.addresses[1])
         assert await login(client) == 235
@@ -192,6 +194,10 @@ async def test_nonexistent_recipients_at_postfix_hold_the_account_until_release(
         assert code == 550
         assert "Account alice@a.example is on hold (nonexistent recipients: 5" in text
         assert [a.sign for a in server.alerts.sent] == ["nonexistent_recipients"]
+        alerts_now = metrics.total(
+            "mailwarden_submission_alerts_total", sign="nonexistent_recipients"
+        )
+        assert alerts_now == counted + 1  # /metrics counts the alert
     assert len(postfix.wait_delivered("bob")) == 1
     data_dir = str(tmp_path / "data")
     released = await asyncio.to_thread(  # the command runs its own event loop

@@ -19,6 +19,8 @@ from .dkimkeys import rotate as dkim_rotate
 from .dmarc import dmarc
 from .domain import domain
 from .greylist import greylist
+from .http import http
+from .milter import milter
 from .netchecks import dnsbl, helo, iprev
 from .policy import policy
 from .postfix import postfix
@@ -64,6 +66,8 @@ cli.add_command(submit)
 cli.add_command(user)
 cli.add_command(srs)
 cli.add_command(report)
+cli.add_command(milter)
+cli.add_command(http)
 cli.add_command(policy)
 cli.add_command(postfix)
 spf.add_command(spf_build)

@@ -9,7 +9,6 @@ import functools
 import json
 import math
 import os
-import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from mailwarden import runtime
 from mailwarden.dns import Answer, IPAddress, RdType, Resolver
 from mailwarden.dns.cache import CachingResolver
 from mailwarden.ipinput import parse_ip_input
+from mailwarden.jsontext import clean_text as clean_text
+from mailwarden.jsontext import dumps
 from mailwarden.pipeline import build_resolver
 from mailwarden.settings import ConfigError, Settings, load_settings
 from mailwarden.settings import Override as Override
@@ -293,29 +294,10 @@ def json_option(command: F) -> F:
     )
 
 
-_SURROGATE = re.compile("[\udc80-\udcff]")
-
-
-def clean_text(text: str) -> str:
-    """Text safe to print as UTF-8: each byte that was not UTF-8 (kept by surrogateescape as
-    U+DC80..U+DCFF) shown once as \\xNN."""
-    return _SURROGATE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
-
-
-def _clean(data: Any) -> Any:
-    if isinstance(data, str):
-        return clean_text(data) if _SURROGATE.search(data) else data
-    if isinstance(data, dict):
-        return {_clean(k): _clean(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_clean(v) for v in data]
-    return data
-
-
 def json_line(data: Any) -> str:
     """One JSON document as one line of text (no newline), valid UTF-8 whatever bytes the
     input held."""
-    return json.dumps(_clean(data), ensure_ascii=False)
+    return dumps(data)
 
 
 def print_json(data: Any) -> None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import functools
-import ipaddress
-import math
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,21 +13,15 @@ from rich.table import Table
 from rich.text import Text
 
 from mailwarden import runtime
-from mailwarden.dns import normalize
 from mailwarden.greylist import (
     AllowEntry,
-    Entry,
-    GreylistConfig,
     GreylistStore,
-    NetworkEntry,
     RedisStore,
     SQLiteStore,
-    TripletField,
-    client_network,
-    is_valid_time,
-    normalize_sender,
+    admin,
     parse_allow_target,
 )
+from mailwarden.greylist.admin import allow_dict, forget_plan, iso, listing
 from mailwarden.settings import ConfigError, Override, load_settings
 
 from .common import BoundedInt, FiniteFloat, console, fail, json_option, print_json
@@ -126,70 +117,6 @@ def run_on(
         raise
 
 
-def iso(moment: float | None) -> str | None:
-    """ISO 8601 in UTC; None for None and for a value that is not a time (see `problem`)."""
-    if moment is None or not is_valid_time(moment):
-        return None
-    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def problem(times: dict[str, float | None], counts: dict[str, int] | None = None) -> str | None:
-    """What is wrong with a stored row (its times and counts), or None: a row written by hand
-    or by an older version is listed with this note instead of breaking the listing."""
-    bad = [
-        f"{name} is not a number" if math.isnan(value) else f"{name} {value!r} is not a time"
-        for name, value in times.items()
-        if value is not None and not is_valid_time(value)
-    ]
-    bad += [f"{name} is not a count" for name, value in (counts or {}).items() if value < 0]
-    return "; ".join(bad) or None
-
-
-def entry_dict(entry: Entry) -> dict[str, Any]:
-    flagged = problem(
-        {
-            "first_seen": entry.first_seen,
-            "last_seen": entry.last_seen,
-            "passed_at": entry.passed_at,
-            "expires_at": entry.expires_at,
-        },
-        {"attempts": entry.attempts},
-    )
-    return {
-        "origin": entry.key.origin,
-        "sender": entry.key.sender,
-        "recipient": entry.key.recipient,
-        "state": "passed" if entry.passed else "pending",
-        "first_seen": iso(entry.first_seen),
-        "last_seen": iso(entry.last_seen),
-        "attempts": entry.attempts,
-        "passed_at": iso(entry.passed_at),
-        "expires_at": iso(entry.expires_at),
-        **({"problem": flagged} if flagged else {}),
-    }
-
-
-def allow_dict(entry: AllowEntry) -> dict[str, Any]:
-    flagged = problem({"added_at": entry.added_at, "expires_at": entry.expires_at})
-    return {
-        "target": entry.target,
-        "added_at": iso(entry.added_at),
-        "expires_at": iso(entry.expires_at),
-        "note": entry.note,
-        **({"problem": flagged} if flagged else {}),
-    }
-
-
-def network_dict(entry: NetworkEntry) -> dict[str, Any]:
-    flagged = problem({"expires_at": entry.expires_at}, {"passes": entry.passes})
-    return {
-        "network": entry.network,
-        "passes": entry.passes,
-        "expires_at": iso(entry.expires_at),
-        **({"problem": flagged} if flagged else {}),
-    }
-
-
 @click.group()
 def greylist() -> None:
     """Greylisting (RFC 6647): list pending and passed entries, allow, forget."""
@@ -211,15 +138,7 @@ def list_entries(state: str, limit: int, location: tuple[Path, str | None], as_j
     now = time.time()
 
     async def work(store: GreylistStore) -> dict[str, Any]:
-        entries = await store.entries(now)
-        if state != "all":
-            entries = [e for e in entries if e.passed == (state == "passed")]
-        return {
-            "entries": [entry_dict(e) for e in entries[:limit]],
-            "total": len(entries),
-            "allowed": [allow_dict(a) for a in await store.allowed(now)],
-            "networks": [network_dict(n) for n in await store.networks(now)],
-        }
+        return await listing(store, now, state, limit)
 
     data = run_on(location, False, work)
     flagged = [
@@ -306,15 +225,13 @@ def forget(target: str, location: tuple[Path, str | None], as_json: bool) -> Non
     """Remove what is known about TARGET: an IP address (its network's triplets and
     counter), a network, a sender address, a domain (its senders and SPF pool), or an
     "spf:DOMAIN" pool; allow entries for it go too."""
-    plan = forget_plan(target)
+    try:
+        plan = forget_plan(target)
+    except ValueError as exc:
+        fail(str(exc))
 
     async def work(store: GreylistStore) -> dict[str, int]:
-        triplets = 0
-        for field, value in plan["triplets"]:
-            triplets += await store.forget_triplets(field, value)
-        allows = sum([await store.forget_allow(t) for t in plan["allow"]])
-        counters = sum([await store.forget_network(n) for n in plan["networks"]])
-        return {"triplets": triplets, "allow_entries": allows, "network_counters": counters}
+        return await admin.forget(store, plan)
 
     counts = run_on(location, False, work)
     if as_json:
@@ -325,43 +242,3 @@ def forget(target: str, location: tuple[Path, str | None], as_json: bool) -> Non
         f"{counts['network_counters']} network counters for {target}",
         markup=False,
     )
-
-
-def forget_plan(target: str) -> dict[str, Any]:
-    """What `forget TARGET` deletes: triplet selectors, allow targets, network counters."""
-    text = target.strip()
-    config = GreylistConfig()
-    if text.lower().startswith("spf:"):
-        domain = normalize(text[4:])
-        if not domain:
-            fail("spf: needs a domain")
-        return {"triplets": [(TripletField.ORIGIN, f"spf:{domain}")], "allow": [], "networks": []}
-    try:
-        allow_target = parse_allow_target(text)
-    except ValueError as exc:
-        fail(str(exc))
-    kind, _, value = allow_target.partition(":")
-    if kind == "net":
-        network = ipaddress.ip_network(value)
-        origins = {allow_target}
-        if network.prefixlen == network.max_prefixlen:  # one address: its greylist network
-            origins.add(client_network(network.network_address, config))
-        return {
-            "triplets": [(TripletField.ORIGIN, o) for o in sorted(origins)],
-            "allow": [allow_target],
-            "networks": sorted(origins),
-        }
-    if kind == "sender":
-        return {
-            "triplets": [(TripletField.SENDER, normalize_sender(value))],
-            "allow": [allow_target],
-            "networks": [],
-        }
-    return {
-        "triplets": [
-            (TripletField.SENDER_DOMAIN, value),
-            (TripletField.ORIGIN, f"spf:{value}"),
-        ],
-        "allow": [allow_target],
-        "networks": [],
-    }

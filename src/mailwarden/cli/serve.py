@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from mailwarden.signing import DirectoryStore, Rotator, Signer, store_path
 
 from . import lifecycle
 from .common import DNSOptions, FiniteFloat, dns_options, fail, json_option, print_json
+from .http import Together, http_server
 from .paths import check_serve_paths, require_maildir
 from .report import report_keys_problem
 from .workers import default_workers, reserve_port, supervise, workers_option
@@ -68,6 +69,12 @@ def _swaks_hint(config: GatewaySettings, host: str, port: int) -> str:
 @click.option("--hostname", metavar="NAME", help="Our name (greeting, Received, authserv-id).")
 @click.option("--data-dir", metavar="DIR", help="Greylist database, sink Maildir, TLS pair.")
 @click.option("--greet-pause", type=FiniteFloat(min=0, max=MAX_GREET_PAUSE), metavar="SECONDS")
+@click.option(
+    "--http",
+    "http_listen",
+    metavar="HOST:PORT",
+    help="Also run the HTTP API here (see `mailwarden http`).",
+)
 @workers_option
 @dns_options
 @json_option
@@ -78,6 +85,7 @@ def serve(
     hostname: str | None,
     data_dir: str | None,
     greet_pause: float | None,
+    http_listen: str | None,
     workers: int | None,
     dns: DNSOptions,
     as_json: bool,
@@ -109,79 +117,49 @@ def serve(
         )
     count = workers if workers is not None else default_workers()
     if count > 1:
-        sys.exit(_serve_workers(settings, given, dns, count, as_json))
-    gateway, pipeline, rotator = _gateway(settings, dns)
-    reload = _reloader(given, dns, gateway, settings)
-
-    def announce() -> None:
-        _announce(settings, *gateway.address, as_json)
-
-    try:
-        runtime.run(
-            lifecycle.run_until_signalled(gateway, announce, pipeline, rotator, reload=reload)
-        )
-    except OSError as exc:
-        fail(f"cannot listen on {config.listen[0]}:{config.listen[1]}: {exc.strerror or exc}")
+        sys.exit(_serve_workers(settings, given, dns, http_listen, count, as_json))
+    _run_gateway(settings, given, dns, http_listen, as_json)
 
 
-def _reloader(
+def _run_gateway(
+    settings: Settings,
     given: dict[str, Override],
     dns: DNSOptions,
-    gateway: Gateway,
-    settings: Settings,
-    worker: int | None = None,
-) -> Callable[[], Awaitable[Pipeline]]:
-    """What SIGHUP does (in each worker process with --workers: the supervisor passes the
-    signal on)."""
-    forwarding = _forwarding(settings)
-
-    async def reload() -> Pipeline:
-        """SIGHUP: the checks' settings again (the listener, TLS, the downstream and the
-        forwarding need a restart); new connections get the new pipeline."""
-        fresh = dns.settings(given)
-        check_serve_paths(fresh, f"{fresh.source}: gateway.data_dir")
-        if (problem := report_keys_problem(fresh)) is not None:
-            fail(problem)
-        new = build(fresh, dns.build(fresh, status=False), greylist=True, reports=True)
-        new.runs_schedules = not worker
-        checks: Checks = PipelineChecks(new)
-        if forwarding is not None:
-            checks = forwarding.checks(checks)
-        gateway.checks = checks
-        return new
-
-    return reload
-
-
-def _gateway(
-    settings: Settings,
-    dns: DNSOptions,
+    http_listen: str | None,
+    as_json: bool,
     *,
     admission: SharedAdmission | None = None,
     worker: int | None = None,
-) -> tuple[Gateway, Pipeline, Rotator | None]:
-    """The gateway, its pipeline and the DKIM key rotator, as one process (or worker `worker`
-    of several: its own spool, the shared connection counts, the port shared; the schedules
-    (DMARC reports, key rotation) run in worker 0 only)."""
+    listening: Callable[[str, int], None] | None = None,
+) -> None:
+    """The gateway in this process, or as worker `worker` of several (`serve --workers`):
+    then its own spool, the shared connection counts, the port shared, and the schedules
+    (DMARC reports, key rotation) and the HTTP API in worker 0 only; `listening` is told
+    where it listens instead of the announcement."""
     config = settings.gateway
     try:
-        pipeline = build(settings, dns.build(settings, status=False), greylist=True, reports=True)
+        pipeline = build(
+            settings,
+            dns.build(settings, status=False),
+            greylist=True,
+            reports=True,
+            transactions=True,
+        )
     except ConfigError as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot open the greylist or report store: {exc.strerror or exc}")
-    pipeline.runs_schedules = not worker
     checks: Checks = PipelineChecks(pipeline)
     forwarding = _forwarding(settings)
     if forwarding is not None:  # bounces to the SRS domain are ours to take
         config = replace(
             config, local_domains=(*config.local_domains, settings.forwarding.srs_domain)
         )
-    spool = None if worker is None else Path(config.data_dir) / "spool" / f"worker-{worker}"
     try:
         relay: Downstream = default_relay(config)
         if forwarding is not None:
             checks, relay = forwarding.checks(checks), forwarding.downstream(relay)
+        spool = None if worker is None else Path(config.data_dir) / "spool" / f"worker-{worker}"
         gateway = Gateway(
             config,
             checks,
@@ -192,14 +170,90 @@ def _gateway(
         )
     except (OSError, ValueError) as exc:
         fail(f"cannot start the gateway: {exc}")
+    pipeline.runs_schedules = not worker
     rotator = None
     if not worker:
         store = DirectoryStore(store_path(settings))
         rotator = Rotator(store, settings.signing, dns.build(settings))
-    return gateway, pipeline, rotator
+    api = None
+    if http_listen is not None and not worker:
+        api = http_server(settings, pipeline, http_listen)
+
+    def announce() -> None:
+        host, port = gateway.address
+        if listening is not None:
+            listening(host, port)
+            return
+        downstream = (
+            f"relaying to {config.relay_to[0]}:{config.relay_to[1]} ({config.protocol})"
+            if config.relay_to
+            else f"delivering into the built-in sink {config.sink_maildir()}"
+        )
+        info = {
+            "listen": f"{host}:{port}",
+            "hostname": config.hostname,
+            "local_domains": list(config.local_domains),
+            "downstream": downstream,
+            "try": _swaks_hint(config, host, port),
+        }
+        if api is not None:
+            api_host, api_port = api.address
+            info["http"] = (
+                f"[{api_host}]:{api_port}" if ":" in api_host else f"{api_host}:{api_port}"
+            )
+        if as_json:
+            print_json(info)
+        else:
+            click.echo(f"mailwarden: listening on {host}:{port} as {config.hostname}", err=True)
+            click.echo(f"mailwarden: {downstream}", err=True)
+            click.echo(f"mailwarden: send a message with: {info['try']}", err=True)
+            if api is not None:
+                click.echo(f"mailwarden: HTTP API on {info['http']}", err=True)
+        sys.stdout.flush()
+
+    async def reload() -> Pipeline:
+        """SIGHUP: the checks' settings again (the listener, TLS, the downstream and the
+        forwarding need a restart); new connections get the new pipeline."""
+        fresh = dns.settings(given)
+        check_serve_paths(fresh, f"{fresh.source}: gateway.data_dir")
+        if (problem := report_keys_problem(fresh)) is not None:
+            fail(problem)
+        new = build(fresh, dns.build(fresh, status=False), greylist=True, reports=True)
+        new.runs_schedules = not worker
+        if api is not None:  # first: a token that cannot be used keeps everything as it was
+            try:
+                api.install(fresh, new)
+            except ConfigError as exc:
+                await new.drain()
+                fail(str(exc))
+        checks: Checks = PipelineChecks(new)
+        if forwarding is not None:
+            checks = forwarding.checks(checks)
+        gateway.checks = checks
+        return new
+
+    try:
+        server = gateway if api is None else Together(gateway, api)
+        runtime.run(
+            lifecycle.run_until_signalled(server, announce, pipeline, rotator, reload=reload)
+        )
+    except OSError as exc:
+        where = [f"{config.listen[0]}:{config.listen[1]}"]
+        if api is not None:
+            where.append(f"{api.listen[0]}:{api.listen[1]}")
+        fail(f"cannot listen on {' or '.join(where)}: {exc.strerror or exc}")
 
 
-def _announce(settings: Settings, host: str, port: int, as_json: bool, workers: int = 1) -> None:
+def _announce(
+    settings: Settings,
+    host: str,
+    port: int,
+    as_json: bool,
+    workers: int,
+    http_listen: str | None,
+) -> None:
+    """The supervisor's announcement once every worker listens (the HTTP API runs in
+    worker 0, on the address given)."""
     config = settings.gateway
     if settings.forwarding.enabled:  # bounces to the SRS domain are ours to take (_gateway)
         config = replace(
@@ -217,21 +271,28 @@ def _announce(settings: Settings, host: str, port: int, as_json: bool, workers: 
         "downstream": downstream,
         "try": _swaks_hint(config, host, port),
     }
-    if workers > 1:
-        info["workers"] = workers
+    info["workers"] = workers
+    if http_listen is not None:
+        info["http"] = http_listen
     if as_json:
         print_json(info)
     else:
-        processes = f" ({workers} worker processes)" if workers > 1 else ""
-        where = f"{host}:{port} as {config.hostname}{processes}"
+        where = f"{host}:{port} as {config.hostname} ({workers} worker processes)"
         click.echo(f"mailwarden: listening on {where}", err=True)
         click.echo(f"mailwarden: {downstream}", err=True)
         click.echo(f"mailwarden: send a message with: {info['try']}", err=True)
+        if http_listen is not None:
+            click.echo(f"mailwarden: HTTP API on {http_listen} (worker 0)", err=True)
     sys.stdout.flush()
 
 
 def _serve_workers(
-    settings: Settings, given: dict[str, Override], dns: DNSOptions, workers: int, as_json: bool
+    settings: Settings,
+    given: dict[str, Override],
+    dns: DNSOptions,
+    http_listen: str | None,
+    workers: int,
+    as_json: bool,
 ) -> int:
     """`serve --workers N`: N gateway processes on one port (SO_REUSEPORT) under a supervisor
     (cli/workers.py); the connection limits hold across them (`SharedAdmission`)."""
@@ -250,21 +311,19 @@ def _serve_workers(
 
     def run(index: int, listening: Callable[[str, int], None]) -> None:
         admission.bind(index)
-        gateway, pipeline, rotator = _gateway(settings, dns, admission=admission, worker=index)
-        reload = _reloader(given, dns, gateway, settings, index)
-
-        def announce() -> None:
-            listening(*gateway.address)
-
-        try:
-            runtime.run(
-                lifecycle.run_until_signalled(gateway, announce, pipeline, rotator, reload=reload)
-            )
-        except OSError as exc:
-            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        _run_gateway(
+            settings,
+            given,
+            dns,
+            http_listen,
+            as_json,
+            admission=admission,
+            worker=index,
+            listening=listening,
+        )
 
     def announce(bound_host: str, bound_port: int) -> None:
-        _announce(settings, bound_host, bound_port, as_json, workers)
+        _announce(settings, bound_host, bound_port, as_json, workers, http_listen)
 
     try:
         return supervise(workers, run, announce, on_death=admission.forget)

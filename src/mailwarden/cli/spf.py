@@ -14,6 +14,8 @@ from rich.tree import Tree
 
 from mailwarden import runtime
 from mailwarden.dns import IPAddress, Resolver, TemporaryFailure, is_domain_name, to_ascii
+from mailwarden.pipeline.inputs import parse_helo as parse_helo
+from mailwarden.pipeline.inputs import parse_mail_from as parse_mail_from
 from mailwarden.spf import (
     SPFChecker,
     SPFResult,
@@ -56,26 +58,6 @@ def spf() -> None:
 def parse_ip_arg(text: str) -> IPAddress:
     """The client address (one parser for every command: see `parse_address`)."""
     return parse_address(text)
-
-
-def parse_mail_from(text: str) -> str:
-    """The reverse-path as given ('' for the null path <>). A malformed domain is no reason to
-    refuse: check_host() gives "none" for it (RFC 7208 §4.3); control characters are."""
-    address = text.strip()
-    if address in ("", "<>"):
-        return ""
-    if not address.isprintable():
-        raise ValueError(f"invalid mail-from {text!r}: control characters")
-    return address
-
-
-def parse_helo(text: str) -> str:
-    """The HELO name as given; a malformed one gives "none" (RFC 7208 §4.3), but an empty one
-    or one with control characters is not a HELO at all."""
-    helo = text.strip()
-    if not helo or not helo.isprintable():
-        raise ValueError(f"invalid HELO name {text!r}")
-    return helo
 
 
 def default_receiver() -> str:

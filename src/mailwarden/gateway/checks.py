@@ -36,7 +36,7 @@ class PipelineChecks:
     def _transaction(self, session: Session, tx: Transaction) -> PipelineTransaction:
         checks = tx.data.get(_TRANSACTION)
         if not isinstance(checks, PipelineTransaction):
-            checks = self._session(session).mail(tx.mail_from, session.helo or "")
+            checks = self._session(session).mail(tx.mail_from, session.helo or "", queue_id=tx.id)
             tx.data[_TRANSACTION] = checks
         return checks
 

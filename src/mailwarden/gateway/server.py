@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailwarden import metrics
 from mailwarden.body import SpooledMessage
 from mailwarden.pipeline import MessageDecision
 from mailwarden.settings import BareLineEnding, GatewaySettings, StrictAction
@@ -340,6 +341,7 @@ class _Connection:
     # plumbing
 
     async def reply(self, reply: Reply, *, count_error: bool = True) -> None:
+        metrics.reply_sent("gateway", reply.code)
         await self.stream.write(_wire(reply), self.config.timeouts.command)
         if reply.code >= 400 and count_error:
             self.errors += 1
@@ -351,6 +353,7 @@ class _Connection:
 
     async def hang_up(self, reply: Reply) -> None:
         """Say `reply` (without waiting for the client to read it) and end the connection."""
+        metrics.reply_sent("gateway", reply.code)
         self.stream.write_last(_wire(reply))
         self.close_reason = self.close_reason or reply.text
         raise _Close
@@ -379,6 +382,7 @@ class _Connection:
     async def run(self) -> None:
         gw, session, hostname = self.gw, self.session, self.config.hostname
         refusal = gw._admit(session.client_ip)
+        metrics.connection_opened("gateway")
         try:
             if refusal is not None:
                 await self.hang_up(refusal)
@@ -419,6 +423,7 @@ class _Connection:
                     await self.hook(lambda: self.checks.on_disconnect(session), None)
             finally:
                 self.stream.close()
+                metrics.connection_closed("gateway")
 
     async def greet(self) -> None:
         session, config = self.session, self.config
@@ -448,6 +453,7 @@ class _Connection:
                 refusal = Reply(421, refusal.status, f"{config.hostname} {refusal.text}")
             await self.hang_up(refusal)
         greeting = f"220 {config.hostname} ESMTP mailwarden\r\n".encode()
+        metrics.reply_sent("gateway", 220)
         await self.stream.write(greeting, config.timeouts.command)
 
     def shutting_down(self) -> None:
@@ -500,8 +506,11 @@ class _Connection:
         if not command.known:
             await self.unknown_command(raw)
             return
-        handler = getattr(self, "do_" + command.verb.lower())
+        verb = command.verb.lower()
+        handler = getattr(self, "do_" + verb)
+        started = time.perf_counter()
         await handler(command)
+        metrics.observe_answer("gateway", verb, time.perf_counter() - started)
 
     async def pipelining_abuse(self) -> None:
         """Commands sent ahead of our reply when that is not allowed (RFC 2920 §3.1)."""
@@ -556,6 +565,7 @@ class _Connection:
                 return
         hostname = self.config.hostname
         if not esmtp:
+            metrics.reply_sent("gateway", 250)
             await self.stream.write(f"250 {hostname}\r\n".encode(), self.config.timeouts.command)
             return
         keywords = list(self.gw._ehlo_lines)
@@ -566,6 +576,7 @@ class _Connection:
             keywords.append("AUTH " + " ".join(Mechanism))
         lines = [hostname, *keywords]
         text = "".join(f"250-{item}\r\n" for item in lines[:-1]) + f"250 {lines[-1]}\r\n"
+        metrics.reply_sent("gateway", 250)
         await self.stream.write(text.encode(), self.config.timeouts.command)
 
     async def do_mail(self, command: Command) -> None:
@@ -741,6 +752,7 @@ class _Connection:
         if not tx.rcpts or self.outbound is None:
             await self.reply(Reply(554, "5.5.1", "Error: no valid recipients"))
             return
+        metrics.reply_sent("gateway", 354)
         await self.stream.write(
             b"354 End data with <CR><LF>.<CR><LF>\r\n", self.config.timeouts.command
         )
@@ -1027,6 +1039,7 @@ class _Connection:
 
     async def challenge(self, text: str) -> bytes:
         """Send `334 text` and read the client's response line, decoded."""
+        metrics.reply_sent("gateway", 334)
         await self.stream.write(f"334 {text}\r\n".encode("ascii"), self.config.timeouts.command)
         limit = self.config.limits.max_command_length
         try:

@@ -21,6 +21,8 @@ from mailwarden.dns import Resolver
 from mailwarden.greylist import Greylister, GreylistStore, RedisStore, SQLiteStore
 from mailwarden.reports import Recorder, ReportStore, open_store, store_secret
 from mailwarden.settings import Settings
+from mailwarden.transactions import TransactionRecorder, TransactionStore
+from mailwarden.transactions import open_store as open_transaction_store
 
 from .checks import Pipeline
 from .forged import forged_fields
@@ -54,13 +56,17 @@ def build(
     network_checks: bool = True,
     greylist: bool | GreylistStore = False,
     reports: bool | ReportStore = False,
+    transactions: bool | TransactionStore = False,
 ) -> Pipeline:
     """The pipeline of `settings`. `resolver` defaults to the one `settings.dns` describes.
     `greylist` True opens the store the settings name (SQLite in the data directory, or
     Redis); a store uses that one; False (the default, for one-shot front ends such as the
     CLI) greylists nothing. `reports` alike: True records every final DMARC evaluation into
     the report store the settings name (when `reports.record` is on), for the long-running
-    front ends. Raises ConfigError for settings that cannot be used."""
+    front ends. `transactions` alike: True keeps every transaction the stage objects answer
+    in the store `[transactions]` names (SQLite in the data directory by default), written
+    in batches off the SMTP path, for the dashboard. Raises ConfigError for settings that
+    cannot be used."""
     if resolver is None:
         resolver = build_resolver(settings.dns, settings.source)
     greylister = None
@@ -74,6 +80,20 @@ def build(
         # the key hashing redacted local parts: only failure reports need it
         secret = store_secret(data_dir) if settings.reports.failure.enabled else b""
         recorder = Recorder(kept, settings.reports, secret=secret, clock=clock)
+    kept_transactions = None
+    if transactions is not False:
+        tx_store = (
+            open_transaction_store(settings.transactions, settings.gateway.data_dir)
+            if transactions is True
+            else transactions
+        )
+        if tx_store is not None:
+            kept_transactions = TransactionRecorder(
+                tx_store,
+                keep_days=settings.transactions.keep_days,
+                max_rows=settings.transactions.max_rows,
+                clock=clock,
+            )
     return Pipeline(
         settings,
         resolver,
@@ -81,6 +101,7 @@ def build(
         network_checks=network_checks,
         greylister=greylister,
         recorder=recorder,
+        transactions=kept_transactions,
     )
 
 

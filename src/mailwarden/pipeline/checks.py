@@ -6,7 +6,9 @@ ARC, iprev, the HELO checks and the DNS lists at once, then DMARC from the SPF a
 stages (the gateway, the milter) start each stage as its inputs arrive, through the stage
 methods or `SessionChecks` (stages.py), and get the same verdict.
 
-This is the one place that schedules checks; front ends only translate their protocol.
+This is the one place that schedules checks; front ends only translate their protocol. It is
+also where they are timed (`mailwarden_stage_seconds`, `mailwarden_check_seconds`) and each
+verdict's symbols and authentication results counted, so every front end gets the metrics.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import inspect
 import ipaddress
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any, Generic, TypeVar
 
+from mailwarden import metrics
 from mailwarden.arc import (
     ARCResult,
     ARCVerifier,
@@ -61,6 +65,7 @@ from mailwarden.reports import Recorder
 from mailwarden.settings import Settings
 from mailwarden.spf import Identity, SPFChecker, SPFResult, split_sender
 from mailwarden.symbols import Symbol
+from mailwarden.transactions import TransactionRecorder
 
 from .deadlines import timed_out_dkim, timed_out_dmarc, timed_out_spf
 from .parsed import ParsedMessage, parse
@@ -70,6 +75,8 @@ T = TypeVar("T")
 
 __all__ = ["Pipeline"]
 
+_GAUGE_ENTRIES = 100_000  # greylist entries read for the gauges at most
+
 
 class Pipeline:
     """Every check, built from one `Settings`, sharing one resolver (and its cache).
@@ -77,7 +84,8 @@ class Pipeline:
     Build it with `mailwarden.pipeline.build(settings, resolver)`. `network_checks` False
     turns off iprev, HELO and DNS lists (the CLI's --no-network-checks); `greylister` is the
     greylisting engine of front ends that greylist (the gateway); `recorder` keeps every
-    final DMARC evaluation for reports (the long-running front ends).
+    final DMARC evaluation for reports (the long-running front ends); `transactions` keeps
+    every transaction the stage objects answer, for the dashboard.
     """
 
     def __init__(
@@ -89,6 +97,7 @@ class Pipeline:
         network_checks: bool = True,
         greylister: Greylister | None = None,
         recorder: Recorder | None = None,
+        transactions: TransactionRecorder | None = None,
     ) -> None:
         # One cache for all checks: identical lookups are asked once, and prefetched answers
         # (whole SPF trees, the DMARC tree walk) are waiting when a check needs them.
@@ -102,6 +111,7 @@ class Pipeline:
         self.network_checks = network_checks
         self.greylister = greylister
         self.recorder = recorder
+        self.transactions = transactions
         self.spf = SPFChecker(resolver, receiver=self.authserv_id, clock=clock, prefetch=True)
         self.dkim = DKIMVerifier(resolver, clock=clock)
         several = settings.policy.several_authors is AuthorHandling.STRICTEST
@@ -131,20 +141,24 @@ class Pipeline:
         """At connect: iprev and the address DNS lists, concurrently (`deadlines.connect`;
         out of time, neither counts: a reputation check never refuses on a guess)."""
         seconds = self.settings.deadlines.connect
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(seconds):
                 return await self._connection_checks(ip)
         except TimeoutError:
             return ConnectionFacts(None, None, timed_out=True)
+        finally:
+            metrics.stage_seconds("connect", time.perf_counter() - started)
 
     async def _connection_checks(self, ip: IPAddress | str) -> ConnectionFacts:
         address = parse_ip(ip) if isinstance(ip, str) else ip
         if not self.network_checks:
             return ConnectionFacts(None, None)
+        iprev_task = timed("iprev", check_iprev(self.resolver, address))
         if self.dnsbl is None:
-            return ConnectionFacts(await check_iprev(self.resolver, address), None)
+            return ConnectionFacts(await iprev_task, None)
         iprev, dnsbl = await asyncio.gather(
-            check_iprev(self.resolver, address), self.dnsbl.check_ip(address)
+            iprev_task, timed("dnsbl", self.dnsbl.check_ip(address))
         )
         return ConnectionFacts(iprev, dnsbl)
 
@@ -152,6 +166,7 @@ class Pipeline:
         """At HELO/EHLO: the HELO name's checks and SPF for the HELO identity
         (`deadlines.helo`; out of time, SPF for HELO is temperror)."""
         seconds = self.settings.deadlines.helo
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(seconds):
                 return await self._helo_checks(ip, helo)
@@ -159,18 +174,23 @@ class Pipeline:
             address = parse_ip(ip) if isinstance(ip, str) else ip
             spf = timed_out_spf(Identity.HELO, address, helo, "", seconds)
             return HeloFacts(spf, None, timed_out=True)
+        finally:
+            metrics.stage_seconds("helo", time.perf_counter() - started)
 
     async def _helo_checks(self, ip: IPAddress | str, helo: str) -> HeloFacts:
         address = parse_ip(ip) if isinstance(ip, str) else ip
-        spf_task = self.spf.check_helo(address, helo)
+        spf_task = timed("spf_helo", self.spf.check_helo(address, helo))
         if not self.network_checks:
             return HeloFacts(await spf_task, None)
-        helo_task = check_helo(
-            self.resolver,
-            helo,
-            address,
-            our_names=self.our_names,
-            our_addresses=self.our_addresses,
+        helo_task = timed(
+            "helo",
+            check_helo(
+                self.resolver,
+                helo,
+                address,
+                our_names=self.our_names,
+                our_addresses=self.our_addresses,
+            ),
         )
         spf_helo, helo_result = await asyncio.gather(spf_task, helo_task)
         return HeloFacts(spf_helo, helo_result)
@@ -180,11 +200,16 @@ class Pipeline:
         `deadlines.mail`, then temperror)."""
         address = parse_ip(ip) if isinstance(ip, str) else ip
         seconds = self.settings.deadlines.mail
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(seconds):
                 return await self.spf.check_mailfrom(address, mail_from, helo)
         except TimeoutError:
             return timed_out_spf(Identity.MAILFROM, address, helo, mail_from, seconds)
+        finally:
+            took = time.perf_counter() - started
+            metrics.stage_seconds("mail", took)
+            metrics.check_seconds("spf", took)
 
     async def check(
         self,
@@ -241,7 +266,8 @@ class Pipeline:
         """At the end of the data: DKIM, ARC and RHSBL, then DMARC, then the policy; the
         earlier stages' results are awaited here. Never raises for what the message or DNS
         contain. Bytes are read with `parse` as for a message sent without SMTPUTF8."""
-        started = time.perf_counter() if started is None else started
+        data_started = time.perf_counter()
+        started = data_started if started is None else started
         address = parse_ip(ip) if isinstance(ip, str) else ip
         parsed = self.parse(message)
         self._prefetch_dmarc(parsed.authors.domain)
@@ -260,13 +286,17 @@ class Pipeline:
         ) = await _all_within(
             deadline,
             timed_out,
-            ("dkim", self._dkim(parsed), lambda: timed_out_dkim(signatures, seconds)),
-            ("arc", self._arc(parsed), lambda: None),
+            (
+                "dkim",
+                timed("dkim", self._dkim(parsed)),
+                lambda: timed_out_dkim(signatures, seconds),
+            ),
+            ("arc", timed("arc", self._arc(parsed)), lambda: None),
             (
                 "rhsbl",
                 _ready({})
                 if self.dnsbl is None
-                else self._rhsbl(helo, mail_from, parsed.authors.domain),
+                else timed("rhsbl", self._rhsbl(helo, mail_from, parsed.authors.domain)),
                 dict,
             ),
             ("connect", connection, lambda: ConnectionFacts(None, None, timed_out=True)),
@@ -292,10 +322,16 @@ class Pipeline:
             timed_out,
             (
                 "dmarc",
-                self.dmarc.evaluate(parsed.authors, spf_mailfrom, dkim_results),
+                timed("dmarc", self.dmarc.evaluate(parsed.authors, spf_mailfrom, dkim_results)),
                 lambda: timed_out_dmarc(author, self.dmarc.discovery, seconds),
             ),
-            ("rhsbl", _ready({}) if self.dnsbl is None else self._dkim_rhsbl(dkim_results), dict),
+            (
+                "rhsbl",
+                _ready({})
+                if self.dnsbl is None
+                else timed("rhsbl", self._dkim_rhsbl(dkim_results)),
+                dict,
+            ),
         )
         if connection_facts.timed_out:
             timed_out.append("connect")
@@ -329,6 +365,12 @@ class Pipeline:
         results = self._authentication_results(
             spf_mailfrom, spf_helo, dkim_results, dmarc_result, arc_result, iprev, dnsbl, address
         )
+        counted = [("spf", spf_mailfrom.result.value), ("dmarc", dmarc_result.result.value)]
+        counted += [("dkim", d.result.value) for d in dkim_results] or [("dkim", "none")]
+        counted.append(("arc", arc_result.result.value if arc_result is not None else "none"))
+        metrics.verdict_seen([s.name for s in symbols], counted)
+        finished = time.perf_counter()
+        metrics.stage_seconds("data", finished - data_started)
         return MessageVerdict(
             spf=spf_mailfrom,
             spf_helo=spf_helo,
@@ -342,7 +384,7 @@ class Pipeline:
             policy=verdict,
             authentication_results=results,
             symbols=tuple(symbols),
-            elapsed=time.perf_counter() - started,
+            elapsed=finished - started,
             timed_out=tuple(dict.fromkeys(timed_out)),
         )
 
@@ -361,11 +403,37 @@ class Pipeline:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self.recorder is not None:  # what is queued is written, and the store closed
             await self.recorder.close()
+        if self.transactions is not None:
+            await self.transactions.close()
 
-    async def health_loop(self, stop: asyncio.Event) -> None:
-        """RFC 5782 §5 test entries at start and then hourly: a failing list is ignored."""
+    async def health_loop(self, stop: asyncio.Event, *, gauge_interval: float = 60.0) -> None:
+        """RFC 5782 §5 test entries at start and then hourly: a failing list is ignored.
+        Every `gauge_interval` seconds the greylist's and the DNS lists' gauges are read."""
+        work = [self._gauge_loop(stop, gauge_interval)]
         if self.dnsbl is not None:
-            await self.dnsbl.health_loop(stop)
+            work.append(self.dnsbl.health_loop(stop))
+        await asyncio.gather(*work)
+
+    async def _gauge_loop(self, stop: asyncio.Event, interval: float) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(Exception):  # a store down now is counted next time
+                await self.update_gauges()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    async def update_gauges(self) -> None:
+        """Set the gauges that are read, not counted: greylist entries by state (pending,
+        passed, allowed) and each DNS list's health."""
+        if self.dnsbl is not None:
+            for name, health in self.dnsbl.health.items():
+                metrics.dns_list_health(name, health.healthy)
+        if self.greylister is not None:
+            now = self.clock()
+            store = self.greylister.store
+            entries = await store.entries(now, limit=_GAUGE_ENTRIES)
+            passed = sum(1 for e in entries if e.passed)
+            allowed = len(await store.allowed(now))
+            metrics.greylist_entries(len(entries) - passed, passed, allowed)
 
     # -- parts ---------------------------------------------------------------------------
     def _trusted_forwarder(
@@ -513,6 +581,36 @@ async def _all_within(
         else:
             results.append(task.result())
     return results
+
+
+def timed(check: str, work: Awaitable[T]) -> Awaitable[T]:
+    """`work`, its time counted under `check` (also when it ran out of time)."""
+    return _Timed(check, work)
+
+
+class _Timed(Generic[T]):
+    """The awaitable of `timed`. A front end may cancel a stage before its checks even
+    started (a client that connects and leaves at once): the check's coroutine, never
+    awaited then, is closed quietly instead of warning "never awaited"."""
+
+    __slots__ = ("awaited", "check", "work")
+
+    def __init__(self, check: str, work: Awaitable[T]) -> None:
+        self.check = check
+        self.work = work
+        self.awaited = False
+
+    def __await__(self) -> Generator[Any, None, T]:
+        self.awaited = True
+        started = time.perf_counter()
+        try:
+            return (yield from self.work.__await__())
+        finally:
+            metrics.check_seconds(self.check, time.perf_counter() - started)
+
+    def __del__(self) -> None:
+        if not self.awaited and inspect.iscoroutine(self.work):
+            self.work.close()
 
 
 def _unreadable(parsed: ParsedMessage) -> DKIMResult:

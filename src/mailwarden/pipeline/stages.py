@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import TypeVar
 
+from mailwarden import metrics
 from mailwarden.body import SpooledMessage
 from mailwarden.greylist import GreylistAction, GreylistStage
 from mailwarden.message import Message
@@ -40,6 +42,7 @@ from .forged import forged_fields
 from .parsed import ParsedMessage
 from .recording import record
 from .results import ConnectionFacts, HeloFacts, MessageDecision, MessageVerdict
+from .transactions import new_queue_id, refused_at_rcpt, transaction_of
 
 __all__ = ["SessionChecks", "TransactionChecks"]
 
@@ -82,9 +85,10 @@ class SessionChecks:
         assert self._helo is not None
         return await asyncio.shield(self._helo[1])
 
-    def mail(self, mail_from: str, helo: str) -> TransactionChecks:
-        """A transaction began: SPF for MAIL FROM starts now."""
-        return TransactionChecks(self, mail_from, helo)
+    def mail(self, mail_from: str, helo: str, *, queue_id: str = "") -> TransactionChecks:
+        """A transaction began: SPF for MAIL FROM starts now. `queue_id` names it in the
+        store of recent transactions (the gateway's transaction id, Postfix's queue id)."""
+        return TransactionChecks(self, mail_from, helo, queue_id=queue_id)
 
     async def close(self) -> None:
         """The connection is gone: stop what is still running."""
@@ -100,11 +104,16 @@ class SessionChecks:
 class TransactionChecks:
     """The checks of one mail transaction, from MAIL FROM to the end of the data."""
 
-    def __init__(self, session: SessionChecks, mail_from: str, helo: str) -> None:
+    def __init__(
+        self, session: SessionChecks, mail_from: str, helo: str, *, queue_id: str = ""
+    ) -> None:
         self.session = session
         self.pipeline = session.pipeline
         self.mail_from = mail_from
         self.helo = helo
+        self.queue_id = queue_id or new_queue_id()
+        self._refused_symbols: tuple[str, ...] = ()
+        self._recorded_rcpt = False
         self._spf = asyncio.ensure_future(
             self.pipeline.mail_checks(session.client_ip, helo, mail_from)
         )
@@ -119,11 +128,38 @@ class TransactionChecks:
         """After the front end's relay control accepted `rcpt`: a hard DNS-list hit refuses
         here, and greylisting when it is configured for RCPT time. Out of time
         (`deadlines.rcpt`), nothing is decided here: the end of the data decides."""
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.pipeline.settings.deadlines.rcpt):
-                return await self._rcpt(rcpt, events)
+                reply = await self._rcpt(rcpt, events)
         except TimeoutError:
             return None
+        finally:
+            metrics.stage_seconds("rcpt", time.perf_counter() - started)
+        if reply is not None and not self._recorded_rcpt:  # once per transaction
+            self._recorded_rcpt = True
+            action = Action.GREYLIST if reply.code < 500 else Action.REJECT
+            metrics.transaction(action.value, "rcpt", reply.code, reply.status)
+            self._record_rcpt(rcpt, reply)
+        return reply
+
+    def _record_rcpt(self, rcpt: str, reply: SMTPReply) -> None:
+        """Keep the first refusal at RCPT in the store of recent transactions."""
+        recorder = self.pipeline.transactions
+        if recorder is None or self.session.trusted:
+            return
+        recorder.record(
+            refused_at_rcpt(
+                reply,
+                queue_id=self.queue_id,
+                ip=self.session.client_ip,
+                helo=self.helo,
+                mail_from=self.mail_from,
+                rcpts=[rcpt],
+                symbols=self._refused_symbols,
+                now=self.pipeline.clock(),
+            )
+        )
 
     async def _rcpt(self, rcpt: str, events: Sequence[Symbol]) -> SMTPReply | None:
         session, pipeline = self.session, self.pipeline
@@ -134,6 +170,7 @@ class TransactionChecks:
         policy = pipeline.policy
         listed = decide(Facts(tuple(symbols)), policy)
         if listed.hard_rejects:  # a hard listing refuses before the body
+            self._refused_symbols = tuple(s.name for s in symbols)
             return listed.reply
         greylist = pipeline.settings.greylist.config
         if pipeline.greylister is None or greylist.stage is not GreylistStage.RCPT:
@@ -147,6 +184,7 @@ class TransactionChecks:
         symbols += events
         if decide(Facts(tuple(symbols)), policy).action is not Action.GREYLIST:
             return None
+        self._refused_symbols = tuple(s.name for s in symbols)
         return await self._greylist([rcpt], spf, connection)
 
     async def data(
@@ -201,6 +239,22 @@ class TransactionChecks:
             decision.reply = verdict.policy.reply
         elif action is Action.ADD_HEADER and quarantine:
             decision.redirect_to = [quarantine]
+        reply = decision.reply
+        if reply is None:
+            metrics.transaction(action.value, "data")
+        else:
+            metrics.transaction(action.value, "data", reply.code, reply.status)
+        if pipeline.transactions is not None:
+            kept = transaction_of(
+                decision,
+                queue_id=self.queue_id,
+                ip=session.client_ip,
+                helo=self.helo,
+                mail_from=self.mail_from,
+                now=pipeline.clock(),
+            )
+            if kept is not None:
+                pipeline.transactions.record(kept)
         if pipeline.recorder is not None and not session.trusted:  # mail received, not ours
             record(
                 pipeline.recorder,
@@ -231,6 +285,7 @@ class TransactionChecks:
             for rcpt in rcpts or [""]
         ]
         deferred = [d for d in decisions if d.action is GreylistAction.DEFER]
+        metrics.greylist_decision("deferred" if deferred else "passed")
         if not deferred:
             return None
         longest = max(deferred, key=lambda d: d.retry_after)

@@ -5,9 +5,11 @@
 Sections: `[dns]` (servers, zones, timeout, retries), `[gateway]` (with `limits`, `timeouts`,
 `tls`), `[policy]` (with `thresholds`, `scores`), `[dnsbl]`, `[dmarc]`, `[deadlines]`,
 `[greylist]`, `[submission]` (the submission server, with its rate limits), `[policy_service]`
-(the Postfix policy service), `[signing]` (DKIM
-signing and key rotation), `[forwarding]` (aliases, SRS, ARC sealing) and `[reports]` (DMARC
-reports: recording, sending, reading; in `mailwarden.reports`). Every
+(the Postfix policy service), `[signing]` (DKIM signing and key rotation), `[forwarding]`
+(aliases, SRS, ARC sealing), `[reports]` (DMARC reports: recording, sending, reading; in
+`mailwarden.reports`), `[http]` (the HTTP API), `[transactions]` (the store of recent
+transactions the dashboard reads; in `mailwarden.transactions`) and `[milter]` (the milter
+front end). Every
 key has its default here (or in the section's own dataclass), so no file is needed; an unknown
 table or key is an error that names it. Command-line options override keys through the same
 reader, so they are checked the same way and their errors name the option.
@@ -30,6 +32,7 @@ from mailwarden.policy import PolicyConfig
 from mailwarden.reports import ReportSettings
 from mailwarden.schema import InvalidSetting, setting
 from mailwarden.signing import SigningSettings
+from mailwarden.transactions import TransactionSettings
 
 from .errors import ConfigError
 from .forwarding import ForwardingSettings, build_forwarder, build_srs, srs_secret_path
@@ -45,6 +48,8 @@ from .gateway import (
     default_hostname,
     parse_hostport,
 )
+from .http import HTTPSettings, is_loopback, read_token
+from .milter import MilterSettings
 from .policy_service import GreylistMode, PolicyServiceSettings, SPFMode, UnixPath, parse_listen
 from .reader import Origin, read_section
 from .submission import (
@@ -73,6 +78,8 @@ __all__ = [
     "GatewaySettings",
     "GreylistMode",
     "GreylistSettings",
+    "HTTPSettings",
+    "MilterSettings",
     "Network",
     "Override",
     "PolicyServiceSettings",
@@ -91,9 +98,11 @@ __all__ = [
     "build_forwarder",
     "build_srs",
     "default_hostname",
+    "is_loopback",
     "load_settings",
     "parse_hostport",
     "parse_listen",
+    "read_token",
     "settings_from_mapping",
     "srs_secret_path",
 ]
@@ -214,6 +223,9 @@ class Settings:
     signing: SigningSettings = setting(default_factory=SigningSettings)
     forwarding: ForwardingSettings = setting(default_factory=ForwardingSettings)
     reports: ReportSettings = setting(default_factory=ReportSettings)
+    milter: MilterSettings = setting(default_factory=MilterSettings)
+    http: HTTPSettings = setting(default_factory=HTTPSettings)
+    transactions: TransactionSettings = setting(default_factory=TransactionSettings)
     source: str = setting("<defaults>", internal=True)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailwarden import metrics
 from mailwarden.gateway import Downstream, DownstreamRelay, Gateway, TransactionLog
 from mailwarden.pipeline import Pipeline
 from mailwarden.ratelimit import CounterStore, RedisCounterStore, SQLiteCounterStore
@@ -103,7 +104,9 @@ class Submission:
         hostname = config.hostname or settings.gateway.hostname
         users = user_store(settings, clock=clock)
         counters = counters if counters is not None else counter_store(settings)
-        alerts = alerts if alerts is not None else Alerts(config.compromise.webhook)
+        alerts = (
+            alerts if alerts is not None else Alerts(config.compromise.webhook, metric=_count_alert)
+        )
         detector = CompromiseDetector(counters, config.compromise, users, alerts)
         guard = BruteForceGuard(counters, config.bruteforce)
         extra = {"sleep": sleep} if sleep is not None else {}
@@ -194,3 +197,8 @@ class Submission:
     def addresses(self) -> list[tuple[str, int]]:
         """(host, port) bound by each listener: 587's first, then 465's."""
         return [gateway.address for gateway in self.gateways]
+
+
+def _count_alert(name: str, labels: dict[str, str]) -> None:
+    """The alert counter of /metrics (mailwarden_submission_alerts_total)."""
+    metrics.account_alert(labels.get("sign", ""))

@@ -1,0 +1,99 @@
+"""`mailwarden milter`: the checks as a Postfix (or Sendmail) milter."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mailwarden import runtime
+from mailwarden.gateway import TransactionLog
+from mailwarden.milter import MilterServer
+from mailwarden.pipeline import Pipeline, build
+from mailwarden.settings import ConfigError, Override, Settings
+
+from . import lifecycle
+from .common import DNSOptions, dns_options, fail, json_option, print_json
+from .paths import require_writable_dir
+from .report import report_keys_problem
+
+
+@click.command()
+@click.option(
+    "--listen",
+    metavar="HOST:PORT|unix:PATH",
+    help="Listen here (default 127.0.0.1:11332, or [milter] listen).",
+)
+@click.option("--data-dir", metavar="DIR", help="Greylist database, report store, spool.")
+@dns_options
+@json_option
+def milter(listen: str | None, data_dir: str | None, dns: DNSOptions, as_json: bool) -> None:
+    """Run the milter for Postfix's smtpd_milters (protocol version 6)."""
+    given: dict[str, Override] = {}
+    if listen is not None:
+        given["milter.listen"] = (listen, "--listen")
+    if data_dir is not None:
+        given["gateway.data_dir"] = (data_dir, "--data-dir")
+    settings = dns.settings(given)
+    require_writable_dir(
+        settings.gateway.data_dir,
+        "--data-dir" if data_dir else f"{settings.source}: gateway.data_dir",
+    )
+    if (problem := report_keys_problem(settings)) is not None:
+        fail(problem)
+    _check_budgets(settings)
+    pipeline = _pipeline(settings, dns)
+    server = MilterServer(
+        settings, pipeline, log_record=TransactionLog(settings.gateway.log_file).write
+    )
+
+    def announce() -> None:
+        info = {"listen": server.address, "hostname": settings.gateway.hostname}
+        if as_json:
+            print_json(info)
+        else:
+            click.echo(f"mailwarden milter: listening on {server.address}", err=True)
+            click.echo(
+                f"mailwarden milter: main.cf: smtpd_milters = {_postfix_name(server.address)}",
+                err=True,
+            )
+        sys.stdout.flush()
+
+    async def reload() -> Pipeline:
+        """SIGHUP: the settings again (the listener and [milter] need a restart); new SMTP
+        sessions get them, those open finish on theirs."""
+        fresh = dns.settings(given)
+        _check_budgets(fresh)
+        new = _pipeline(fresh, dns)
+        server.replace(fresh, new)
+        return new
+
+    try:
+        runtime.run(lifecycle.run_until_signalled(server, announce, pipeline, reload=reload))
+    except OSError as exc:
+        fail(f"cannot listen on {settings.milter.listen}: {exc.strerror or exc}")
+
+
+def _check_budgets(settings: Settings) -> None:
+    """Our deadlines must end before Postfix's milter timeouts (exit 2 otherwise)."""
+    config, deadlines = settings.milter, settings.deadlines
+    for stage, seconds, budget, key in (
+        ("rcpt", deadlines.rcpt, config.command_timeout, "command_timeout"),
+        ("data", deadlines.data, config.content_timeout, "content_timeout"),
+    ):
+        if seconds >= budget:  # our answer would come after Postfix gave up
+            fail(f"deadlines.{stage} ({seconds:g} s) must be below milter.{key} ({budget:g} s)")
+
+
+def _pipeline(settings: Settings, dns: DNSOptions) -> Pipeline:
+    try:
+        return build(settings, dns.build(settings, status=False), greylist=True, reports=True)
+    except ConfigError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot open the greylist or report store: {exc.strerror or exc}")
+
+
+def _postfix_name(address: str) -> str:
+    """How main.cf names our socket: inet:host:port or unix:/path."""
+    return address if address.startswith("unix:") else f"inet:{address}"

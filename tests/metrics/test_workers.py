@@ -1,0 +1,72 @@
+"""Several worker processes: with `use_worker_processes` called before forking, each worker
+counts into its own file and the exposition of any process is the sum over all of them; a
+worker that ended stops counting in the live gauges. Run in a fresh interpreter (the mode is
+process-wide) that forks real worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from mailwarden import metrics
+
+    metrics.use_worker_processes(Path(sys.argv[1]))
+    children = []
+    for worker in range(3):
+        pid = os.fork()
+        if pid == 0:
+            for _ in range(worker + 1):
+                metrics.transaction("reject", "data", 550, "5.7.1")
+            metrics.stage_seconds("data", 0.002)
+            metrics.connection_opened("gateway")
+            if worker == 2:  # a worker that ends with its connection counted
+                os._exit(0)
+            metrics.connection_closed("gateway")
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    before = metrics.exposition()[0].decode()
+    for pid in children:
+        metrics.worker_exited(pid)
+    after = metrics.exposition()[0].decode()
+    print(before)
+    print("=====")
+    print(after)
+    """
+)
+
+
+def test_figures_of_forked_workers_are_added_up(tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "counter_99999.db").write_bytes(b"stale")  # an earlier run's file goes
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    before, after = done.stdout.split("=====")
+    # 1 + 2 + 3 transactions from three processes
+    line = 'mailwarden_transactions_total{action="reject",code="550",enhanced="5.7.1",stage="data"}'
+    assert f"{line} 6.0" in before
+    assert 'mailwarden_stage_seconds_count{stage="data"} 3.0' in before
+    assert 'mailwarden_open_connections{frontend="gateway"} 1.0' in before
+    assert 'mailwarden_open_connections{frontend="gateway"}' not in after or (
+        'mailwarden_open_connections{frontend="gateway"} 0.0' in after
+    )
+    assert f"{line} 6.0" in after  # counters survive their worker
+    assert not (directory / "counter_99999.db").exists()

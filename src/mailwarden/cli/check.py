@@ -64,7 +64,7 @@ def auth_results_field(verdict: MessageVerdict) -> str:
     metavar="MANIFEST",
     help='JSON lines {"file", "ip", "helo", "mail_from", "rcpt"} (files relative to it).',
 )
-@workers_option
+@workers_option(cpus_by_default=True)
 @json_option
 @dns_options
 def check(

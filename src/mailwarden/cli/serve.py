@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from .common import DNSOptions, FiniteFloat, dns_options, fail, json_option, pri
 from .http import Together, http_server
 from .paths import check_serve_paths, require_maildir
 from .report import report_keys_problem
-from .workers import default_workers, reserve_port, supervise, workers_option
+from .workers import Listening, reserve_port, supervise, workers_option
 
 MAX_GREET_PAUSE = 300.0  # RFC 5321 §4.5.3.2.1: clients wait 5 minutes for the greeting
 
@@ -75,7 +74,7 @@ def _swaks_hint(config: GatewaySettings, host: str, port: int) -> str:
     metavar="HOST:PORT",
     help="Also run the HTTP API here (see `mailwarden http`).",
 )
-@workers_option
+@workers_option(cpus_by_default=False)
 @dns_options
 @json_option
 def serve(
@@ -115,7 +114,8 @@ def serve(
             "[gateway] hostname (greeting, Received and Authentication-Results use it)",
             err=True,
         )
-    count = workers if workers is not None else default_workers()
+    # one process unless asked: the front ends' reload and HTTP tests assume one (see README)
+    count = workers if workers is not None else 1
     if count > 1:
         sys.exit(_serve_workers(settings, given, dns, http_listen, count, as_json))
     _run_gateway(settings, given, dns, http_listen, as_json)
@@ -130,7 +130,7 @@ def _run_gateway(
     *,
     admission: SharedAdmission | None = None,
     worker: int | None = None,
-    listening: Callable[[str, int], None] | None = None,
+    listening: Listening | None = None,
 ) -> None:
     """The gateway in this process, or as worker `worker` of several (`serve --workers`):
     then its own spool, the shared connection counts, the port shared, and the schedules
@@ -181,8 +181,12 @@ def _run_gateway(
 
     def announce() -> None:
         host, port = gateway.address
-        if listening is not None:
-            listening(host, port)
+        if listening is not None:  # a worker: the supervisor announces
+            http = ""
+            if api is not None:
+                api_host, api_port = api.address
+                http = f"[{api_host}]:{api_port}" if ":" in api_host else f"{api_host}:{api_port}"
+            listening(host, port, http)
             return
         downstream = (
             f"relaying to {config.relay_to[0]}:{config.relay_to[1]} ({config.protocol})"
@@ -250,10 +254,10 @@ def _announce(
     port: int,
     as_json: bool,
     workers: int,
-    http_listen: str | None,
+    http: str | None,
 ) -> None:
     """The supervisor's announcement once every worker listens (the HTTP API runs in
-    worker 0, on the address given)."""
+    worker 0: `http` is where it listens)."""
     config = settings.gateway
     if settings.forwarding.enabled:  # bounces to the SRS domain are ours to take (_gateway)
         config = replace(
@@ -272,8 +276,8 @@ def _announce(
         "try": _swaks_hint(config, host, port),
     }
     info["workers"] = workers
-    if http_listen is not None:
-        info["http"] = http_listen
+    if http is not None:
+        info["http"] = http
     if as_json:
         print_json(info)
     else:
@@ -281,8 +285,8 @@ def _announce(
         click.echo(f"mailwarden: listening on {where}", err=True)
         click.echo(f"mailwarden: {downstream}", err=True)
         click.echo(f"mailwarden: send a message with: {info['try']}", err=True)
-        if http_listen is not None:
-            click.echo(f"mailwarden: HTTP API on {http_listen} (worker 0)", err=True)
+        if http is not None:
+            click.echo(f"mailwarden: HTTP API on {http} (worker 0)", err=True)
     sys.stdout.flush()
 
 
@@ -309,7 +313,7 @@ def _serve_workers(
     share = replace(limits, memory_budget=max(1, limits.memory_budget // workers))
     settings = replace(settings, gateway=replace(settings.gateway, limits=share))
 
-    def run(index: int, listening: Callable[[str, int], None]) -> None:
+    def run(index: int, listening: Listening) -> None:
         admission.bind(index)
         _run_gateway(
             settings,
@@ -322,8 +326,8 @@ def _serve_workers(
             listening=listening,
         )
 
-    def announce(bound_host: str, bound_port: int) -> None:
-        _announce(settings, bound_host, bound_port, as_json, workers, http_listen)
+    def announce(bound_host: str, bound_port: int, http: str) -> None:
+        _announce(settings, bound_host, bound_port, as_json, workers, http or None)
 
     try:
         return supervise(workers, run, announce, on_death=admission.forget)

@@ -14,8 +14,9 @@ report store, and the gateway's connection counts in `SharedAdmission`).
   sends SIGTERM to every worker, waits for their orderly stop (SIGKILL after
   `STOP_TIMEOUT`), and exits 0. SIGHUP is passed on to every worker (each reloads).
 
-Metrics: before forking, `mailwarden.metrics.use_worker_processes(directory)` is called when
-it exists (Prometheus' multiprocess mode).
+Metrics: before forking the gateway's workers, `mailwarden.metrics.use_worker_processes` is
+called (Prometheus' multiprocess mode: /metrics shows the sum); a dead worker is reported with
+`metrics.worker_exited`. A batch has no /metrics: its workers count alone.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from multiprocessing import connection, get_context
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -77,28 +78,41 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def workers_option(function: Callable[..., Any]) -> Callable[..., Any]:
+def workers_option(*, cpus_by_default: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--workers N; without it, the number of CPUs (`cpus_by_default`) or 1."""
     from .common import BoundedInt
 
+    default = "the number of CPUs" if cpus_by_default else "1"
     return click.option(
         "--workers",
         type=BoundedInt(1, MAX_WORKERS),
         default=None,
         metavar="N",
-        help="Worker processes, each with its own event loop and cache "
-        "(default: the number of CPUs; 1: this process only).",
-    )(function)
+        help=f"Worker processes, each with its own event loop and cache (default: {default}; "
+        "1: this process only).",
+    )
 
 
-def prepare_worker_processes() -> str | None:
-    """Before forking: Prometheus' multiprocess directory, when metrics support it. Returns
-    the directory (removed by the caller at the end), or None."""
+def prepare_worker_processes() -> Callable[[], None]:
+    """Before forking the gateway's workers: the metrics count in shared files, so the
+    `/metrics` of any worker shows the sum (`mailwarden.metrics.use_worker_processes`).
+    Returns what to do at the end: the environment variable that mode sets is put back (a
+    process started later must not write there); the directory stays, as this process's own
+    figures live in it."""
     hook = getattr(metrics, "use_worker_processes", None)
     if hook is None:
-        return None
-    directory = tempfile.mkdtemp(prefix="mailwarden-metrics-")
-    hook(directory)
-    return directory
+        return lambda: None
+    variable = "PROMETHEUS_MULTIPROC_DIR"
+    before = os.environ.get(variable)
+    hook(Path(tempfile.mkdtemp(prefix="mailwarden-metrics-")))
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
+
+    return restore
 
 
 def _flush() -> None:
@@ -180,8 +194,7 @@ def run_batch_workers(
 ) -> int:
     """`common.run_batch` over `workers` processes: the same lines, order and exit status.
     `make_evaluate` runs in each worker (build the pipeline there, after the fork)."""
-    _flush()
-    directory = prepare_worker_processes()
+    _flush()  # no metrics to add up: a batch has no /metrics
     pipes = []
     procs: list[BaseProcess] = []
     for _ in range(workers):
@@ -254,8 +267,6 @@ def run_batch_workers(
             if proc.is_alive():
                 proc.kill()
                 proc.join()
-        if directory:
-            shutil.rmtree(directory, ignore_errors=True)
     if counts["internal"]:
         click.echo(
             f"mailwarden: internal error on {counts['internal']} line(s) (a bug: set "
@@ -286,7 +297,9 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
     return sock, int(sock.getsockname()[1])
 
 
-WorkerMain = Callable[[int, Callable[[str, int], None]], None]
+# a worker is told how to say where it listens: (host, port, anything else to announce)
+Listening = Callable[[str, int, str], None]
+WorkerMain = Callable[[int, Listening], None]
 
 
 def _serve_worker(index: int, run: WorkerMain, ready: Connection) -> None:
@@ -294,11 +307,11 @@ def _serve_worker(index: int, run: WorkerMain, ready: Connection) -> None:
         signal.signal(signum, signal.SIG_DFL)  # the worker's loop installs its own handlers
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload before the loop listens: nothing
 
-    def listening(host: str, port: int) -> None:
-        ready.send((index, host, port))
+    def listening(host: str, port: int, extra: str = "") -> None:
+        ready.send((index, host, port, extra))
 
     def say(text: str) -> None:  # the supervisor writes it (on its own stderr)
-        ready.send((index, "", text))
+        ready.send((index, "", text, ""))
 
     _as_command(lambda: run(index, listening), say)
 
@@ -327,17 +340,18 @@ def _as_command(work: Callable[[], None], say: Callable[[str], None] = _say) -> 
 def supervise(
     workers: int,
     run: WorkerMain,
-    announce: Callable[[str, int], None],
+    announce: Callable[[str, int, str], None],
     *,
     on_death: Callable[[int], None] = lambda index: None,
     log: Callable[[str], None] = lambda text: click.echo(f"mailwarden: {text}", err=True),
 ) -> int:
     """Run `run(index, listening)` in `workers` processes until SIGTERM/SIGINT; `announce`
-    once every worker called `listening(host, port)`. Returns the exit status: 0 after a
-    signal or when every worker ended by itself with 0; a worker's own status when it fails
-    before it ever listened (it said why); 1 after a crash loop."""
+    once every worker called `listening(host, port, extra)` (worker 0's `extra` is given).
+    Returns the exit status: 0 after a signal or when every worker ended by itself with 0; a
+    worker's own status when it fails before it ever listened (it said why); 1 after a
+    crash loop."""
     _flush()
-    directory = prepare_worker_processes()
+    restore_metrics = prepare_worker_processes()
     ready_out, ready_in = _fork.Pipe(duplex=False)
     procs: dict[int, BaseProcess] = {}
     listened: set[int] = set()
@@ -363,6 +377,7 @@ def supervise(
         }
     announced = False
     said: set[str] = set()
+    first: tuple[str, int, str] = ("", 0, "")
     try:
         start(0)  # the others once it listens: a start-up problem is told once, by it
         while procs:
@@ -381,19 +396,21 @@ def supervise(
             if ready_out in ready_list:
                 with contextlib.suppress(EOFError, OSError):
                     while ready_out.poll():
-                        index, host, port = ready_out.recv()
+                        index, host, port, extra = ready_out.recv()
                         if not host:  # what a worker has to say (why it could not start)
                             if port not in said:
                                 said.add(port)
                                 _say(port)
                             continue
                         listened.add(index)
+                        if index == 0:
+                            first = (host, port, extra)
                         if index == 0 and not stopping and len(listened) == 1:
                             for other in range(1, workers):
                                 start(other)
                         if not announced and len(listened) == workers:
                             announced = True
-                            announce(host, port)
+                            announce(*first)
             for index, proc in list(procs.items()):
                 if proc.is_alive():
                     continue
@@ -401,6 +418,8 @@ def supervise(
                 del procs[index]
                 code = proc.exitcode
                 on_death(index)
+                if proc.pid:
+                    metrics.worker_exited(proc.pid)  # its open connections stop counting
                 if stopping or code == 0:
                     continue
                 if index not in listened and not announced:
@@ -431,8 +450,7 @@ def supervise(
             os.close(fd)
         ready_out.close()
         ready_in.close()
-        if directory:
-            shutil.rmtree(directory, ignore_errors=True)
+        restore_metrics()
     return status
 
 

@@ -174,7 +174,9 @@ def serve(
         check_serve_paths(fresh, f"{fresh.source}: gateway.data_dir")
         if (problem := report_keys_problem(fresh)) is not None:
             fail(problem)
-        new = build(fresh, dns.build(fresh, status=False), greylist=True, reports=True)
+        new = build(
+            fresh, dns.build(fresh, status=False), greylist=True, reports=True, transactions=True
+        )
         if api is not None:  # first: a token that cannot be used keeps everything as it was
             try:
                 api.install(fresh, new)

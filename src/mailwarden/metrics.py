@@ -49,6 +49,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 __all__ = [
+    "account_alert",
     "check_seconds",
     "connection_closed",
     "connection_opened",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -19,6 +20,7 @@ import pytest
 from tests.cli.test_lifecycle import Process, SlowDNS
 
 from mailwarden.cli import run
+from mailwarden.milter import negotiate
 
 TOKEN = "a-token-for-the-cli-tests-42"
 
@@ -123,7 +125,8 @@ def test_serve_runs_the_api_beside_the_gateway(tmp_path: Path, zone: Path) -> No
     args += ["--config", str(config), "--dns-zone", str(zone), "--data-dir", str(tmp_path / "d")]
     with process(*args) as info:
         base = f"http://{info['http']}"
-        checks = {"dns": "ok", "greylist": "ok", "reports": "ok"}  # the gateway's stores
+        # the gateway's stores, and the dashboard's store of recent transactions
+        checks = {"dns": "ok", "greylist": "ok", "reports": "ok", "transactions": "ok"}
         assert _get(f"{base}/health") == (200, {"status": "ok", "checks": checks})
         status, settings = _get(f"{base}/v1/settings", TOKEN)
         assert status == 200
@@ -134,6 +137,26 @@ def test_serve_runs_the_api_beside_the_gateway(tmp_path: Path, zone: Path) -> No
         host, port = str(info["listen"]).rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=10) as smtp:  # the gateway too
             assert smtp.recv(100).startswith(b"220 ")
+
+
+def test_milter_runs_the_api_and_dashboard_beside_it(tmp_path: Path, zone: Path) -> None:
+    """`milter --http`: the milter negotiates as Postfix would while the API and the dashboard
+    answer on their own port (same pipeline, same stores)."""
+    config = tmp_path / "mw.toml"
+    config.write_text(f'[dnsbl]\nuse = []\n[http]\ntoken = "{TOKEN}"\n')
+    args = ["milter", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]
+    args += ["--config", str(config), "--dns-zone", str(zone), "--data-dir", str(tmp_path / "d")]
+    with process(*args) as info:
+        base = f"http://{info['http']}"
+        status, health = _get(f"{base}/health")
+        assert status == 200, health
+        assert set(health["checks"]) == {"dns", "greylist", "reports", "transactions"}  # type: ignore[arg-type]
+        status, board = _get(f"{base}/v1/dashboard", TOKEN)
+        assert status == 200, board
+        assert _get(f"{base}/v1/dashboard")[0] == 401
+        host, port = str(info["listen"]).rsplit(":", 1)
+        negotiated = asyncio.run(negotiate(host, int(port)))
+        assert negotiated.version == 6
 
 
 def test_serve_http_on_a_taken_port_is_exit_2(

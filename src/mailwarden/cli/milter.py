@@ -14,6 +14,7 @@ from mailwarden.settings import ConfigError, Override, Settings
 
 from . import lifecycle
 from .common import DNSOptions, dns_options, fail, json_option, print_json
+from .http import Together, http_server
 from .paths import require_writable_dir
 from .report import report_keys_problem
 
@@ -25,9 +26,21 @@ from .report import report_keys_problem
     help="Listen here (default 127.0.0.1:11332, or [milter] listen).",
 )
 @click.option("--data-dir", metavar="DIR", help="Greylist database, report store, spool.")
+@click.option(
+    "--http",
+    "http_listen",
+    metavar="HOST:PORT",
+    help="Also run the HTTP API and dashboard here (see `mailwarden http`).",
+)
 @dns_options
 @json_option
-def milter(listen: str | None, data_dir: str | None, dns: DNSOptions, as_json: bool) -> None:
+def milter(
+    listen: str | None,
+    data_dir: str | None,
+    http_listen: str | None,
+    dns: DNSOptions,
+    as_json: bool,
+) -> None:
     """Run the milter for Postfix's smtpd_milters (protocol version 6)."""
     given: dict[str, Override] = {}
     if listen is not None:
@@ -43,20 +56,29 @@ def milter(listen: str | None, data_dir: str | None, dns: DNSOptions, as_json: b
         fail(problem)
     _check_budgets(settings)
     pipeline = _pipeline(settings, dns)
-    server = MilterServer(
+    milter_server = MilterServer(
         settings, pipeline, log_record=TransactionLog(settings.gateway.log_file).write
     )
+    api = http_server(settings, pipeline, http_listen) if http_listen is not None else None
 
     def announce() -> None:
-        info = {"listen": server.address, "hostname": settings.gateway.hostname}
+        address = milter_server.address
+        info = {"listen": address, "hostname": settings.gateway.hostname}
+        if api is not None:
+            api_host, api_port = api.address
+            info["http"] = (
+                f"[{api_host}]:{api_port}" if ":" in api_host else f"{api_host}:{api_port}"
+            )
         if as_json:
             print_json(info)
         else:
-            click.echo(f"mailwarden milter: listening on {server.address}", err=True)
+            click.echo(f"mailwarden milter: listening on {address}", err=True)
             click.echo(
-                f"mailwarden milter: main.cf: smtpd_milters = {_postfix_name(server.address)}",
+                f"mailwarden milter: main.cf: smtpd_milters = {_postfix_name(address)}",
                 err=True,
             )
+            if api is not None:
+                click.echo(f"mailwarden milter: HTTP API on {info['http']}", err=True)
         sys.stdout.flush()
 
     async def reload() -> Pipeline:
@@ -65,13 +87,23 @@ def milter(listen: str | None, data_dir: str | None, dns: DNSOptions, as_json: b
         fresh = dns.settings(given)
         _check_budgets(fresh)
         new = _pipeline(fresh, dns)
-        server.replace(fresh, new)
+        if api is not None:  # first: a token that cannot be used keeps everything as it was
+            try:
+                api.install(fresh, new)
+            except ConfigError as exc:
+                await new.drain()
+                fail(str(exc))
+        milter_server.replace(fresh, new)
         return new
 
     try:
+        server = milter_server if api is None else Together(milter_server, api)
         runtime.run(lifecycle.run_until_signalled(server, announce, pipeline, reload=reload))
     except OSError as exc:
-        fail(f"cannot listen on {settings.milter.listen}: {exc.strerror or exc}")
+        where = [settings.milter.listen]
+        if api is not None:
+            where.append(f"{api.listen[0]}:{api.listen[1]}")
+        fail(f"cannot listen on {' or '.join(where)}: {exc.strerror or exc}")
 
 
 def _check_budgets(settings: Settings) -> None:
@@ -87,7 +119,13 @@ def _check_budgets(settings: Settings) -> None:
 
 def _pipeline(settings: Settings, dns: DNSOptions) -> Pipeline:
     try:
-        return build(settings, dns.build(settings, status=False), greylist=True, reports=True)
+        return build(
+            settings,
+            dns.build(settings, status=False),
+            greylist=True,
+            reports=True,
+            transactions=True,
+        )
     except ConfigError as exc:
         fail(str(exc))
     except OSError as exc:

@@ -222,7 +222,9 @@ def _run_gateway(
         check_serve_paths(fresh, f"{fresh.source}: gateway.data_dir")
         if (problem := report_keys_problem(fresh)) is not None:
             fail(problem)
-        new = build(fresh, dns.build(fresh, status=False), greylist=True, reports=True)
+        new = build(
+            fresh, dns.build(fresh, status=False), greylist=True, reports=True, transactions=True
+        )
         new.runs_schedules = not worker
         if api is not None:  # first: a token that cannot be used keeps everything as it was
             try:

@@ -12,6 +12,7 @@ needed=(
     "pg_ctlcluster postgresql"
     "chromium chromium"
     "systemd-analyze systemd"
+    "rspamd rspamd"  # a peer of benchmarks/verdict_bench.py (test-only, never a runtime need)
 )
 missing=()
 for entry in "${needed[@]}"; do

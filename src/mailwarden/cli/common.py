@@ -26,7 +26,7 @@ from mailwarden.dns.cache import CachingResolver
 from mailwarden.ipinput import parse_ip_input
 from mailwarden.jsontext import clean_text as clean_text
 from mailwarden.jsontext import dumps
-from mailwarden.pipeline import build_resolver
+from mailwarden.pipeline import Pipeline, build, build_resolver
 from mailwarden.settings import ConfigError, Settings, load_settings
 from mailwarden.settings import Override as Override
 
@@ -429,3 +429,20 @@ def run_batch(
         )
         return EXIT_INTERNAL
     return EXIT_PARTIAL if counts["errors"] else EXIT_OK
+
+
+def server_pipeline(settings: Settings, dns: DNSOptions) -> Pipeline:
+    """The pipeline of a long-running front end (gateway, milter): greylisting, DMARC report
+    recording and the store of recent transactions on; unusable settings or stores exit 2."""
+    try:
+        return build(
+            settings,
+            dns.build(settings, status=False),
+            greylist=True,
+            reports=True,
+            transactions=True,
+        )
+    except ConfigError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot open the greylist or report store: {exc.strerror or exc}")

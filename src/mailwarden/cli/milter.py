@@ -9,11 +9,11 @@ import click
 from mailwarden import runtime
 from mailwarden.gateway import TransactionLog
 from mailwarden.milter import MilterServer
-from mailwarden.pipeline import Pipeline, build
+from mailwarden.pipeline import Pipeline
 from mailwarden.settings import ConfigError, Override, Settings
 
 from . import lifecycle
-from .common import DNSOptions, dns_options, fail, json_option, print_json
+from .common import DNSOptions, dns_options, fail, json_option, print_json, server_pipeline
 from .http import Together, http_server
 from .paths import require_writable_dir
 from .report import report_keys_problem
@@ -55,7 +55,7 @@ def milter(
     if (problem := report_keys_problem(settings)) is not None:
         fail(problem)
     _check_budgets(settings)
-    pipeline = _pipeline(settings, dns)
+    pipeline = server_pipeline(settings, dns)
     milter_server = MilterServer(
         settings, pipeline, log_record=TransactionLog(settings.gateway.log_file).write
     )
@@ -86,7 +86,7 @@ def milter(
         sessions get them, those open finish on theirs."""
         fresh = dns.settings(given)
         _check_budgets(fresh)
-        new = _pipeline(fresh, dns)
+        new = server_pipeline(fresh, dns)
         if api is not None:  # first: a token that cannot be used keeps everything as it was
             try:
                 api.install(fresh, new)
@@ -115,21 +115,6 @@ def _check_budgets(settings: Settings) -> None:
     ):
         if seconds >= budget:  # our answer would come after Postfix gave up
             fail(f"deadlines.{stage} ({seconds:g} s) must be below milter.{key} ({budget:g} s)")
-
-
-def _pipeline(settings: Settings, dns: DNSOptions) -> Pipeline:
-    try:
-        return build(
-            settings,
-            dns.build(settings, status=False),
-            greylist=True,
-            reports=True,
-            transactions=True,
-        )
-    except ConfigError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot open the greylist or report store: {exc.strerror or exc}")
 
 
 def _postfix_name(address: str) -> str:

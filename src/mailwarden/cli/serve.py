@@ -35,7 +35,15 @@ from mailwarden.settings import (
 from mailwarden.signing import DirectoryStore, Rotator, Signer, store_path
 
 from . import lifecycle
-from .common import DNSOptions, FiniteFloat, dns_options, fail, json_option, print_json
+from .common import (
+    DNSOptions,
+    FiniteFloat,
+    dns_options,
+    fail,
+    json_option,
+    print_json,
+    server_pipeline,
+)
 from .http import Together, http_server
 from .paths import check_serve_paths, require_maildir
 from .report import report_keys_problem
@@ -137,18 +145,7 @@ def _run_gateway(
     (DMARC reports, key rotation) and the HTTP API in worker 0 only; `listening` is told
     where it listens instead of the announcement."""
     config = settings.gateway
-    try:
-        pipeline = build(
-            settings,
-            dns.build(settings, status=False),
-            greylist=True,
-            reports=True,
-            transactions=True,
-        )
-    except ConfigError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot open the greylist or report store: {exc.strerror or exc}")
+    pipeline = server_pipeline(settings, dns)
     checks: Checks = PipelineChecks(pipeline)
     forwarding = _forwarding(settings)
     if forwarding is not None:  # bounces to the SRS domain are ours to take

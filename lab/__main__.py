@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 2
+    if args.command == "run" and (problem := _unknown_scenarios(args.only or [])):
+        # every argument is checked before anything is probed or built, on any machine
+        print(f"lab: {problem}", file=sys.stderr)
+        return 2
     why = namespaces_available(probe=args.command == "run")
     if why is not None:
         print(f"lab: {why}", file=sys.stderr)
@@ -37,16 +41,23 @@ def main(argv: list[str] | None = None) -> int:
     return run(args.dir, args.prefix, args.only or [])
 
 
+def _unknown_scenarios(only: list[str]) -> str | None:
+    """What is wrong with `--only`, if anything (imported here: `clean` needs only the
+    standard library, the scenarios need mailwarden)."""
+    from .scenarios import SCENARIOS
+
+    unknown = sorted(set(only) - {s.key for s in SCENARIOS})
+    if not unknown:
+        return None
+    known = ", ".join(s.key for s in SCENARIOS)
+    return f"no scenario {', '.join(unknown)} (there are: {known})"
+
+
 def run(root: Path, prefix: str, only: list[str]) -> int:
     from .report import render, summary
     from .run import Lab, LabError, signals_raise
     from .scenarios import SCENARIOS, judge
 
-    unknown = sorted(set(only) - {s.key for s in SCENARIOS})
-    if unknown:
-        known = ", ".join(s.key for s in SCENARIOS)
-        print(f"lab: no scenario {', '.join(unknown)} (there are: {known})", file=sys.stderr)
-        return 2
     scenarios = [s for s in SCENARIOS if not only or s.key in only]
     started = time.monotonic()
     rows = []

@@ -212,13 +212,8 @@ class QuestionProxy:
         self.log: list[Question] = []
         self.truncated = 0
         self._lock = threading.Lock()
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
+        self.udp, self.tcp = _bound_pair()
         self.port = int(self.udp.getsockname()[1])
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
-        self.tcp.listen(64)
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._serve_udp, daemon=True),
@@ -305,6 +300,23 @@ class QuestionProxy:
             thread.join()
         self.udp.close()
         self.tcp.close()
+
+
+def _bound_pair(attempts: int = 50) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a listening TCP socket on one free loopback port."""
+    for _ in range(attempts):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            tcp.bind(("127.0.0.1", udp.getsockname()[1]))
+        except OSError:  # the port is free for UDP only: try another
+            udp.close()
+            tcp.close()
+            continue
+        tcp.listen(64)
+        return udp, tcp
+    raise RuntimeError("no loopback port free for both UDP and TCP")
 
 
 def _read(sock: socket.socket, size: int) -> bytes | None:

@@ -60,7 +60,7 @@ class Prefetcher:
             ):
                 ended = True
                 break
-        if record.redirect is not None and not ended and not record.has_all:  # §6.1
+        if record.redirect is not None and not ended:  # §6.1: with an all, never followed
             targets.append((MechanismKind.INCLUDE, record.redirect))
         for kind, spec in targets:
             if spec is not None and not spec.is_literal:

@@ -62,6 +62,7 @@ from mailwarden.policy import (
     spf_symbols,
 )
 from mailwarden.reports import Recorder
+from mailwarden.runtime import start
 from mailwarden.settings import Settings
 from mailwarden.spf import Identity, SPFChecker, SPFResult, split_sender
 from mailwarden.symbols import Symbol
@@ -131,7 +132,7 @@ class Pipeline:
         self.dnsbl = DNSListChecker(resolver, lists) if lists and network_checks else None
         self.our_names = (self.authserv_id, *settings.gateway.our_names)
         self.our_addresses = _listen_addresses(settings)
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[None]] = set()
         # False in the gateway's worker processes but one: the DMARC reports' schedule runs
         # in one process only (the recorder still records in every one)
         self.runs_schedules = True
@@ -463,9 +464,10 @@ class Pipeline:
         domains; the Author Domain's existence (np=) only when DMARC fails."""
         if not author:
             return
-        task = asyncio.ensure_future(self._prefetch_walk(author))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task = start(self._prefetch_walk(author))
+        if not task.done():  # the answer was not cached yet
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _prefetch_walk(self, author: str) -> None:
         try:
@@ -562,16 +564,20 @@ async def _all_within(
     *stages: tuple[str, Awaitable[Any], Callable[[], Any]],
 ) -> list[Any]:
     """Every stage's result, run concurrently until `deadline` (loop time); a stage still
-    running then is cancelled, named in `timed_out`, and its fallback stands in. One wait
-    for all (not one timeout per stage): this is the warm path."""
-    tasks = [asyncio.ensure_future(work) for _, work, _ in stages]
-    try:
-        delay = max(0.0, deadline - asyncio.get_running_loop().time())
-        _, pending = await asyncio.wait(tasks, timeout=delay)
-    except BaseException:  # cancelled from outside: so are the stages
-        for task in tasks:
-            task.cancel()
-        raise
+    running then is cancelled, named in `timed_out`, and its fallback stands in. Each stage
+    starts at once (`runtime.start`): one that needs no wait (warm caches) finishes without
+    a task; one wait for the others (not one timeout per stage): this is the warm path."""
+    tasks = [start(work) for _, work, _ in stages]
+    waiting = [task for task in tasks if not task.done()]
+    pending: set[asyncio.Future[Any]] = set()
+    if waiting:
+        try:
+            delay = max(0.0, deadline - asyncio.get_running_loop().time())
+            _, pending = await asyncio.wait(waiting, timeout=delay)
+        except BaseException:  # cancelled from outside: so are the stages
+            for task in tasks:
+                task.cancel()
+            raise
     results: list[Any] = []
     for (what, _, fallback), task in zip(stages, tasks, strict=True):
         if task in pending:

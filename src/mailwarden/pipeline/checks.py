@@ -144,8 +144,7 @@ class Pipeline:
         seconds = self.settings.deadlines.connect
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(seconds):
-                return await self._connection_checks(ip)
+            return await _within(seconds, self._connection_checks(ip))
         except TimeoutError:
             return ConnectionFacts(None, None, timed_out=True)
         finally:
@@ -169,8 +168,7 @@ class Pipeline:
         seconds = self.settings.deadlines.helo
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(seconds):
-                return await self._helo_checks(ip, helo)
+            return await _within(seconds, self._helo_checks(ip, helo))
         except TimeoutError:
             address = parse_ip(ip) if isinstance(ip, str) else ip
             spf = timed_out_spf(Identity.HELO, address, helo, "", seconds)
@@ -203,8 +201,7 @@ class Pipeline:
         seconds = self.settings.deadlines.mail
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(seconds):
-                return await self.spf.check_mailfrom(address, mail_from, helo)
+            return await _within(seconds, self.spf.check_mailfrom(address, mail_from, helo))
         except TimeoutError:
             return timed_out_spf(Identity.MAILFROM, address, helo, mail_from, seconds)
         finally:
@@ -228,9 +225,9 @@ class Pipeline:
         """Every stage at once, for a message already received (CLI, batch, HTTP).
         `smtputf8`: the message came with SMTPUTF8 (RFC 6531), so its From may hold UTF-8."""
         started = time.perf_counter()
-        connection = asyncio.ensure_future(self.connection_checks(ip))
-        helo_facts = asyncio.ensure_future(self.helo_checks(ip, helo))
-        spf = asyncio.ensure_future(self.mail_checks(ip, helo, mail_from))
+        connection = start(self.connection_checks(ip))  # each finished now if it can be
+        helo_facts = start(self.helo_checks(ip, helo))
+        spf = start(self.mail_checks(ip, helo, mail_from))
         try:
             return await self.message_checks(
                 self.parse(message, smtputf8=smtputf8),
@@ -587,6 +584,23 @@ async def _all_within(
         else:
             results.append(task.result())
     return results
+
+
+async def _within(seconds: float, work: Awaitable[T]) -> T:
+    """`work`'s result, or TimeoutError (the work cancelled) after `seconds`. Like
+    `asyncio.timeout`, but bound to no task: a stage holding it can be started eagerly
+    (`runtime.start`), and work that needs no wait costs no timer."""
+    task = start(work)
+    if not task.done():
+        try:
+            await asyncio.wait((task,), timeout=seconds)
+        except BaseException:  # cancelled from outside: so is the work
+            task.cancel()
+            raise
+        if not task.done():
+            task.cancel()
+            raise TimeoutError
+    return task.result()
 
 
 def timed(check: str, work: Awaitable[T]) -> Awaitable[T]:

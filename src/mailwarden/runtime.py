@@ -61,14 +61,15 @@ def running_eagerly() -> bool:
 
 
 def start(work: Awaitable[T]) -> asyncio.Future[T]:
-    """`work` started now (a future is returned as it is): run in the caller's task until it
-    first waits. Finished by then, it is a done future (its result or its exception); else a
-    task goes on from that wait (cancelling the task cancels the work, as with any task).
+    """`work` started now (an asyncio future is returned as it is): run in the caller's task
+    until it first waits. Finished by then, it is a done future (its result or its exception);
+    else a task goes on from that wait (cancelling the task cancels the work, as with any
+    task). Any other awaitable, a future of another kind included, is stepped the same way.
 
     Only for work that does not look at its task before its first wait (see
     `running_eagerly`): the pipeline's stages, whose only outside code, the resolver, sits
     behind a `CachingResolver`."""
-    if asyncio.isfuture(work):
+    if isinstance(work, asyncio.Future):  # (not asyncio.isfuture: a failed hasattr per call)
         return work
     loop = asyncio.get_running_loop()
     steps = work.__await__()

@@ -28,13 +28,15 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
-def verdicts(src: str, corpus: Path, messages: int, workdir: Path, label: str) -> list[Any]:
+def verdicts(
+    src: str, corpus: Path, sizes: tuple[int, int], workdir: Path, label: str
+) -> list[Any]:
     """Every verdict (warm, then cold) of the code in `src`, as JSON objects."""
     out = workdir / f"{label}.jsonl"
     env = {**os.environ, "PYTHONPATH": src}
     command = [
         sys.executable, str(HERE / "warm_profile.py"), "--corpus", str(corpus),
-        "--messages", str(messages), "--dump", str(out), "--json",
+        "--messages", str(sizes[0]), "--domains", str(sizes[1]), "--dump", str(out), "--json",
     ]  # fmt: skip
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=3600)
     return [json.loads(line) for line in out.read_text().splitlines() if line]
@@ -62,16 +64,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("left", help="source folder of one version (holds mailwarden/)")
     parser.add_argument("right", help="source folder of the other")
     parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--domains", type=int, default=40)
     parser.add_argument("--corpus", type=Path, help="warm_profile.py's corpus pickle")
     parser.add_argument("--ignore", action="append", default=[], help="a key left out")
     args = parser.parse_args(argv)
     corpus = args.corpus or Path(tempfile.gettempdir()) / (
-        f"mailwarden-warm-profile-40-{args.messages}.pickle"
+        f"mailwarden-warm-profile-{args.domains}-{args.messages}.pickle"
     )
     with tempfile.TemporaryDirectory(prefix="compare-verdicts-") as name:
         workdir = Path(name)
-        left = verdicts(args.left, corpus, args.messages, workdir, "left")
-        right = verdicts(args.right, corpus, args.messages, workdir, "right")
+        sizes = (args.messages, args.domains)
+        left = verdicts(args.left, corpus, sizes, workdir, "left")
+        right = verdicts(args.right, corpus, sizes, workdir, "right")
     if len(left) != len(right):
         print(f"{len(left)} verdicts against {len(right)}")
         return 1

@@ -378,3 +378,16 @@ async def test_a_stage_finished_at_once_needs_no_task() -> None:
     assert verdict.dmarc.result.value == "pass"
     assert verdict.dkim[0].result.value == "pass"
     assert made == []
+
+
+@pytest.mark.parametrize(
+    ("host", "ours"),
+    [("203.0.113.25", ("203.0.113.25",)), ("mx.b.example", ()), ("0.0.0.0", ()), ("::1", ())],
+)
+def test_our_listening_address_is_ours(host: str, ours: tuple[str, ...]) -> None:
+    """A HELO naming the address we listen on is forged: that address is known to the
+    checks; a host name, a wildcard or loopback address is none."""
+    for _ in range(2):  # read once per host, the same each time
+        settings = Settings(gateway=GatewaySettings(hostname="mx.b.example", listen=(host, 25)))
+        pipeline = build(settings, StaticResolver(zone()))
+        assert tuple(str(a) for a in pipeline.our_addresses) == ours

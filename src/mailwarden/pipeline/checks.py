@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import inspect
 import ipaddress
 import time
@@ -643,8 +644,15 @@ def _unreadable(parsed: ParsedMessage) -> DKIMResult:
 
 def _listen_addresses(settings: Settings) -> tuple[IPAddress, ...]:
     """Our own address when the gateway listens on one (a HELO claiming it is forged)."""
+    return _own_address(settings.gateway.listen[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _own_address(host: str) -> tuple[IPAddress, ...]:
+    """Read once per host: a name (not an address) costs ipaddress two exceptions, and a
+    pipeline is built per one-shot command and per cold check."""
     try:
-        address = ipaddress.ip_address(settings.gateway.listen[0])
+        address = ipaddress.ip_address(host)
     except ValueError:
         return ()
     return () if address.is_unspecified or address.is_loopback else (address,)

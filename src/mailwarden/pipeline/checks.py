@@ -226,13 +226,14 @@ class Pipeline:
         """Every stage at once, for a message already received (CLI, batch, HTTP).
         `smtputf8`: the message came with SMTPUTF8 (RFC 6531), so its From may hold UTF-8."""
         started = time.perf_counter()
-        connection = start(self.connection_checks(ip))  # each finished now if it can be
-        helo_facts = start(self.helo_checks(ip, helo))
-        spf = start(self.mail_checks(ip, helo, mail_from))
+        address = parse_ip(ip) if isinstance(ip, str) else ip  # read once for every stage
+        connection = start(self.connection_checks(address))  # each finished now if it can be
+        helo_facts = start(self.helo_checks(address, helo))
+        spf = start(self.mail_checks(address, helo, mail_from))
         try:
             return await self.message_checks(
                 self.parse(message, smtputf8=smtputf8),
-                ip=ip,
+                ip=address,
                 helo=helo,
                 mail_from=mail_from,
                 connection=connection,

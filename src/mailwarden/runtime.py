@@ -78,17 +78,17 @@ def start(work: Awaitable[T]) -> asyncio.Future[T]:
     try:
         waiting_for = steps.send(None)
     except StopIteration as finished:
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[T] = asyncio.Future(loop=loop)  # (the C class: no Python call)
         future.set_result(finished.value)
         return future
     except asyncio.CancelledError:
-        future = loop.create_future()
+        future = asyncio.Future(loop=loop)
         future.cancel()
         return future
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # kept for whoever reads the result, as a task keeps it
-        future = loop.create_future()
+        future = asyncio.Future(loop=loop)
         future.set_exception(exc)
         return future
     finally:

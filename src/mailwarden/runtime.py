@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from asyncio import selector_events
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -130,3 +131,24 @@ class _Resumed(Generic[T]):
                 except StopIteration as finished:
                     result = finished.value
                     return result
+
+
+async def close_listener(server: asyncio.AbstractServer) -> None:
+    """Close a listening server without leaking a connection it has just accepted.
+
+    asyncio's own loop (CPython 3.11) accepts a connection in one step and makes its transport
+    in a task one step later; a `Server.close()` between the two makes that transport's
+    constructor fail an assertion (`Server._attach`), leaving the accepted socket open until
+    the garbage collector finds it: a descriptor leaked per connection caught at shutdown. So
+    the listening sockets stop being read first, then the loop turns until every accept already
+    made has its transport and protocol (three turns cover the worst order of callbacks), and
+    only then is the server closed. uvloop makes the transport in the accepting step and does
+    not need this.
+    """
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, selector_events.BaseSelectorEventLoop):
+        for sock in getattr(server, "sockets", None) or ():
+            loop.remove_reader(sock.fileno())
+        for _ in range(3):
+            await asyncio.sleep(0)
+    server.close()

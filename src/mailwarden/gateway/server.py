@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from mailwarden import metrics
 from mailwarden.body import SpooledMessage
 from mailwarden.pipeline import MessageDecision
+from mailwarden.runtime import close_listener
 from mailwarden.settings import BareLineEnding, GatewaySettings, StrictAction
 
 from .admission import SharedAdmission
@@ -217,7 +218,7 @@ class Gateway:
         closed now with 421 4.3.2 (RFC 5321 §3.8), one in a transaction when it ends."""
         self._stopping = True
         if self._server is not None:
-            self._server.close()
+            await close_listener(self._server)
         for task, connection in list(self._waiting.items()):
             connection.shutting_down()
             task.cancel()
@@ -231,7 +232,7 @@ class Gateway:
 
     async def close(self) -> None:
         if self._server is not None:
-            self._server.close()
+            await close_listener(self._server)
             await self._server.wait_closed()
             self._server = None
         for task in list(self._tasks):
@@ -290,6 +291,8 @@ class Gateway:
         task = asyncio.get_running_loop().create_task(_Connection(self, stream).run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # A task cancelled before its first step never reaches its `finally`: close here too.
+        task.add_done_callback(lambda _: stream.close())
 
 
 def default_relay(config: GatewaySettings) -> Downstream:

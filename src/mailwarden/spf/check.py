@@ -170,7 +170,9 @@ class SPFChecker:
             )
         evaluation = self._evaluation(address, local, sender_domain, helo)
         if self.prefetch and valid_domain(domain):
-            task = asyncio.ensure_future(self._prefetcher.tree(domain, address.version))
+            task = asyncio.ensure_future(
+                self._prefetcher.tree(domain, address.version, address=address)
+            )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         try:

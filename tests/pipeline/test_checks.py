@@ -301,6 +301,98 @@ async def test_a_session_closed_at_once_leaves_no_check_unawaited(ticks: int) ->
     gc.collect()
 
 
+# -- deadlines: every stage has its own; out of time is never a pass ------------------------
+
+
+def deadline_pipeline(resolver: Resolver, **seconds: float) -> Pipeline:
+    from mailwarden.settings import Deadlines
+
+    settings = Settings(
+        gateway=GatewaySettings(hostname="mx.b.example"),
+        dnsbl=DNSListSettings(use=("zen",)),
+        deadlines=Deadlines(**seconds),
+    )
+    return build(settings, resolver)
+
+
+async def test_slow_mail_from_spf_is_a_temperror_by_its_own_deadline() -> None:
+    resolver = StaticResolver(zone())
+    resolver.fail("a.example", "TXT", delay=5.0)  # the answer comes too late
+    started = time.perf_counter()
+    verdict = await deadline_pipeline(resolver, mail=0.2, helo=0.2, data=3.0).check(
+        signed(), ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert time.perf_counter() - started < 2.0  # the mail deadline, not the data one
+    assert verdict.spf.result.value == "temperror"
+    assert "timed out after 0.2 s" in verdict.spf.reason
+    assert verdict.dkim[0].result.value == "pass"  # the rest still counts
+    assert verdict.dmarc.result.value == "pass"
+
+
+async def test_slow_connection_checks_count_for_nothing() -> None:
+    resolver = StaticResolver(zone())
+    resolver.fail("10.2.0.192.in-addr.arpa", "PTR", delay=5.0)
+    verdict = await deadline_pipeline(resolver, connect=0.2, data=3.0).check(
+        signed(), ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert verdict.iprev is None
+    assert "connect" in verdict.timed_out
+    assert verdict.spf.result.value == "pass"
+
+
+async def test_the_data_deadline_bounds_a_stage_with_a_longer_one() -> None:
+    resolver = StaticResolver(zone())
+    resolver.fail("sel._domainkey.a.example", "TXT", delay=5.0)
+    started = time.perf_counter()
+    verdict = await deadline_pipeline(resolver, data=0.3).check(
+        signed(), ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert time.perf_counter() - started < 2.0
+    assert [d.result.value for d in verdict.dkim] == ["temperror"]
+    assert "dkim" in verdict.timed_out
+    # DMARC needs no wait (its record was prefetched): it is decided from the aligned SPF
+    # pass even though DKIM ran out of time (before stages started eagerly, it was cancelled
+    # unstarted at the passed deadline: temperror)
+    assert verdict.dmarc.result.value == "pass"
+    assert verdict.policy.action is Action.ACCEPT
+
+
+async def test_a_stage_finished_at_once_needs_no_task() -> None:
+    """Warm caches: no stage of a verdict needs a task of its own (the network checks, off
+    here, gather theirs)."""
+    settings = Settings(gateway=GatewaySettings(hostname="mx.b.example"))
+    pipeline = build(settings, StaticResolver(zone()), network_checks=False)
+    message = signed()
+    for _ in range(3):  # caches filled, SPF policies compiled
+        await pipeline.check(message, ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example")
+    await pipeline.drain()
+    made: list[object] = []
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(lambda lp, coro: made.append(coro) or asyncio.Task(coro, loop=lp))
+    try:
+        verdict = await pipeline.check(
+            message, ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+        )
+    finally:
+        loop.set_task_factory(None)
+    assert verdict.dmarc.result.value == "pass"
+    assert verdict.dkim[0].result.value == "pass"
+    assert made == []
+
+
+@pytest.mark.parametrize(
+    ("host", "ours"),
+    [("203.0.113.25", ("203.0.113.25",)), ("mx.b.example", ()), ("0.0.0.0", ()), ("::1", ())],
+)
+def test_our_listening_address_is_ours(host: str, ours: tuple[str, ...]) -> None:
+    """A HELO naming the address we listen on is forged: that address is known to the
+    checks; a host name, a wildcard or loopback address is none."""
+    for _ in range(2):  # read once per host, the same each time
+        settings = Settings(gateway=GatewaySettings(hostname="mx.b.example", listen=(host, 25)))
+        pipeline = build(settings, StaticResolver(zone()))
+        assert tuple(str(a) for a in pipeline.our_addresses) == ours
+
+
 # -- which questions a verdict asks (issue 14: each lookup only when the decision needs it) --
 PROVIDER_ZONE: dict[str, dict[str, Any]] = {
     # the shape of benchmarks/verdict_bench.py's corpus: mx first, then a provider whose first

@@ -34,9 +34,10 @@ def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -
     }
     assert all(value > 0 for value in summary["primitive_verify_us"].values())
     budget = summary["ed25519_budget"]
-    assert budget["mailwarden_us"] == pytest.approx(
-        1e6 / summary["per_second"]["verify_ed25519_mailwarden"], abs=0.1
-    )
+    # per_second is rounded to 0.1: on a slow run (113/s under tracemalloc) that rounding
+    # alone moves 1e6 / per_second by up to 0.05 / 113 of itself (4 us).
+    rate = summary["per_second"]["verify_ed25519_mailwarden"]
+    assert budget["mailwarden_us"] == pytest.approx(1e6 / rate, rel=0.05 / rate + 1e-5, abs=0.1)
     assert budget["mailwarden_rest_us"] == pytest.approx(
         budget["mailwarden_us"] - budget["mailwarden_check_us"], abs=0.2
     )

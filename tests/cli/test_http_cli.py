@@ -118,10 +118,14 @@ def process(*args: str) -> Iterator[dict[str, object]]:
                 stream.close()
 
 
-def test_serve_runs_the_api_beside_the_gateway(tmp_path: Path, zone: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_runs_the_api_beside_the_gateway(tmp_path: Path, zone: Path, workers: str) -> None:
+    """In one process, and with two workers (the API in worker 0: its stores, its address
+    announced by the supervisor)."""
     config = tmp_path / "mw.toml"
     config.write_text(f'[dnsbl]\nuse = []\n[http]\ntoken = "{TOKEN}"\n')
     args = ["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--hostname", "mx.test"]
+    args += ["--workers", workers]
     args += ["--config", str(config), "--dns-zone", str(zone), "--data-dir", str(tmp_path / "d")]
     with process(*args) as info:
         base = f"http://{info['http']}"
@@ -175,6 +179,9 @@ def test_serve_http_on_a_taken_port_is_exit_2(
     assert err.count("\n") == 1
 
 
+SERVE_HTTP = ["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--hostname", "mx.t"]
+
+
 def _config(path: Path, token: str, data: Path) -> None:
     path.write_text(
         f'[gateway]\ndata_dir = "{data}"\n[dnsbl]\nuse = []\n[http]\ntoken = "{token}"\n'
@@ -186,7 +193,11 @@ def _config(path: Path, token: str, data: Path) -> None:
     [
         (["http", "--listen", "127.0.0.1:0"], "listen"),
         (
-            ["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--hostname", "mx.t"],
+            [*SERVE_HTTP, "--workers", "1"],
+            "http",
+        ),
+        (
+            [*SERVE_HTTP, "--workers", "2"],
             "http",
         ),
     ],

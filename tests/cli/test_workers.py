@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.cli.test_lifecycle import SMTP, Process, delivered, hostport, write_serve_config
+from tests.cli.test_lifecycle import ZONE as SPF_ZONE
 from tests.dkim.helpers import ed_key
 
 from mailwarden.cli import run
@@ -305,3 +308,203 @@ def test_a_worker_that_cannot_start_is_one_error_line(tmp_path: Path) -> None:
     err = result.stderr.decode()
     assert err.count("mailwarden: error:") == 1, err
     assert "Traceback" not in err
+
+
+# -- reload and orderly stop in every worker (real sockets, real signals) --------------------
+
+
+def serving_pid(sock: socket.socket, pids: list[int]) -> int | None:
+    """Which of `pids` holds the server side of the connection `sock` (after its greeting,
+    so accepted): found in /proc/net/tcp by the port pair, then among the workers' fds."""
+    server_port, client_port = sock.getpeername()[1], sock.getsockname()[1]
+    inode = None
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+        if int(local, 16) == server_port and int(remote, 16) == client_port:
+            inode = fields[9]
+    if inode is None or inode == "0":
+        return None
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def one_per_worker(address: tuple[str, int], pids: list[int]) -> dict[int, SMTP]:
+    """An SMTP session (greeted, EHLO said) on each worker: connections are opened until the
+    kernel has given one to each, 30 s at most (the others are closed)."""
+    sessions: dict[int, SMTP] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        client = SMTP(address)
+        pid = serving_pid(client.sock, pids)
+        if pid is None or pid in sessions:
+            client.close()
+            continue
+        assert client.command("EHLO mail.a.example").startswith("250")
+        sessions[pid] = client
+        if len(sessions) == len(pids):
+            return sessions
+    pytest.fail(f"the connections never reached every worker: {sorted(sessions)} of {pids}")
+
+
+def send(client: SMTP, subject: str) -> None:
+    """One message to postmaster@example.net, the session then closed."""
+    message = f"From: a@a.example\r\nTo: postmaster@example.net\r\nSubject: {subject}\r\n\r\nhi"
+    assert client.command("MAIL FROM:<x@a.example>").startswith("250")
+    assert client.command("RCPT TO:<postmaster@example.net>").startswith("250")
+    assert client.command("DATA").startswith("354")
+    assert client.command(message + "\r\n.").startswith("250")
+    assert client.command("QUIT").startswith("221")
+    client.close()
+
+
+def stamped(root: Path) -> dict[str, str]:
+    """Subject -> the authserv-id of our Authentication-Results, for every delivered message."""
+    found = {}
+    for mail in delivered(root):
+        head = mail.split(b"\r\n\r\n")[0].decode()
+        subject = re.search(r"^Subject: (.*)$", head, re.M)
+        stamp = re.search(r"^Authentication-Results: ([^;]+);", head, re.M)
+        assert subject, head
+        assert stamp, head
+        found[subject.group(1)] = stamp.group(1)
+    return found
+
+
+def test_every_worker_reloads_and_stops_in_order(tmp_path: Path) -> None:
+    """`serve --workers 2`: SIGHUP gives new connections on each worker the new settings (one
+    line said, once both reloaded) while sessions opened before finish on the old ones; an
+    unusable file is said once and both keep running; a worker restarted after the reload
+    gets the reloaded settings, not the first ones; SIGTERM: the idle sessions of both workers
+    get 421 4.3.2, then no worker accepts, the transactions in flight finish, exit 0."""
+    zone = tmp_path / "zone"
+    zone.write_text(SPF_ZONE)  # a.example: SPF, no DMARC (the messages are delivered)
+    config = tmp_path / "mailwarden.toml"
+    write_serve_config(config, "mx1.test")
+    process = Process(
+        "serve", "--config", str(config), "--listen", "127.0.0.1:0", "--workers", "2",
+        "--dns-zone", str(zone), "--json",
+    )  # fmt: skip
+    address = hostport(process.info["listen"])
+    try:
+        assert process.info["workers"] == 2
+        wait_for(lambda: len(children(process.popen.pid)) == 2)
+        pids = children(process.popen.pid)
+        early = one_per_worker(address, pids)  # open across the reload: the old settings
+        write_serve_config(config, "mx2.test")
+        process.signal(signal.SIGHUP)
+        process.wait_for("settings reloaded")
+        for pid, client in one_per_worker(address, pids).items():
+            send(client, f"new {pids.index(pid)}")
+        for pid, client in early.items():
+            send(client, f"early {pids.index(pid)}")
+        config.write_text('[dnsbl]\nuse = ["nosuchlist"]\n')
+        process.signal(signal.SIGHUP)
+        process.wait_for("reload failed")
+        for pid, client in one_per_worker(address, pids).items():
+            send(client, f"kept {pids.index(pid)}")
+        said = "".join(process.stderr)
+        assert said.count("settings reloaded") == 1, said  # said once for both workers
+        assert said.count("reload failed") == 1, said
+        assert "nosuchlist" in said
+        # a worker that dies after the reload comes back with the reloaded settings
+        os.kill(pids[1], signal.SIGKILL)
+        wait_for(
+            lambda: (
+                len(children(process.popen.pid)) == 2 and pids[1] not in children(process.popen.pid)
+            )
+        )
+        pids = children(process.popen.pid)
+        restarted = next(pid for pid in pids if pid not in early)
+        sessions = one_per_worker(address, pids)  # once it listens
+        send(sessions.pop(restarted), "restarted")
+        for client in sessions.values():
+            client.close()
+        # the orderly stop: on each worker an idle session and one in a transaction
+        idle = one_per_worker(address, pids)
+        busy = one_per_worker(address, pids)
+        for client in busy.values():
+            assert client.command("MAIL FROM:<x@a.example>").startswith("250")
+        started = time.monotonic()
+        process.signal(signal.SIGTERM)
+        for client in idle.values():
+            assert client.reply().startswith("421 4.3.2 mx1.test Service shutting down")
+            client.close()
+        with pytest.raises(ConnectionRefusedError):  # told 421: no worker accepts any more
+            socket.create_connection(address, timeout=5)
+        for index, client in enumerate(busy.values()):
+            assert client.command("RCPT TO:<postmaster@example.net>").startswith("250")
+            assert client.command("DATA").startswith("354")
+            message = f"From: a@a.example\r\nTo: postmaster@example.net\r\nSubject: stop {index}"
+            assert client.command(message + "\r\n\r\nhi\r\n.").startswith("250")
+            assert client.reply().startswith("421 4.3.2 ")  # RFC 5321 §3.8
+            client.close()
+        assert process.popen.wait(30) == 0
+        assert time.monotonic() - started < 30
+        for pid in pids:  # no worker outlives the supervisor
+            assert not Path(f"/proc/{pid}").exists()
+    finally:
+        assert process.stop() == 0
+    assert stamped(tmp_path) == {
+        "early 0": "mx1.test",
+        "early 1": "mx1.test",
+        "new 0": "mx2.test",
+        "new 1": "mx2.test",
+        "kept 0": "mx2.test",
+        "kept 1": "mx2.test",
+        "restarted": "mx2.test",
+        "stop 0": "mx2.test",
+        "stop 1": "mx2.test",
+    }
+    assert "worker 1 died (signal 9): restarting it" in "".join(process.stderr)
+    assert not any("Traceback" in line for line in process.stderr)
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["ctrl-c", "sigint"])
+def test_sigint_stops_every_worker(tmp_path: Path, group: bool) -> None:
+    """Ctrl-C in a terminal signals the whole process group (the supervisor and each worker
+    at once); `kill -INT` only the supervisor. Either way: the idle session is told 421, no
+    worker is left, exit 0, no worker reported dead."""
+    zone = tmp_path / "zone"
+    zone.write_text(SPF_ZONE)
+    config = tmp_path / "mailwarden.toml"
+    write_serve_config(config, "mx1.test")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailwarden", "serve", "--config", str(config),
+         "--listen", "127.0.0.1:0", "--workers", "2", "--dns-zone", str(zone), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        wait_for(lambda: len(children(proc.pid)) == 2)
+        workers = children(proc.pid)
+        idle = one_per_worker(hostport(json.loads(line)["listen"]), workers)
+        if group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        for client in idle.values():
+            assert client.reply().startswith("421 4.3.2 mx1.test Service shutting down")
+            client.close()
+        assert proc.wait(40) == 0
+        err = proc.stderr.read()
+        assert "died" not in err, err
+        assert "Traceback" not in err, err
+        for pid in workers:
+            assert not Path(f"/proc/{pid}").exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()

@@ -117,9 +117,10 @@ def workers_option(*, cpus_by_default: bool) -> Callable[[Callable[..., Any]], C
 def prepare_worker_processes() -> Callable[[], None]:
     """Before forking the gateway's workers: the metrics count in shared files, so the
     `/metrics` of any worker shows the sum (`mailwarden.metrics.use_worker_processes`).
-    Returns what to do at the end: the environment variable that mode sets is put back (a
-    process started later must not write there); the directory stays, as this process's own
-    figures live in it."""
+    Returns what to do at the end: back to counting in memory (`use_one_process`: the mode is
+    process-wide and a process started later, or this one going on as an in-process caller
+    does, must not count into those files) or to the multi-process directory set before; the
+    directory stays, as this process's own figures live in it."""
     hook = getattr(metrics, "use_worker_processes", None)
     if hook is None:
         return lambda: None
@@ -129,7 +130,7 @@ def prepare_worker_processes() -> Callable[[], None]:
 
     def restore() -> None:
         if before is None:
-            os.environ.pop(variable, None)
+            metrics.use_one_process()
         else:
             os.environ[variable] = before
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from tests.cli.test_lifecycle import Process, SlowDNS
+from tests.cli.test_workers import children, wait_for
 
 from mailwarden.cli import run
 from mailwarden.milter import negotiate
@@ -222,6 +225,54 @@ def test_sighup_reloads_the_token_and_a_bad_file_keeps_the_running_one(
         assert "http.token" in process.wait_for("reload failed")
         assert _get(f"{base}/v1/settings", other)[0] == 200
         assert _get(f"{base}/health")[0] == 200
+    finally:
+        assert process.stop() == 0
+    assert not any("Traceback" in line for line in process.stderr)
+
+
+def listener_pid(port: int, pids: list[int]) -> int:
+    """Which of `pids` listens on `port` (from /proc: the socket's inode, then the fds)."""
+    inodes = set()
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+            inodes.add(f"socket:[{fields[9]}]")
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in inodes:
+                    return pid
+    raise AssertionError(f"no process of {pids} listens on {port}")
+
+
+def test_a_restarted_worker_0_keeps_the_api_where_it_was(tmp_path: Path, zone: Path) -> None:
+    """`serve --workers 2 --http 127.0.0.1:0`: worker 0 (the API's) killed after a reload
+    comes back on the same port (not another free one), with the reloaded token."""
+    config = tmp_path / "mw.toml"
+    other = "another-token-for-the-reload-7"
+    _config(config, TOKEN, tmp_path / "data")
+    process = Process(
+        *SERVE_HTTP, "--workers", "2", "--config", str(config), "--dns-zone", str(zone), "--json"
+    )
+    try:
+        base = f"http://{process.info['http']}"
+        wait_for(lambda: len(children(process.popen.pid)) == 2)
+        pids = children(process.popen.pid)
+        _config(config, other, tmp_path / "data")
+        process.signal(signal.SIGHUP)
+        process.wait_for("settings reloaded")
+        first = listener_pid(int(process.info["http"].rsplit(":", 1)[1]), pids)
+        os.kill(first, signal.SIGKILL)
+        process.wait_for("worker 0 died (signal 9): restarting it")
+
+        def answers() -> bool:
+            with contextlib.suppress(OSError):
+                return _get(f"{base}/health")[0] == 200
+            return False
+
+        wait_for(answers)
+        assert _get(f"{base}/v1/settings", other)[0] == 200
+        assert _get(f"{base}/v1/settings", TOKEN)[0] == 401
     finally:
         assert process.stop() == 0
     assert not any("Traceback" in line for line in process.stderr)

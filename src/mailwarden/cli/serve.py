@@ -355,11 +355,18 @@ def _serve_workers(
     share = replace(limits, memory_budget=max(1, limits.memory_budget // workers))
     settings = replace(settings, gateway=replace(settings.gateway, limits=share))
 
+    # where worker 0's HTTP API listens once announced: a restarted worker 0 listens there
+    # again, not on another free port (`--http HOST:0`)
+    api: list[str] = []
+
     def run(worker: Worker) -> None:
         admission.bind(worker.index)
-        _run_gateway(settings, given, dns, http_listen, as_json, admission=admission, worker=worker)
+        where = api[0] if api else http_listen
+        _run_gateway(settings, given, dns, where, as_json, admission=admission, worker=worker)
 
     def announce(bound_host: str, bound_port: int, http: str) -> None:
+        if http:
+            api[:] = [http]
         _announce(settings, bound_host, bound_port, as_json, workers, http or None)
 
     try:

@@ -8,6 +8,7 @@ die, and all stop on SIGTERM.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from tests.cli.test_lifecycle import ZONE as SPF_ZONE
 from tests.dkim.helpers import ed_key
 
 from mailwarden.cli import run
-from mailwarden.cli.workers import run_batch_workers
+from mailwarden.cli.workers import StopBarrier, _Reloads, run_batch_workers
 from mailwarden.dkim import key_record, sign
 
 ZONE = """\
@@ -508,3 +509,144 @@ def test_sigint_stops_every_worker(tmp_path: Path, group: bool) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+# -- the supervisor's reload rounds and the stop barrier, as pure logic ----------------------
+
+
+class Rounds:
+    """`_Reloads` with workers 0 and 1 listening, recording what it says and whom it signals."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+        self.hung_up: list[int] = []
+        self.listening = {0, 1}
+        self.reloads = _Reloads(self.said.append, lambda: set(self.listening), self.hung_up.append)
+        for index in (0, 1):
+            self.reloads.started(index)
+            self.reloads.listens(index)
+
+
+OK = "settings reloaded: new connections use them"
+KEPT = "warning: reload failed, the running configuration is kept: bad"
+
+
+def test_a_round_is_said_once_when_every_worker_answered() -> None:
+    rounds = Rounds()
+    assert rounds.hung_up == []  # listening with the settings of the start: nothing to do
+    rounds.reloads.signalled()
+    assert sorted(rounds.hung_up) == [0, 1]
+    rounds.reloads.reloaded(0, OK, "new")
+    assert rounds.said == []  # worker 1 has not reloaded yet
+    rounds.reloads.reloaded(1, OK, "new")
+    assert rounds.said == [OK]
+    assert rounds.reloads.state == "new"
+
+
+def test_outcomes_that_differ_name_their_workers() -> None:
+    rounds = Rounds()
+    rounds.reloads.signalled()
+    rounds.reloads.reloaded(1, KEPT, None)
+    rounds.reloads.reloaded(0, OK, "new")
+    assert rounds.said == [f"worker 0: {OK}", f"worker 1: {KEPT}"]
+
+
+def test_a_sighup_during_a_round_starts_another_after_it() -> None:
+    rounds = Rounds()
+    rounds.reloads.signalled()
+    rounds.reloads.signalled()  # not passed on yet: worker 0 would reload twice at once
+    assert sorted(rounds.hung_up) == [0, 1]
+    rounds.reloads.reloaded(0, OK, "one")
+    rounds.reloads.reloaded(1, OK, "one")
+    assert sorted(rounds.hung_up) == [0, 0, 1, 1]
+    rounds.reloads.reloaded(0, KEPT, None)
+    rounds.reloads.reloaded(1, KEPT, None)
+    assert rounds.said == [OK, KEPT]
+    assert rounds.reloads.state == "one"  # the failed round keeps the running settings
+
+
+def test_a_worker_dying_in_a_round_does_not_hold_it() -> None:
+    rounds = Rounds()
+    rounds.reloads.signalled()
+    rounds.reloads.reloaded(0, OK, "new")
+    rounds.listening.discard(1)
+    rounds.reloads.died(1)
+    assert rounds.said == [OK]
+    rounds.reloads.started(1)  # restarted with the reloaded settings: no reload of its own
+    rounds.listening.add(1)
+    rounds.reloads.listens(1)
+    assert sorted(rounds.hung_up) == [0, 1]
+
+
+def test_a_worker_that_missed_a_round_reloads_alone() -> None:
+    rounds = Rounds()
+    rounds.listening.discard(1)
+    rounds.reloads.died(1)
+    rounds.reloads.started(1)  # starting, not listening yet
+    rounds.reloads.signalled()
+    assert rounds.hung_up == [0]
+    rounds.reloads.reloaded(0, OK, "new")
+    assert rounds.said == [OK]  # the round was worker 0's alone
+    # it ended before worker 1 listened: worker 1 reloads alone, said only if it fails
+    rounds.listening.add(1)
+    rounds.reloads.listens(1)
+    assert rounds.hung_up == [0, 1]
+    rounds.reloads.reloaded(1, KEPT, None)
+    assert rounds.said == [OK, f"worker 1: {KEPT}"]
+
+
+def test_a_late_worker_inside_an_open_round_counts_in_it() -> None:
+    rounds = Rounds()
+    rounds.listening.discard(1)
+    rounds.reloads.died(1)
+    rounds.reloads.started(1)
+    rounds.reloads.signalled()
+    rounds.listening.add(1)
+    rounds.reloads.listens(1)  # while worker 0 is still reloading
+    rounds.reloads.reloaded(0, OK, "new")
+    assert rounds.said == []
+    rounds.reloads.reloaded(1, OK, "new")
+    assert rounds.said == [OK]
+
+
+def test_a_round_nobody_answered_is_caught_up_by_the_next_worker() -> None:
+    """Every worker died during the round: those started after it reload once they listen,
+    silently when it works, and hand the settings over."""
+    rounds = Rounds()
+    rounds.reloads.signalled()
+    for index in (0, 1):
+        rounds.listening.discard(index)
+        rounds.reloads.died(index)
+    assert rounds.said == []
+    rounds.reloads.started(0)
+    rounds.listening.add(0)
+    rounds.reloads.listens(0)
+    assert rounds.hung_up == [0, 1, 0]
+    rounds.reloads.reloaded(0, OK, "new")
+    assert rounds.said == []
+    assert rounds.reloads.state == "new"
+
+
+def test_a_reload_nobody_asked_for_is_said_with_its_worker() -> None:
+    rounds = Rounds()
+    rounds.reloads.reloaded(1, OK, "new")  # SIGHUP sent to worker 1 itself
+    assert rounds.said == [f"worker 1: {OK}"]
+
+
+def test_the_stop_barrier_waits_for_every_listening_worker() -> None:
+    async def scenario() -> None:
+        barrier = StopBarrier(3, timeout=0.3)
+        for index in (0, 1):
+            barrier.listening(index)  # worker 2 never listened: not waited for
+        assert not await barrier.closed(0)  # worker 1 still listens: given up after 0.3 s
+        later = asyncio.get_running_loop().call_later(0.05, barrier.gone, 1)  # it dies
+        assert await barrier.closed(0)
+        later.cancel()
+        barrier.listening(1)  # restarted
+        waiting = asyncio.ensure_future(barrier.closed(0))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        assert await barrier.closed(1)
+        assert await waiting
+
+    asyncio.run(scenario())

@@ -333,8 +333,9 @@ class StopBarrier:
     worker's 0 (a worker that dies or hangs while the others wait costs them at most
     `BARRIER_TIMEOUT`)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, timeout: float = BARRIER_TIMEOUT) -> None:
         self.workers = workers
+        self.timeout = timeout
         self._memory = mmap.mmap(-1, workers)
 
     def listening(self, index: int) -> None:
@@ -348,11 +349,11 @@ class StopBarrier:
         return 1 not in self._memory[:]
 
     async def closed(self, index: int) -> bool:
-        """Worker `index` closed its listener: wait (up to `BARRIER_TIMEOUT`) for every other
-        one. True when none listens any more."""
+        """Worker `index` closed its listener: wait (up to `timeout`) for every other one.
+        True when none listens any more."""
         self._memory[index] = 2
         try:
-            async with asyncio.timeout(BARRIER_TIMEOUT):
+            async with asyncio.timeout(self.timeout):
                 # other processes write it: no event to wait on, a short poll
                 while not self.all_closed():  # noqa: ASYNC110
                     await asyncio.sleep(0.005)
@@ -426,9 +427,11 @@ class _Reloads:
 
     A round sends SIGHUP to every worker listening and says the outcome once all of them
     answered (or died): one line when they agree, one per outcome naming the workers when
-    they do not. A SIGHUP during a round starts another once it ends. A worker that was
-    started before a round ended (so with the settings before it) reloads once it listens:
-    within the round if still open, else alone, saying only a failure."""
+    they do not. A SIGHUP during a round starts another once it ends. A worker started with
+    settings older than the last SIGHUP (started during a round, or after one that no worker
+    answered) reloads once it listens: within the round if one is open, else alone, saying
+    only a failure. A reload nobody asked for (SIGHUP sent to a worker itself) is said with
+    the worker's number."""
 
     def __init__(
         self,
@@ -441,35 +444,36 @@ class _Reloads:
         self.hangup = hangup  # SIGHUP to one worker
         self.state: Any = None  # what the last successful reload handed over
         self.begun = 0  # rounds begun
-        self.done = 0  # rounds ended (self.state is theirs)
+        self.settled = 0  # the last round that was answered: `state` is as of it
+        self.open = False
         self.waiting: set[int] = set()
         self.outcomes: dict[int, tuple[str, Any]] = {}
         self.again = False
         self.alone: set[int] = set()  # late workers reloading outside a round
-        self.since: dict[int, int] = {}  # rounds ended when each worker was started
-
-    @property
-    def open(self) -> bool:
-        return self.begun > self.done
+        self.since: dict[int, int] = {}  # the round each worker's settings are as of
 
     def started(self, index: int) -> None:
-        self.since[index] = self.done
+        """Worker `index` was started with `state`."""
+        self.since[index] = self.settled
 
-    def signalled(self, listening: Iterable[int]) -> None:
-        """SIGHUP came: a round for the workers `listening`, or after the current one."""
+    def signalled(self) -> None:
+        """SIGHUP came: a round for the workers listening, or another after this one."""
         if self.open:
             self.again = True
             return
         self.begun += 1
+        self.open = True
         self.outcomes = {}
-        self.waiting = set(listening)
+        self.waiting = set(self.listening())
+        self.alone -= self.waiting
         for index in self.waiting:
+            self.since[index] = self.begun
             self.hangup(index)
         self._maybe_end()
 
     def listens(self, index: int) -> None:
-        """Worker `index` listens now: a reload if one began after its settings were chosen."""
-        if self.since.get(index, self.done) >= self.begun:
+        """Worker `index` listens now: it reloads if a SIGHUP came after its settings."""
+        if self.since.get(index, self.begun) >= self.begun:
             return
         self.since[index] = self.begun
         if self.open:
@@ -479,18 +483,18 @@ class _Reloads:
         self.hangup(index)
 
     def reloaded(self, index: int, text: str, state: Any) -> None:
-        if index in self.alone:
-            self.alone.discard(index)
-            if state is None:
-                self.say(f"worker {index}: {text}")
-            else:
-                self.state = state
+        """Worker `index` reloaded: `text` says how, `state` is not None when it succeeded."""
+        if index in self.waiting:
+            self.waiting.discard(index)
+            self.outcomes[index] = (text, state)
+            self._maybe_end()
             return
-        if index not in self.waiting:
-            return
-        self.waiting.discard(index)
-        self.outcomes[index] = (text, state)
-        self._maybe_end()
+        late = index in self.alone
+        self.alone.discard(index)
+        if state is not None:
+            self.state = state
+        if state is None or not late:
+            self.say(f"worker {index}: {text}")
 
     def died(self, index: int) -> None:
         self.alone.discard(index)
@@ -501,7 +505,9 @@ class _Reloads:
     def _maybe_end(self) -> None:
         if self.waiting:
             return
-        self.done = self.begun
+        self.open = False
+        if self.outcomes:
+            self.settled = self.begun
         said: dict[str, list[int]] = {}
         for index, (text, state) in sorted(self.outcomes.items()):
             said.setdefault(text, []).append(index)
@@ -514,7 +520,7 @@ class _Reloads:
                 self.say(f"worker {', '.join(map(str, indices))}: {text}")
         if self.again:
             self.again = False
-            self.signalled(self.listening())
+            self.signalled()
 
 
 def supervise(
@@ -611,7 +617,7 @@ def supervise(
                     stopping = True
                     _stop_all(procs.values())
                 if b"h" in woken and not stopping:  # SIGHUP: every worker reloads
-                    reloads.signalled(reloads.listening())
+                    reloads.signalled()
             for index, line in list(lines.items()):
                 if line in ready:
                     drain(index)

@@ -9,6 +9,7 @@ die, and all stop on SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -509,6 +510,45 @@ def test_sigint_stops_every_worker(tmp_path: Path, group: bool) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """SIGKILL to the supervisor (the OOM killer, `kill -9`): its workers do not live on with
+    the port; each gets SIGTERM and stops in order (its idle session told 421)."""
+    zone = tmp_path / "zone"
+    zone.write_text(SPF_ZONE)
+    config = tmp_path / "mailwarden.toml"
+    write_serve_config(config, "mx1.test")
+    process = Process(
+        "serve", "--config", str(config), "--listen", "127.0.0.1:0", "--workers", "2",
+        "--dns-zone", str(zone), "--json",
+    )  # fmt: skip
+    address = hostport(process.info["listen"])
+    workers: list[int] = []
+    try:
+        wait_for(lambda: len(children(process.popen.pid)) == 2)
+        workers = children(process.popen.pid)
+        idle = one_per_worker(address, workers)
+        process.signal(signal.SIGKILL)
+        for client in idle.values():
+            assert client.reply().startswith("421 4.3.2 mx1.test Service shutting down")
+            client.close()
+
+        def gone(pid: int) -> bool:  # ended (reaped by init, or a zombie awaiting it)
+            status = Path(f"/proc/{pid}/status")
+            with contextlib.suppress(OSError):
+                return "zombie" in status.read_text()
+            return True
+
+        wait_for(lambda: all(gone(pid) for pid in workers))
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(address, timeout=5)
+    finally:
+        for pid in workers:  # left behind on failure: they would hold the test's pipes
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert process.stop() == -signal.SIGKILL
+    assert not any("Traceback" in line for line in process.stderr)
 
 
 # -- the supervisor's reload rounds and the stop barrier, as pure logic ----------------------

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import mmap
 import os
 import signal
@@ -394,11 +395,24 @@ class Worker:
 WorkerMain = Callable[[Worker], None]
 
 
-def _serve_worker(worker: Worker, run: WorkerMain) -> None:
+def _serve_worker(worker: Worker, run: WorkerMain, supervisor: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)  # the worker's loop installs its own handlers
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # before the loop listens: see `supervise`
+    _die_with(supervisor)
     _as_command(lambda: run(worker), worker.say)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2), Linux
+
+
+def _die_with(supervisor: int) -> None:
+    """A worker stops (SIGTERM: its orderly stop) when the supervisor dies, even by SIGKILL,
+    instead of living on with the port; gone already, it exits now. Linux only (prctl)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor:  # it died before prctl: no signal will come
+        os._exit(EXIT_OK)
 
 
 def _say(text: str) -> None:
@@ -560,7 +574,7 @@ def supervise(
     def start(index: int) -> None:
         out, into = _fork.Pipe(duplex=False)
         worker = Worker(index, reloads.state, barrier, into)
-        proc = _fork.Process(target=_serve_worker, args=(worker, run), daemon=False)
+        proc = _fork.Process(target=_serve_worker, args=(worker, run, os.getpid()), daemon=False)
         proc.start()
         into.close()
         procs[index], lines[index] = proc, out

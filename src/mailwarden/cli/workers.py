@@ -25,6 +25,8 @@ Reload and stop behave as in one process:
 * SIGTERM: every worker closes its listener, then waits until every other worker has closed
   its own (`StopBarrier`, in shared memory; at most `BARRIER_TIMEOUT`) before telling its
   idle sessions 421: a client told "shutting down" finds no worker still accepting.
+* The supervisor killed (SIGKILL, the OOM killer): each worker gets SIGTERM from the kernel
+  (PR_SET_PDEATHSIG) and stops in order, instead of living on with the port.
 
 Metrics: before forking the gateway's workers, `mailwarden.metrics.use_worker_processes` is
 called (Prometheus' multiprocess mode: /metrics shows the sum); a dead worker is reported with
@@ -318,10 +320,6 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
         sock.close()
         raise
     return sock, int(sock.getsockname()[1])
-
-
-# a worker says where it listens: (host, port, anything else to announce)
-Listening = Callable[[str, int, str], None]
 
 
 class StopBarrier:

@@ -312,6 +312,55 @@ def test_a_worker_that_cannot_start_is_one_error_line(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+def serve_by_default(tmp_path: Path, cpus: set[int] | None) -> tuple[dict[str, Any], int]:
+    """`serve` without --workers on `cpus` (None: as this process may): its announcement and
+    how many worker processes it has."""
+    tmp_path.mkdir()
+    zone = tmp_path / "zone"
+    zone.write_text(SPF_ZONE)
+    config = tmp_path / "mailwarden.toml"
+    write_serve_config(config, "mx1.test")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailwarden", "serve", "--config", str(config),
+         "--listen", "127.0.0.1:0", "--dns-zone", str(zone), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        info = json.loads(line)
+        count = int(info.get("workers", 1))
+        if count > 1:
+            wait_for(lambda: len(children(proc.pid)) == count)
+        forked = len(children(proc.pid))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(40) == 0
+        return info, forked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_serve_runs_one_worker_per_cpu_by_default(tmp_path: Path) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    info, forked = serve_by_default(tmp_path / "all", None)
+    if cpus > 1:
+        assert (info["workers"], forked) == (cpus, cpus)
+    else:
+        assert ("workers" not in info, forked) == (True, 0)
+    # on one CPU (its affinity, as taskset or a container would set it): one process, as before
+    info, forked = serve_by_default(tmp_path / "one", {min(os.sched_getaffinity(0))})
+    assert "workers" not in info
+    assert forked == 0
+
+
 # -- reload and orderly stop in every worker (real sockets, real signals) --------------------
 
 

@@ -9,6 +9,7 @@ the DMARC prefetch all read this one `Authors` value instead of parsing the fiel
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -52,8 +53,26 @@ class Authors:
 
 
 def read_authors(from_values: Sequence[str]) -> Authors:
-    """The Authors of a message whose From field(s) have these (unfolded) values."""
+    """The Authors of a message whose From field(s) have these (unfolded) values.
+
+    The same From field recurs from message to message (a sender's every mail), so short ones
+    are read once while they stay in use: `Authors` is immutable, and a function of the text.
+    """
     fields = tuple(from_values)
+    if sum(map(len, fields)) <= _CACHED_CHARACTERS:
+        return _read_cached(fields)
+    return _read(fields)
+
+
+_CACHED_CHARACTERS = 512  # longer From fields are read every time (no memory held for them)
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_cached(fields: tuple[str, ...]) -> Authors:
+    return _read(fields)
+
+
+def _read(fields: tuple[str, ...]) -> Authors:
     if not fields:
         return Authors(fields, problem=AuthorProblem.NO_FROM, reason="message has no From field")
     mailboxes: list[Mailbox] = []

@@ -4,14 +4,20 @@ dependency of mailwarden on the platforms it supports) and not switched off, els
 Switch it off with the environment variable MAILWARDEN_UVLOOP=0 (or false, no, off), or by
 passing `uvloop=False`. Nothing else changes: uvloop is a drop-in asyncio event loop, measured
 in benchmarks/dns_bench.py.
+
+`start(work)` runs a coroutine at once up to its first wait, as Python 3.12's eager tasks do:
+work that finishes without waiting (a check on the warm path, every answer cached) costs no
+task and no turn of the loop; work that waits goes on in a task of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+import threading
+from asyncio import selector_events
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -42,3 +48,107 @@ def run(main: Coroutine[Any, Any, T], *, uvloop: bool | None = None) -> T:
     """`asyncio.run(main)`, on the loop `loop_factory` chooses (None: the environment's say)."""
     with asyncio.Runner(loop_factory=loop_factory(uvloop)) as runner:
         return runner.run(main)
+
+
+_eager = threading.local()
+
+
+def running_eagerly() -> bool:
+    """True inside `start`'s first step. That step runs in its caller's task, so what may look
+    at its own task there (asyncio.timeout, current_task: a resolver given by the user, say)
+    must be given a task of its own (`CachingResolver` does so for its inner resolver)."""
+    depth: int = getattr(_eager, "depth", 0)
+    return depth > 0
+
+
+def start(work: Awaitable[T]) -> asyncio.Future[T]:
+    """`work` started now (an asyncio future is returned as it is): run in the caller's task
+    until it first waits. Finished by then, it is a done future (its result or its exception);
+    else a task goes on from that wait (cancelling the task cancels the work, as with any
+    task). Any other awaitable, a future of another kind included, is stepped the same way.
+
+    Only for work that does not look at its task before its first wait (see
+    `running_eagerly`): the pipeline's stages, whose only outside code, the resolver, sits
+    behind a `CachingResolver`."""
+    if isinstance(work, asyncio.Future):  # (not asyncio.isfuture: a failed hasattr per call)
+        return work
+    loop = asyncio.get_running_loop()
+    steps = work.__await__()
+    depth: int = getattr(_eager, "depth", 0)
+    _eager.depth = depth + 1
+    try:
+        waiting_for = steps.send(None)
+    except StopIteration as finished:
+        future: asyncio.Future[T] = asyncio.Future(loop=loop)  # (the C class: no Python call)
+        future.set_result(finished.value)
+        return future
+    except asyncio.CancelledError:
+        future = asyncio.Future(loop=loop)
+        future.cancel()
+        return future
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # kept for whoever reads the result, as a task keeps it
+        future = asyncio.Future(loop=loop)
+        future.set_exception(exc)
+        return future
+    finally:
+        _eager.depth = depth
+    return loop.create_task(_rest(_Resumed(steps, waiting_for)))
+
+
+async def _rest(resumed: _Resumed[T]) -> T:
+    return await resumed
+
+
+class _Resumed(Generic[T]):
+    """The rest of a started coroutine: first the wait it stopped at, then every step, with
+    what the task sends or throws (its cancellation) passed on."""
+
+    __slots__ = ("steps", "waiting_for")
+
+    def __init__(self, steps: Generator[Any, Any, T], waiting_for: Any) -> None:
+        self.steps = steps
+        self.waiting_for = waiting_for
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        steps, waiting_for = self.steps, self.waiting_for
+        while True:
+            try:
+                sent = yield waiting_for
+            except GeneratorExit:
+                steps.close()
+                raise
+            except BaseException as exc:
+                try:
+                    waiting_for = steps.throw(exc)
+                except StopIteration as finished:
+                    result: T = finished.value
+                    return result
+            else:
+                try:
+                    waiting_for = steps.send(sent)
+                except StopIteration as finished:
+                    result = finished.value
+                    return result
+
+
+async def close_listener(server: asyncio.AbstractServer) -> None:
+    """Close a listening server without leaking a connection it has just accepted.
+
+    asyncio's own loop (CPython 3.11) accepts a connection in one step and makes its transport
+    in a task one step later; a `Server.close()` between the two makes that transport's
+    constructor fail an assertion (`Server._attach`), leaving the accepted socket open until
+    the garbage collector finds it: a descriptor leaked per connection caught at shutdown. So
+    the listening sockets stop being read first, then the loop turns until every accept already
+    made has its transport and protocol (three turns cover the worst order of callbacks), and
+    only then is the server closed. uvloop makes the transport in the accepting step and does
+    not need this.
+    """
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, selector_events.BaseSelectorEventLoop):
+        for sock in getattr(server, "sockets", None) or ():
+            loop.remove_reader(sock.fileno())
+        for _ in range(3):
+            await asyncio.sleep(0)
+    server.close()

@@ -24,7 +24,13 @@ def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -
     assert set(summary) == {"config", "downstreams", "idle_memory", "large_memory"}
     assert summary["config"]["clients"] == 10
     sink = summary["downstreams"]["sink"]
-    assert set(sink) == {"direct_msgs_per_s", "gateway_msgs_per_s", "ratio"}
+    assert set(sink) == {
+        "direct_msgs_per_s",
+        "gateway_msgs_per_s",
+        "ratio",
+        "gateway_cpu_ms_per_message",
+    }
+    assert sink["gateway_cpu_ms_per_message"] > 0
     assert sink["direct_msgs_per_s"] > 0
     assert sink["gateway_msgs_per_s"] > 0
     assert sink["ratio"] == pytest.approx(

@@ -658,3 +658,20 @@ async def test_without_spf(
         assert now.without_spf() == now
     else:
         assert now is result
+
+
+def test_evolve_is_dataclasses_replace() -> None:
+    """The warm path's copy-with-changes gives what dataclasses.replace gives; a field name
+    it does not know is an error, not a silent no-op."""
+    import dataclasses
+
+    from mailwarden.dmarc.evaluate import _evolve
+
+    base = DMARCResult(
+        DMARCStatus.NONE, "", DMARCReason.NO_RECORD, "example.com", Discovery.TREE_WALK
+    )
+    changes = {"result": DMARCStatus.FAIL, "reason": "r", "dns_queries": 3, "pct": None}
+    assert _evolve(base, **changes) == dataclasses.replace(base, **changes)
+    assert _evolve(base) == base
+    with pytest.raises(KeyError):
+        _evolve(base, no_such_field=1)

@@ -63,6 +63,38 @@ def test_name_checks_never_raise(text: str) -> None:
         assert isinstance(to_ascii(text), str)
 
 
+def _domain_reference(name: str) -> bool:
+    """The label-by-label reading of is_domain_name's rule (its regex must agree)."""
+    name = name[:-1] if name.endswith(".") else name
+    if not name or len(name) > 253:
+        return False
+    for label in name.split("."):
+        if not 0 < len(label) <= 63 or label[0] == "-" or label[-1] == "-":
+            return False
+        if not all(c.isascii() and (c.isalnum() or c in "-_") for c in label):
+            return False
+    return True
+
+
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.lists(st.text(alphabet="aZ09-_.\n\xe9", max_size=70), min_size=1, max_size=6).map(
+            ".".join
+        ),
+    )
+)
+def test_is_domain_name_agrees_with_the_label_by_label_rule(text: str) -> None:
+    assert is_domain_name(text) is _domain_reference(text)
+
+
+@pytest.mark.parametrize(
+    "name", ["a\n", "a.b\n", "a_.b", "_", "0", "a" * 63, ("a" * 61 + ".") * 4 + "a"]
+)
+def test_is_domain_name_edges(name: str) -> None:
+    assert is_domain_name(name) is _domain_reference(name)
+
+
 def _reference(text: str) -> object:
     """What ipaddress alone makes of `text` (the C fast paths must agree with it)."""
     try:

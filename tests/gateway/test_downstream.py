@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tests.gateway.helpers import SIMPLE, Client, make_config, messages, running
 
+from mailwarden.body import SpooledBody
 from mailwarden.gateway import (
     DownstreamRelay,
     Gateway,
@@ -31,6 +32,7 @@ class Script:
     """What the fake downstream answers."""
 
     lmtp: bool = False
+    chunking: bool = False  # offer CHUNKING (RFC 3030) and take BDAT
     rcpt: dict[str, str] = field(default_factory=dict)  # address -> reply line
     after_data: list[str] = field(default_factory=lambda: ["250 2.0.0 queued"])
     hang_after_data: bool = False
@@ -56,7 +58,15 @@ async def fake_downstream(script: Script) -> AsyncIterator[tuple[str, int]]:
                 script.commands.append(command)
                 verb = command.split(" ")[0].upper()
                 if verb in ("EHLO", "LHLO"):
-                    writer.write(b"250-fake\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                    chunking = b"250-CHUNKING\r\n" if script.chunking else b""
+                    writer.write(b"250-fake\r\n250-8BITMIME\r\n" + chunking + b"250 SMTPUTF8\r\n")
+                elif verb == "BDAT":
+                    size, *last = command.split(" ")[1:]
+                    data = await reader.readexactly(int(size))
+                    script.received.append(data)
+                    assert last == ["LAST"]
+                    for reply in script.after_data:
+                        writer.write(reply.encode() + b"\r\n")
                 elif verb == "MAIL" and (
                     [c.split(" ")[0] for c in script.commands].count("MAIL") == script.drop_at_mail
                 ):
@@ -253,3 +263,82 @@ async def test_connections_are_reused_and_stale_ones_replaced(tmp_path: Path) ->
     assert len(script.received) == 3
     assert script.connections == 2
     assert [c.split(" ")[0] for c in script.commands].count("EHLO") == 2
+
+
+async def test_a_downstream_offering_chunking_gets_one_bdat_last(tmp_path: Path) -> None:
+    """RFC 3030: the message goes as `BDAT n LAST` with its exact octets (no dot-stuffing, no
+    354 to wait for), byte for byte what the DATA path delivers, and the connection is kept."""
+    body = b"Subject: dots\r\n\r\n..leading\r\n...\r\n.\r\n"
+    delivered: dict[bool, bytes] = {}
+    for chunking in (False, True):
+        script = Script(chunking=chunking)
+        async with (
+            fake_downstream(script) as address,
+            running(make_config(tmp_path), relay=relay_to(address)) as gateway,
+        ):
+            for _ in range(2):
+                client = await Client.connect(gateway.address)
+                assert await client.transaction("a@example.com", ["bob@example.net"], body) == 250
+                await client.cmd("QUIT")
+        verbs = [c.split(" ")[0] for c in script.commands]
+        assert ("BDAT" in verbs, "DATA" in verbs) == (chunking, not chunking)
+        assert script.connections == 1  # the pooled connection carried both
+        message = script.received[-1]
+        if not chunking:
+            assert message.endswith(b"\r\n..leading\r\n...\r\n.\r\n")  # stuffed on the wire
+            message = message[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")
+        delivered[chunking] = message.split(b"\r\nSubject: ", 1)[1]  # after our Received
+    assert delivered[True] == delivered[False]
+    assert delivered[True].endswith(b"\r\n.leading\r\n..\r\n")
+
+
+async def test_a_refused_bdat_is_passed_back_and_its_connection_not_reused(
+    tmp_path: Path,
+) -> None:
+    script = Script(chunking=True, after_data=["552 5.3.4 message too big for this mailbox"])
+    async with (
+        fake_downstream(script) as address,
+        running(make_config(tmp_path), relay=relay_to(address)) as gateway,
+    ):
+        for _ in range(2):
+            client = await Client.connect(gateway.address)
+            code = await client.transaction("a@example.com", ["bob@example.net"], SIMPLE)
+            assert code == 552
+            await client.cmd("QUIT")
+    assert script.connections == 2  # a failed BDAT transaction is never reused (§4.2)
+    assert [c.split(" ")[0] for c in script.commands].count("QUIT") >= 1
+
+
+async def test_bdat_ends_a_message_without_a_final_line_break_as_data_does() -> None:
+    script = Script(chunking=True)
+    async with fake_downstream(script) as address:
+        relay = relay_to(address)
+        connection = await relay.connect()
+        assert (await connection.mail("a@example.com", {})).code == 250
+        assert (await connection.rcpt("bob@example.net")).code == 250
+        [reply] = await connection.data(b"Subject: x\r\n\r\n", b"no line break at the end")
+        assert reply.code == 250
+        await connection.close()
+        await relay.close()
+    assert script.received == [b"Subject: x\r\n\r\nno line break at the end\r\n"]
+
+
+async def test_spooled_bodies_and_lmtp_take_data_even_with_chunking(tmp_path: Path) -> None:
+    """A spooled body is streamed after DATA (its size is not read ahead); LMTP reads its
+    per-recipient replies after DATA. Big bodies go in writes of up to 64 KiB, intact."""
+    (tmp_path / "body").write_bytes(b"line of the body\r\n" * 20000)
+    spooled = SpooledBody(tmp_path / "body", 18 * 20000)
+    for lmtp, body in ((False, spooled), (True, b"short\r\n")):
+        script = Script(chunking=True, lmtp=lmtp)
+        async with fake_downstream(script) as address:
+            relay = relay_to(address, lmtp=lmtp)
+            connection = await relay.connect()
+            await connection.mail("a@example.com", {})
+            await connection.rcpt("bob@example.net")
+            [reply] = await connection.data(b"Subject: x\r\n\r\n", body)
+            assert reply.code == 250
+            await connection.close()
+            await relay.close()
+        assert "BDAT" not in [c.split(" ")[0] for c in script.commands]
+        expected = b"Subject: x\r\n\r\n" + (spooled.read() if not lmtp else b"short\r\n")
+        assert script.received == [expected + b".\r\n"]

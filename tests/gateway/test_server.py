@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import socket
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 from tests.gateway.helpers import HOSTNAME, SIMPLE, Client, make_config, messages, running
 
+from mailwarden.gateway import Gateway, MaildirRelay, TransactionLog
 from mailwarden.settings import BareLineEnding, StrictAction
 
 # Reply codes, named as in the RFCs.
@@ -547,3 +552,42 @@ async def test_commands_injected_before_tls_are_discarded(
         await client.close()
         await asyncio.sleep(0.05)
     assert "STARTTLS_INJECTION" in gateway.log.records[-1]["events"]
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("stop", ["close", "stop_accepting"])
+async def test_a_connection_caught_by_the_stop_is_closed_not_leaked(
+    tmp_path: Path, turns: int, stop: str
+) -> None:
+    """A client that connects in the very turns the gateway stops listening gets its
+    connection closed, and no transport is left for the garbage collector: asyncio made the
+    transport of a connection accepted one turn before the listener closed fail, which leaked
+    its socket (found by the fuzz test as an 'unclosed transport' warning)."""
+    gateway = Gateway(
+        make_config(tmp_path),
+        relay=MaildirRelay(tmp_path / "Maildir", fsync=False),
+        log=TransactionLog("", keep=100),
+    )
+    await gateway.start()
+    gc.disable()
+    try:
+        with socket.create_connection(gateway.address) as client:
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            if stop == "stop_accepting":
+                await gateway.stop_accepting()
+                await gateway.wait_idle(2.0)
+            await gateway.close()
+            client.settimeout(3.0)
+            received = b""
+            with contextlib.suppress(ConnectionResetError):
+                while data := await asyncio.to_thread(client.recv, 4096):
+                    received += data
+    finally:
+        gc.enable()
+    assert received == b"" or received.startswith(b"220 ")  # greeted at most, then closed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert gateway.connections == 0

@@ -299,3 +299,219 @@ async def test_a_session_closed_at_once_leaves_no_check_unawaited(ticks: int) ->
         await asyncio.sleep(0)
     await session.close()
     gc.collect()
+
+
+# -- deadlines: every stage has its own; out of time is never a pass ------------------------
+
+
+def deadline_pipeline(resolver: Resolver, **seconds: float) -> Pipeline:
+    from mailwarden.settings import Deadlines
+
+    settings = Settings(
+        gateway=GatewaySettings(hostname="mx.b.example"),
+        dnsbl=DNSListSettings(use=("zen",)),
+        deadlines=Deadlines(**seconds),
+    )
+    return build(settings, resolver)
+
+
+async def test_slow_mail_from_spf_is_a_temperror_by_its_own_deadline() -> None:
+    resolver = StaticResolver(zone())
+    resolver.fail("a.example", "TXT", delay=5.0)  # the answer comes too late
+    started = time.perf_counter()
+    verdict = await deadline_pipeline(resolver, mail=0.2, helo=0.2, data=3.0).check(
+        signed(), ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert time.perf_counter() - started < 2.0  # the mail deadline, not the data one
+    assert verdict.spf.result.value == "temperror"
+    assert "timed out after 0.2 s" in verdict.spf.reason
+    assert verdict.dkim[0].result.value == "pass"  # the rest still counts
+    assert verdict.dmarc.result.value == "pass"
+
+
+async def test_slow_connection_checks_count_for_nothing() -> None:
+    resolver = StaticResolver(zone())
+    resolver.fail("10.2.0.192.in-addr.arpa", "PTR", delay=5.0)
+    verdict = await deadline_pipeline(resolver, connect=0.2, data=3.0).check(
+        signed(), ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert verdict.iprev is None
+    assert "connect" in verdict.timed_out
+    assert verdict.spf.result.value == "pass"
+
+
+async def test_the_data_deadline_bounds_a_stage_with_a_longer_one() -> None:
+    resolver = StaticResolver(zone())
+    resolver.fail("sel._domainkey.a.example", "TXT", delay=5.0)
+    started = time.perf_counter()
+    verdict = await deadline_pipeline(resolver, data=0.3).check(
+        signed(), ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+    )
+    assert time.perf_counter() - started < 2.0
+    assert [d.result.value for d in verdict.dkim] == ["temperror"]
+    assert "dkim" in verdict.timed_out
+    # DMARC needs no wait (its record was prefetched): it is decided from the aligned SPF
+    # pass even though DKIM ran out of time (before stages started eagerly, it was cancelled
+    # unstarted at the passed deadline: temperror)
+    assert verdict.dmarc.result.value == "pass"
+    assert verdict.policy.action is Action.ACCEPT
+
+
+async def test_a_stage_finished_at_once_needs_no_task() -> None:
+    """Warm caches: no stage of a verdict needs a task of its own (the network checks, off
+    here, gather theirs)."""
+    settings = Settings(gateway=GatewaySettings(hostname="mx.b.example"))
+    pipeline = build(settings, StaticResolver(zone()), network_checks=False)
+    message = signed()
+    for _ in range(3):  # caches filled, SPF policies compiled
+        await pipeline.check(message, ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example")
+    await pipeline.drain()
+    made: list[object] = []
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(lambda lp, coro: made.append(coro) or asyncio.Task(coro, loop=lp))
+    try:
+        verdict = await pipeline.check(
+            message, ip=CLIENT, helo="mail.a.example", mail_from="alice@a.example"
+        )
+    finally:
+        loop.set_task_factory(None)
+    assert verdict.dmarc.result.value == "pass"
+    assert verdict.dkim[0].result.value == "pass"
+    assert made == []
+
+
+@pytest.mark.parametrize(
+    ("host", "ours"),
+    [("203.0.113.25", ("203.0.113.25",)), ("mx.b.example", ()), ("0.0.0.0", ()), ("::1", ())],
+)
+def test_our_listening_address_is_ours(host: str, ours: tuple[str, ...]) -> None:
+    """A HELO naming the address we listen on is forged: that address is known to the
+    checks; a host name, a wildcard or loopback address is none."""
+    for _ in range(2):  # read once per host, the same each time
+        settings = Settings(gateway=GatewaySettings(hostname="mx.b.example", listen=(host, 25)))
+        pipeline = build(settings, StaticResolver(zone()))
+        assert tuple(str(a) for a in pipeline.our_addresses) == ours
+
+
+# -- which questions a verdict asks (issue 14: each lookup only when the decision needs it) --
+PROVIDER_ZONE: dict[str, dict[str, Any]] = {
+    # the shape of benchmarks/verdict_bench.py's corpus: mx first, then a provider whose first
+    # range holds the client, so its second include can never be evaluated (RFC 7208 §4.6.2)
+    "d1.example": {"TXT": "v=spf1 mx include:_spf.prov.example -all", "MX": "10 mx.d1.example"},
+    "mx.d1.example": {"A": "192.0.2.25"},
+    "_spf.prov.example": {"TXT": "v=spf1 ip4:10.0.0.0/16 include:_spf2.prov.example ~all"},
+    "_spf2.prov.example": {"TXT": "v=spf1 ip4:10.100.0.0/16 ?all"},
+    "sel._domainkey.d1.example": {"TXT": key_record(KEY)},
+    "_dmarc.d1.example": {"TXT": "v=DMARC1; p=reject"},
+    "d2.example": {"TXT": "v=spf1 -all"},
+    "_dmarc.d2.example": {"TXT": "v=DMARC1; p=reject"},
+    "arc._domainkey.list.example": {"TXT": key_record(LIST_KEY)},
+}
+PROVIDER_CLIENT = "10.0.3.4"
+D1_MESSAGE = MESSAGE.replace(b"alice@a.example", b"news@d1.example")
+SPF_D1 = [
+    ("d1.example", "TXT"),
+    ("d1.example", "MX"),
+    ("mx.d1.example", "A"),  # mx is evaluated before the include, and does not match
+    ("_spf.prov.example", "TXT"),  # its ip4 range holds the client: _spf2 is never needed
+]
+
+
+def from_d1(message: bytes) -> bytes:
+    return sign(message, "d1.example", "sel", KEY, timestamp=int(time.time())) + message
+
+
+def sealed_by_list(message: bytes) -> bytes:
+    sealed = seal(
+        message,
+        domain="list.example",
+        selector="arc",
+        private_key=LIST_KEY,
+        authserv_id="list.example",
+        auth_results="dkim=pass header.d=d1.example; dmarc=pass header.from=d1.example",
+        chain_validation="none",
+        timestamp=int(time.time()),
+    )
+    return header_block(sealed) + message
+
+
+async def _questions(message: bytes, *, prefetch: bool = True) -> tuple[list[Any], Any]:
+    """The questions (name, type) one message asks with an empty cache, the HELO name's
+    aside (SPF for the HELO identity is counted apart), and the verdict as JSON."""
+    static = StaticResolver(PROVIDER_ZONE)
+    checker = build(
+        Settings(gateway=GatewaySettings(hostname="mx.b.example")), static, network_checks=False
+    )
+    checker.spf.prefetch = prefetch
+    verdict = await checker.check(
+        message, ip=PROVIDER_CLIENT, helo="out.d1.example", mail_from="bounce@d1.example"
+    )
+    await checker.drain()
+    asked = sorted(
+        (name, str(rdtype)) for name, rdtype in static.queries if name != "out.d1.example"
+    )
+    return asked, verdict.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("message", "expected", "dmarc"),
+    [
+        pytest.param(
+            from_d1(D1_MESSAGE),
+            [*SPF_D1, ("sel._domainkey.d1.example", "TXT"), ("_dmarc.d1.example", "TXT")],
+            "pass",
+            id="aligned-pass",
+        ),
+        pytest.param(
+            # From d2.example, signed and sent by d1.example: RFC 9989 §4.10.2 needs the walk
+            # to _dmarc.example to rule out a shared Organizational Domain (a record there
+            # without psd=y would make both d1 and d2 belong to "example"); d1's own record
+            # is not needed (it cannot share an Organizational Domain below "example"), nor
+            # d2's existence (np= is not set: no other policy could apply)
+            from_d1(D1_MESSAGE.replace(b"news@d1.example", b"ceo@d2.example")),
+            [
+                *SPF_D1,
+                ("sel._domainkey.d1.example", "TXT"),
+                ("_dmarc.d2.example", "TXT"),
+                ("_dmarc.example", "TXT"),
+            ],
+            "fail",
+            id="spoof",
+        ),
+        pytest.param(
+            sealed_by_list(from_d1(D1_MESSAGE)),
+            [
+                *SPF_D1,
+                ("sel._domainkey.d1.example", "TXT"),
+                ("arc._domainkey.list.example", "TXT"),  # RFC 8617 §5.2: the AMS and AS keys
+                ("_dmarc.d1.example", "TXT"),
+            ],
+            "pass",
+            id="arc-forwarded",
+        ),
+    ],
+)
+async def test_each_question_is_asked_once_and_only_when_needed(
+    message: bytes, expected: list[tuple[str, str]], dmarc: str
+) -> None:
+    asked, output = await _questions(message)
+    assert asked == sorted(expected)
+    assert output["spf"]["result"] == "pass"
+    assert output["dmarc"]["result"] == dmarc
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        from_d1(D1_MESSAGE),
+        from_d1(D1_MESSAGE.replace(b"news@d1.example", b"ceo@d2.example")),
+        sealed_by_list(from_d1(D1_MESSAGE)),
+    ],
+    ids=["aligned-pass", "spoof", "arc-forwarded"],
+)
+async def test_prefetching_asks_nothing_the_interpreter_alone_does_not(message: bytes) -> None:
+    """The SPF prefetch only moves questions earlier: the same questions and the same full
+    verdict as the interpreter asking one at a time."""
+    with_prefetch = await _questions(message)
+    without = await _questions(message, prefetch=False)
+    assert with_prefetch == without

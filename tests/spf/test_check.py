@@ -54,3 +54,17 @@ async def test_parsed_records_are_cached_and_lookups_counted() -> None:
     second = await checker.check_mailfrom("192.0.2.6", "b@example.com", "h")
     assert first.dns_queries == second.dns_queries == 2
     assert len(checker._records) == 2
+
+
+async def test_a_fresh_checker_reuses_the_parse_of_a_valid_record() -> None:
+    zone: dict[str, dict[str, object]] = {
+        "shared.example": {"TXT": "v=spf1 ip4:192.0.2.0/24 ip4:198.51.100.7 -all"},
+        "broken.example": {"TXT": "v=spf1 ip4:192.0.2.0/99 -all"},
+    }
+    first, second = checker_for(zone), checker_for(zone)
+    await first.check_mailfrom("192.0.2.5", "a@shared.example", "h")
+    await second.check_mailfrom("192.0.2.5", "a@shared.example", "h")
+    assert next(iter(second._records.values())) is next(iter(first._records.values()))
+    for checker in (first, second):  # an invalid record: permerror for every checker
+        result = await checker.check_mailfrom("192.0.2.5", "a@broken.example", "h")
+        assert result.result is SPFStatus.PERMERROR

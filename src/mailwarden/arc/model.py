@@ -51,6 +51,7 @@ AAR_NAME = "ARC-Authentication-Results"
 AMS_NAME = "ARC-Message-Signature"
 AS_NAME = "ARC-Seal"
 ARC_FIELD_NAMES = (AAR_NAME.lower(), AMS_NAME.lower(), AS_NAME.lower())
+_ARC_NAMES = frozenset(ARC_FIELD_NAMES)
 # RFC 8617 §4.1: ARC uses the DKIM algorithms; RFC 8301 §3.1 bars rsa-sha1 everywhere.
 ALGORITHMS = (Algorithm.RSA_SHA256, Algorithm.ED25519_SHA256)
 
@@ -315,7 +316,7 @@ def _field_instance(field: HeaderField) -> int:
 
 def has_arc_fields(message: Message) -> bool:
     """Whether the message carries any ARC header field."""
-    return any(f.lname in ARC_FIELD_NAMES for f in message.fields)
+    return not _ARC_NAMES.isdisjoint([f.lname for f in message.fields])  # (no generator)
 
 
 def collect_sets(message: Message) -> list[ARCSetFields]:

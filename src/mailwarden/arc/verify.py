@@ -328,7 +328,10 @@ class ARCVerifier:
                 wanted_keys[(s.ams.selector, s.ams.domain)] = None
             wanted_keys[(seal.selector, seal.domain)] = None
         pairs = list(wanted_keys)
-        outcomes = await asyncio.gather(*(self._key(sel, dom) for sel, dom in pairs))
+        if len(pairs) == 1:  # one key signs and seals (the usual case): no task to gather
+            outcomes = [await self._key(*pairs[0])]
+        else:
+            outcomes = list(await asyncio.gather(*(self._key(sel, dom) for sel, dom in pairs)))
         keys = dict(zip(pairs, outcomes, strict=True))
         hasher = body if body is not None else BodyHasher(message.body)
         now = self.clock()

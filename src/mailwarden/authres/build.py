@@ -46,7 +46,7 @@ class DKIMReport(Protocol):
 
 
 def _props(*pairs: tuple[str, str, str | None]) -> tuple[Property, ...]:
-    return tuple(Property(ptype, name, value) for ptype, name, value in pairs if value)
+    return tuple([Property(ptype, name, value) for ptype, name, value in pairs if value])
 
 
 def spf_resinfo(result: SPFResult, *, comment: bool = True) -> ResInfo:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -148,6 +149,23 @@ def parse_key_record(record: bytes | str) -> KeyRecord:
     return KeyRecord(key_type, public_key, bits, hashes, services, flags, tags.get("n", ""), text)
 
 
+_SHARED_KEY_BYTES = 4096  # an RSA-4096 record is about 800 bytes
+
+
+def _parse_shared(text: bytes) -> KeyRecord:
+    """`parse_key_record`, a valid record's text parsed once for the whole process (the key
+    object is immutable: a fresh verifier, such as a cold pipeline's, need not decode the
+    DER again); the TTL stays the DNS answer's."""
+    if len(text) > _SHARED_KEY_BYTES:
+        return parse_key_record(text)
+    return _parse_remembered(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_remembered(text: bytes) -> KeyRecord:
+    return parse_key_record(text)  # a KeyRecordError is raised afresh each time, not kept
+
+
 def key_name(selector: str, domain: str) -> str:
     """The DNS name of a key record (RFC 6376 §3.6.2.1)."""
     return f"{selector}._domainkey.{domain}"
@@ -173,7 +191,7 @@ async def fetch_key(resolver: Resolver, selector: str, domain: str) -> KeyRecord
     errors: list[str] = []
     for txt in answer.txt():
         try:
-            return replace(parse_key_record(txt.joined), ttl=answer.ttl)
+            return replace(_parse_shared(txt.joined), ttl=answer.ttl)
         except KeyRecordError as exc:
             errors.append(str(exc))
     if not errors:

@@ -152,7 +152,9 @@ class DKIMVerifier:
                 else:
                     keys.setdefault((sig.selector, sig.domain), _MISSING)
         wanted = [k for k, v in keys.items() if v is _MISSING]
-        if wanted:  # RFC 6376 §6.1.2: fetch every missing key at once
+        if len(wanted) == 1:  # the usual case: one key, no task to gather
+            keys[wanted[0]] = await self.key(*wanted[0])
+        elif wanted:  # RFC 6376 §6.1.2: fetch every missing key at once
             fetched = await asyncio.gather(*(self.key(sel, dom) for sel, dom in wanted))
             keys.update(zip(wanted, fetched, strict=True))
         hasher = body if body is not None else BodyHasher(message.body)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -78,19 +77,51 @@ class Found:
 
 
 class Lookup:
-    """Memoized ``_dmarc.<domain>`` TXT queries for one evaluation (concurrent-safe)."""
+    """Memoized ``_dmarc.<domain>`` TXT queries for one evaluation (concurrent-safe).
+
+    The first asker of a name queries in its own task (no task per query: on the warm path
+    the answer is cached and nothing waits); askers meanwhile wait for its outcome, and later
+    ones get it at once (a temporary failure included). An asker cancelled while it queried
+    leaves the name unanswered: whoever waited for it asks again."""
 
     def __init__(self, resolver: Resolver) -> None:
         self.resolver = resolver
         self.queries = 0
-        self._pending: dict[str, asyncio.Task[Found]] = {}
+        self._known: dict[str, Found | BaseException] = {}
+        self._asking: dict[str, list[asyncio.Future[bool]]] = {}
 
-    def record(self, domain: str) -> Awaitable[Found]:
-        task = self._pending.get(domain)
-        if task is None:
-            task = asyncio.ensure_future(self._query(domain))
-            self._pending[domain] = task
-        return task
+    async def record(self, domain: str) -> Found:
+        while True:
+            known = self._known.get(domain)
+            if isinstance(known, Found):
+                return known
+            if known is not None:
+                raise known
+            waiting = self._asking.get(domain)
+            if waiting is None:
+                return await self._ask(domain)
+            waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            waiting.append(waiter)
+            await waiter  # then the outcome is known, or the asker gave up: ask again
+
+    async def _ask(self, domain: str) -> Found:
+        waiting: list[asyncio.Future[bool]] = []
+        self._asking[domain] = waiting
+        try:
+            found = await self._query(domain)
+        except asyncio.CancelledError:
+            raise  # not an outcome: the waiters ask again
+        except Exception as exc:  # DiscoveryTempError: every later asker gets it too
+            self._known[domain] = exc
+            raise
+        else:
+            self._known[domain] = found
+            return found
+        finally:
+            del self._asking[domain]
+            for waiter in waiting:
+                if not waiter.done():
+                    waiter.set_result(True)
 
     async def _query(self, domain: str) -> Found:
         name = f"_dmarc.{domain}"

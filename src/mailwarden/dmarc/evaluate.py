@@ -9,6 +9,7 @@ Domain exists) through the injected resolver.
 from __future__ import annotations
 
 import asyncio
+import operator
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
@@ -206,14 +207,22 @@ class DMARCResult:
 LocalPolicy = Callable[[DMARCResult], Override | None]
 
 _RESULT_FIELDS = tuple(f.name for f in fields(DMARCResult))
+_RESULT_INDEX = {name: i for i, name in enumerate(_RESULT_FIELDS)}
+_RESULT_VALUES = operator.attrgetter(*_RESULT_FIELDS)  # every field at once, in C
+# the slots' own setters: what the frozen __init__ reaches through object.__setattr__
+_RESULT_SETTERS = tuple(getattr(DMARCResult, name).__set__ for name in _RESULT_FIELDS)
 
 
 def _evolve(base: DMARCResult, /, **changes: Any) -> DMARCResult:
     """`dataclasses.replace` for DMARCResult without its per-call field walk (a verdict is
-    rebuilt a few times per message: this is the warm path). No __post_init__ to run."""
+    rebuilt a few times per message: this is the warm path). No __post_init__ to run; an
+    unknown field name is a KeyError."""
     new = object.__new__(DMARCResult)
-    for name in _RESULT_FIELDS:
-        object.__setattr__(new, name, changes[name] if name in changes else getattr(base, name))
+    values = list(_RESULT_VALUES(base))
+    for name, value in changes.items():
+        values[_RESULT_INDEX[name]] = value
+    for setter, value in zip(_RESULT_SETTERS, values, strict=True):
+        setter(new, value)
     return new
 
 

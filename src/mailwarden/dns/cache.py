@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from mailwarden import metrics
+from mailwarden.runtime import running_eagerly
 
 from .names import normalize
 from .types import Answer, DNSError, NoData, NXDomain, RdType, Resolver, TemporaryFailure
@@ -82,7 +83,10 @@ class CachingResolver:
         self._in_flight[key] = future
         started = time.perf_counter()
         try:
-            answer = await self.inner.resolve(name, rdtype)
+            if running_eagerly():  # in a caller's task: the inner resolver gets its own
+                answer = await asyncio.ensure_future(self.inner.resolve(name, rdtype))
+            else:
+                answer = await self.inner.resolve(name, rdtype)
         except (NXDomain, NoData) as exc:
             metrics.dns_query(rdtype, _outcome(exc), time.perf_counter() - started)
             self._store(key, exc, self._clamp(exc.ttl, self.max_negative_ttl))

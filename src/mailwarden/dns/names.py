@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 
 from .types import IPAddress
+
+# An LDH label (underscore allowed), 1..63 octets, no hyphen at either end; labels joined by dots
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_DOMAIN_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
 
 def normalize(name: str) -> str:
@@ -40,14 +45,7 @@ def is_domain_name(name: str) -> bool:
     """Syntax of a host or domain name in A-label form: LDH labels (underscore allowed, as in
     service names) of 1..63 octets, 253 in all (RFC 1035 §2.3.4, RFC 1123 §2.1)."""
     name = name[:-1] if name.endswith(".") else name
-    if not name or len(name) > 253:
-        return False
-    for label in name.split("."):
-        if not 0 < len(label) <= 63 or label[0] == "-" or label[-1] == "-":
-            return False
-        if not all(c.isascii() and (c.isalnum() or c in "-_") for c in label):
-            return False
-    return True
+    return 0 < len(name) <= 253 and _DOMAIN_NAME.fullmatch(name) is not None
 
 
 def to_ascii(domain: str) -> str:

@@ -10,7 +10,9 @@ log. The downstream's own refusals reach the client through `public_reply`, whic
 a text that names an address, a path or an exception.
 
 aiosmtplib has no LMTP and hides the per-recipient replies after DATA; this client is small,
-speaks both, and pipelines nothing, so every reply maps to one command.
+speaks both, and pipelines nothing, so every reply maps to one command. A message held in
+memory goes to an SMTP downstream that offers CHUNKING as one `BDAT n LAST` (RFC 3030), sent
+with its command in one write; otherwise after DATA, dot-stuffed, in writes of up to 64 KiB.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from mailwarden.body import Body, chunks
+from mailwarden.body import Body, SpooledBody, chunks
 from mailwarden.settings import DownstreamProtocol, Timeouts
 
 from .hooks import Reply, Session
@@ -40,6 +42,7 @@ __all__ = [
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
 REPLY_LINE_MAX = 4096
+WRITE_SIZE = 64 * 1024  # octets of message data gathered into one write
 TRY_LATER = "Error: temporary failure, try again later"  # what the client is told
 
 
@@ -307,9 +310,12 @@ class DownstreamConnection:
         self._last_lines = lines
         return reply
 
-    async def command(self, line: str, seconds: float | None = None) -> Reply:
+    async def command(
+        self, line: str, seconds: float | None = None, *, payload: bytes = b""
+    ) -> Reply:
+        """Send one command (and the octets that go with it, for BDAT); read its reply."""
         try:
-            self.writer.write(line.encode("utf-8") + b"\r\n")
+            self.writer.write(line.encode("utf-8") + b"\r\n" + payload)
             await self.writer.drain()
         except OSError as exc:
             self.broken = True
@@ -364,13 +370,27 @@ class DownstreamConnection:
         return reply
 
     async def data(self, head: bytes, body: Body = b"") -> list[Reply]:
+        if (
+            self.dialect is DownstreamProtocol.SMTP
+            and "CHUNKING" in self.extensions
+            and not isinstance(body, SpooledBody)
+        ):
+            return [await self._bdat(head + body)]
         reply = await self.command("DATA")
         if reply.code != 354:
             return [reply]
         try:
+            pending: list[bytes] = []
+            size = 0
             for piece in dot_stuff_pieces(itertools.chain((head,), chunks(body))):
-                self.writer.write(piece)
-                await self.writer.drain()  # a spooled body is read as the downstream takes it
+                pending.append(piece)
+                size += len(piece)
+                if size >= WRITE_SIZE:  # one send for many pieces, not one each
+                    self.writer.write(b"".join(pending))
+                    pending, size = [], 0
+                    await self.writer.drain()  # a spooled body is read as it is taken
+            self.writer.write(b"".join(pending))
+            await self.writer.drain()
         except OSError as exc:
             self.broken = True
             raise _unavailable("4.4.2", f"writing the message to downstream: {exc!r}") from None
@@ -379,6 +399,17 @@ class DownstreamConnection:
         replies = [await self.read_reply(self.timeouts.downstream_data) for _ in range(count)]
         self.idle = True
         return replies
+
+    async def _bdat(self, message: bytes) -> Reply:
+        """RFC 3030: the whole message in one BDAT LAST chunk, sent with its command in one
+        write: no 354 to wait for and no dot-stuffing (the downstream offered CHUNKING). Only
+        for SMTP: LMTP's replies per recipient are read after DATA only."""
+        if not message.endswith(b"\r\n"):
+            message += b"\r\n"  # as after DATA, where the final dot needs a line of its own
+        reply = await self.command(f"BDAT {len(message)} LAST", payload=message)
+        # §4.2: a refused chunk fails the transaction; such a connection is not reused.
+        self.idle = reply.code < 300
+        return reply
 
     async def reset(self) -> Reply:
         self.accepted = 0

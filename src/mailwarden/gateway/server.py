@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from mailwarden import metrics
 from mailwarden.body import SpooledMessage
 from mailwarden.pipeline import MessageDecision
+from mailwarden.runtime import close_listener
 from mailwarden.settings import BareLineEnding, GatewaySettings, StrictAction
 
 from .admission import SharedAdmission
@@ -216,7 +217,7 @@ class Gateway:
         """No new connections; the sessions open go on as they were (`stop_accepting` tells
         them). Worker processes each close theirs, then all tell (cli/workers.py)."""
         if self._server is not None:
-            self._server.close()
+            await close_listener(self._server)  # runtime's: no accepted connection leaked
 
     async def stop_accepting(self) -> None:
         """An orderly stop: no new connections; a session waiting between transactions is
@@ -236,7 +237,7 @@ class Gateway:
 
     async def close(self) -> None:
         if self._server is not None:
-            self._server.close()
+            await close_listener(self._server)
             await self._server.wait_closed()
             self._server = None
         for task in list(self._tasks):
@@ -295,6 +296,8 @@ class Gateway:
         task = asyncio.get_running_loop().create_task(_Connection(self, stream).run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # A task cancelled before its first step never reaches its `finally`: close here too.
+        task.add_done_callback(lambda _: stream.close())
 
 
 def default_relay(config: GatewaySettings) -> Downstream:

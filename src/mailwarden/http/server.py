@@ -23,6 +23,7 @@ from aiohttp.web_request import BaseRequest
 from mailwarden import metrics
 from mailwarden.greylist import GreylistStore
 from mailwarden.pipeline import Pipeline
+from mailwarden.runtime import close_listener
 from mailwarden.settings import ConfigError, Settings, is_loopback, read_token
 
 from .app import CONTEXT, Extension, make_app
@@ -172,7 +173,7 @@ class HTTPServer:
         if self._site is not None:
             server = self._site._server
             if server is not None:
-                server.close()
+                await close_listener(server)
 
     async def wait_idle(self, seconds: float) -> bool:
         """Wait up to `seconds` for the requests in flight to be answered; True when none is

@@ -44,6 +44,7 @@ from mailwarden.body import SpooledBody, SpooledMessage
 from mailwarden.message import fold_field
 from mailwarden.pipeline import MessageDecision, Pipeline, SessionChecks, TransactionChecks
 from mailwarden.reply import SMTPReply
+from mailwarden.runtime import close_listener
 from mailwarden.settings import Settings
 
 from . import protocol as p
@@ -257,7 +258,7 @@ class MilterServer:
         once their message is answered (lifecycle's `Draining`)."""
         self._stopping = True
         if self._server is not None:
-            self._server.close()
+            await close_listener(self._server)
         for task, connection in list(self._connections.items()):
             if not connection.busy:
                 task.cancel()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import inspect
 import ipaddress
 import time
@@ -62,6 +63,7 @@ from mailwarden.policy import (
     spf_symbols,
 )
 from mailwarden.reports import Recorder
+from mailwarden.runtime import start
 from mailwarden.settings import Settings
 from mailwarden.spf import Identity, SPFChecker, SPFResult, split_sender
 from mailwarden.symbols import Symbol
@@ -131,7 +133,7 @@ class Pipeline:
         self.dnsbl = DNSListChecker(resolver, lists) if lists and network_checks else None
         self.our_names = (self.authserv_id, *settings.gateway.our_names)
         self.our_addresses = _listen_addresses(settings)
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[None]] = set()
         # False in the gateway's worker processes but one: the DMARC reports' schedule runs
         # in one process only (the recorder still records in every one)
         self.runs_schedules = True
@@ -143,8 +145,7 @@ class Pipeline:
         seconds = self.settings.deadlines.connect
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(seconds):
-                return await self._connection_checks(ip)
+            return await _within(seconds, self._connection_checks(ip))
         except TimeoutError:
             return ConnectionFacts(None, None, timed_out=True)
         finally:
@@ -168,8 +169,7 @@ class Pipeline:
         seconds = self.settings.deadlines.helo
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(seconds):
-                return await self._helo_checks(ip, helo)
+            return await _within(seconds, self._helo_checks(ip, helo))
         except TimeoutError:
             address = parse_ip(ip) if isinstance(ip, str) else ip
             spf = timed_out_spf(Identity.HELO, address, helo, "", seconds)
@@ -202,8 +202,7 @@ class Pipeline:
         seconds = self.settings.deadlines.mail
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(seconds):
-                return await self.spf.check_mailfrom(address, mail_from, helo)
+            return await _within(seconds, self.spf.check_mailfrom(address, mail_from, helo))
         except TimeoutError:
             return timed_out_spf(Identity.MAILFROM, address, helo, mail_from, seconds)
         finally:
@@ -227,13 +226,14 @@ class Pipeline:
         """Every stage at once, for a message already received (CLI, batch, HTTP).
         `smtputf8`: the message came with SMTPUTF8 (RFC 6531), so its From may hold UTF-8."""
         started = time.perf_counter()
-        connection = asyncio.ensure_future(self.connection_checks(ip))
-        helo_facts = asyncio.ensure_future(self.helo_checks(ip, helo))
-        spf = asyncio.ensure_future(self.mail_checks(ip, helo, mail_from))
+        address = parse_ip(ip) if isinstance(ip, str) else ip  # read once for every stage
+        connection = start(self.connection_checks(address))  # each finished now if it can be
+        helo_facts = start(self.helo_checks(address, helo))
+        spf = start(self.mail_checks(address, helo, mail_from))
         try:
             return await self.message_checks(
                 self.parse(message, smtputf8=smtputf8),
-                ip=ip,
+                ip=address,
                 helo=helo,
                 mail_from=mail_from,
                 connection=connection,
@@ -463,9 +463,10 @@ class Pipeline:
         domains; the Author Domain's existence (np=) only when DMARC fails."""
         if not author:
             return
-        task = asyncio.ensure_future(self._prefetch_walk(author))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task = start(self._prefetch_walk(author))
+        if not task.done():  # the answer was not cached yet
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _prefetch_walk(self, author: str) -> None:
         try:
@@ -562,16 +563,20 @@ async def _all_within(
     *stages: tuple[str, Awaitable[Any], Callable[[], Any]],
 ) -> list[Any]:
     """Every stage's result, run concurrently until `deadline` (loop time); a stage still
-    running then is cancelled, named in `timed_out`, and its fallback stands in. One wait
-    for all (not one timeout per stage): this is the warm path."""
-    tasks = [asyncio.ensure_future(work) for _, work, _ in stages]
-    try:
-        delay = max(0.0, deadline - asyncio.get_running_loop().time())
-        _, pending = await asyncio.wait(tasks, timeout=delay)
-    except BaseException:  # cancelled from outside: so are the stages
-        for task in tasks:
-            task.cancel()
-        raise
+    running then is cancelled, named in `timed_out`, and its fallback stands in. Each stage
+    starts at once (`runtime.start`): one that needs no wait (warm caches) finishes without
+    a task; one wait for the others (not one timeout per stage): this is the warm path."""
+    tasks = [start(work) for _, work, _ in stages]
+    waiting = [task for task in tasks if not task.done()]
+    pending: set[asyncio.Future[Any]] = set()
+    if waiting:
+        try:
+            delay = max(0.0, deadline - asyncio.get_running_loop().time())
+            _, pending = await asyncio.wait(waiting, timeout=delay)
+        except BaseException:  # cancelled from outside: so are the stages
+            for task in tasks:
+                task.cancel()
+            raise
     results: list[Any] = []
     for (what, _, fallback), task in zip(stages, tasks, strict=True):
         if task in pending:
@@ -581,6 +586,23 @@ async def _all_within(
         else:
             results.append(task.result())
     return results
+
+
+async def _within(seconds: float, work: Awaitable[T]) -> T:
+    """`work`'s result, or TimeoutError (the work cancelled) after `seconds`. Like
+    `asyncio.timeout`, but bound to no task: a stage holding it can be started eagerly
+    (`runtime.start`), and work that needs no wait costs no timer."""
+    task = start(work)
+    if not task.done():
+        try:
+            await asyncio.wait((task,), timeout=seconds)
+        except BaseException:  # cancelled from outside: so is the work
+            task.cancel()
+            raise
+        if not task.done():
+            task.cancel()
+            raise TimeoutError
+    return task.result()
 
 
 def timed(check: str, work: Awaitable[T]) -> Awaitable[T]:
@@ -623,8 +645,15 @@ def _unreadable(parsed: ParsedMessage) -> DKIMResult:
 
 def _listen_addresses(settings: Settings) -> tuple[IPAddress, ...]:
     """Our own address when the gateway listens on one (a HELO claiming it is forged)."""
+    return _own_address(settings.gateway.listen[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _own_address(host: str) -> tuple[IPAddress, ...]:
+    """Read once per host: a name (not an address) costs ipaddress two exceptions, and a
+    pipeline is built per one-shot command and per cold check."""
     try:
-        address = ipaddress.ip_address(settings.gateway.listen[0])
+        address = ipaddress.ip_address(host)
     except ValueError:
         return ()
     return () if address.is_unspecified or address.is_loopback else (address,)

@@ -201,16 +201,17 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
     if temperrors:
         how = "DMARC passed" if facts.dmarc_passed else "on_temperror=accept"
         reasons.append(f"{', '.join(temperrors)}: judged on what is known ({how})")
-    detail, why = _authentication_code(names)
-    reply = {
-        Action.GREYLIST: SMTPReply(451, "4.7.1", "Greylisted, please try again later"),
-        Action.SOFT_REJECT: SMTPReply(
+    reply: SMTPReply | None = None  # only the reply the action gives is made
+    if action is Action.GREYLIST:
+        reply = SMTPReply(451, "4.7.1", "Greylisted, please try again later")
+    elif action is Action.SOFT_REJECT:
+        detail, why = _authentication_code(names)
+        reply = SMTPReply(
             451, f"4.{detail}", f"Message deferred, score {total:.1f}{why}; try again later"
-        ),
-        Action.REJECT: SMTPReply(
-            550, f"5.{detail}", f"Message refused as spam (score {total:.1f}{why})"
-        ),
-    }.get(action)
+        )
+    elif action is Action.REJECT:
+        detail, why = _authentication_code(names)
+        reply = SMTPReply(550, f"5.{detail}", f"Message refused as spam (score {total:.1f}{why})")
     return verdict(action, reasons, reply, spam)
 
 

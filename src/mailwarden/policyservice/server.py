@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from mailwarden import metrics
+from mailwarden.runtime import close_listener
 from mailwarden.settings import PolicyServiceSettings, UnixPath
 
 from .checks import PolicyChecks
@@ -90,7 +91,7 @@ class PolicyServer:
         """No new connections; idle connections are closed now, busy ones after their answer."""
         self._stopping = True
         if self._server is not None:
-            self._server.close()
+            await close_listener(self._server)
         for task in list(self._idle):
             task.cancel()
 

@@ -22,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote, unquote_to_bytes
 
+from mailwarden.runtime import close_listener
 from mailwarden.settings import parse_hostport
 
 from .netstring import NetstringError, encode, read_netstring
@@ -98,7 +99,7 @@ class _Server:
 
     async def close(self) -> None:
         if self._server is not None:
-            self._server.close()
+            await close_listener(self._server)
             await self._server.wait_closed()
         for task in list(self._clients):
             task.cancel()

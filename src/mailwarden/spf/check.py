@@ -8,6 +8,7 @@ asked (prefetch.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import time
 from collections.abc import Callable
@@ -45,6 +46,20 @@ def split_sender(mail_from: str, helo: str) -> tuple[str, str]:
     if not at:
         return "postmaster", address
     return local or "postmaster", domain
+
+
+_SHARED_RECORD_BYTES = 2048  # longer records are parsed by each checker (no memory held)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_shared(raw: bytes) -> Record | None:
+    """A valid record's text parsed once for the whole process (a `Record` is immutable; a
+    fresh checker, such as a cold pipeline's, need not parse it again). None: not valid, the
+    checker parses it and keeps the error itself."""
+    try:
+        return parse_record(raw.decode("ascii"))
+    except (UnicodeDecodeError, SPFSyntaxError):
+        return None
 
 
 class SPFChecker:
@@ -114,8 +129,10 @@ class SPFChecker:
         """Parse a record's bytes, remembering the outcome (SPFSyntaxError re-raised)."""
         cached = self._records.get(raw)
         if cached is None:
+            # a valid record is parsed once for every checker of the process
+            cached = _parse_shared(raw) if len(raw) <= _SHARED_RECORD_BYTES else None
             try:
-                cached = parse_record(raw.decode("ascii"))
+                cached = cached or parse_record(raw.decode("ascii"))
             except UnicodeDecodeError:
                 cached = SPFSyntaxError("record contains non-ASCII characters")
             except SPFSyntaxError as exc:
@@ -153,7 +170,9 @@ class SPFChecker:
             )
         evaluation = self._evaluation(address, local, sender_domain, helo)
         if self.prefetch and valid_domain(domain):
-            task = asyncio.ensure_future(self._prefetcher.tree(domain, address.version))
+            task = asyncio.ensure_future(
+                self._prefetcher.tree(domain, address.version, address=address)
+            )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         try:

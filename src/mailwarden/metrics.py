@@ -64,6 +64,7 @@ __all__ = [
     "stage_seconds",
     "total",
     "transaction",
+    "use_one_process",
     "use_worker_processes",
     "verdict_seen",
     "worker_exited",
@@ -432,6 +433,15 @@ def use_worker_processes(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     os.environ[_MULTIPROCESS_ENV] = str(directory)
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    _forget_metrics()
+
+
+def use_one_process() -> None:
+    """Back to counting in this process's memory: undoes `use_worker_processes` for a
+    launcher that goes on once its workers ended (`serve --workers` run in-process, by a test
+    or an embedding program); the figures counted meanwhile are left in the files."""
+    os.environ.pop(_MULTIPROCESS_ENV, None)
+    values.ValueClass = values.MutexValue
     _forget_metrics()
 
 

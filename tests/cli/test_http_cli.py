@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from tests.cli.test_lifecycle import Process, SlowDNS
+from tests.cli.test_workers import children, wait_for
 
 from mailwarden.cli import run
 from mailwarden.milter import negotiate
@@ -118,10 +121,14 @@ def process(*args: str) -> Iterator[dict[str, object]]:
                 stream.close()
 
 
-def test_serve_runs_the_api_beside_the_gateway(tmp_path: Path, zone: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_runs_the_api_beside_the_gateway(tmp_path: Path, zone: Path, workers: str) -> None:
+    """In one process, and with two workers (the API in worker 0: its stores, its address
+    announced by the supervisor)."""
     config = tmp_path / "mw.toml"
     config.write_text(f'[dnsbl]\nuse = []\n[http]\ntoken = "{TOKEN}"\n')
     args = ["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--hostname", "mx.test"]
+    args += ["--workers", workers]
     args += ["--config", str(config), "--dns-zone", str(zone), "--data-dir", str(tmp_path / "d")]
     with process(*args) as info:
         base = f"http://{info['http']}"
@@ -175,6 +182,9 @@ def test_serve_http_on_a_taken_port_is_exit_2(
     assert err.count("\n") == 1
 
 
+SERVE_HTTP = ["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--hostname", "mx.t"]
+
+
 def _config(path: Path, token: str, data: Path) -> None:
     path.write_text(
         f'[gateway]\ndata_dir = "{data}"\n[dnsbl]\nuse = []\n[http]\ntoken = "{token}"\n'
@@ -186,7 +196,11 @@ def _config(path: Path, token: str, data: Path) -> None:
     [
         (["http", "--listen", "127.0.0.1:0"], "listen"),
         (
-            ["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--hostname", "mx.t"],
+            [*SERVE_HTTP, "--workers", "1"],
+            "http",
+        ),
+        (
+            [*SERVE_HTTP, "--workers", "2"],
             "http",
         ),
     ],
@@ -211,6 +225,54 @@ def test_sighup_reloads_the_token_and_a_bad_file_keeps_the_running_one(
         assert "http.token" in process.wait_for("reload failed")
         assert _get(f"{base}/v1/settings", other)[0] == 200
         assert _get(f"{base}/health")[0] == 200
+    finally:
+        assert process.stop() == 0
+    assert not any("Traceback" in line for line in process.stderr)
+
+
+def listener_pid(port: int, pids: list[int]) -> int:
+    """Which of `pids` listens on `port` (from /proc: the socket's inode, then the fds)."""
+    inodes = set()
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+            inodes.add(f"socket:[{fields[9]}]")
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in inodes:
+                    return pid
+    raise AssertionError(f"no process of {pids} listens on {port}")
+
+
+def test_a_restarted_worker_0_keeps_the_api_where_it_was(tmp_path: Path, zone: Path) -> None:
+    """`serve --workers 2 --http 127.0.0.1:0`: worker 0 (the API's) killed after a reload
+    comes back on the same port (not another free one), with the reloaded token."""
+    config = tmp_path / "mw.toml"
+    other = "another-token-for-the-reload-7"
+    _config(config, TOKEN, tmp_path / "data")
+    process = Process(
+        *SERVE_HTTP, "--workers", "2", "--config", str(config), "--dns-zone", str(zone), "--json"
+    )
+    try:
+        base = f"http://{process.info['http']}"
+        wait_for(lambda: len(children(process.popen.pid)) == 2)
+        pids = children(process.popen.pid)
+        _config(config, other, tmp_path / "data")
+        process.signal(signal.SIGHUP)
+        process.wait_for("settings reloaded")
+        first = listener_pid(int(process.info["http"].rsplit(":", 1)[1]), pids)
+        os.kill(first, signal.SIGKILL)
+        process.wait_for("worker 0 died (signal 9): restarting it")
+
+        def answers() -> bool:
+            with contextlib.suppress(OSError):
+                return _get(f"{base}/health")[0] == 200
+            return False
+
+        wait_for(answers)
+        assert _get(f"{base}/v1/settings", other)[0] == 200
+        assert _get(f"{base}/v1/settings", TOKEN)[0] == 401
     finally:
         assert process.stop() == 0
     assert not any("Traceback" in line for line in process.stderr)

@@ -271,11 +271,15 @@ def delivered(root: Path) -> list[bytes]:
     return [p.read_bytes() for p in sorted((root / "data").rglob("new/*")) if p.is_file()]
 
 
-def test_serve_reload_and_orderly_stop(tmp_path: Path, zone: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_reload_and_orderly_stop(tmp_path: Path, zone: Path, workers: str) -> None:
+    """In one process and with two workers alike (the default is one per CPU): with two,
+    "settings reloaded" is said once both did, and the idle session is told 421 only once
+    neither worker accepts (see tests/cli/test_workers.py for each worker in turn)."""
     config = tmp_path / "mailwarden.toml"
     write_serve_config(config, "mx1.test")
     process = Process(
-        "serve", "--config", str(config), "--listen", "127.0.0.1:0",
+        "serve", "--config", str(config), "--listen", "127.0.0.1:0", "--workers", workers,
         "--dns-zone", str(zone), "--json",
     )  # fmt: skip
     address = hostport(process.info["listen"])

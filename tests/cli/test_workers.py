@@ -8,8 +8,11 @@ die, and all stop on SIGTERM.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -22,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.cli.test_lifecycle import SMTP, Process, delivered, hostport, write_serve_config
+from tests.cli.test_lifecycle import ZONE as SPF_ZONE
 from tests.dkim.helpers import ed_key
 
 from mailwarden.cli import run
-from mailwarden.cli.workers import run_batch_workers
+from mailwarden.cli.workers import StopBarrier, _Reloads, run_batch_workers
 from mailwarden.dkim import key_record, sign
 
 ZONE = """\
@@ -305,3 +310,432 @@ def test_a_worker_that_cannot_start_is_one_error_line(tmp_path: Path) -> None:
     err = result.stderr.decode()
     assert err.count("mailwarden: error:") == 1, err
     assert "Traceback" not in err
+
+
+def serve_by_default(tmp_path: Path, cpus: set[int] | None) -> tuple[dict[str, Any], int]:
+    """`serve` without --workers on `cpus` (None: as this process may): its announcement and
+    how many worker processes it has."""
+    tmp_path.mkdir()
+    zone = tmp_path / "zone"
+    zone.write_text(SPF_ZONE)
+    config = tmp_path / "mailwarden.toml"
+    write_serve_config(config, "mx1.test")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailwarden", "serve", "--config", str(config),
+         "--listen", "127.0.0.1:0", "--dns-zone", str(zone), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        info = json.loads(line)
+        count = int(info.get("workers", 1))
+        if count > 1:
+            wait_for(lambda: len(children(proc.pid)) == count)
+        forked = len(children(proc.pid))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(40) == 0
+        return info, forked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_serve_runs_one_worker_per_cpu_by_default(tmp_path: Path) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    info, forked = serve_by_default(tmp_path / "all", None)
+    if cpus > 1:
+        assert (info["workers"], forked) == (cpus, cpus)
+    else:
+        assert ("workers" not in info, forked) == (True, 0)
+    # on one CPU (its affinity, as taskset or a container would set it): one process, as before
+    info, forked = serve_by_default(tmp_path / "one", {min(os.sched_getaffinity(0))})
+    assert "workers" not in info
+    assert forked == 0
+
+
+# -- reload and orderly stop in every worker (real sockets, real signals) --------------------
+
+
+def serving_pid(sock: socket.socket, pids: list[int]) -> int | None:
+    """Which of `pids` holds the server side of the connection `sock` (after its greeting,
+    so accepted): found in /proc/net/tcp by the port pair, then among the workers' fds."""
+    server_port, client_port = sock.getpeername()[1], sock.getsockname()[1]
+    inode = None
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+        if int(local, 16) == server_port and int(remote, 16) == client_port:
+            inode = fields[9]
+    if inode is None or inode == "0":
+        return None
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def one_per_worker(address: tuple[str, int], pids: list[int]) -> dict[int, SMTP]:
+    """An SMTP session (greeted, EHLO said) on each worker: connections are opened until the
+    kernel has given one to each, 30 s at most (the others are closed)."""
+    sessions: dict[int, SMTP] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        client = SMTP(address)
+        pid = serving_pid(client.sock, pids)
+        if pid is None or pid in sessions:
+            client.close()
+            continue
+        assert client.command("EHLO mail.a.example").startswith("250")
+        sessions[pid] = client
+        if len(sessions) == len(pids):
+            return sessions
+    pytest.fail(f"the connections never reached every worker: {sorted(sessions)} of {pids}")
+
+
+def send(client: SMTP, subject: str) -> None:
+    """One message to postmaster@example.net, the session then closed."""
+    message = f"From: a@a.example\r\nTo: postmaster@example.net\r\nSubject: {subject}\r\n\r\nhi"
+    assert client.command("MAIL FROM:<x@a.example>").startswith("250")
+    assert client.command("RCPT TO:<postmaster@example.net>").startswith("250")
+    assert client.command("DATA").startswith("354")
+    assert client.command(message + "\r\n.").startswith("250")
+    assert client.command("QUIT").startswith("221")
+    client.close()
+
+
+def stamped(root: Path) -> dict[str, str]:
+    """Subject -> the authserv-id of our Authentication-Results, for every delivered message."""
+    found = {}
+    for mail in delivered(root):
+        head = mail.split(b"\r\n\r\n")[0].decode()
+        subject = re.search(r"^Subject: (.*)$", head, re.M)
+        stamp = re.search(r"^Authentication-Results: ([^;]+);", head, re.M)
+        assert subject, head
+        assert stamp, head
+        found[subject.group(1)] = stamp.group(1)
+    return found
+
+
+def test_every_worker_reloads_and_stops_in_order(tmp_path: Path) -> None:
+    """`serve --workers 2`: SIGHUP gives new connections on each worker the new settings (one
+    line said, once both reloaded) while sessions opened before finish on the old ones; an
+    unusable file is said once and both keep running; a worker restarted after the reload
+    gets the reloaded settings, not the first ones; SIGTERM: the idle sessions of both workers
+    get 421 4.3.2, then no worker accepts, the transactions in flight finish, exit 0."""
+    zone = tmp_path / "zone"
+    zone.write_text(SPF_ZONE)  # a.example: SPF, no DMARC (the messages are delivered)
+    config = tmp_path / "mailwarden.toml"
+    write_serve_config(config, "mx1.test")
+    process = Process(
+        "serve", "--config", str(config), "--listen", "127.0.0.1:0", "--workers", "2",
+        "--dns-zone", str(zone), "--json",
+    )  # fmt: skip
+    address = hostport(process.info["listen"])
+    try:
+        assert process.info["workers"] == 2
+        wait_for(lambda: len(children(process.popen.pid)) == 2)
+        pids = children(process.popen.pid)
+        early = one_per_worker(address, pids)  # open across the reload: the old settings
+        write_serve_config(config, "mx2.test")
+        process.signal(signal.SIGHUP)
+        process.wait_for("settings reloaded")
+        for pid, client in one_per_worker(address, pids).items():
+            send(client, f"new {pids.index(pid)}")
+        for pid, client in early.items():
+            send(client, f"early {pids.index(pid)}")
+        config.write_text('[dnsbl]\nuse = ["nosuchlist"]\n')
+        process.signal(signal.SIGHUP)
+        process.wait_for("reload failed")
+        for pid, client in one_per_worker(address, pids).items():
+            send(client, f"kept {pids.index(pid)}")
+        said = "".join(process.stderr)
+        assert said.count("settings reloaded") == 1, said  # said once for both workers
+        assert said.count("reload failed") == 1, said
+        assert "nosuchlist" in said
+        # a worker that dies after the reload comes back with the reloaded settings
+        os.kill(pids[1], signal.SIGKILL)
+        wait_for(
+            lambda: (
+                len(children(process.popen.pid)) == 2 and pids[1] not in children(process.popen.pid)
+            )
+        )
+        pids = children(process.popen.pid)
+        restarted = next(pid for pid in pids if pid not in early)
+        sessions = one_per_worker(address, pids)  # once it listens
+        send(sessions.pop(restarted), "restarted")
+        for client in sessions.values():
+            client.close()
+        # the orderly stop: on each worker an idle session and one in a transaction
+        idle = one_per_worker(address, pids)
+        busy = one_per_worker(address, pids)
+        for client in busy.values():
+            assert client.command("MAIL FROM:<x@a.example>").startswith("250")
+        started = time.monotonic()
+        process.signal(signal.SIGTERM)
+        for client in idle.values():
+            assert client.reply().startswith("421 4.3.2 mx1.test Service shutting down")
+            client.close()
+        with pytest.raises(ConnectionRefusedError):  # told 421: no worker accepts any more
+            socket.create_connection(address, timeout=5)
+        for index, client in enumerate(busy.values()):
+            assert client.command("RCPT TO:<postmaster@example.net>").startswith("250")
+            assert client.command("DATA").startswith("354")
+            message = f"From: a@a.example\r\nTo: postmaster@example.net\r\nSubject: stop {index}"
+            assert client.command(message + "\r\n\r\nhi\r\n.").startswith("250")
+            assert client.reply().startswith("421 4.3.2 ")  # RFC 5321 §3.8
+            client.close()
+        assert process.popen.wait(30) == 0
+        assert time.monotonic() - started < 30
+        for pid in pids:  # no worker outlives the supervisor
+            assert not Path(f"/proc/{pid}").exists()
+    finally:
+        assert process.stop() == 0
+    assert stamped(tmp_path) == {
+        "early 0": "mx1.test",
+        "early 1": "mx1.test",
+        "new 0": "mx2.test",
+        "new 1": "mx2.test",
+        "kept 0": "mx2.test",
+        "kept 1": "mx2.test",
+        "restarted": "mx2.test",
+        "stop 0": "mx2.test",
+        "stop 1": "mx2.test",
+    }
+    assert "worker 1 died (signal 9): restarting it" in "".join(process.stderr)
+    assert not any("Traceback" in line for line in process.stderr)
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["ctrl-c", "sigint"])
+def test_sigint_stops_every_worker(tmp_path: Path, group: bool) -> None:
+    """Ctrl-C in a terminal signals the whole process group (the supervisor and each worker
+    at once); `kill -INT` only the supervisor. Either way: the idle session is told 421, no
+    worker is left, exit 0, no worker reported dead."""
+    zone = tmp_path / "zone"
+    zone.write_text(SPF_ZONE)
+    config = tmp_path / "mailwarden.toml"
+    write_serve_config(config, "mx1.test")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailwarden", "serve", "--config", str(config),
+         "--listen", "127.0.0.1:0", "--workers", "2", "--dns-zone", str(zone), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        wait_for(lambda: len(children(proc.pid)) == 2)
+        workers = children(proc.pid)
+        idle = one_per_worker(hostport(json.loads(line)["listen"]), workers)
+        if group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        for client in idle.values():
+            assert client.reply().startswith("421 4.3.2 mx1.test Service shutting down")
+            client.close()
+        assert proc.wait(40) == 0
+        err = proc.stderr.read()
+        assert "died" not in err, err
+        assert "Traceback" not in err, err
+        for pid in workers:
+            assert not Path(f"/proc/{pid}").exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """SIGKILL to the supervisor (the OOM killer, `kill -9`): its workers do not live on with
+    the port; each gets SIGTERM and stops in order (its idle session told 421)."""
+    zone = tmp_path / "zone"
+    zone.write_text(SPF_ZONE)
+    config = tmp_path / "mailwarden.toml"
+    write_serve_config(config, "mx1.test")
+    process = Process(
+        "serve", "--config", str(config), "--listen", "127.0.0.1:0", "--workers", "2",
+        "--dns-zone", str(zone), "--json",
+    )  # fmt: skip
+    address = hostport(process.info["listen"])
+    workers: list[int] = []
+    try:
+        wait_for(lambda: len(children(process.popen.pid)) == 2)
+        workers = children(process.popen.pid)
+        idle = one_per_worker(address, workers)
+        process.signal(signal.SIGKILL)
+        for client in idle.values():
+            assert client.reply().startswith("421 4.3.2 mx1.test Service shutting down")
+            client.close()
+
+        def gone(pid: int) -> bool:  # ended (reaped by init, or a zombie awaiting it)
+            status = Path(f"/proc/{pid}/status")
+            with contextlib.suppress(OSError):
+                return "zombie" in status.read_text()
+            return True
+
+        wait_for(lambda: all(gone(pid) for pid in workers))
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(address, timeout=5)
+    finally:
+        for pid in workers:  # left behind on failure: they would hold the test's pipes
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert process.stop() == -signal.SIGKILL
+    assert not any("Traceback" in line for line in process.stderr)
+
+
+# -- the supervisor's reload rounds and the stop barrier, as pure logic ----------------------
+
+
+class Rounds:
+    """`_Reloads` with workers 0 and 1 listening, recording what it says and whom it signals."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+        self.hung_up: list[int] = []
+        self.listening = {0, 1}
+        self.reloads = _Reloads(self.said.append, lambda: set(self.listening), self.hung_up.append)
+        for index in (0, 1):
+            self.reloads.started(index)
+            self.reloads.listens(index)
+
+
+OK = "settings reloaded: new connections use them"
+KEPT = "warning: reload failed, the running configuration is kept: bad"
+
+
+def test_a_round_is_said_once_when_every_worker_answered() -> None:
+    rounds = Rounds()
+    assert rounds.hung_up == []  # listening with the settings of the start: nothing to do
+    rounds.reloads.signalled()
+    assert sorted(rounds.hung_up) == [0, 1]
+    rounds.reloads.reloaded(0, OK, "new")
+    assert rounds.said == []  # worker 1 has not reloaded yet
+    rounds.reloads.reloaded(1, OK, "new")
+    assert rounds.said == [OK]
+    assert rounds.reloads.state == "new"
+
+
+def test_outcomes_that_differ_name_their_workers() -> None:
+    rounds = Rounds()
+    rounds.reloads.signalled()
+    rounds.reloads.reloaded(1, KEPT, None)
+    rounds.reloads.reloaded(0, OK, "new")
+    assert rounds.said == [f"worker 0: {OK}", f"worker 1: {KEPT}"]
+
+
+def test_a_sighup_during_a_round_starts_another_after_it() -> None:
+    rounds = Rounds()
+    rounds.reloads.signalled()
+    rounds.reloads.signalled()  # not passed on yet: worker 0 would reload twice at once
+    assert sorted(rounds.hung_up) == [0, 1]
+    rounds.reloads.reloaded(0, OK, "one")
+    rounds.reloads.reloaded(1, OK, "one")
+    assert sorted(rounds.hung_up) == [0, 0, 1, 1]
+    rounds.reloads.reloaded(0, KEPT, None)
+    rounds.reloads.reloaded(1, KEPT, None)
+    assert rounds.said == [OK, KEPT]
+    assert rounds.reloads.state == "one"  # the failed round keeps the running settings
+
+
+def test_a_worker_dying_in_a_round_does_not_hold_it() -> None:
+    rounds = Rounds()
+    rounds.reloads.signalled()
+    rounds.reloads.reloaded(0, OK, "new")
+    rounds.listening.discard(1)
+    rounds.reloads.died(1)
+    assert rounds.said == [OK]
+    rounds.reloads.started(1)  # restarted with the reloaded settings: no reload of its own
+    rounds.listening.add(1)
+    rounds.reloads.listens(1)
+    assert sorted(rounds.hung_up) == [0, 1]
+
+
+def test_a_worker_that_missed_a_round_reloads_alone() -> None:
+    rounds = Rounds()
+    rounds.listening.discard(1)
+    rounds.reloads.died(1)
+    rounds.reloads.started(1)  # starting, not listening yet
+    rounds.reloads.signalled()
+    assert rounds.hung_up == [0]
+    rounds.reloads.reloaded(0, OK, "new")
+    assert rounds.said == [OK]  # the round was worker 0's alone
+    # it ended before worker 1 listened: worker 1 reloads alone, said only if it fails
+    rounds.listening.add(1)
+    rounds.reloads.listens(1)
+    assert rounds.hung_up == [0, 1]
+    rounds.reloads.reloaded(1, KEPT, None)
+    assert rounds.said == [OK, f"worker 1: {KEPT}"]
+
+
+def test_a_late_worker_inside_an_open_round_counts_in_it() -> None:
+    rounds = Rounds()
+    rounds.listening.discard(1)
+    rounds.reloads.died(1)
+    rounds.reloads.started(1)
+    rounds.reloads.signalled()
+    rounds.listening.add(1)
+    rounds.reloads.listens(1)  # while worker 0 is still reloading
+    rounds.reloads.reloaded(0, OK, "new")
+    assert rounds.said == []
+    rounds.reloads.reloaded(1, OK, "new")
+    assert rounds.said == [OK]
+
+
+def test_a_round_nobody_answered_is_caught_up_by_the_next_worker() -> None:
+    """Every worker died during the round: those started after it reload once they listen,
+    silently when it works, and hand the settings over."""
+    rounds = Rounds()
+    rounds.reloads.signalled()
+    for index in (0, 1):
+        rounds.listening.discard(index)
+        rounds.reloads.died(index)
+    assert rounds.said == []
+    rounds.reloads.started(0)
+    rounds.listening.add(0)
+    rounds.reloads.listens(0)
+    assert rounds.hung_up == [0, 1, 0]
+    rounds.reloads.reloaded(0, OK, "new")
+    assert rounds.said == []
+    assert rounds.reloads.state == "new"
+
+
+def test_a_reload_nobody_asked_for_is_said_with_its_worker() -> None:
+    rounds = Rounds()
+    rounds.reloads.reloaded(1, OK, "new")  # SIGHUP sent to worker 1 itself
+    assert rounds.said == [f"worker 1: {OK}"]
+
+
+def test_the_stop_barrier_waits_for_every_listening_worker() -> None:
+    async def scenario() -> None:
+        barrier = StopBarrier(3, timeout=0.3)
+        for index in (0, 1):
+            barrier.listening(index)  # worker 2 never listened: not waited for
+        assert not await barrier.closed(0)  # worker 1 still listens: given up after 0.3 s
+        later = asyncio.get_running_loop().call_later(0.05, barrier.gone, 1)  # it dies
+        assert await barrier.closed(0)
+        later.cancel()
+        barrier.listening(1)  # restarted
+        waiting = asyncio.ensure_future(barrier.closed(0))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        assert await barrier.closed(1)
+        assert await waiting
+
+    asyncio.run(scenario())

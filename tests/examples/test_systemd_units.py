@@ -15,6 +15,7 @@ from tests.testdata import unavailable
 
 from mailwarden.cli import cli
 from mailwarden.cli.lifecycle import STOP_GRACE
+from mailwarden.cli.workers import STOP_TIMEOUT
 
 UNITS = Path(__file__).resolve().parents[2] / "examples" / "systemd"
 LONG_RUNNING = {"serve", "submit", "policy", "milter", "http"}
@@ -97,6 +98,8 @@ def test_unit_is_hardened(path: Path) -> None:
         assert ambient == []
     stop = one(unit, "TimeoutStopSec")
     assert float(stop) > STOP_GRACE  # systemd must not kill what is still finishing
+    # nor the workers of `serve` before their supervisor's own SIGKILL (KillMode=mixed)
+    assert float(stop) > STOP_TIMEOUT
     assert "@system-service" in values(unit, "SystemCallFilter")
 
 

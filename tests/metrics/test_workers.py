@@ -70,3 +70,43 @@ def test_figures_of_forked_workers_are_added_up(tmp_path: Path) -> None:
     )
     assert f"{line} 6.0" in after  # counters survive their worker
     assert not (directory / "counter_99999.db").exists()
+
+
+BACK = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from mailwarden import metrics
+
+    metrics.transaction("accept", "data", 250, "2.0.0")
+    metrics.use_worker_processes(Path(sys.argv[1]))
+    metrics.transaction("reject", "data", 550, "5.7.1")
+    metrics.use_one_process()
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    metrics.transaction("reject", "data", 550, "5.7.1")
+    metrics.connection_opened("gateway")
+    print(metrics.exposition()[0].decode())
+    """
+)
+
+
+def test_back_to_one_process_counts_in_memory_again(tmp_path: Path) -> None:
+    """After its workers, a launcher that goes on (an in-process `serve --workers`) counts in
+    memory again: new metrics work, and only what was counted since is shown."""
+    directory = tmp_path / "metrics"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    done = subprocess.run(
+        [sys.executable, "-c", BACK, str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    line = 'mailwarden_transactions_total{action="reject",code="550",enhanced="5.7.1",stage="data"}'
+    assert f"{line} 1.0" in done.stdout
+    assert 'mailwarden_open_connections{frontend="gateway"} 1.0' in done.stdout
+    assert 'action="accept"' not in done.stdout  # forgotten with the mode change
+    assert list(directory.glob("*.db"))  # the worker-mode figure stays in its file

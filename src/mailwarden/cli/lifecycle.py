@@ -33,13 +33,18 @@ from mailwarden.signing import Rotator, maintain
 from .common import one_line
 from .report import report_schedule
 
-__all__ = ["STOP_GRACE", "Draining", "Reload", "run_until_signalled"]
+__all__ = ["STOP_GRACE", "Draining", "Reload", "Told", "run_until_signalled"]
 
 STOP_GRACE = 30.0  # seconds the transactions in flight get after SIGTERM
 
 Reload = Callable[[], Awaitable[Pipeline | None]]
 """Re-read the settings, build and install the new pipeline, return it (None: nothing to
 hand over). Raise on a configuration that cannot be used: the running one stays."""
+
+Told = Callable[[str, bool], None]
+"""A reload's outcome: its log line (without "mailwarden: ") and whether the new settings are
+in force. By default logged; a worker of `serve --workers` tells its supervisor, which says
+it once for all workers."""
 
 
 @runtime_checkable
@@ -81,10 +86,11 @@ async def run_until_signalled(
     *,
     reload: Reload | None = None,
     grace: float = STOP_GRACE,
+    told: Told | None = None,
 ) -> None:
     """Start `server`, `announce` it, and run until SIGTERM/SIGINT, reloading on SIGHUP; the
     pipeline's background work and the DKIM key rotation (`rotator`) run meanwhile, and are
-    drained at the end."""
+    drained at the end. `told` gets each reload's outcome instead of the log."""
     loop = asyncio.get_running_loop()
     stop, hangup = asyncio.Event(), asyncio.Event()
     for signum, event in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGHUP, hangup)):
@@ -100,7 +106,7 @@ async def run_until_signalled(
         async with server:
             announce()
             while await _next_signal(stop, hangup) == "reload":
-                new = await _reload(reload)
+                new = await _reload(reload, told or _told)
                 if new is not None:
                     await current.finish()  # its stores stay open for connections still on it
                     retired.append(current)
@@ -135,17 +141,22 @@ async def _next_signal(stop: asyncio.Event, hangup: asyncio.Event) -> str:
     return "reload"
 
 
-async def _reload(reload: Reload | None) -> Pipeline | None:
+def _told(text: str, in_force: bool) -> None:
+    _say(text)
+
+
+async def _reload(reload: Reload | None, told: Told) -> Pipeline | None:
     if reload is None:
-        _say("SIGHUP: this command has no settings to reload")
+        told("SIGHUP: this command has no settings to reload", False)
         return None
+    kept = "warning: reload failed, the running configuration is kept"
     try:
         new = await reload()
     except click.ClickException as exc:  # fail(): the settings' own error, one line
-        _say(f"warning: reload failed, the running configuration is kept: {exc.message}")
+        told(f"{kept}: {one_line(exc.message)}", False)
         return None
     except Exception as exc:  # a store that does not open, a file that went away, ...
-        _say(f"warning: reload failed, the running configuration is kept: {exc}")
+        told(f"{kept}: {one_line(str(exc))}", False)
         return None
-    _say("settings reloaded: new connections use them")
+    told("settings reloaded: new connections use them", True)
     return new

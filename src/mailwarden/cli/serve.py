@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -47,7 +48,7 @@ from .common import (
 from .http import Together, http_server
 from .paths import check_serve_paths, require_maildir
 from .report import report_keys_problem
-from .workers import Listening, reserve_port, supervise, workers_option
+from .workers import Worker, default_workers, reserve_port, supervise, workers_option
 
 MAX_GREET_PAUSE = 300.0  # RFC 5321 §4.5.3.2.1: clients wait 5 minutes for the greeting
 
@@ -82,7 +83,7 @@ def _swaks_hint(config: GatewaySettings, host: str, port: int) -> str:
     metavar="HOST:PORT",
     help="Also run the HTTP API here (see `mailwarden http`).",
 )
-@workers_option(cpus_by_default=False)
+@workers_option(cpus_by_default=True)
 @dns_options
 @json_option
 def serve(
@@ -122,8 +123,7 @@ def serve(
             "[gateway] hostname (greeting, Received and Authentication-Results use it)",
             err=True,
         )
-    # one process unless asked: the front ends' reload and HTTP tests assume one (see README)
-    count = workers if workers is not None else 1
+    count = workers if workers is not None else default_workers()
     if count > 1:
         sys.exit(_serve_workers(settings, given, dns, http_listen, count, as_json))
     _run_gateway(settings, given, dns, http_listen, as_json)
@@ -137,15 +137,20 @@ def _run_gateway(
     as_json: bool,
     *,
     admission: SharedAdmission | None = None,
-    worker: int | None = None,
-    listening: Listening | None = None,
+    worker: Worker | None = None,
 ) -> None:
-    """The gateway in this process, or as worker `worker` of several (`serve --workers`):
-    then its own spool, the shared connection counts, the port shared, and the schedules
-    (DMARC reports, key rotation) and the HTTP API in worker 0 only; `listening` is told
-    where it listens instead of the announcement."""
+    """The gateway in this process, or as `worker` of several (`serve --workers`): then its
+    own spool, the shared connection counts, the port shared, the schedules (DMARC reports,
+    key rotation) and the HTTP API in worker 0 only; the worker tells the supervisor where it
+    listens (instead of the announcement) and how each reload went, takes the settings of the
+    last reload for its checks (a restarted worker does not fall back to those of the start),
+    and stops accepting in step with the other workers."""
     config = settings.gateway
-    pipeline = server_pipeline(settings, dns)
+    index = None if worker is None else worker.index
+    # the checks' settings: those of the last reload in force, if any (the listener, TLS, the
+    # downstream and the forwarding keep those of the start, as in a reload)
+    checked: Settings = settings if worker is None or worker.state is None else worker.state
+    pipeline = server_pipeline(checked, dns)
     checks: Checks = PipelineChecks(pipeline)
     forwarding = _forwarding(settings)
     if forwarding is not None:  # bounces to the SRS domain are ours to take
@@ -156,34 +161,34 @@ def _run_gateway(
         relay: Downstream = default_relay(config)
         if forwarding is not None:
             checks, relay = forwarding.checks(checks), forwarding.downstream(relay)
-        spool = None if worker is None else Path(config.data_dir) / "spool" / f"worker-{worker}"
+        spool = None if index is None else Path(config.data_dir) / "spool" / f"worker-{index}"
         gateway = Gateway(
             config,
             checks,
             relay=relay,
             admission=admission,
-            reuse_port=worker is not None,
+            reuse_port=index is not None,
             spool_dir=spool,
         )
     except (OSError, ValueError) as exc:
         fail(f"cannot start the gateway: {exc}")
-    pipeline.runs_schedules = not worker
+    pipeline.runs_schedules = not index
     rotator = None
-    if not worker:
+    if not index:
         store = DirectoryStore(store_path(settings))
         rotator = Rotator(store, settings.signing, dns.build(settings))
     api = None
-    if http_listen is not None and not worker:
-        api = http_server(settings, pipeline, http_listen)
+    if http_listen is not None and not index:
+        api = http_server(checked, pipeline, http_listen)
 
     def announce() -> None:
         host, port = gateway.address
-        if listening is not None:  # a worker: the supervisor announces
+        if worker is not None:  # the supervisor announces
             http = ""
             if api is not None:
                 api_host, api_port = api.address
                 http = f"[{api_host}]:{api_port}" if ":" in api_host else f"{api_host}:{api_port}"
-            listening(host, port, http)
+            worker.listening(host, port, http)
             return
         downstream = (
             f"relaying to {config.relay_to[0]}:{config.relay_to[1]} ({config.protocol})"
@@ -212,6 +217,8 @@ def _run_gateway(
                 click.echo(f"mailwarden: HTTP API on {info['http']}", err=True)
         sys.stdout.flush()
 
+    reloaded: list[Settings] = []  # a worker's last reload, handed to the supervisor
+
     async def reload() -> Pipeline:
         """SIGHUP: the checks' settings again (the listener, TLS, the downstream and the
         forwarding need a restart); new connections get the new pipeline."""
@@ -222,7 +229,7 @@ def _run_gateway(
         new = build(
             fresh, dns.build(fresh, status=False), greylist=True, reports=True, transactions=True
         )
-        new.runs_schedules = not worker
+        new.runs_schedules = not index
         if api is not None:  # first: a token that cannot be used keeps everything as it was
             try:
                 api.install(fresh, new)
@@ -233,18 +240,54 @@ def _run_gateway(
         if forwarding is not None:
             checks = forwarding.checks(checks)
         gateway.checks = checks
+        reloaded[:] = [fresh]
         return new
 
+    told = None
+    if worker is not None:
+
+        def told(text: str, in_force: bool) -> None:
+            worker.reloaded(text, reloaded[-1] if in_force and reloaded else None)
+
     try:
-        server = gateway if api is None else Together(gateway, api)
+        both: Gateway | Together = gateway if api is None else Together(gateway, api)
+        server = both if worker is None else _InStep(both, gateway, worker)
         runtime.run(
-            lifecycle.run_until_signalled(server, announce, pipeline, rotator, reload=reload)
+            lifecycle.run_until_signalled(
+                server, announce, pipeline, rotator, reload=reload, told=told
+            )
         )
     except OSError as exc:
         where = [f"{config.listen[0]}:{config.listen[1]}"]
         if api is not None:
             where.append(f"{api.listen[0]}:{api.listen[1]}")
         fail(f"cannot listen on {' or '.join(where)}: {exc.strerror or exc}")
+
+
+class _InStep:
+    """A worker's gateway (and HTTP API) stopping in step with the other workers: its listener
+    closed, then every worker's (`Worker.stopped_accepting`), and only then its idle sessions
+    told 421, so no client told "shutting down" finds a worker still accepting."""
+
+    def __init__(self, server: Gateway | Together, gateway: Gateway, worker: Worker) -> None:
+        self.server = server
+        self.gateway = gateway
+        self.worker = worker
+
+    async def __aenter__(self) -> _InStep:
+        await self.server.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.server.__aexit__(*exc)
+
+    async def stop_accepting(self) -> None:
+        await self.gateway.close_listener()
+        await self.worker.stopped_accepting()
+        await self.server.stop_accepting()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        return await self.server.wait_idle(seconds)
 
 
 def _announce(
@@ -312,20 +355,18 @@ def _serve_workers(
     share = replace(limits, memory_budget=max(1, limits.memory_budget // workers))
     settings = replace(settings, gateway=replace(settings.gateway, limits=share))
 
-    def run(index: int, listening: Listening) -> None:
-        admission.bind(index)
-        _run_gateway(
-            settings,
-            given,
-            dns,
-            http_listen,
-            as_json,
-            admission=admission,
-            worker=index,
-            listening=listening,
-        )
+    # where worker 0's HTTP API listens once announced: a restarted worker 0 listens there
+    # again, not on another free port (`--http HOST:0`)
+    api: list[str] = []
+
+    def run(worker: Worker) -> None:
+        admission.bind(worker.index)
+        where = api[0] if api else http_listen
+        _run_gateway(settings, given, dns, where, as_json, admission=admission, worker=worker)
 
     def announce(bound_host: str, bound_port: int, http: str) -> None:
+        if http:
+            api[:] = [http]
         _announce(settings, bound_host, bound_port, as_json, workers, http or None)
 
     try:

@@ -14,6 +14,20 @@ report store, and the gateway's connection counts in `SharedAdmission`).
   sends SIGTERM to every worker, waits for their orderly stop (SIGKILL after
   `STOP_TIMEOUT`), and exits 0. SIGHUP is passed on to every worker (each reloads).
 
+Reload and stop behave as in one process:
+
+* SIGHUP: the supervisor sends it to every listening worker and says the outcome once, when
+  all of them have reloaded ("settings reloaded" then means every worker uses them; a worker
+  whose outcome differs is named). A second SIGHUP during a reload waits for it. What the
+  workers reloaded (the settings) is kept: a worker started later (a restart) gets it, so it
+  does not fall back to the settings of the start; one that was starting during the SIGHUP
+  reloads once it listens.
+* SIGTERM: every worker closes its listener, then waits until every other worker has closed
+  its own (`StopBarrier`, in shared memory; at most `BARRIER_TIMEOUT`) before telling its
+  idle sessions 421: a client told "shutting down" finds no worker still accepting.
+* The supervisor killed (SIGKILL, the OOM killer): each worker gets SIGTERM from the kernel
+  (PR_SET_PDEATHSIG) and stops in order, instead of living on with the port.
+
 Metrics: before forking the gateway's workers, `mailwarden.metrics.use_worker_processes` is
 called (Prometheus' multiprocess mode: /metrics shows the sum); a dead worker is reported with
 `metrics.worker_exited`. A batch has no /metrics: its workers count alone.
@@ -23,6 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import mmap
 import os
 import signal
 import socket
@@ -31,6 +47,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from multiprocessing import connection, get_context
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -50,10 +67,14 @@ from .common import (
     line_outcome,
     one_line,
 )
+from .lifecycle import STOP_GRACE
 
 __all__ = [
+    "BARRIER_TIMEOUT",
     "MAX_WORKERS",
     "STOP_TIMEOUT",
+    "StopBarrier",
+    "Worker",
     "default_workers",
     "prepare_worker_processes",
     "reserve_port",
@@ -63,7 +84,10 @@ __all__ = [
 ]
 
 MAX_WORKERS = 64
-STOP_TIMEOUT = 30.0  # seconds a worker has for its orderly stop before SIGKILL
+# seconds a worker has for its orderly stop before SIGKILL: its own grace for the
+# transactions in flight (lifecycle.STOP_GRACE, 30 s), then a margin to cut and drain
+STOP_TIMEOUT = STOP_GRACE + 5.0
+BARRIER_TIMEOUT = 2.0  # seconds a stopping worker waits for the others to stop accepting
 CRASH_LIMIT = 5  # deaths of one worker within CRASH_WINDOW seconds: a crash loop
 CRASH_WINDOW = 60.0
 
@@ -96,9 +120,10 @@ def workers_option(*, cpus_by_default: bool) -> Callable[[Callable[..., Any]], C
 def prepare_worker_processes() -> Callable[[], None]:
     """Before forking the gateway's workers: the metrics count in shared files, so the
     `/metrics` of any worker shows the sum (`mailwarden.metrics.use_worker_processes`).
-    Returns what to do at the end: the environment variable that mode sets is put back (a
-    process started later must not write there); the directory stays, as this process's own
-    figures live in it."""
+    Returns what to do at the end: back to counting in memory (`use_one_process`: the mode is
+    process-wide and a process started later, or this one going on as an in-process caller
+    does, must not count into those files) or to the multi-process directory set before; the
+    directory stays, as this process's own figures live in it."""
     hook = getattr(metrics, "use_worker_processes", None)
     if hook is None:
         return lambda: None
@@ -108,7 +133,7 @@ def prepare_worker_processes() -> Callable[[], None]:
 
     def restore() -> None:
         if before is None:
-            os.environ.pop(variable, None)
+            metrics.use_one_process()
         else:
             os.environ[variable] = before
 
@@ -297,23 +322,95 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
     return sock, int(sock.getsockname()[1])
 
 
-# a worker is told how to say where it listens: (host, port, anything else to announce)
-Listening = Callable[[str, int, str], None]
-WorkerMain = Callable[[int, Listening], None]
+class StopBarrier:
+    """The workers stop accepting as one (SIGTERM to `serve --workers N`): each closes its
+    listener, says so, and waits until every listening worker has closed its own before it
+    tells its idle sessions 421, so a client told "shutting down" finds no worker accepting.
+
+    One byte per worker in memory all share (made before forking): 0 not listening, 1
+    listening, 2 closed. A worker writes only its own byte; the supervisor writes a dead
+    worker's 0 (a worker that dies or hangs while the others wait costs them at most
+    `BARRIER_TIMEOUT`)."""
+
+    def __init__(self, workers: int, timeout: float = BARRIER_TIMEOUT) -> None:
+        self.workers = workers
+        self.timeout = timeout
+        self._memory = mmap.mmap(-1, workers)
+
+    def listening(self, index: int) -> None:
+        self._memory[index] = 1
+
+    def gone(self, index: int) -> None:
+        self._memory[index] = 0
+
+    def all_closed(self) -> bool:
+        """No worker listens any more."""
+        return 1 not in self._memory[:]
+
+    async def closed(self, index: int) -> bool:
+        """Worker `index` closed its listener: wait (up to `timeout`) for every other one.
+        True when none listens any more."""
+        self._memory[index] = 2
+        try:
+            async with asyncio.timeout(self.timeout):
+                # other processes write it: no event to wait on, a short poll
+                while not self.all_closed():  # noqa: ASYNC110
+                    await asyncio.sleep(0.005)
+        except TimeoutError:
+            return False
+        return True
 
 
-def _serve_worker(index: int, run: WorkerMain, ready: Connection) -> None:
+@dataclass
+class Worker:
+    """What a gateway worker is given: its index, what the last reload handed over (`state`,
+    None: the settings of the start), and its line to the supervisor."""
+
+    index: int
+    state: Any
+    barrier: StopBarrier
+    line: Connection = field(repr=False)
+
+    def listening(self, host: str, port: int, extra: str = "") -> None:
+        """It listens (`extra`: anything else to announce, from worker 0)."""
+        self.barrier.listening(self.index)
+        self.line.send(("listening", (host, port, extra)))
+
+    def say(self, text: str) -> None:
+        """A line for the supervisor to write (why it could not start)."""
+        self.line.send(("say", text))
+
+    def reloaded(self, text: str, state: Any = None) -> None:
+        """The outcome of a SIGHUP (its log line, without "mailwarden: "); on success
+        `state` is what a worker started later must be given."""
+        self.line.send(("reloaded", (text, state)))
+
+    async def stopped_accepting(self) -> bool:
+        """Its listener is closed: wait for the others' (`StopBarrier.closed`)."""
+        return await self.barrier.closed(self.index)
+
+
+WorkerMain = Callable[[Worker], None]
+
+
+def _serve_worker(worker: Worker, run: WorkerMain, supervisor: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)  # the worker's loop installs its own handlers
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload before the loop listens: nothing
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # before the loop listens: see `supervise`
+    _die_with(supervisor)
+    _as_command(lambda: run(worker), worker.say)
 
-    def listening(host: str, port: int, extra: str = "") -> None:
-        ready.send((index, host, port, extra))
 
-    def say(text: str) -> None:  # the supervisor writes it (on its own stderr)
-        ready.send((index, "", text, ""))
+PR_SET_PDEATHSIG = 1  # prctl(2), Linux
 
-    _as_command(lambda: run(index, listening), say)
+
+def _die_with(supervisor: int) -> None:
+    """A worker stops (SIGTERM: its orderly stop) when the supervisor dies, even by SIGKILL,
+    instead of living on with the port; gone already, it exits now. Linux only (prctl)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor:  # it died before prctl: no signal will come
+        os._exit(EXIT_OK)
 
 
 def _say(text: str) -> None:
@@ -337,6 +434,107 @@ def _as_command(work: Callable[[], None], say: Callable[[str], None] = _say) -> 
         sys.exit(EXIT_INTERNAL)
 
 
+class _Reloads:
+    """The supervisor's side of SIGHUP: rounds of reloads, one at a time.
+
+    A round sends SIGHUP to every worker listening and says the outcome once all of them
+    answered (or died): one line when they agree, one per outcome naming the workers when
+    they do not. A SIGHUP during a round starts another once it ends. A worker started with
+    settings older than the last SIGHUP (started during a round, or after one that no worker
+    answered) reloads once it listens: within the round if one is open, else alone, saying
+    only a failure. A reload nobody asked for (SIGHUP sent to a worker itself) is said with
+    the worker's number."""
+
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        listening: Callable[[], set[int]],
+        hangup: Callable[[int], None],
+    ) -> None:
+        self.say = say
+        self.listening = listening  # the workers listening now
+        self.hangup = hangup  # SIGHUP to one worker
+        self.state: Any = None  # what the last successful reload handed over
+        self.begun = 0  # rounds begun
+        self.settled = 0  # the last round that was answered: `state` is as of it
+        self.open = False
+        self.waiting: set[int] = set()
+        self.outcomes: dict[int, tuple[str, Any]] = {}
+        self.again = False
+        self.alone: set[int] = set()  # late workers reloading outside a round
+        self.since: dict[int, int] = {}  # the round each worker's settings are as of
+
+    def started(self, index: int) -> None:
+        """Worker `index` was started with `state`."""
+        self.since[index] = self.settled
+
+    def signalled(self) -> None:
+        """SIGHUP came: a round for the workers listening, or another after this one."""
+        if self.open:
+            self.again = True
+            return
+        self.begun += 1
+        self.open = True
+        self.outcomes = {}
+        self.waiting = set(self.listening())
+        self.alone -= self.waiting
+        for index in self.waiting:
+            self.since[index] = self.begun
+            self.hangup(index)
+        self._maybe_end()
+
+    def listens(self, index: int) -> None:
+        """Worker `index` listens now: it reloads if a SIGHUP came after its settings."""
+        if self.since.get(index, self.begun) >= self.begun:
+            return
+        self.since[index] = self.begun
+        if self.open:
+            self.waiting.add(index)
+        else:
+            self.alone.add(index)
+        self.hangup(index)
+
+    def reloaded(self, index: int, text: str, state: Any) -> None:
+        """Worker `index` reloaded: `text` says how, `state` is not None when it succeeded."""
+        if index in self.waiting:
+            self.waiting.discard(index)
+            self.outcomes[index] = (text, state)
+            self._maybe_end()
+            return
+        late = index in self.alone
+        self.alone.discard(index)
+        if state is not None:
+            self.state = state
+        if state is None or not late:
+            self.say(f"worker {index}: {text}")
+
+    def died(self, index: int) -> None:
+        self.alone.discard(index)
+        if index in self.waiting:
+            self.waiting.discard(index)
+            self._maybe_end()
+
+    def _maybe_end(self) -> None:
+        if self.waiting:
+            return
+        self.open = False
+        if self.outcomes:
+            self.settled = self.begun
+        said: dict[str, list[int]] = {}
+        for index, (text, state) in sorted(self.outcomes.items()):
+            said.setdefault(text, []).append(index)
+            if state is not None:
+                self.state = state
+        for text, indices in said.items():
+            if len(said) == 1:
+                self.say(text)
+            else:
+                self.say(f"worker {', '.join(map(str, indices))}: {text}")
+        if self.again:
+            self.again = False
+            self.signalled()
+
+
 def supervise(
     workers: int,
     run: WorkerMain,
@@ -345,26 +543,40 @@ def supervise(
     on_death: Callable[[int], None] = lambda index: None,
     log: Callable[[str], None] = lambda text: click.echo(f"mailwarden: {text}", err=True),
 ) -> int:
-    """Run `run(index, listening)` in `workers` processes until SIGTERM/SIGINT; `announce`
-    once every worker called `listening(host, port, extra)` (worker 0's `extra` is given).
-    Returns the exit status: 0 after a signal or when every worker ended by itself with 0; a
-    worker's own status when it fails before it ever listened (it said why); 1 after a
-    crash loop."""
+    """Run `run(worker)` in `workers` processes until SIGTERM/SIGINT; `announce` once every
+    worker called `worker.listening(host, port, extra)` (worker 0's `extra` is given); SIGHUP
+    reloads in every worker (`_Reloads`). Returns the exit status: 0 after a signal or when
+    every worker ended by itself with 0; a worker's own status when it fails before it ever
+    listened (it said why); 1 after a crash loop."""
     _flush()
     restore_metrics = prepare_worker_processes()
-    ready_out, ready_in = _fork.Pipe(duplex=False)
+    barrier = StopBarrier(workers)
     procs: dict[int, BaseProcess] = {}
-    listened: set[int] = set()
+    lines: dict[int, Connection] = {}
+    listening: set[int] = set()  # listening now
+    listened: set[int] = set()  # ever
     deaths: dict[int, list[float]] = {i: [] for i in range(workers)}
+
+    def hangup(index: int) -> None:
+        pid = procs[index].pid if index in procs else None
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGHUP)
+
+    reloads = _Reloads(log, lambda: {i for i in listening if i in procs}, hangup)
     stopping = False
     status = 0
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
 
     def start(index: int) -> None:
-        proc = _fork.Process(target=_serve_worker, args=(index, run, ready_in), daemon=False)
+        out, into = _fork.Pipe(duplex=False)
+        worker = Worker(index, reloads.state, barrier, into)
+        proc = _fork.Process(target=_serve_worker, args=(worker, run, os.getpid()), daemon=False)
         proc.start()
-        procs[index] = proc
+        into.close()
+        procs[index], lines[index] = proc, out
+        reloads.started(index)
 
     def on_signal(signum: int, frame: object) -> None:
         with contextlib.suppress(OSError):
@@ -378,44 +590,59 @@ def supervise(
     announced = False
     said: set[str] = set()
     first: tuple[str, int, str] = ("", 0, "")
+
+    def hear(index: int, kind: str, data: Any) -> None:
+        nonlocal announced, first
+        if kind == "say":  # why it could not start: told once, whichever worker says it
+            if data not in said:
+                said.add(data)
+                _say(data)
+        elif kind == "reloaded":
+            reloads.reloaded(index, *data)
+        elif kind == "listening":
+            listening.add(index)
+            listened.add(index)
+            if index == 0:
+                first = data
+            if index == 0 and not stopping and len(listened) == 1:
+                for other in range(1, workers):
+                    start(other)
+            if not stopping:
+                reloads.listens(index)
+            if not announced and len(listened) == workers:
+                announced = True
+                announce(*first)
+
+    def drain(index: int) -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while lines[index].poll():
+                hear(index, *lines[index].recv())
+
     try:
         start(0)  # the others once it listens: a start-up problem is told once, by it
         while procs:
             sentinels: list[Any] = [p.sentinel for p in procs.values()]
-            ready_list = connection.wait([*sentinels, ready_out, wake_r], timeout=5.0)
-            if wake_r in ready_list:
+            ready = connection.wait([*sentinels, *lines.values(), wake_r], timeout=5.0)
+            if wake_r in ready:
                 woken = os.read(wake_r, 64)
-                if b"h" in woken and not stopping:  # SIGHUP: every worker reloads
-                    for proc in procs.values():
-                        if proc.pid:
-                            with contextlib.suppress(OSError):
-                                os.kill(proc.pid, signal.SIGHUP)
                 if b"t" in woken and not stopping:
                     stopping = True
                     _stop_all(procs.values())
-            if ready_out in ready_list:
-                with contextlib.suppress(EOFError, OSError):
-                    while ready_out.poll():
-                        index, host, port, extra = ready_out.recv()
-                        if not host:  # what a worker has to say (why it could not start)
-                            if port not in said:
-                                said.add(port)
-                                _say(port)
-                            continue
-                        listened.add(index)
-                        if index == 0:
-                            first = (host, port, extra)
-                        if index == 0 and not stopping and len(listened) == 1:
-                            for other in range(1, workers):
-                                start(other)
-                        if not announced and len(listened) == workers:
-                            announced = True
-                            announce(*first)
+                if b"h" in woken and not stopping:  # SIGHUP: every worker reloads
+                    reloads.signalled()
+            for index, line in list(lines.items()):
+                if line in ready:
+                    drain(index)
             for index, proc in list(procs.items()):
                 if proc.is_alive():
                     continue
                 proc.join()
+                drain(index)
+                lines.pop(index).close()
                 del procs[index]
+                listening.discard(index)
+                barrier.gone(index)
+                reloads.died(index)
                 code = proc.exitcode
                 on_death(index)
                 if proc.pid:
@@ -448,8 +675,8 @@ def supervise(
             proc.join()
         for fd in (wake_r, wake_w):
             os.close(fd)
-        ready_out.close()
-        ready_in.close()
+        for line in lines.values():
+            line.close()
         restore_metrics()
     return status
 

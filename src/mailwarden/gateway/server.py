@@ -213,12 +213,17 @@ class Gateway:
         assert self._server is not None
         await self._server.serve_forever()
 
+    async def close_listener(self) -> None:
+        """No new connections; the sessions open go on as they were (`stop_accepting` tells
+        them). Worker processes each close theirs, then all tell (cli/workers.py)."""
+        if self._server is not None:
+            await close_listener(self._server)  # runtime's: no accepted connection leaked
+
     async def stop_accepting(self) -> None:
         """An orderly stop: no new connections; a session waiting between transactions is
         closed now with 421 4.3.2 (RFC 5321 §3.8), one in a transaction when it ends."""
         self._stopping = True
-        if self._server is not None:
-            await close_listener(self._server)
+        await self.close_listener()
         for task, connection in list(self._waiting.items()):
             connection.shutting_down()
             task.cancel()

@@ -165,6 +165,16 @@ def build(n: int) -> tuple[Zone, list[Case]]:
     return zone, cases
 
 
+def require_right(case: Case, verdict: Any) -> None:
+    """Timing counts only for right verdicts: accepted (SPF pass) or, for a spoof, refused."""
+    expected = Action.REJECT if case.spoof else Action.ACCEPT
+    if verdict.policy.action is not expected or verdict.spf.result.value != "pass":
+        raise SystemExit(
+            f"wrong verdict for {case.domain}: {verdict.policy.action} (spf "
+            f"{verdict.spf.result}, dmarc {verdict.dmarc.result}): {verdict.policy.reasons}"
+        )
+
+
 async def measure(
     zone: StaticResolver, cases: Sequence[Case], delay: float
 ) -> list[tuple[Case, float, int]]:
@@ -182,12 +192,7 @@ async def measure(
         )
         elapsed = time.perf_counter() - started
         await checker.drain()
-        expected = Action.REJECT if case.spoof else Action.ACCEPT
-        if verdict.policy.action is not expected or verdict.spf.result.value != "pass":
-            raise SystemExit(
-                f"wrong verdict for {case.domain}: {verdict.policy.action} (spf "
-                f"{verdict.spf.result}, dmarc {verdict.dmarc.result}): {verdict.policy.reasons}"
-            )
+        require_right(case, verdict)
         out.append((case, elapsed, slow.queries))
     return out
 
@@ -321,12 +326,7 @@ async def over_sockets(
         )
         elapsed = time.perf_counter() - started
         await checker.drain()
-        expected = Action.REJECT if case.spoof else Action.ACCEPT
-        if verdict.policy.action is not expected or verdict.spf.result.value != "pass":
-            raise SystemExit(
-                f"wrong verdict for {case.domain}: {verdict.policy.action}: "
-                f"{verdict.policy.reasons}"
-            )
+        require_right(case, verdict)
         return elapsed, time.process_time() - cpu
 
     await one(cases[0], fresh())  # sockets opened, code paths warmed

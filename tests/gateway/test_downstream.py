@@ -36,6 +36,7 @@ class Script:
     rcpt: dict[str, str] = field(default_factory=dict)  # address -> reply line
     after_data: list[str] = field(default_factory=lambda: ["250 2.0.0 queued"])
     hang_after_data: bool = False
+    reply_delay: float = 0.0  # seconds before the reply to the end of the message
     drop_at_mail: int = 0  # close the connection, unanswered, at this MAIL command (1-based)
     connections: int = 0
     received: list[bytes] = field(default_factory=list)
@@ -65,6 +66,9 @@ async def fake_downstream(script: Script) -> AsyncIterator[tuple[str, int]]:
                     data = await reader.readexactly(int(size))
                     script.received.append(data)
                     assert last == ["LAST"]
+                    if script.hang_after_data:
+                        await asyncio.sleep(30)
+                    await asyncio.sleep(script.reply_delay)
                     for reply in script.after_data:
                         writer.write(reply.encode() + b"\r\n")
                 elif verb == "MAIL" and (
@@ -342,3 +346,17 @@ async def test_spooled_bodies_and_lmtp_take_data_even_with_chunking(tmp_path: Pa
         assert "BDAT" not in [c.split(" ")[0] for c in script.commands]
         expected = b"Subject: x\r\n\r\n" + (spooled.read() if not lmtp else b"short\r\n")
         assert script.received == [expected + b".\r\n"]
+
+
+async def test_the_reply_to_bdat_last_gets_the_end_of_data_time(tmp_path: Path) -> None:
+    """BDAT LAST's reply is the end-of-data reply: a downstream slower than the per-command
+    time but within `downstream_data` is waited for; one past it gives the client 451."""
+    for hang, expected in ((False, 250), (True, 451)):
+        script = Script(chunking=True, reply_delay=0.5, hang_after_data=hang)
+        async with fake_downstream(script) as address:
+            relay = relay_to(address, downstream_command=0.2, downstream_data=1.5)
+            async with running(make_config(tmp_path), relay=relay) as gateway:
+                client = await Client.connect(gateway.address)
+                code = await client.transaction("a@example.com", ["bob@example.net"], SIMPLE)
+                assert code == expected
+        assert "BDAT" in [c.split(" ")[0] for c in script.commands]

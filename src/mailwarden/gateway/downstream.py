@@ -406,7 +406,10 @@ class DownstreamConnection:
         for SMTP: LMTP's replies per recipient are read after DATA only."""
         if not message.endswith(b"\r\n"):
             message += b"\r\n"  # as after DATA, where the final dot needs a line of its own
-        reply = await self.command(f"BDAT {len(message)} LAST", payload=message)
+        # Its reply is the end-of-data reply, so it gets the time a reply after DATA gets.
+        reply = await self.command(
+            f"BDAT {len(message)} LAST", self.timeouts.downstream_data, payload=message
+        )
         # §4.2: a refused chunk fails the transaction; such a connection is not reused.
         self.idle = reply.code < 300
         return reply

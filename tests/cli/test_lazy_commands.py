@@ -10,7 +10,13 @@ import click
 
 from mailwarden.cli import COMMANDS, SUBCOMMANDS, cli
 
-HEAVY = ("aiohttp", "mailwarden.milter", "mailwarden.dashboard", "mailwarden.http")
+HEAVY = (
+    "aiohttp",
+    "mailwarden.milter",
+    "mailwarden.dashboard",
+    "mailwarden.http",
+    "mailwarden.cli.report",  # the DMARC reports command: check has no schedule
+)
 
 
 def _loaded_after(args: list[str]) -> set[str]:

@@ -274,7 +274,7 @@ def delayed_nsd(zone: Zone, delay: float) -> Iterator[tuple[str, int]]:
         )
         relay.start()
         try:
-            _wait_for_answers(("127.0.0.1", port))
+            _wait_for_answers(("127.0.0.1", port), delay)
             yield "127.0.0.1", port
         finally:
             relay.terminate()
@@ -282,12 +282,13 @@ def delayed_nsd(zone: Zone, delay: float) -> Iterator[tuple[str, int]]:
             nsd.stop()
 
 
-def _wait_for_answers(server: tuple[str, int]) -> None:
+def _wait_for_answers(server: tuple[str, int], delay: float) -> None:
+    """Until the relay passes nsd's answer on (each one `delay` late)."""
     query = b"\x42\x42\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x00\x00\x06\x00\x01"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(0.5)
+            sock.settimeout(0.5 + 2 * delay)
             try:
                 sock.sendto(query, server)
                 if sock.recv(4096)[:2] == b"\x42\x42":

@@ -97,7 +97,9 @@ def test_run_with_rspamd(
 ) -> None:
     module = load_benchmark("queries_bench", monkeypatch)
     if nsd_program() is None or module.rspamd_peer.rspamd_program() is None:
-        pytest.skip("nsd or rspamd is not installed (Debian packages nsd, rspamd)")
+        unavailable(
+            "nsd or rspamd is not installed (Debian packages nsd, rspamd; make system-deps)"
+        )
     argv = ["--messages", "6", "--domains", "3", "--cold-sample", "2", "--json"]
     assert module.main(argv) == 0
     report = json.loads(capsys.readouterr().out)

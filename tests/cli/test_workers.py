@@ -163,6 +163,12 @@ def test_a_dying_worker_costs_only_its_own_lines(
 # -- the gateway -----------------------------------------------------------------------------
 
 
+def close_pipes(proc: subprocess.Popen[str]) -> None:
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -214,9 +220,7 @@ def gateway(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        close_pipes(proc)
 
 
 def greeting(port: int) -> bytes:
@@ -343,9 +347,7 @@ def serve_by_default(tmp_path: Path, cpus: set[int] | None) -> tuple[dict[str, A
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        close_pipes(proc)
 
 
 def test_serve_runs_one_worker_per_cpu_by_default(tmp_path: Path) -> None:
@@ -556,9 +558,7 @@ def test_sigint_stops_every_worker(tmp_path: Path, group: bool) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        close_pipes(proc)
 
 
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:

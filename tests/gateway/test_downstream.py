@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.gateway.helpers import SIMPLE, Client, make_config, messages, running
 
-from mailwarden.body import SpooledBody
+from mailwarden.body import Body, SpooledBody
 from mailwarden.gateway import (
     DownstreamRelay,
     Gateway,
@@ -313,17 +313,23 @@ async def test_a_refused_bdat_is_passed_back_and_its_connection_not_reused(
     assert [c.split(" ")[0] for c in script.commands].count("QUIT") >= 1
 
 
+async def one_message(address: tuple[str, int], body: Body, *, lmtp: bool = False) -> None:
+    """One transaction straight through a DownstreamRelay (no gateway): head `Subject: x`,
+    then `body`; every reply must be a success."""
+    relay = relay_to(address, lmtp=lmtp)
+    connection = await relay.connect()
+    assert (await connection.mail("a@example.com", {})).code == 250
+    assert (await connection.rcpt("bob@example.net")).code == 250
+    [reply] = await connection.data(b"Subject: x\r\n\r\n", body)
+    assert reply.code == 250
+    await connection.close()
+    await relay.close()
+
+
 async def test_bdat_ends_a_message_without_a_final_line_break_as_data_does() -> None:
     script = Script(chunking=True)
     async with fake_downstream(script) as address:
-        relay = relay_to(address)
-        connection = await relay.connect()
-        assert (await connection.mail("a@example.com", {})).code == 250
-        assert (await connection.rcpt("bob@example.net")).code == 250
-        [reply] = await connection.data(b"Subject: x\r\n\r\n", b"no line break at the end")
-        assert reply.code == 250
-        await connection.close()
-        await relay.close()
+        await one_message(address, b"no line break at the end")
     assert script.received == [b"Subject: x\r\n\r\nno line break at the end\r\n"]
 
 
@@ -335,14 +341,7 @@ async def test_spooled_bodies_and_lmtp_take_data_even_with_chunking(tmp_path: Pa
     for lmtp, body in ((False, spooled), (True, b"short\r\n")):
         script = Script(chunking=True, lmtp=lmtp)
         async with fake_downstream(script) as address:
-            relay = relay_to(address, lmtp=lmtp)
-            connection = await relay.connect()
-            await connection.mail("a@example.com", {})
-            await connection.rcpt("bob@example.net")
-            [reply] = await connection.data(b"Subject: x\r\n\r\n", body)
-            assert reply.code == 250
-            await connection.close()
-            await relay.close()
+            await one_message(address, body, lmtp=lmtp)
         assert "BDAT" not in [c.split(" ")[0] for c in script.commands]
         expected = b"Subject: x\r\n\r\n" + (spooled.read() if not lmtp else b"short\r\n")
         assert script.received == [expected + b".\r\n"]

@@ -44,14 +44,12 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_figures_of_forked_workers_are_added_up(tmp_path: Path) -> None:
-    directory = tmp_path / "metrics"
-    directory.mkdir()
-    (directory / "counter_99999.db").write_bytes(b"stale")  # an earlier run's file goes
+def run_script(script: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    """`script` in a fresh interpreter (no multi-process directory inherited); it must succeed."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(directory)],
+        [sys.executable, "-c", script, str(directory)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -59,6 +57,14 @@ def test_figures_of_forked_workers_are_added_up(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_figures_of_forked_workers_are_added_up(tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "counter_99999.db").write_bytes(b"stale")  # an earlier run's file goes
+    done = run_script(SCRIPT, directory)
     before, after = done.stdout.split("=====")
     # 1 + 2 + 3 transactions from three processes
     line = 'mailwarden_transactions_total{action="reject",code="550",enhanced="5.7.1",stage="data"}'
@@ -94,17 +100,7 @@ def test_back_to_one_process_counts_in_memory_again(tmp_path: Path) -> None:
     """After its workers, a launcher that goes on (an in-process `serve --workers`) counts in
     memory again: new metrics work, and only what was counted since is shown."""
     directory = tmp_path / "metrics"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    done = subprocess.run(
-        [sys.executable, "-c", BACK, str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_script(BACK, directory)
     line = 'mailwarden_transactions_total{action="reject",code="550",enhanced="5.7.1",stage="data"}'
     assert f"{line} 1.0" in done.stdout
     assert 'mailwarden_open_connections{frontend="gateway"} 1.0' in done.stdout

@@ -6,7 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install system-deps run test lint typecheck pytest bench clean lab lab-clean
 
+# Bytecode compiled ahead (checked against the sources each time, so an update is compiled too):
+# with PYTHONDONTWRITEBYTECODE set, as on some CI machines, every command would otherwise
+# compile its 130 modules again at start-up (0.1 s of each `mailwarden` command).
 install: $(STAMP)
+	$(BIN)/python -m compileall -q src >/dev/null
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "mailwarden needs Python >= 3.11")'
@@ -59,3 +63,4 @@ lab-clean:
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find src -name __pycache__ -prune -exec rm -rf {} +

@@ -39,4 +39,7 @@ def json_safe(data: Any) -> Any:
 
 def dumps(data: Any) -> str:
     """One JSON document on one line, valid UTF-8 whatever bytes the input held."""
+    text = json.dumps(data, ensure_ascii=False)
+    if _ANY_SURROGATE.search(text) is None:  # nothing to clean: no walk over every value
+        return text
     return json.dumps(json_safe(data), ensure_ascii=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,13 @@ def test_bare_lf_files_read_as_crlf(tmp_path: Path) -> None:
     assert message.raw == b"From: a\r\n b\r\nTo: c\r\n\r\nline\r\n"
     assert to_crlf(b"a\r\nb\nc") == b"a\r\nb\r\nc"
     assert read_message(b"A: 1\n\nx\n").body == b"x\r\n"
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"a", b" "]), max_size=40).map(b"".join))
+def test_to_crlf_widens_only_bare_lf(data: bytes) -> None:
+    """Every LF not after a CR becomes CRLF; everything else, lone CRs included, is kept."""
+    expected = re.sub(rb"(?<!\r)\n", b"\r\n", data)
+    assert to_crlf(data) == expected
 
 
 @pytest.mark.parametrize(

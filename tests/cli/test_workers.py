@@ -9,10 +9,14 @@ die, and all stop on SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import io
 import json
 import os
+import random
 import re
+import select
 import signal
 import smtplib
 import socket
@@ -25,12 +29,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.cli.test_lifecycle import SMTP, Process, delivered, hostport, write_serve_config
 from tests.cli.test_lifecycle import ZONE as SPF_ZONE
 from tests.dkim.helpers import ed_key
 
 from mailwarden.cli import run
-from mailwarden.cli.workers import StopBarrier, _Reloads, run_batch_workers
+from mailwarden.cli.workers import (
+    SHARD_SLACK,
+    Shards,
+    StopBarrier,
+    _Reloads,
+    read_chunks,
+    run_batch_workers,
+    sender_domain,
+)
 from mailwarden.dkim import key_record, sign
 
 ZONE = """\
@@ -158,6 +172,135 @@ def test_a_dying_worker_costs_only_its_own_lines(
     for number in (4, 6, 8):
         assert out[number - 1]["line"] == number
         assert "worker process died" in out[number - 1]["error"]
+
+
+def pid_per_line(stream: Path, workers: int, shard_key: Any) -> list[dict[str, Any]]:
+    """Each line's worker (its process id) and the line's own fields, through run_batch_workers."""
+
+    def make_evaluate() -> Any:
+        async def evaluate(number: int, item: dict[str, Any]) -> dict[str, Any]:
+            return {**item, "pid": os.getpid()}
+
+        return evaluate
+
+    read, write = os.pipe()
+    with stream.open("rb") as lines, contextlib.redirect_stdout(os.fdopen(write, "w")) as out:
+        code = run_batch_workers(lines, make_evaluate, workers=workers, concurrency=4,
+                                 shard_key=shard_key)  # fmt: skip
+        out.close()
+    with os.fdopen(read) as answers:
+        found = [json.loads(line) for line in answers]
+    assert code == 0
+    return found
+
+
+def test_lines_of_one_sender_domain_go_to_one_worker(tmp_path: Path) -> None:
+    """40 domains, 10 lines each, shuffled: every domain's lines are checked by one worker (its
+    cache answers them), the workers share the lines evenly, the output keeps the input order."""
+    rng = random.Random(7)
+    domains = [f"d{d}.example" for d in range(40)]
+    items = [{"mail_from": f"u{i}@{rng.choice(domains).upper()}.", "n": i} for i in range(400)]
+    stream = tmp_path / "lines"
+    stream.write_bytes(b"".join(json.dumps(item).encode() + b"\n" for item in items))
+    found = pid_per_line(stream, 2, sender_domain)
+    assert [line["n"] for line in found] == list(range(400))
+    workers_of: dict[str, set[int]] = {}
+    for line in found:
+        domain = line["mail_from"].rpartition("@")[2].rstrip(".").lower()
+        workers_of.setdefault(domain, set()).add(line["pid"])
+    assert all(len(pids) == 1 for pids in workers_of.values())
+    per_worker = collections.Counter(line["pid"] for line in found)
+    assert len(per_worker) == 2
+    assert max(per_worker.values()) - min(per_worker.values()) <= 2 * SHARD_SLACK
+
+
+def test_one_domain_sending_everything_still_uses_every_worker(tmp_path: Path) -> None:
+    stream = tmp_path / "lines"
+    stream.write_bytes(b"".join(b'{"mail_from": "a@one.example"}\n' for _ in range(300)))
+    per_worker = collections.Counter(line["pid"] for line in pid_per_line(stream, 3, sender_domain))
+    assert len(per_worker) == 3
+    assert max(per_worker.values()) - min(per_worker.values()) <= SHARD_SLACK + 1
+
+
+@pytest.mark.parametrize(
+    ("line", "domain"),
+    [
+        (b'{"mail_from": "a@B.Example.", "helo": "h.c.example"}', "b.example"),
+        (b'{"mail_from": "", "helo": "H.C.example"}', "h.c.example"),
+        (b'{"mail_from": "postmaster"}', None),
+        (b'{"mail_from": ["a@b.example"], "helo": 7}', None),
+        (b"[1, 2]", None),
+        (b"not json", None),
+        (b"\xff\xfe", None),
+        (b'{"mail_from": "a@\\udcff.example"}', "\udcff.example"),
+    ],
+)
+def test_sender_domain_of_a_line(line: bytes, domain: str | None) -> None:
+    assert sender_domain(line) == domain
+
+
+def test_shards_without_a_key_go_round_robin() -> None:
+    shards = Shards(3, None)
+    assert [shards.worker(b"x") for _ in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+    crc = Shards(2, lambda raw: raw.decode() or None)
+    assert len({crc.worker(b"same") for _ in range(SHARD_SLACK)}) == 1
+
+
+class Trickle(io.RawIOBase):
+    """A stream giving at most `sizes[i]` bytes per read, as a pipe written slowly does."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data, self.sizes = data, sizes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = min(len(buffer), len(self.data), self.sizes.pop() if self.sizes else len(buffer))
+        buffer[:size] = self.data[:size]
+        self.data = self.data[size:]
+        return size
+
+
+@given(
+    st.lists(st.sampled_from([b"a", b"\n", b"\r", b"{}"]), max_size=60).map(b"".join),
+    st.lists(st.integers(1, 9), max_size=30),
+)
+def test_chunks_hold_the_lines_of_the_stream(data: bytes, sizes: list[int]) -> None:
+    """Whatever pieces the stream comes in, the chunks hold its lines, as iterating it does."""
+    chunks = list(read_chunks(io.BufferedReader(Trickle(data, list(sizes)))))
+    assert all(chunks)
+    assert [line for chunk in chunks for line in chunk] == list(io.BytesIO(data))
+
+
+def test_lines_written_slowly_are_answered_as_they_come(batch: tuple[Path, Path]) -> None:
+    """A pipe fed one line at a time: each answer is written (and flushed, whatever the
+    buffering of standard output) before the next line is sent."""
+    manifest, zone = batch
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    first, second = manifest.read_bytes().split(b"\n")[:2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailwarden", "check", "--batch", "-", "--json", "--workers", "2",
+         "--dns-zone", str(zone), "--no-network-checks"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=manifest.parent,
+        env=env,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    try:
+        for line, file in ((first, "m0.eml"), (second, "m1.eml")):
+            proc.stdin.write(line + b"\n")
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            assert ready, f"no answer to the line for {file}"
+            assert json.loads(proc.stdout.readline())["file"] == file
+        proc.stdin.close()
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        close_pipes(proc)  # type: ignore[arg-type]
 
 
 # -- the gateway -----------------------------------------------------------------------------

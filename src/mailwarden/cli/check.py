@@ -31,7 +31,7 @@ from .common import (
 )
 from .dkim import parse_now
 from .spf import parse_helo, parse_ip_arg, parse_mail_from
-from .workers import default_workers, run_batch_workers, workers_option
+from .workers import default_workers, run_batch_workers, sender_domain, workers_option
 
 BATCH_CONCURRENCY = 32
 
@@ -122,6 +122,7 @@ def check(
                     workers=count,
                     concurrency=BATCH_CONCURRENCY,
                     error_fields={"file": None},
+                    shard_key=sender_domain,
                 )
             )
         sys.exit(

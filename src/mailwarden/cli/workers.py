@@ -4,9 +4,11 @@ Each worker is a process forked from the command, with its own event loop, pipel
 cache (nothing is shared but what the stores share: the greylist in SQLite WAL or Redis, the
 report store, and the gateway's connection counts in `SharedAdmission`).
 
-* Batch: line k goes to worker (k-1) mod N; each worker answers its lines in order, so reading
-  the workers round-robin gives the input order. A bad line is an error line as in one
-  process; a worker that dies turns its unanswered lines into internal errors (exit 70).
+* Batch: the lines of one sender domain go to one worker while the load stays even
+  (`Shards`: its cache answers that domain's lookups), in chunks of the lines already read;
+  each worker answers its lines in order, and the command writes them in input order. A bad
+  line is an error line as in one process; a worker that dies turns its unanswered lines
+  into internal errors (exit 70).
 * Gateway: the supervisor (this process) starts N workers listening on the same port
   (SO_REUSEPORT), the first alone (a start-up problem is told once), the others once it
   listens, announces once all listen, restarts a worker that dies (a crash loop, a
@@ -36,17 +38,21 @@ called (Prometheus' multiprocess mode: /metrics shows the sum); a dead worker is
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
+import json
 import mmap
 import os
+import queue
 import signal
 import socket
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+import zlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import connection, get_context
 from multiprocessing.connection import Connection
@@ -158,8 +164,8 @@ def _batch_worker(
     concurrency: int,
     error_fields: dict[str, Any] | None,
 ) -> None:
-    """A worker process: lines in from `tasks`, (kind, JSON text) out on `results`, in the
-    order the lines came; None at the end."""
+    """A worker process: lists of lines in from `tasks`, lists of (kind, JSON text) out on
+    `results`, in the order the lines came; the end of `tasks` ends it."""
     _as_command(lambda: _batch_work(tasks, results, make_evaluate, concurrency, error_fields))
 
 
@@ -174,39 +180,114 @@ def _batch_work(
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        incoming: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
-        order: asyncio.Queue[asyncio.Future[tuple[str, dict[str, Any]]] | None] = asyncio.Queue()
+        incoming: asyncio.Queue[list[tuple[int, bytes]] | None] = asyncio.Queue()
+        order: collections.deque[asyncio.Future[tuple[str, dict[str, Any]]] | None]
+        order = collections.deque()
+        more = asyncio.Event()
         slots = asyncio.Semaphore(concurrency)
 
         def reader() -> None:
             while True:
                 try:
-                    item = tasks.recv()
+                    lines = tasks.recv()
                 except (EOFError, OSError):
-                    item = None
-                loop.call_soon_threadsafe(incoming.put_nowait, item)
-                if item is None:
+                    lines = None
+                loop.call_soon_threadsafe(incoming.put_nowait, lines)
+                if lines is None:
                     return
 
         threading.Thread(target=reader, daemon=True).start()
 
         async def feed() -> None:
-            while (item := await incoming.get()) is not None:
-                await slots.acquire()
-                task = asyncio.ensure_future(line_outcome(*item, evaluate, error_fields))
-                task.add_done_callback(lambda _: slots.release())
-                order.put_nowait(task)
-            order.put_nowait(None)
+            while (lines := await incoming.get()) is not None:
+                for number, raw in lines:
+                    await slots.acquire()
+                    task = asyncio.ensure_future(line_outcome(number, raw, evaluate, error_fields))
+                    task.add_done_callback(lambda _: slots.release())
+                    order.append(task)
+                    more.set()
+            order.append(None)
+            more.set()
 
         async def write() -> None:
-            while (task := await order.get()) is not None:
+            while True:
+                while not order:
+                    more.clear()
+                    await more.wait()
+                task = order.popleft()
+                if task is None:
+                    break
                 kind, data = await task
-                results.send((kind, json_line(data)))
-            results.send(None)
+                answers = [(kind, json_line(data))]
+                while order and order[0] is not None and order[0].done():  # one send for all ready
+                    kind, data = order.popleft().result()  # type: ignore[union-attr]
+                    answers.append((kind, json_line(data)))
+                results.send(answers)
 
         await asyncio.gather(feed(), write())
 
     runtime.run(main())
+
+
+def sender_domain(raw: bytes) -> str | None:
+    """What a `check --batch` line's lookups are mostly about: its MAIL FROM domain (its HELO
+    name for the null sender); None when the line says neither (it is checked all the same)."""
+    try:
+        item = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(item, dict):
+        return None
+    sender, helo = item.get("mail_from"), item.get("helo")
+    if isinstance(sender, str) and "@" in sender:
+        return sender.rpartition("@")[2].rstrip(".").lower()
+    return helo.rstrip(".").lower() if isinstance(helo, str) and helo else None
+
+
+SHARD_SLACK = 64
+"""Lines a worker may be given beyond the least-loaded one before its domains go elsewhere."""
+
+
+class Shards:
+    """Which worker checks a line: the same worker for every line of one domain, so one
+    worker's cache answers that domain's lookups (spread round-robin, each worker would ask
+    them all again), unless that worker already has `SHARD_SLACK` lines more than another
+    (one domain sending most of the mail is still spread over every core)."""
+
+    def __init__(self, workers: int, key: Callable[[bytes], str | None] | None) -> None:
+        self.given = [0] * workers
+        self.key = key
+        self.next = 0
+
+    def worker(self, raw: bytes) -> int:
+        least = min(range(len(self.given)), key=self.given.__getitem__)
+        name = self.key(raw) if self.key is not None else None
+        if name is None:
+            chosen = self.next % len(self.given)
+            self.next += 1
+        else:
+            chosen = zlib.crc32(name.encode("utf-8", "surrogatepass")) % len(self.given)
+        if self.given[chosen] - self.given[least] > SHARD_SLACK:
+            chosen = least
+        self.given[chosen] += 1
+        return chosen
+
+
+def read_chunks(stream: IO[bytes]) -> Iterator[list[bytes]]:
+    """The lines of `stream` in chunks of those already readable: a file comes in large
+    chunks, a pipe written slowly line by line still gives each line as soon as it comes."""
+    read1 = getattr(stream, "read1", None)
+    if read1 is None:
+        yield from ([line] for line in stream)
+        return
+    rest = b""
+    while data := read1(1 << 16):
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()
+        if lines:
+            yield [line + b"\n" for line in lines]
+    if rest:
+        yield [rest]
 
 
 def run_batch_workers(
@@ -216,9 +297,11 @@ def run_batch_workers(
     workers: int,
     concurrency: int,
     error_fields: dict[str, Any] | None = None,
+    shard_key: Callable[[bytes], str | None] | None = None,
 ) -> int:
     """`common.run_batch` over `workers` processes: the same lines, order and exit status.
-    `make_evaluate` runs in each worker (build the pipeline there, after the fork)."""
+    `make_evaluate` runs in each worker (build the pipeline there, after the fork). Lines
+    with the same `shard_key` go to the same worker while the load stays even (`Shards`)."""
     _flush()  # no metrics to add up: a batch has no /metrics
     pipes = []
     procs: list[BaseProcess] = []
@@ -235,16 +318,28 @@ def run_batch_workers(
         result_in.close()
         pipes.append((task_in, result_out))
         procs.append(proc)
-    total: list[int] = []  # the number of lines, once all are read
+    shards = Shards(workers, shard_key)
+    assigned: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
 
     def dispatch() -> None:
-        count = 0
+        """Lines to the workers, one send per worker per chunk; their order to `assigned`."""
+        number = 0
         try:
-            for count, raw in enumerate(stream, 1):
-                with contextlib.suppress(OSError):  # a dead worker: its lines are errors
-                    pipes[(count - 1) % workers][0].send((count, raw))
+            for chunk in read_chunks(stream):
+                given: list[list[tuple[int, bytes]]] = [[] for _ in range(workers)]
+                order = []
+                for raw in chunk:
+                    number += 1
+                    worker = shards.worker(raw)
+                    given[worker].append((number, raw))
+                    order.append(worker)
+                assigned.put(order)
+                for worker, lines in enumerate(given):
+                    if lines:
+                        with contextlib.suppress(OSError):  # a dead worker: its lines are errors
+                            pipes[worker][0].send(lines)
         finally:
-            total.append(count)
+            assigned.put(None)
             for task_in, _ in pipes:
                 with contextlib.suppress(OSError):
                     task_in.send(None)
@@ -252,37 +347,46 @@ def run_batch_workers(
     reading = threading.Thread(target=dispatch, daemon=True)
     reading.start()
     counts = {"error": 0, "internal": 0}
-    number = 1
+    answers: list[collections.deque[tuple[str, str]]] = [collections.deque() for _ in procs]
+    dead: set[int] = set()
+    out: list[str] = []
+
+    def emit() -> None:
+        """What is known is written before waiting for more (a slow pipe sees each answer)."""
+        if out:
+            sys.stdout.write("".join(out))
+            out.clear()
+        sys.stdout.flush()
+
+    number = 0
     try:
         while True:
-            worker = (number - 1) % workers
-            try:
-                message = pipes[worker][1].recv()
-            except (EOFError, OSError):
-                reading.join()
-                if number > total[0]:
-                    break
-                procs[worker].join(1)
-                code = procs[worker].exitcode
-                message = (
-                    "internal",
-                    json_line(
-                        {
-                            "line": number,
-                            **(error_fields or {}),
-                            "error": f"internal error: worker process died (exit {code})",
-                        }
-                    ),
-                )
-            if message is None:
+            if assigned.empty():
+                emit()
+            if (order := assigned.get()) is None:
                 break
-            kind, text = message
-            if kind != "ok":
-                counts["error"] += 1
-            if kind == "internal":
-                counts["internal"] += 1
-            sys.stdout.write(text + "\n")
-            number += 1
+            for worker in order:
+                number += 1
+                if not answers[worker] and worker not in dead:
+                    emit()
+                    try:
+                        answers[worker].extend(pipes[worker][1].recv())
+                    except (EOFError, OSError):
+                        procs[worker].join(1)
+                        dead.add(worker)
+                if answers[worker]:
+                    kind, text = answers[worker].popleft()
+                else:
+                    kind = "internal"
+                    code = procs[worker].exitcode
+                    error = f"internal error: worker process died (exit {code})"
+                    text = json_line({"line": number, **(error_fields or {}), "error": error})
+                if kind != "ok":
+                    counts["error"] += 1
+                if kind == "internal":
+                    counts["internal"] += 1
+                out.append(text + "\n")
+        emit()
     finally:
         for task_in, result_out in pipes:
             task_in.close()

@@ -194,6 +194,25 @@ def pid_per_line(stream: Path, workers: int, shard_key: Any) -> list[dict[str, A
     return found
 
 
+def test_workers_end_with_the_batch_at_once() -> None:
+    """Every worker is told the lines are over before the command closes its pipes (a worker
+    not told waited for its end of the pipe, which its sibling held open: 5 s, then killed)."""
+
+    def make_evaluate() -> Any:
+        async def evaluate(number: int, item: dict[str, Any]) -> dict[str, Any]:
+            return item
+
+        return evaluate
+
+    for lines in [b""] * 15 + [b'{"n": 1}\n'] * 15:
+        started = time.monotonic()
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert (
+                run_batch_workers(io.BytesIO(lines), make_evaluate, workers=3, concurrency=2) == 0
+            )
+        assert time.monotonic() - started < 2.5
+
+
 def test_lines_of_one_sender_domain_go_to_one_worker(tmp_path: Path) -> None:
     """40 domains, 10 lines each, shuffled: every domain's lines are checked by one worker (its
     cache answers them), the workers share the lines evenly, the output keeps the input order."""

@@ -163,9 +163,15 @@ def _batch_worker(
     make_evaluate: Callable[[], Evaluate],
     concurrency: int,
     error_fields: dict[str, Any] | None,
+    siblings: list[tuple[Connection, Connection]],
 ) -> None:
     """A worker process: lists of lines in from `tasks`, lists of (kind, JSON text) out on
-    `results`, in the order the lines came; the end of `tasks` ends it."""
+    `results`, in the order the lines came; the end of `tasks` ends it. The command's ends of
+    the pipes of the workers forked before this one are closed here: held open, a worker
+    would never see the end of its lines when the command dies."""
+    for task_in, result_out in siblings:
+        task_in.close()
+        result_out.close()
     _as_command(lambda: _batch_work(tasks, results, make_evaluate, concurrency, error_fields))
 
 
@@ -310,7 +316,7 @@ def run_batch_workers(
         result_out, result_in = _fork.Pipe(duplex=False)
         proc: BaseProcess = _fork.Process(
             target=_batch_worker,
-            args=(task_out, result_in, make_evaluate, concurrency, error_fields),
+            args=(task_out, result_in, make_evaluate, concurrency, error_fields, list(pipes)),
             daemon=True,
         )
         proc.start()
@@ -338,11 +344,11 @@ def run_batch_workers(
                     if lines:
                         with contextlib.suppress(OSError):  # a dead worker: its lines are errors
                             pipes[worker][0].send(lines)
-        finally:
-            assigned.put(None)
+        finally:  # the workers told first: once `assigned` ends, the pipes may be closed
             for task_in, _ in pipes:
                 with contextlib.suppress(OSError):
                     task_in.send(None)
+            assigned.put(None)
 
     reading = threading.Thread(target=dispatch, daemon=True)
     reading.start()

@@ -309,7 +309,7 @@ def run_batch_workers(
     `make_evaluate` runs in each worker (build the pipeline there, after the fork). Lines
     with the same `shard_key` go to the same worker while the load stays even (`Shards`)."""
     _flush()  # no metrics to add up: a batch has no /metrics
-    pipes = []
+    pipes: list[tuple[Connection, Connection]] = []
     procs: list[BaseProcess] = []
     for _ in range(workers):
         task_out, task_in = _fork.Pipe(duplex=False)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -19,22 +21,37 @@ HEAVY = (
 )
 
 
-def _loaded_after(args: list[str]) -> set[str]:
+def _loaded_after(args: list[str], modules: tuple[str, ...] = HEAVY) -> set[str]:
     code = (
         "import json, sys\n"
         "from mailwarden.cli import run\n"
         f"status = run({args!r})\n"
-        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+        f"print(json.dumps([m for m in {modules!r} if m in sys.modules]))\n"
         "sys.exit(status)\n"
     )
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+        env=env,
+    )  # fmt: skip
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def test_check_does_not_load_the_servers() -> None:
     assert _loaded_after(["check", "--help"]) == set()
+
+
+def test_a_batch_on_the_system_resolver_loads_neither_rich_nor_dnspython(tmp_path: Path) -> None:
+    """JSON out and no terminal: no rich (15 ms of start-up); DNS servers, not zone files: no
+    dnspython (13 ms). `check` on a zone does load dnspython, for the zone."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    batch = ["check", "--batch", str(empty), "--json", "--workers", "1"]
+    heavy = ("rich", "dns")
+    assert _loaded_after([*batch, "--dns-server", "127.0.0.1:53"], heavy) == set()
+    zone = tmp_path / "zone"
+    zone.write_text('$ORIGIN .\na.example. 300 IN TXT "v=spf1 -all"\n')
+    assert _loaded_after([*batch, "--dns-zone", str(zone)], heavy) == {"dns"}
 
 
 def test_the_http_command_loads_what_it_needs() -> None:

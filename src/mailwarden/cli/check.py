@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
-from rich.table import Table
 
 from mailwarden import runtime
 from mailwarden.message import MessageError, fold_field, read_message
 from mailwarden.pipeline import MessageVerdict, Pipeline, build
+from mailwarden.pipeline.inputs import parse_helo, parse_mail_from
 from mailwarden.policy import helo_symbols
 
 from .common import (
@@ -25,12 +25,12 @@ from .common import (
     dns_options,
     fail,
     json_option,
+    parse_address,
+    parse_now,
     print_json,
     run_batch,
     string_field,
 )
-from .dkim import parse_now
-from .spf import parse_helo, parse_ip_arg, parse_mail_from
 from .workers import default_workers, run_batch_workers, sender_domain, workers_option
 
 BATCH_CONCURRENCY = 32
@@ -135,7 +135,7 @@ def check(
     if not file or not ip or not helo:
         fail("FILE, --ip and --helo are required (or --batch MANIFEST)")
     try:
-        address = parse_ip_arg(ip)
+        address = parse_address(ip)
         sender = parse_mail_from(mail_from)
         helo_name = parse_helo(helo)
     except ValueError as exc:
@@ -172,7 +172,7 @@ async def check_item(item: dict[str, Any], base: Path, pipeline: Pipeline) -> di
             rcpt = [rcpt]
         if not isinstance(rcpt, list) or not all(isinstance(r, str) for r in rcpt):
             raise ValueError('"rcpt" is not a string or a list of strings')
-        address = parse_ip_arg(ip or "")
+        address = parse_address(ip or "")
         sender = parse_mail_from(mail_from_value)
         helo_name = parse_helo(helo or "")
         path = base / name
@@ -186,6 +186,8 @@ async def check_item(item: dict[str, Any], base: Path, pipeline: Pipeline) -> di
 
 
 def show_verdict(verdict: MessageVerdict) -> None:
+    from rich.table import Table  # here: a batch never imports rich
+
     out = console()
     table = Table(title="Authentication and reputation", title_justify="left")
     table.add_column("check")

@@ -12,13 +12,10 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any, NoReturn, TypeVar
+from datetime import UTC, datetime
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
-from rich.live import Live
-from rich.spinner import Spinner
-from rich.text import Text
 
 from mailwarden import runtime
 from mailwarden.dns import Answer, IPAddress, RdType, Resolver
@@ -29,6 +26,10 @@ from mailwarden.jsontext import dumps
 from mailwarden.pipeline import Pipeline, build, build_resolver
 from mailwarden.settings import ConfigError, Settings, load_settings
 from mailwarden.settings import Override as Override
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
 
 # Exit codes, documented in `mailwarden --help`.
 EXIT_OK = 0
@@ -165,6 +166,10 @@ class DNSOptions:
 
 def status_console() -> Console | None:
     """The console for the DNS status line: stderr, only when it is a terminal."""
+    if not sys.stderr.isatty() and not {"TTY_COMPATIBLE", "FORCE_COLOR"} & os.environ.keys():
+        return None  # nothing can make it one: rich is not even imported (15 ms of a start)
+    from rich.console import Console
+
     console = Console(stderr=True, highlight=False)
     return console if console.is_terminal else None
 
@@ -208,6 +213,10 @@ class WaitStatus:
             text = f"waiting for DNS: {name} {rdtype} ({waited:.0f} s)" + (
                 f", {others} more {'query' if others == 1 else 'queries'}" if others else ""
             )
+            from rich.live import Live
+            from rich.spinner import Spinner
+            from rich.text import Text
+
             line = Spinner("dots", Text(one_line(text)))  # a name may hold escapes
             if self._live is None:  # stdout is left alone: results never go to stderr
                 self._live = Live(
@@ -308,10 +317,31 @@ def print_json(data: Any) -> None:
 def console() -> Console:
     """Rich console for human output; plain (no colour codes) when not a terminal, and then
     wide enough that no table cuts or wraps a value (`| cat`, `| grep` see every value)."""
+    from rich.console import Console  # here: commands writing JSON never import rich
+
     out = Console(highlight=False, soft_wrap=True)
     if not out.is_terminal:
         out.width = PIPE_WIDTH
     return out
+
+
+def parse_now(text: str) -> float:
+    """Seconds since the epoch, or an ISO 8601 date and time (UTC unless it says otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(value):
+            fail(f"--now {text!r} is not a finite timestamp")
+        return value
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--now {text!r} is neither a Unix timestamp nor an ISO 8601 date")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 # -- batches -------------------------------------------------------------------------------

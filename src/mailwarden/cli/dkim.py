@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -40,6 +38,7 @@ from .common import (
     json_option,
     print_json,
 )
+from .common import parse_now as parse_now
 
 RESULT_STYLE = {
     DKIMStatus.PASS: "bold green",
@@ -80,25 +79,6 @@ def load_message(path: str) -> tuple[Message, bytes]:
         return read_message(data), data
     except MessageError as exc:
         fail(f"{path}: {exc}")
-
-
-def parse_now(text: str) -> float:
-    """Seconds since the epoch, or an ISO 8601 date and time (UTC unless it says otherwise)."""
-    try:
-        value = float(text)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(value):
-            fail(f"--now {text!r} is not a finite timestamp")
-        return value
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        fail(f"--now {text!r} is neither a Unix timestamp nor an ISO 8601 date")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 @dkim.command("verify")

@@ -6,9 +6,10 @@ sockets in `transport`, its codec in `wire`). Protocol code imports only this pa
 dnspython.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .counting import CountingResolver
 from .names import is_domain_name, normalize, parse_ip, reverse_pointer, to_ascii
-from .static import Failure, StaticResolver
 from .types import (
     MX,
     TXT,
@@ -22,6 +23,20 @@ from .types import (
     Resolver,
     TemporaryFailure,
 )
+
+if TYPE_CHECKING:
+    from .static import Failure, StaticResolver
+
+
+def __getattr__(name: str) -> Any:
+    """`StaticResolver` and `Failure` imported when first used: they read master files with
+    dnspython, which a command on the system resolver never needs (13 ms of its start)."""
+    if name in ("Failure", "StaticResolver"):
+        from . import static
+
+        return getattr(static, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MX",

@@ -24,7 +24,6 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ._convert import name_to_wire
 from .names import normalize
 from .types import MX, TXT, Answer, NoData, NXDomain, RData, RdType
 
@@ -93,6 +92,8 @@ def question(text: str, rdtype: RdType) -> Question:
         labels = text.encode("ascii").lower().split(b".")
         name = b"".join([_LENGTH[len(label)] + label for label in labels]) + b"\x00"
     else:  # escapes, other characters, IDNA: the presentation-format rules dnspython knows
+        from ._convert import name_to_wire  # here: plain names never import dnspython
+
         name = name_to_wire(text).lower()
     return Question(text, rdtype, name, _TAILS[rdtype])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailwarden.dns import Resolver, StaticResolver
+from mailwarden.dns import Resolver
 from mailwarden.dns.cache import CachingResolver
 from mailwarden.dns.system import SystemResolver, resolve_server
 from mailwarden.settings import ConfigError, DNSSettings
@@ -17,6 +17,8 @@ def build_resolver(dns: DNSSettings, source: str = "<settings>") -> Resolver:
     system's (resolv.conf). Always behind one cache. Raises ConfigError naming the key."""
     inner: Resolver
     if dns.zones:
+        from mailwarden.dns import StaticResolver  # here: dnspython only for zones
+
         static = StaticResolver()
         for zone in dns.zones:
             try:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from mailwarden.cli import check as check_module
 from mailwarden.cli import run
 from mailwarden.dkim import sign
 from mailwarden.dkim.keygen import key_record, txt_strings
@@ -258,3 +263,36 @@ def test_one_bad_line_never_aborts_the_batch(
     assert "null" in results[4]["error"]
     assert results[5]["error"].startswith("cannot read: ")
     assert results[6]["spf"]["result"] == "none"  # RFC 7208 §4.3, not an error
+
+
+def test_batch_files_read_inline_or_in_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small regular files are read in the loop; larger ones and FIFOs (a read that may wait
+    on a writer) in a thread, so the other messages' checks go on."""
+    small = tmp_path / "small.eml"
+    small.write_bytes(b"A: 1\r\n\r\nbody\r\n")
+    threaded: list[Path] = []
+    real_to_thread = asyncio.to_thread
+
+    async def spy(function: Any, *args: Any) -> Any:
+        threaded.append(function.__self__)
+        return await real_to_thread(function, *args)
+
+    monkeypatch.setattr(check_module.asyncio, "to_thread", spy)
+    fifo = tmp_path / "fifo.eml"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(b"B: 2\r\n\r\n",))
+    writer.start()
+
+    async def main() -> tuple[bytes, bytes, bytes]:
+        inline = await check_module.read_file(small)
+        from_fifo = await check_module.read_file(fifo)
+        monkeypatch.setattr(check_module, "INLINE_READ", 4)
+        return inline, from_fifo, await check_module.read_file(small)
+
+    inline, from_fifo, large = asyncio.run(main())
+    writer.join()
+    assert inline == large == small.read_bytes()
+    assert from_fifo == b"B: 2\r\n\r\n"
+    assert threaded == [fifo, small]

@@ -4,6 +4,8 @@ policy), for one message or a manifest of many."""
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -176,13 +178,26 @@ async def check_item(item: dict[str, Any], base: Path, pipeline: Pipeline) -> di
         sender = parse_mail_from(mail_from_value)
         helo_name = parse_helo(helo or "")
         path = base / name
-        message = read_message(await asyncio.to_thread(path.read_bytes))
+        message = read_message(await read_file(path))
     except OSError as exc:
         raise LineError(f"cannot read: {exc.strerror or exc}", file=name) from None
     except (ValueError, MessageError) as exc:  # embedded NUL in the name: a ValueError too
         raise LineError(str(exc), file=name if isinstance(name, str) else None) from None
     verdict = await pipeline.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)
     return {"file": name, **verdict.to_dict()}
+
+
+INLINE_READ = 1 << 20
+"""Regular files up to this size are read in the event loop (from the page cache: 4 us, where
+handing the read to a thread costs 25 us of CPU); larger files, FIFOs and devices in a thread."""
+
+
+async def read_file(path: Path) -> bytes:
+    """A manifest's message file, without stalling the other messages' checks on a slow one."""
+    status = os.stat(path)
+    if stat.S_ISREG(status.st_mode) and status.st_size <= INLINE_READ:
+        return path.read_bytes()  # noqa: ASYNC240 (deliberate: see INLINE_READ)
+    return await asyncio.to_thread(path.read_bytes)
 
 
 def show_verdict(verdict: MessageVerdict) -> None:

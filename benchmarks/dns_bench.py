@@ -12,6 +12,8 @@ The candidates, side by side in one run, each on asyncio's own event loop and on
 * mailwarden: `mailwarden.dns.system.SystemResolver` (a pool of connected UDP sockets per
   server read through loop.add_reader, mailwarden's lean codec);
 * mw-protocol: the same, its sockets read through asyncio's DatagramProtocol instead;
+* mw+cache: `SystemResolver` behind `mailwarden.dns.cache.CachingResolver`, as every pipeline
+  uses it: the cold query end to end (send, receive, parse, cache), the issue's measure;
 * c-ares: pycares through aiodns, when installed (`pip install aiodns`); c-ares runs its own
   event thread, whose CPU counts too. It cannot give the SOA of a negative answer (no negative
   TTL) and joins TXT strings, so it is measured, not a drop-in.
@@ -54,6 +56,7 @@ from tests.dns.nsd import nsd_program, start_nsd
 from mailwarden.dns import MX, TXT, Answer, DNSError, NoData, NXDomain, RdType, transport
 from mailwarden.dns import TemporaryFailure as TempFail
 from mailwarden.dns._convert import convert_rdata
+from mailwarden.dns.cache import CachingResolver
 from mailwarden.dns.names import normalize
 from mailwarden.dns.system import SystemResolver
 
@@ -267,6 +270,18 @@ class ProtocolResolver(SystemResolver):
                 state.sockets[index] = sock
 
 
+class CachedResolver(CachingResolver):
+    """mailwarden's resolver behind its cache, as every pipeline uses it: the cold query end to
+    end (cache miss, in-flight coalescing, the answer stored with its TTL, the metrics)."""
+
+    def __init__(self, server: tuple[str, int]) -> None:
+        self.system = SystemResolver([server], timeout=2.0, retries=0)
+        super().__init__(self.system)
+
+    def close(self) -> None:
+        self.system.close()
+
+
 class MemoryResolver:
     """Answers at once from memory: the cost of the harness itself."""
 
@@ -402,6 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "dnspython": lambda: DnspythonResolver(server),
                 "mailwarden": lambda: SystemResolver([server], timeout=2.0, retries=0),
                 "mw-protocol": lambda: ProtocolResolver(server),
+                "mw+cache": lambda: CachedResolver(server),
             }
             if cares_available():
                 candidates["c-ares"] = lambda: CaresResolver(server)

@@ -25,7 +25,7 @@ def test_quick_json_run(
     assert summary["config"]["queries"] == 200
     assert summary["config"]["loops"][0] == "asyncio"
     results = summary["results"]
-    expected = {"harness", "dnspython", "mailwarden", "mw-protocol"}
+    expected = {"harness", "dnspython", "mailwarden", "mw-protocol", "mw+cache"}
     expected |= {"c-ares"} if summary["c_ares"] else set()
     assert set(results) == expected
     for name in expected:

@@ -660,18 +660,23 @@ async def test_without_spf(
         assert now is result
 
 
-def test_evolve_is_dataclasses_replace() -> None:
-    """The warm path's copy-with-changes gives what dataclasses.replace gives; a field name
-    it does not know is an error, not a silent no-op."""
-    import dataclasses
+def test_result_is_the_dataclass_init() -> None:
+    """The warm path builds a verdict from its fields' dict once, as DMARCResult(**fields)
+    would; a missing field or a name that is not a field is an error, not a silent no-op."""
+    from mailwarden.dmarc.evaluate import _result
 
-    from mailwarden.dmarc.evaluate import _evolve
-
-    base = DMARCResult(
-        DMARCStatus.NONE, "", DMARCReason.NO_RECORD, "example.com", Discovery.TREE_WALK
-    )
-    changes = {"result": DMARCStatus.FAIL, "reason": "r", "dns_queries": 3, "pct": None}
-    assert _evolve(base, **changes) == dataclasses.replace(base, **changes)
-    assert _evolve(base) == base
-    with pytest.raises(KeyError):
-        _evolve(base, no_such_field=1)
+    values: dict[str, object] = {
+        "result": DMARCStatus.FAIL,
+        "reason": "r",
+        "reason_code": DMARCReason.NOT_ALIGNED,
+        "domain": "example.com",
+        "discovery_method": Discovery.TREE_WALK,
+        "dns_queries": 3,
+        "dkim_domains": ("example.net",),
+    }
+    assert _result(values) == DMARCResult(**values)  # type: ignore[arg-type]
+    assert _result(values).pct is None  # the defaults of the others
+    with pytest.raises(TypeError, match="unknown"):
+        _result({**values, "no_such_field": 1})
+    with pytest.raises(TypeError, match="missing"):
+        _result({k: v for k, v in values.items() if k != "domain"})

@@ -172,6 +172,11 @@ class ARCResult:
         }
 
 
+# RFC 8617 §5.2 step 1's verdict, most messages': one frozen result shared (built per message,
+# it cost its dataclass __init__ every time)
+_NO_SETS = ARCResult(ARCStatus.NONE, "no ARC sets", ARCReason.NO_SETS)
+
+
 def seal_input(sets: list[ARCSetFields]) -> bytes:
     """What the last ARC-Seal of `sets` signs (RFC 8617 §5.1.1): every set's AAR, AMS and AS in
     instance order, relaxed header canonicalization (§5.1.1.3: no body, no other choice), the
@@ -277,7 +282,7 @@ class ARCVerifier:
                 )
         # RFC 8617 §5.2 step 1: no ARC set at all: none
         if not has_arc_fields(message):
-            return ARCResult(ARCStatus.NONE, "no ARC sets", ARCReason.NO_SETS)
+            return _NO_SETS
         try:
             fields = collect_sets(message)
         except ARCError as exc:  # step 3.1 / 3.2 (and step 1's limit of 50)

@@ -288,7 +288,7 @@ class DMARCEvaluator:
 
     @property
     def psl(self) -> PublicSuffixes | None:
-        if self.discovery is Discovery.PSL and self._psl is None:
+        if self._psl is None and self.discovery is Discovery.PSL:
             from publicsuffixlist import PublicSuffixList
 
             self._psl = PublicSuffixList()
@@ -304,7 +304,7 @@ class DMARCEvaluator:
         already into `Authors`)."""
         authors = from_values if isinstance(from_values, Authors) else read_authors(from_values)
         domains = authors.domains
-        several = authors.problem in (AuthorProblem.SEVERAL_FROM, AuthorProblem.SEVERAL_DOMAINS)
+        several = authors.problem in _SEVERAL
         if authors.problem is not None and not (
             several and domains and self.multiple_authors is MultipleAuthors.STRICTEST
         ):
@@ -351,9 +351,9 @@ class DMARCEvaluator:
         # The verdict's fields are gathered in one dict and the result built once at the end
         # (a frozen 26-field dataclass copied at every step cost more than the steps).
         verdict: dict[str, Any] = {
-            "result": DMARCStatus.NONE,
+            "result": _NONE,
             "reason": "",
-            "reason_code": DMARCReason.NO_RECORD,
+            "reason_code": _NO_RECORD,
             "domain": author,
             "discovery_method": self.discovery,
             "authors": authors,
@@ -377,9 +377,7 @@ class DMARCEvaluator:
         )
         record = found.record
         if record is None:  # §4.10.1: no record, DMARC does not apply
-            verdict.update(
-                reason=f"no DMARC record for {author}", reason_code=DMARCReason.NO_RECORD
-            )
+            verdict.update(reason=f"no DMARC record for {author}", reason_code=_NO_RECORD)
             return _result(verdict)
         if not record.policy_usable and not record.rua:
             # §4.10.1: no valid p (or an invalid sp/np) and no valid rua: no DMARC processing
@@ -562,6 +560,8 @@ class DMARCEvaluator:
 # Enum members read in the loops above, as module constants: on Python 3.11 reading a member
 # through its class goes through EnumType.__getattr__'s slow attribute path.
 _PASS, _FAIL, _TEMPERROR = DMARCStatus.PASS, DMARCStatus.FAIL, DMARCStatus.TEMPERROR
+_NONE, _NO_RECORD = DMARCStatus.NONE, DMARCReason.NO_RECORD
+_SEVERAL = (AuthorProblem.SEVERAL_FROM, AuthorProblem.SEVERAL_DOMAINS)
 _ALIGNED, _NOT_ALIGNED = DMARCReason.ALIGNED, DMARCReason.NOT_ALIGNED
 _DNS_ERROR = DMARCReason.DNS_ERROR
 _STRICT = Alignment.STRICT

@@ -78,6 +78,10 @@ T = TypeVar("T")
 __all__ = ["Pipeline"]
 
 _GAUGE_ENTRIES = 100_000  # greylist entries read for the gauges at most
+# Members read for every message, as module constants (Enum.MEMBER reads are slow on 3.11)
+_STRICT = HeaderSyntax.STRICT
+_DMARC_FAIL, _DMARC_PASS = DMARCStatus.FAIL, DMARCStatus.PASS
+_TXT = RdType.TXT
 
 
 class Pipeline:
@@ -348,14 +352,14 @@ class Pipeline:
         symbols += iprev_symbols(iprev)
         symbols += helo_symbols(helo_result)
         symbols += dnsbl_symbols([dnsbl, *rhsbl.values()])
-        failed = dmarc_result.result is DMARCStatus.FAIL
+        failed = dmarc_result.result is _DMARC_FAIL
         facts = Facts(
             tuple(symbols),
             authenticated=authenticated,
             trusted_network=trusted_network,
-            dmarc_disposition=dmarc_result.disposition.value if failed else None,
+            dmarc_disposition=str(dmarc_result.disposition) if failed else None,
             dmarc_domain=dmarc_result.domain,
-            dmarc_passed=dmarc_result.result is DMARCStatus.PASS,
+            dmarc_passed=dmarc_result.result is _DMARC_PASS,
             header_problem=parsed.header_problem,
             header_status=parsed.header_status,
             author_problem=parsed.authors.problem,
@@ -365,9 +369,10 @@ class Pipeline:
         results = self._authentication_results(
             spf_mailfrom, spf_helo, dkim_results, dmarc_result, arc_result, iprev, dnsbl, address
         )
-        counted = [("spf", spf_mailfrom.result.value), ("dmarc", dmarc_result.result.value)]
-        counted += [("dkim", d.result.value) for d in dkim_results] or [("dkim", "none")]
-        counted.append(("arc", arc_result.result.value if arc_result is not None else "none"))
+        # (str() of a StrEnum is its value, and cheaper than .value on Python 3.11)
+        counted = [("spf", str(spf_mailfrom.result)), ("dmarc", str(dmarc_result.result))]
+        counted += [("dkim", str(d.result)) for d in dkim_results] or [("dkim", "none")]
+        counted.append(("arc", str(arc_result.result) if arc_result is not None else "none"))
         metrics.verdict_seen([s.name for s in symbols], counted)
         finished = time.perf_counter()
         metrics.stage_seconds("data", finished - data_started)
@@ -392,7 +397,7 @@ class Pipeline:
         self, message: ParsedMessage | Message | SpooledMessage | bytes, *, smtputf8: bool = False
     ) -> ParsedMessage:
         """The message read once, as the settings say (`policy.header_syntax`)."""
-        strict = self.policy.header_syntax is HeaderSyntax.STRICT
+        strict = self.policy.header_syntax is _STRICT
         return parse(message, strict=strict, smtputf8=smtputf8)
 
     async def drain(self) -> None:
@@ -470,7 +475,7 @@ class Pipeline:
 
     async def _prefetch_walk(self, author: str) -> None:
         try:
-            answer = await self.resolver.resolve(f"_dmarc.{author}", RdType.TXT)
+            answer = await self.resolver.resolve(f"_dmarc.{author}", _TXT)
         except TemporaryFailure:
             return  # the evaluator asks again and reports the temperror
         except DNSError:

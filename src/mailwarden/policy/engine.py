@@ -21,7 +21,7 @@ from mailwarden.author import AuthorProblem
 from mailwarden.reply import SMTPReply
 from mailwarden.symbols import Symbol
 
-from .config import SEVERITY, Action, AuthorHandling, PolicyConfig, TemperrorHandling
+from .config import ESCALATION, SEVERITY, Action, AuthorHandling, PolicyConfig, TemperrorHandling
 from .network_symbols import ListedSymbol
 
 __all__ = ["Facts", "ScoredSymbol", "Verdict", "decide"]
@@ -182,7 +182,7 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
 
     action = Action.ACCEPT
     reasons: list[str] = []
-    for candidate in (Action.GREYLIST, Action.ADD_HEADER, Action.SOFT_REJECT, Action.REJECT):
+    for candidate in ESCALATION:  # mildest first: the last threshold reached wins
         threshold = config.threshold_of(candidate)
         if threshold is not None and total >= threshold:
             action = candidate

@@ -680,3 +680,26 @@ def test_result_is_the_dataclass_init() -> None:
         _result({**values, "no_such_field": 1})
     with pytest.raises(TypeError, match="missing"):
         _result({k: v for k, v in values.items() if k != "domain"})
+
+
+async def test_eager_alignment_finishes_without_a_task() -> None:
+    """`eager`: two alignments that need Organizational Domains start at once and, their
+    answers at hand (a warm cache), finish in the evaluation's first step: no task, no turn of
+    the loop. The verdict is the one the tasks of the default give."""
+    table = {
+        "_dmarc.example.com": "v=DMARC1; p=reject",
+        "news.example.com": "",
+        "mail.example.com": "",
+        "other.example.com": "",
+    }
+    spf, dkim = spf_pass("mail.example.com"), [DKIM("pass", "other.example.com")]
+    expected = await DMARCEvaluator(TableResolver(table)).evaluate(
+        ["a@news.example.com"], spf, dkim
+    )
+    assert (expected.spf_aligned, expected.dkim_aligned) == (True, ("other.example.com",))
+    work = DMARCEvaluator(TableResolver(table), eager=True).evaluate(
+        ["a@news.example.com"], spf, dkim
+    )
+    with pytest.raises(StopIteration) as finished:
+        work.send(None)
+    assert finished.value.value == expected

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import MISSING, dataclass, fields, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from mailwarden.author import AuthorProblem, Authors, read_authors
 from mailwarden.dns import Resolver, TemporaryFailure, is_domain_name, normalize, to_ascii
+from mailwarden.runtime import start
 from mailwarden.spf import Identity, SPFResult
 
 from .discovery import (
@@ -31,6 +32,8 @@ from .discovery import (
     organizational_domain,
 )
 from .record import Alignment, DMARCPolicy, DMARCRecord
+
+T = TypeVar("T")
 
 __all__ = [
     "DKIMLike",
@@ -267,6 +270,11 @@ class DMARCEvaluator:
     method (`psl`: a `publicsuffixlist.PublicSuffixList`, loaded on first use when not given).
     `local_policy` may override the disposition of a verdict; `multiple_authors` says what a
     From field with several Author Domains gets; `random` draws RFC 7489 pct samples.
+
+    `eager` starts the alignment's concurrent look-ups with `mailwarden.runtime.start` (each
+    runs at once, and finishes without a task or a turn of the loop when its answers are
+    cached) instead of one task each: only for a resolver that may be started so, one behind
+    a `CachingResolver` (the pipeline's).
     """
 
     def __init__(
@@ -278,8 +286,10 @@ class DMARCEvaluator:
         local_policy: LocalPolicy | None = None,
         multiple_authors: MultipleAuthors = MultipleAuthors.NOT_EVALUATED,
         random: Callable[[], float] = random.random,
+        eager: bool = False,
     ) -> None:
         self.resolver = resolver
+        self.eager = eager
         self.discovery = discovery
         self._psl = psl
         self.local_policy = local_policy
@@ -468,7 +478,7 @@ class DMARCEvaluator:
         if len(open_checks) == 1:
             outcomes[open_checks[0][0]] = await open_checks[0][1]
         elif open_checks:
-            decided = await asyncio.gather(*(check for _, check in open_checks))
+            decided = await self._together([check for _, check in open_checks])
             for (i, _), ok in zip(open_checks, decided, strict=True):
                 outcomes[i] = ok
         dkim_ok = outcomes[: len(dkim_domains)]
@@ -494,6 +504,16 @@ class DMARCEvaluator:
             dkim_domains=tuple(dkim_domains),
             dkim_aligned=dkim_aligned,
         )
+
+    async def _together(self, checks: list[Coroutine[Any, Any, T]]) -> list[T]:
+        """The results of independent look-ups, run concurrently."""
+        if not self.eager:
+            return list(await asyncio.gather(*checks))
+        started = [start(check) for check in checks]  # finished now when cached
+        waiting = [future for future in started if not future.done()]
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)  # (results read below)
+        return [future.result() for future in started]
 
     async def _apply_policy(
         self, verdict: dict[str, Any], found: PolicyDiscovery, record: DMARCRecord, lookup: Lookup

@@ -127,6 +127,7 @@ class Pipeline:
             multiple_authors=MultipleAuthors.STRICTEST
             if several
             else MultipleAuthors.NOT_EVALUATED,
+            eager=True,  # its resolver is a CachingResolver
         )
         # ARC (RFC 8617, being made Historic) is checked and reported; only a trusted
         # sealer's dmarc=pass can change anything (a local DMARC fail becomes

@@ -281,29 +281,20 @@ class Pipeline:
         timed_out: list[str] = []
 
         signatures = len(parsed.message.get_all("dkim-signature")) if parsed.message else 0
-        (
-            dkim_results,
-            arc_result,
-            rhsbl,
-            connection_facts,
-            helo_result_facts,
-            spf_mailfrom,
-        ) = await _all_within(
-            deadline,
-            timed_out,
+        # the stages, in the order their timeouts are named; without DNS lists, no RHSBL
+        stages: list[tuple[str, Awaitable[Any], Callable[[], Any]]] = [
             (
                 "dkim",
                 timed("dkim", self._dkim(parsed)),
                 lambda: timed_out_dkim(signatures, seconds),
             ),
             ("arc", timed("arc", self._arc(parsed)), lambda: None),
-            (
-                "rhsbl",
-                _ready({})
-                if self.dnsbl is None
-                else timed("rhsbl", self._rhsbl(helo, mail_from, parsed.authors.domain)),
-                dict,
-            ),
+        ]
+        lists = self.dnsbl is not None
+        if lists:
+            rhsbl_work = self._rhsbl(helo, mail_from, parsed.authors.domain)
+            stages.append(("rhsbl", timed("rhsbl", rhsbl_work), dict))
+        stages += [
             ("connect", connection, lambda: ConnectionFacts(None, None, timed_out=True)),
             (
                 "helo",
@@ -317,12 +308,15 @@ class Pipeline:
                 spf,
                 lambda: timed_out_spf(Identity.MAILFROM, address, helo, mail_from, seconds),
             ),
-        )
+        ]
+        found = await _all_within(deadline, timed_out, *stages)
+        rhsbl: dict[str, DNSListReport] = found.pop(2) if lists else {}
+        dkim_results, arc_result, connection_facts, helo_result_facts, spf_mailfrom = found
         iprev, dnsbl = connection_facts.iprev, connection_facts.dnsbl
         spf_helo, helo_result = helo_result_facts.spf, helo_result_facts.helo
 
         author = parsed.authors.domain
-        dmarc_result, dkim_rhsbl = await _all_within(
+        dmarc_result, *dkim_rhsbl = await _all_within(
             deadline,
             timed_out,
             (
@@ -330,19 +324,14 @@ class Pipeline:
                 timed("dmarc", self.dmarc.evaluate(parsed.authors, spf_mailfrom, dkim_results)),
                 lambda: timed_out_dmarc(author, self.dmarc.discovery, seconds),
             ),
-            (
-                "rhsbl",
-                _ready({})
-                if self.dnsbl is None
-                else timed("rhsbl", self._dkim_rhsbl(dkim_results)),
-                dict,
-            ),
+            *([("rhsbl", timed("rhsbl", self._dkim_rhsbl(dkim_results)), dict)] if lists else []),
         )
         if connection_facts.timed_out:
             timed_out.append("connect")
         if helo_result_facts.timed_out:
             timed_out.append("helo")
-        rhsbl.update(dkim_rhsbl)
+        if dkim_rhsbl:
+            rhsbl.update(dkim_rhsbl[0])
         dmarc_result, trusted_pass = self._trusted_forwarder(dmarc_result, arc_result)
 
         symbols: list[Symbol] = [*extra_symbols]
@@ -554,13 +543,6 @@ class Pipeline:
                 code = str(listed.codes[0]) if listed.codes else None
                 builder.dnswl("pass", zone=listed.zone, ip=code, txt=listed.reason or None)
         return builder.build()
-
-
-def _ready(value: T) -> asyncio.Future[T]:
-    """An outcome known already, as a finished future (no task, no step of the loop)."""
-    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-    future.set_result(value)
-    return future
 
 
 async def _all_within(

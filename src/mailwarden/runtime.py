@@ -101,6 +101,24 @@ def start(work: Awaitable[T]) -> asyncio.Future[T]:
     return loop.create_task(_rest(_Resumed(steps, waiting_for)))
 
 
+def finish_or_start(work: Awaitable[T]) -> tuple[bool, Any]:
+    """`start` for a caller that reads the result itself, with no future when there is none to
+    wait for: `work` run now in the caller's task until it first waits. Finished by then,
+    `(True, its result)` (an exception it raised is raised here); else `(False, the task it
+    goes on in)`. Same conditions as `start`."""
+    steps: Generator[Any, Any, T] | Coroutine[Any, Any, T]
+    steps = work if type(work) is _Coroutine else work.__await__()
+    depth: int = getattr(_eager, "depth", 0)
+    _eager.depth = depth + 1
+    try:
+        waiting_for = steps.send(None)
+    except StopIteration as finished:
+        return True, finished.value
+    finally:
+        _eager.depth = depth
+    return False, asyncio.get_running_loop().create_task(_rest(_Resumed(steps, waiting_for)))
+
+
 async def _rest(resumed: _Resumed[T]) -> T:
     return await resumed
 

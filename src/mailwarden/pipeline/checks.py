@@ -63,7 +63,7 @@ from mailwarden.policy import (
     spf_symbols,
 )
 from mailwarden.reports import Recorder
-from mailwarden.runtime import start
+from mailwarden.runtime import finish_or_start, start
 from mailwarden.settings import Settings
 from mailwarden.spf import Identity, SPFChecker, SPFResult, split_sender
 from mailwarden.symbols import Symbol
@@ -579,17 +579,20 @@ async def _all_within(
 async def _within(seconds: float, work: Awaitable[T]) -> T:
     """`work`'s result, or TimeoutError (the work cancelled) after `seconds`. Like
     `asyncio.timeout`, but bound to no task: a stage holding it can be started eagerly
-    (`runtime.start`), and work that needs no wait costs no timer."""
-    task = start(work)
+    (`runtime.finish_or_start`), and work that needs no wait costs no timer nor future."""
+    finished, outcome = finish_or_start(work)
+    if finished:
+        result: T = outcome
+        return result
+    task: asyncio.Task[T] = outcome
+    try:
+        await asyncio.wait((task,), timeout=seconds)
+    except BaseException:  # cancelled from outside: so is the work
+        task.cancel()
+        raise
     if not task.done():
-        try:
-            await asyncio.wait((task,), timeout=seconds)
-        except BaseException:  # cancelled from outside: so is the work
-            task.cancel()
-            raise
-        if not task.done():
-            task.cancel()
-            raise TimeoutError
+        task.cancel()
+        raise TimeoutError
     return task.result()
 
 

@@ -12,6 +12,7 @@ import pytest
 from mailwarden.authres.model import Property, ResInfo
 from mailwarden.dkim.result import DKIMResult
 from mailwarden.dkim.signature import Signature
+from mailwarden.dmarc import DMARCResult
 from mailwarden.frozen import quick_init
 from mailwarden.pipeline.results import MessageVerdict
 from mailwarden.policy.engine import Facts, Verdict
@@ -74,7 +75,8 @@ def test_a_fresh_default_each_time_and_still_frozen() -> None:
 
 
 @pytest.mark.parametrize(
-    "cls", [Property, ResInfo, DKIMResult, Signature, MessageVerdict, Facts, Verdict, Symbol]
+    "cls",
+    [Property, ResInfo, DKIMResult, DMARCResult, Signature, MessageVerdict, Facts, Verdict, Symbol],
 )
 def test_the_hot_classes_use_it(cls: type) -> None:
     assert "__dataclass_self__" in inspect.signature(cls.__init__).parameters

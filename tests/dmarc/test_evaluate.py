@@ -660,28 +660,6 @@ async def test_without_spf(
         assert now is result
 
 
-def test_result_is_the_dataclass_init() -> None:
-    """The warm path builds a verdict from its fields' dict once, as DMARCResult(**fields)
-    would; a missing field or a name that is not a field is an error, not a silent no-op."""
-    from mailwarden.dmarc.evaluate import _result
-
-    values: dict[str, object] = {
-        "result": DMARCStatus.FAIL,
-        "reason": "r",
-        "reason_code": DMARCReason.NOT_ALIGNED,
-        "domain": "example.com",
-        "discovery_method": Discovery.TREE_WALK,
-        "dns_queries": 3,
-        "dkim_domains": ("example.net",),
-    }
-    assert _result(values) == DMARCResult(**values)  # type: ignore[arg-type]
-    assert _result(values).pct is None  # the defaults of the others
-    with pytest.raises(TypeError, match="unknown"):
-        _result({**values, "no_such_field": 1})
-    with pytest.raises(TypeError, match="missing"):
-        _result({k: v for k, v in values.items() if k != "domain"})
-
-
 async def test_eager_alignment_finishes_without_a_task() -> None:
     """`eager`: two alignments that need Organizational Domains start at once and, their
     answers at hand (a warm cache), finish in the evaluation's first step: no task, no turn of

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from mailwarden.author import AuthorProblem, Authors, read_authors
 from mailwarden.dns import Resolver, TemporaryFailure, is_domain_name, normalize, to_ascii
+from mailwarden.frozen import quick_init
 from mailwarden.runtime import start
 from mailwarden.spf import Identity, SPFResult
 
@@ -120,6 +121,7 @@ class Override:
     comment: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DMARCResult:
     """One DMARC verdict, with everything needed to explain it and to report it (RFC 9990).
@@ -207,28 +209,6 @@ class DMARCResult:
 
 
 LocalPolicy = Callable[[DMARCResult], Override | None]
-
-_RESULT_FIELDS = tuple(f.name for f in fields(DMARCResult))
-_RESULT_NAMES = frozenset(_RESULT_FIELDS)
-# the slots' own setters: what the frozen __init__ reaches through object.__setattr__
-_SETTERS_BY_NAME = tuple((getattr(DMARCResult, name).__set__, name) for name in _RESULT_FIELDS)
-_RESULT_DEFAULTS = {f.name: f.default for f in fields(DMARCResult) if f.default is not MISSING}
-
-
-def _result(values: dict[str, Any]) -> DMARCResult:
-    """`DMARCResult(**values)` without the frozen __init__'s object.__setattr__ per field: an
-    evaluation gathers its fields in a dict and builds its verdict once (the warm path). A
-    missing field without a default, or a name that is not a field, is a TypeError."""
-    merged = {**_RESULT_DEFAULTS, **values}
-    if len(merged) != len(_RESULT_FIELDS) or not merged.keys() <= _RESULT_NAMES:
-        missing = sorted(_RESULT_NAMES - merged.keys())
-        unknown = sorted(merged.keys() - _RESULT_NAMES)
-        raise TypeError(f"DMARCResult fields missing {missing}, unknown {unknown}")
-    new = object.__new__(DMARCResult)
-    for setter, name in _SETTERS_BY_NAME:
-        setter(new, merged[name])
-    return new
-
 
 # Why a message whose From field(s) cannot give one Author Domain is not evaluated.
 _AUTHOR_REASON = {
@@ -377,7 +357,7 @@ class DMARCEvaluator:
                 reason_code=DMARCReason.DNS_ERROR,
                 dns_queries=lookup.queries,
             )
-            return _result(verdict)
+            return DMARCResult(**verdict)
         verdict.update(
             policy_domain=found.policy_domain,
             record=found.record,
@@ -388,7 +368,7 @@ class DMARCEvaluator:
         record = found.record
         if record is None:  # §4.10.1: no record, DMARC does not apply
             verdict.update(reason=f"no DMARC record for {author}", reason_code=_NO_RECORD)
-            return _result(verdict)
+            return DMARCResult(**verdict)
         if not record.policy_usable and not record.rua:
             # §4.10.1: no valid p (or an invalid sp/np) and no valid rua: no DMARC processing
             problem = "no valid p" if record.p is None else "an invalid sp/np"
@@ -396,12 +376,12 @@ class DMARCEvaluator:
                 reason=f"record at {found.policy_domain} has {problem} and no valid rua",
                 reason_code=DMARCReason.NO_POLICY,
             )
-            return _result(verdict)
+            return DMARCResult(**verdict)
         await self._align(verdict, found, record, spf, dkim, lookup)
         applied = await self._apply_policy(verdict, found, record, lookup)
         if applied and self.local_policy is not None:
             # the local policy sees the verdict as it stood before the alignment's queries
-            decision = self.local_policy(_result(verdict))
+            decision = self.local_policy(DMARCResult(**verdict))
             if decision is not None:
                 verdict.update(
                     disposition=decision.disposition,
@@ -409,7 +389,7 @@ class DMARCEvaluator:
                     override_comment=decision.comment,
                 )
         verdict["dns_queries"] = lookup.queries
-        return _result(verdict)
+        return DMARCResult(**verdict)
 
     async def _align(
         self,

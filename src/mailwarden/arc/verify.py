@@ -32,6 +32,7 @@ from mailwarden.dkim import (
     verify_data,
 )
 from mailwarden.dns import Resolver
+from mailwarden.frozen import quick_init
 from mailwarden.message import Message, MessageError
 
 from .model import (
@@ -73,6 +74,7 @@ class KeySource(Protocol):
     def __call__(self, selector: str, domain: str) -> Awaitable[_KeyOutcome]: ...
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ARCSetResult:
     """What one ARC set says and how its two signatures fared.
@@ -120,6 +122,7 @@ class ARCReason(StrEnum):
     SEAL_INVALID = "seal-invalid"  # step 6: an ARC-Seal does not verify
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ARCResult:
     """The outcome of validating a message's ARC chain.

@@ -28,6 +28,7 @@ FOUNDATION = {
     "ipinput",
     "sqlitefile",
     "jsontext",
+    "frozen",
 }
 PROTOCOLS = {
     "spf",
@@ -55,7 +56,7 @@ ALLOWED: dict[str, set[str]] = {
     **{name: FOUNDATION for name in FOUNDATION},
     **{name: FOUNDATION | PROTOCOLS for name in PROTOCOLS},
     # the policy is pure decision logic: symbols in, a verdict out, no protocol's types
-    "policy": {"schema", "reply", "symbols", "author"},
+    "policy": {"schema", "reply", "symbols", "author", "frozen"},
     "settings": FOUNDATION | PROTOCOLS | {"policy"},
     "pipeline": FOUNDATION | PROTOCOLS | {"policy", "settings"},
     # our own mail's DKIM keys and signer: read the settings, built on the dkim package
@@ -95,6 +96,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 # Foundation modules that build on one another, never in a cycle.
 FOUNDATION_ORDER = [
+    "frozen",
     "metrics",
     "runtime",
     "schema",

@@ -159,6 +159,45 @@ async def test_a_future_is_returned_as_it_is() -> None:
     assert runtime.start(future) is future
 
 
+async def test_finish_or_start_gives_the_result_of_work_that_never_waits() -> None:
+    """No future at all for work finished in its first step (run eagerly); an exception it
+    raised is raised to the caller."""
+    eager: list[bool] = []
+
+    async def work() -> int:
+        eager.append(runtime.running_eagerly())
+        return 7
+
+    async def fails() -> None:
+        raise ValueError("no")
+
+    before = len(asyncio.all_tasks())
+    assert runtime.finish_or_start(work()) == (True, 7)
+    assert eager == [True]
+    assert len(asyncio.all_tasks()) == before
+    with pytest.raises(ValueError, match="no"):
+        runtime.finish_or_start(fails())
+    assert not runtime.running_eagerly()
+
+
+async def test_finish_or_start_goes_on_in_a_task_after_the_first_wait() -> None:
+    gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    seen: list[object] = []
+
+    async def work() -> str:
+        seen.append(asyncio.current_task())
+        got = await gate
+        seen.append(asyncio.current_task())
+        return got + "!"
+
+    finished, task = runtime.finish_or_start(work())
+    assert not finished
+    assert isinstance(task, asyncio.Task)
+    gate.set_result("opened")
+    assert await task == "opened!"
+    assert seen == [asyncio.current_task(), task]
+
+
 async def test_running_eagerly_only_inside_the_first_step() -> None:
     seen: list[bool] = []
 

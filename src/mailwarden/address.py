@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailwarden.frozen import quick_init
+
 __all__ = ["MAX_LENGTH", "AddressError", "Mailbox", "parse_address_list"]
 
 MAX_LENGTH = 64 * 1024  # a From field longer than this is hostile, not mail
@@ -27,6 +29,7 @@ class AddressError(ValueError):
     """The text is not a valid RFC 5322 address list."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Mailbox:
     """One mailbox: `local_part` without quotes, `domain` as written (a final root dot, as

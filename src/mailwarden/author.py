@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from mailwarden.address import AddressError, Mailbox, parse_address_list
 from mailwarden.dns import is_domain_name, normalize, to_ascii
+from mailwarden.frozen import quick_init
 
 __all__ = ["MAX_AUTHOR_DOMAINS", "AuthorProblem", "Authors", "read_authors"]
 
@@ -35,6 +36,7 @@ class AuthorProblem(StrEnum):
     TOO_MANY_DOMAINS = "too_many_domains"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Authors:
     """What the From field(s) say. `domains` holds every distinct Author Domain found (even

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailwarden.frozen import quick_init
+
 __all__ = ["SMTPReply"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SMTPReply:
     """An SMTP reply: code (RFC 5321 §4.2), enhanced status code (RFC 3463), text."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import types
 from asyncio import selector_events
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from typing import Any, Generic, TypeVar
@@ -51,6 +52,7 @@ def run(main: Coroutine[Any, Any, T], *, uvloop: bool | None = None) -> T:
 
 
 _eager = threading.local()
+_Coroutine = types.CoroutineType
 
 
 def running_eagerly() -> bool:
@@ -73,7 +75,9 @@ def start(work: Awaitable[T]) -> asyncio.Future[T]:
     if isinstance(work, asyncio.Future):  # (not asyncio.isfuture: a failed hasattr per call)
         return work
     loop = asyncio.get_running_loop()
-    steps = work.__await__()
+    # a coroutine is stepped as it is (its __await__ wrapper would add a layer to every step)
+    steps: Generator[Any, Any, T] | Coroutine[Any, Any, T]
+    steps = work if type(work) is _Coroutine else work.__await__()
     depth: int = getattr(_eager, "depth", 0)
     _eager.depth = depth + 1
     try:
@@ -97,6 +101,24 @@ def start(work: Awaitable[T]) -> asyncio.Future[T]:
     return loop.create_task(_rest(_Resumed(steps, waiting_for)))
 
 
+def finish_or_start(work: Awaitable[T]) -> tuple[bool, Any]:
+    """`start` for a caller that reads the result itself, with no future when there is none to
+    wait for: `work` run now in the caller's task until it first waits. Finished by then,
+    `(True, its result)` (an exception it raised is raised here); else `(False, the task it
+    goes on in)`. Same conditions as `start`."""
+    steps: Generator[Any, Any, T] | Coroutine[Any, Any, T]
+    steps = work if type(work) is _Coroutine else work.__await__()
+    depth: int = getattr(_eager, "depth", 0)
+    _eager.depth = depth + 1
+    try:
+        waiting_for = steps.send(None)
+    except StopIteration as finished:
+        return True, finished.value
+    finally:
+        _eager.depth = depth
+    return False, asyncio.get_running_loop().create_task(_rest(_Resumed(steps, waiting_for)))
+
+
 async def _rest(resumed: _Resumed[T]) -> T:
     return await resumed
 
@@ -107,7 +129,9 @@ class _Resumed(Generic[T]):
 
     __slots__ = ("steps", "waiting_for")
 
-    def __init__(self, steps: Generator[Any, Any, T], waiting_for: Any) -> None:
+    def __init__(
+        self, steps: Generator[Any, Any, T] | Coroutine[Any, Any, T], waiting_for: Any
+    ) -> None:
         self.steps = steps
         self.waiting_for = waiting_for
 

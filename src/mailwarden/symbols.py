@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mailwarden.frozen import quick_init
+
 __all__ = ["Symbol"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Symbol:
     """One finding: `name` (upper-case, stable), a default `score` (negative is good news)

@@ -24,7 +24,7 @@ MAY_IMPORT_ARC = {
     "analyze/reverification.py",
 }
 # ARC builds on these and nothing higher up (no CLI, gateway, policy or verdict).
-ARC_MAY_IMPORT = {"authres", "dkim", "dmarc", "dns", "message"}
+ARC_MAY_IMPORT = {"authres", "dkim", "dmarc", "dns", "frozen", "message"}
 
 
 def _imports(path: Path) -> set[str]:

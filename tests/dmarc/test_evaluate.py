@@ -660,18 +660,24 @@ async def test_without_spf(
         assert now is result
 
 
-def test_evolve_is_dataclasses_replace() -> None:
-    """The warm path's copy-with-changes gives what dataclasses.replace gives; a field name
-    it does not know is an error, not a silent no-op."""
-    import dataclasses
-
-    from mailwarden.dmarc.evaluate import _evolve
-
-    base = DMARCResult(
-        DMARCStatus.NONE, "", DMARCReason.NO_RECORD, "example.com", Discovery.TREE_WALK
+async def test_eager_alignment_finishes_without_a_task() -> None:
+    """`eager`: two alignments that need Organizational Domains start at once and, their
+    answers at hand (a warm cache), finish in the evaluation's first step: no task, no turn of
+    the loop. The verdict is the one the tasks of the default give."""
+    table = {
+        "_dmarc.example.com": "v=DMARC1; p=reject",
+        "news.example.com": "",
+        "mail.example.com": "",
+        "other.example.com": "",
+    }
+    spf, dkim = spf_pass("mail.example.com"), [DKIM("pass", "other.example.com")]
+    expected = await DMARCEvaluator(TableResolver(table)).evaluate(
+        ["a@news.example.com"], spf, dkim
     )
-    changes = {"result": DMARCStatus.FAIL, "reason": "r", "dns_queries": 3, "pct": None}
-    assert _evolve(base, **changes) == dataclasses.replace(base, **changes)
-    assert _evolve(base) == base
-    with pytest.raises(KeyError):
-        _evolve(base, no_such_field=1)
+    assert (expected.spf_aligned, expected.dkim_aligned) == (True, ("other.example.com",))
+    work = DMARCEvaluator(TableResolver(table), eager=True).evaluate(
+        ["a@news.example.com"], spf, dkim
+    )
+    with pytest.raises(StopIteration) as finished:
+        work.send(None)
+    assert finished.value.value == expected

@@ -24,6 +24,7 @@ from mailwarden.dkim import (
     parse_tag_list,
 )
 from mailwarden.dns import is_domain_name, to_ascii
+from mailwarden.frozen import quick_init
 from mailwarden.message import HeaderField, Message
 
 __all__ = [
@@ -73,6 +74,7 @@ class ARCError(ValueError):
     """A malformed ARC header field or chain; the message is the reason for cv=fail."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ARCSeal:
     """A parsed ARC-Seal (RFC 8617 §4.1.3)."""
@@ -87,6 +89,7 @@ class ARCSeal:
     b_text: str = ""  # b= as written, whitespace removed
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ARCMessageSignature:
     """A parsed ARC-Message-Signature (RFC 8617 §4.1.2): a DKIM signature without v=, whose
@@ -127,6 +130,7 @@ class ARCAuthenticationResults:
             return None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ARCSetFields:
     """The three header fields of one ARC set (RFC 8617 §4.1), exactly as received."""

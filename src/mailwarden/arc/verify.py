@@ -32,6 +32,7 @@ from mailwarden.dkim import (
     verify_data,
 )
 from mailwarden.dns import Resolver
+from mailwarden.frozen import quick_init
 from mailwarden.message import Message, MessageError
 
 from .model import (
@@ -73,6 +74,7 @@ class KeySource(Protocol):
     def __call__(self, selector: str, domain: str) -> Awaitable[_KeyOutcome]: ...
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ARCSetResult:
     """What one ARC set says and how its two signatures fared.
@@ -120,6 +122,7 @@ class ARCReason(StrEnum):
     SEAL_INVALID = "seal-invalid"  # step 6: an ARC-Seal does not verify
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ARCResult:
     """The outcome of validating a message's ARC chain.
@@ -170,6 +173,11 @@ class ARCResult:
             "sets": self.instances,
             "oldest_pass": self.oldest_pass,
         }
+
+
+# RFC 8617 §5.2 step 1's verdict, most messages': one frozen result shared (built per message,
+# it cost its dataclass __init__ every time)
+_NO_SETS = ARCResult(ARCStatus.NONE, "no ARC sets", ARCReason.NO_SETS)
 
 
 def seal_input(sets: list[ARCSetFields]) -> bytes:
@@ -277,7 +285,7 @@ class ARCVerifier:
                 )
         # RFC 8617 §5.2 step 1: no ARC set at all: none
         if not has_arc_fields(message):
-            return ARCResult(ARCStatus.NONE, "no ARC sets", ARCReason.NO_SETS)
+            return _NO_SETS
         try:
             fields = collect_sets(message)
         except ARCError as exc:  # step 3.1 / 3.2 (and step 1's limit of 50)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailwarden.frozen import quick_init
+
 __all__ = [
     "AuthenticationResults",
     "Property",
@@ -68,6 +70,7 @@ def _keyword(text: str, what: str) -> str:
     return text
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Property:
     """One propspec: ``ptype.name=value`` (e.g. smtp.mailfrom, header.d, policy.dmarc)."""
@@ -85,6 +88,7 @@ class Property:
         return text
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ResInfo:
     """One resinfo: ``method[/version]=result [(comment)] [reason=...] [props]``."""
@@ -120,6 +124,7 @@ class ResInfo:
         return " ".join(self.format_parts())
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AuthenticationResults:
     """A whole Authentication-Results value; no `results` means the ``none`` form."""

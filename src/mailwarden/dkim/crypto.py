@@ -43,12 +43,12 @@ class Algorithm(StrEnum):
 
     @property
     def key_type(self) -> KeyType:
-        return KeyType.ED25519 if self is Algorithm.ED25519_SHA256 else KeyType.RSA
+        return _ED25519 if self is _ED25519_SHA256 else _RSA
 
     @property
     def hash_name(self) -> str:
         """The hash, as named in a key record's h= tag and by hashlib."""
-        return "sha1" if self is Algorithm.RSA_SHA1 else "sha256"
+        return "sha1" if self is _RSA_SHA1 else "sha256"
 
     @classmethod
     def for_key(cls, key: PrivateKey | PublicKey) -> Algorithm:
@@ -58,13 +58,17 @@ class Algorithm(StrEnum):
         return cls.RSA_SHA256
 
 
+# Members read on the warm path, as module constants: on Python 3.11 a member read through
+# its class goes through EnumType.__getattr__'s slow attribute path.
+_RSA_SHA1, _ED25519_SHA256 = Algorithm.RSA_SHA1, Algorithm.ED25519_SHA256
+_RSA, _ED25519 = KeyType.RSA, KeyType.ED25519
 _PKCS1 = padding.PKCS1v15()
 _SHA1 = hashes.SHA1()
 _SHA256 = hashes.SHA256()
 
 
 def _rsa_hash(algorithm: Algorithm) -> hashes.HashAlgorithm:
-    return _SHA1 if algorithm is Algorithm.RSA_SHA1 else _SHA256
+    return _SHA1 if algorithm is _RSA_SHA1 else _SHA256
 
 
 def sign_data(private_key: PrivateKey, algorithm: Algorithm, data: bytes) -> bytes:
@@ -82,7 +86,7 @@ def sign_data(private_key: PrivateKey, algorithm: Algorithm, data: bytes) -> byt
 def verify_data(public_key: PublicKey, algorithm: Algorithm, data: bytes, signature: bytes) -> bool:
     """Whether `signature` is a valid `algorithm` signature of `data` under `public_key`."""
     try:
-        if algorithm is Algorithm.ED25519_SHA256:
+        if algorithm is _ED25519_SHA256:
             if not isinstance(public_key, ed25519.Ed25519PublicKey):
                 return False
             if len(signature) != crypto_sign_BYTES:  # a signed message is signature || data

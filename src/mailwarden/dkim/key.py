@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from mailwarden.dns import NoData, NXDomain, RdType, Resolver, TemporaryFailure
+from mailwarden.frozen import quick_init
 
 from .result import DKIMReason
 from .tags import TagListError, parse_tag_list
@@ -47,6 +48,7 @@ class KeyRecordError(ValueError):
     """A key record that cannot be used; the message is the permerror reason."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
     """A parsed key record. `public_key` is None when the key is revoked (empty p=)."""

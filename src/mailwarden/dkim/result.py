@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from mailwarden.frozen import quick_init
+
 __all__ = ["DKIMReason", "DKIMResult", "DKIMStatus"]
 
 
@@ -52,6 +54,7 @@ class DKIMReason(StrEnum):
     SHA1_FORBIDDEN = "sha1-forbidden"  # RFC 8301 §3.1: rsa-sha1 (policy)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DKIMResult:
     """The outcome of one DKIM-Signature, with what Authentication-Results needs."""

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mailwarden.dns import to_ascii
+from mailwarden.frozen import quick_init
 
 from .canon import Canon, parse_canonicalization
 from .crypto import Algorithm
@@ -40,6 +41,7 @@ class SignatureError(ValueError):
         self.code = code
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Signature:
     """A parsed, syntactically valid DKIM-Signature (RFC 6376 §3.5)."""

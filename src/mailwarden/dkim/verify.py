@@ -30,6 +30,11 @@ MAX_CLOCK_SKEW = 300  # seconds a t= may lie in the future
 
 
 _KeyOutcome = KeyRecord | KeyFailure
+# Members read on the warm path, as module constants: on Python 3.11 a member read through
+# its class goes through EnumType.__getattr__'s slow attribute path.
+_RELAXED = Canon.RELAXED
+_PASS, _VERIFIED = DKIMStatus.PASS, DKIMReason.VERIFIED
+_RSA_SHA1 = Algorithm.RSA_SHA1
 _MISSING = KeyFailure("not fetched yet", DKIMReason.DNS_ERROR, temporary=True)
 
 
@@ -291,7 +296,7 @@ class DKIMVerifier:
                 key_bits=bits,
                 testing=testing,
             )
-        relaxed_body = sig.body_canon is Canon.RELAXED
+        relaxed_body = sig.body_canon is _RELAXED
         unsigned: int | None = None
         warnings: list[str] = []
         if sig.length is not None:
@@ -316,7 +321,7 @@ class DKIMVerifier:
                 body_length_unsigned=unsigned,
             )
         data = header_hash_input(
-            message, sig.signed_headers, sig.header_canon is Canon.RELAXED, sig_field
+            message, sig.signed_headers, sig.header_canon is _RELAXED, sig_field
         )
         assert key.public_key is not None
         if not verify_data(key.public_key, sig.algorithm, data, sig.signature):
@@ -330,8 +335,8 @@ class DKIMVerifier:
             )
         if testing:
             warnings.append("key in testing mode (t=y)")
-        status, reason, code = DKIMStatus.PASS, "signature verified", DKIMReason.VERIFIED
-        if sig.algorithm is Algorithm.RSA_SHA1 and not self.allow_sha1:  # RFC 8301 §3.1
+        status, reason, code = _PASS, "signature verified", _VERIFIED
+        if sig.algorithm is _RSA_SHA1 and not self.allow_sha1:  # RFC 8301 §3.1
             status, reason = DKIMStatus.POLICY, "rsa-sha1 is not acceptable (RFC 8301)"
             code = DKIMReason.SHA1_FORBIDDEN
         if warnings:

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from mailwarden.dns import DNSError, NXDomain, RdType, Resolver, TemporaryFailure
+from mailwarden.frozen import quick_init
 
 from .record import PSD, DMARCRecord, is_dmarc_record, parse_record
 
@@ -67,6 +68,7 @@ class DiscoveryTempError(Exception):
         self.name = name
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Found:
     """The outcome of one ``_dmarc`` query: the single valid record, if there is one."""
@@ -203,6 +205,7 @@ async def organizational_domain(
     return _select_org(domain, await _walk(lookup, domain))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PolicyDiscovery:
     """Which record applies to an Author Domain, and where it was found."""

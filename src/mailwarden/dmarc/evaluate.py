@@ -9,15 +9,16 @@ Domain exists) through the injected resolver.
 from __future__ import annotations
 
 import asyncio
-import operator
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from mailwarden.author import AuthorProblem, Authors, read_authors
 from mailwarden.dns import Resolver, TemporaryFailure, is_domain_name, normalize, to_ascii
+from mailwarden.frozen import quick_init
+from mailwarden.runtime import start
 from mailwarden.spf import Identity, SPFResult
 
 from .discovery import (
@@ -32,6 +33,8 @@ from .discovery import (
     organizational_domain,
 )
 from .record import Alignment, DMARCPolicy, DMARCRecord
+
+T = TypeVar("T")
 
 __all__ = [
     "DKIMLike",
@@ -118,6 +121,7 @@ class Override:
     comment: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DMARCResult:
     """One DMARC verdict, with everything needed to explain it and to report it (RFC 9990).
@@ -206,26 +210,6 @@ class DMARCResult:
 
 LocalPolicy = Callable[[DMARCResult], Override | None]
 
-_RESULT_FIELDS = tuple(f.name for f in fields(DMARCResult))
-_RESULT_INDEX = {name: i for i, name in enumerate(_RESULT_FIELDS)}
-_RESULT_VALUES = operator.attrgetter(*_RESULT_FIELDS)  # every field at once, in C
-# the slots' own setters: what the frozen __init__ reaches through object.__setattr__
-_RESULT_SETTERS = tuple(getattr(DMARCResult, name).__set__ for name in _RESULT_FIELDS)
-
-
-def _evolve(base: DMARCResult, /, **changes: Any) -> DMARCResult:
-    """`dataclasses.replace` for DMARCResult without its per-call field walk (a verdict is
-    rebuilt a few times per message: this is the warm path). No __post_init__ to run; an
-    unknown field name is a KeyError."""
-    new = object.__new__(DMARCResult)
-    values = list(_RESULT_VALUES(base))
-    for name, value in changes.items():
-        values[_RESULT_INDEX[name]] = value
-    for setter, value in zip(_RESULT_SETTERS, values, strict=True):
-        setter(new, value)
-    return new
-
-
 # Why a message whose From field(s) cannot give one Author Domain is not evaluated.
 _AUTHOR_REASON = {
     AuthorProblem.NO_FROM: DMARCReason.NO_FROM,
@@ -266,6 +250,11 @@ class DMARCEvaluator:
     method (`psl`: a `publicsuffixlist.PublicSuffixList`, loaded on first use when not given).
     `local_policy` may override the disposition of a verdict; `multiple_authors` says what a
     From field with several Author Domains gets; `random` draws RFC 7489 pct samples.
+
+    `eager` starts the alignment's concurrent look-ups with `mailwarden.runtime.start` (each
+    runs at once, and finishes without a task or a turn of the loop when its answers are
+    cached) instead of one task each: only for a resolver that may be started so, one behind
+    a `CachingResolver` (the pipeline's).
     """
 
     def __init__(
@@ -277,8 +266,10 @@ class DMARCEvaluator:
         local_policy: LocalPolicy | None = None,
         multiple_authors: MultipleAuthors = MultipleAuthors.NOT_EVALUATED,
         random: Callable[[], float] = random.random,
+        eager: bool = False,
     ) -> None:
         self.resolver = resolver
+        self.eager = eager
         self.discovery = discovery
         self._psl = psl
         self.local_policy = local_policy
@@ -287,7 +278,7 @@ class DMARCEvaluator:
 
     @property
     def psl(self) -> PublicSuffixes | None:
-        if self.discovery is Discovery.PSL and self._psl is None:
+        if self._psl is None and self.discovery is Discovery.PSL:
             from publicsuffixlist import PublicSuffixList
 
             self._psl = PublicSuffixList()
@@ -303,7 +294,7 @@ class DMARCEvaluator:
         already into `Authors`)."""
         authors = from_values if isinstance(from_values, Authors) else read_authors(from_values)
         domains = authors.domains
-        several = authors.problem in (AuthorProblem.SEVERAL_FROM, AuthorProblem.SEVERAL_DOMAINS)
+        several = authors.problem in _SEVERAL
         if authors.problem is not None and not (
             several and domains and self.multiple_authors is MultipleAuthors.STRICTEST
         ):
@@ -347,21 +338,27 @@ class DMARCEvaluator:
         lookup: Lookup,
         authors: tuple[str, ...],
     ) -> DMARCResult:
-        base = DMARCResult(
-            DMARCStatus.NONE, "", DMARCReason.NO_RECORD, author, self.discovery, authors=authors
-        )
+        # The verdict's fields are gathered in one dict and the result built once at the end
+        # (a frozen 26-field dataclass copied at every step cost more than the steps).
+        verdict: dict[str, Any] = {
+            "result": _NONE,
+            "reason": "",
+            "reason_code": _NO_RECORD,
+            "domain": author,
+            "discovery_method": self.discovery,
+            "authors": authors,
+        }
         try:
             found = await discover_policy(lookup, author, self.discovery, self.psl)
         except DiscoveryTempError as exc:
-            return _evolve(
-                base,
+            verdict.update(
                 result=DMARCStatus.TEMPERROR,
                 reason=str(exc),
                 reason_code=DMARCReason.DNS_ERROR,
                 dns_queries=lookup.queries,
             )
-        base = _evolve(
-            base,
+            return DMARCResult(**verdict)
+        verdict.update(
             policy_domain=found.policy_domain,
             record=found.record,
             record_source=found.source,
@@ -370,30 +367,42 @@ class DMARCEvaluator:
         )
         record = found.record
         if record is None:  # §4.10.1: no record, DMARC does not apply
-            return _evolve(
-                base, reason=f"no DMARC record for {author}", reason_code=DMARCReason.NO_RECORD
-            )
+            verdict.update(reason=f"no DMARC record for {author}", reason_code=_NO_RECORD)
+            return DMARCResult(**verdict)
         if not record.policy_usable and not record.rua:
             # §4.10.1: no valid p (or an invalid sp/np) and no valid rua: no DMARC processing
             problem = "no valid p" if record.p is None else "an invalid sp/np"
-            return _evolve(
-                base,
+            verdict.update(
                 reason=f"record at {found.policy_domain} has {problem} and no valid rua",
                 reason_code=DMARCReason.NO_POLICY,
             )
-        verdict = await self._align(base, found, record, spf, dkim, lookup)
-        return _evolve(verdict, dns_queries=lookup.queries)
+            return DMARCResult(**verdict)
+        await self._align(verdict, found, record, spf, dkim, lookup)
+        applied = await self._apply_policy(verdict, found, record, lookup)
+        if applied and self.local_policy is not None:
+            # the local policy sees the verdict as it stood before the alignment's queries
+            decision = self.local_policy(DMARCResult(**verdict))
+            if decision is not None:
+                verdict.update(
+                    disposition=decision.disposition,
+                    override_reason=decision.reason,
+                    override_comment=decision.comment,
+                )
+        verdict["dns_queries"] = lookup.queries
+        return DMARCResult(**verdict)
 
     async def _align(
         self,
-        base: DMARCResult,
+        verdict: dict[str, Any],
         found: PolicyDiscovery,
         record: DMARCRecord,
         spf: SPFResult | None,
         dkim: Sequence[DKIMLike],
         lookup: Lookup,
-    ) -> DMARCResult:
-        author = base.domain
+    ) -> None:
+        """The identifiers' alignment (RFC 9989 §4.4): result, reason and the alignment
+        fields set in `verdict`."""
+        author: str = verdict["domain"]
         org_cache: dict[str, str] = {}
         if found.organizational_domain is not None:
             org_cache[author] = found.organizational_domain
@@ -409,7 +418,7 @@ class DMARCEvaluator:
             """True/False, or None when DNS trouble leaves it open (RFC 9989 §4.10.2)."""
             if identifier == author:
                 return True
-            if mode is Alignment.STRICT:
+            if mode is _STRICT:
                 return False
             try:
                 org = await org_of(author)
@@ -422,8 +431,8 @@ class DMARCEvaluator:
         spf_domain: str | None = None
         if (
             spf is not None
-            and spf.identity is Identity.MAILFROM  # §4.4.2: the MAIL FROM identity only
-            and spf.result.value == "pass"
+            and spf.identity is _MAILFROM  # §4.4.2: the MAIL FROM identity only
+            and spf.result == "pass"
         ):
             spf_domain = _identifier(spf.domain)
         dkim_domains: list[str] = []
@@ -439,18 +448,17 @@ class DMARCEvaluator:
         # identical or strictly compared identifiers are decided at once; the others may need
         # the Organizational Domains, and their independent lookups run together
         outcomes: list[bool | None] = [
-            True if d == author else False if mode is Alignment.STRICT else None
-            for d, mode in wanted
+            True if d == author else False if mode is _STRICT else None for d, mode in wanted
         ]
         open_checks = [
             (i, aligned(d, mode))
             for i, (d, mode) in enumerate(wanted)
-            if d != author and mode is not Alignment.STRICT
+            if d != author and mode is not _STRICT
         ]
         if len(open_checks) == 1:
             outcomes[open_checks[0][0]] = await open_checks[0][1]
         elif open_checks:
-            decided = await asyncio.gather(*(check for _, check in open_checks))
+            decided = await self._together([check for _, check in open_checks])
             for (i, _), ok in zip(open_checks, decided, strict=True):
                 outcomes[i] = ok
         dkim_ok = outcomes[: len(dkim_domains)]
@@ -458,96 +466,109 @@ class DMARCEvaluator:
         dkim_aligned = tuple(d for d, ok in zip(dkim_domains, dkim_ok, strict=True) if ok)
         temp = (spf_domain is not None and spf_ok is None) or any(ok is None for ok in dkim_ok)
         if spf_ok or dkim_aligned:
-            result, reason = DMARCStatus.PASS, _pass_reason(spf_ok, dkim_aligned, spf_domain)
-            code = DMARCReason.ALIGNED
+            result, reason = _PASS, _pass_reason(spf_ok, dkim_aligned, spf_domain)
+            code = _ALIGNED
         elif temp:
-            result, reason = DMARCStatus.TEMPERROR, "temporary DNS failure while checking alignment"
-            code = DMARCReason.DNS_ERROR
+            result, reason = _TEMPERROR, "temporary DNS failure while checking alignment"
+            code = _DNS_ERROR
         else:
-            result, reason = DMARCStatus.FAIL, _fail_reason(spf_domain, dkim_domains)
-            code = DMARCReason.NOT_ALIGNED
-        verdict = _evolve(
-            base,
+            result, reason = _FAIL, _fail_reason(spf_domain, dkim_domains)
+            code = _NOT_ALIGNED
+        verdict.update(
             result=result,
             reason=reason,
             reason_code=code,
-            organizational_domain=org_cache.get(author, base.organizational_domain),
+            organizational_domain=org_cache.get(author, verdict["organizational_domain"]),
             spf_domain=spf_domain,
             spf_aligned=bool(spf_ok) if spf_domain else None,
             dkim_domains=tuple(dkim_domains),
             dkim_aligned=dkim_aligned,
         )
-        return await self._apply_policy(verdict, found, record, lookup)
+
+    async def _together(self, checks: list[Coroutine[Any, Any, T]]) -> list[T]:
+        """The results of independent look-ups, run concurrently."""
+        if not self.eager:
+            return list(await asyncio.gather(*checks))
+        started = [start(check) for check in checks]  # finished now when cached
+        waiting = [future for future in started if not future.done()]
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)  # (results read below)
+        return [future.result() for future in started]
 
     async def _apply_policy(
-        self, verdict: DMARCResult, found: PolicyDiscovery, record: DMARCRecord, lookup: Lookup
-    ) -> DMARCResult:
-        author = verdict.domain
+        self, verdict: dict[str, Any], found: PolicyDiscovery, record: DMARCRecord, lookup: Lookup
+    ) -> bool:
+        """The policy that applies (p, sp or np; t=y; pct) and the disposition, set in
+        `verdict` (an aligned verdict). False when DNS left it open (temperror set)."""
+        author: str = verdict["domain"]
+        failed = verdict["result"] is _FAIL
         exists: bool | None = None
         requested: DMARCPolicy | None
         if not record.policy_usable:  # §4.10.1: act as if the record said p=none
-            requested, tag = DMARCPolicy.NONE, PolicyTag.P
-        elif found.source is RecordSource.AUTHOR:  # §4.10.1: the Author Domain's own record
-            requested, tag = record.p, PolicyTag.P
+            requested, tag = _POLICY_NONE, _TAG_P
+        elif found.source is _FROM_AUTHOR:  # §4.10.1: the Author Domain's own record
+            requested, tag = record.p, _TAG_P
         else:
             if author == found.organizational_domain:
                 # The Author Domain is itself the Organizational Domain below a PSD (psd=y):
                 # the PSD record's p applies to it, sp to its subdomains (RFC 9091 semantics).
-                existing = (record.p, PolicyTag.P)
+                existing = (record.p, _TAG_P)
             else:  # §4.10.1: an existing subdomain gets sp, else p
-                existing = (record.subdomain_policy, PolicyTag.SP if record.sp else PolicyTag.P)
+                existing = (record.subdomain_policy, _TAG_SP if record.sp else _TAG_P)
             missing = (  # §4.7 np: a non-existent subdomain gets np, else sp, else p
                 record.nonexistent_policy,
-                PolicyTag.NP if record.np else PolicyTag.SP if record.sp else PolicyTag.P,
+                _TAG_NP if record.np else _TAG_SP if record.sp else _TAG_P,
             )
             # Existence matters (and costs a query) only when the two policies differ and
             # the message fails: a pass or a temperror has no disposition to choose (§4.7).
-            if missing != existing and verdict.result is DMARCStatus.FAIL:
+            if missing != existing and failed:
                 lookup.queries += 1
                 try:
                     exists = await domain_exists(self.resolver, author)
                 except TemporaryFailure as exc:
-                    if verdict.result is DMARCStatus.FAIL:
-                        return _evolve(
-                            verdict,
-                            result=DMARCStatus.TEMPERROR,
-                            reason=f"cannot tell whether {author} exists: {exc}",
-                            reason_code=DMARCReason.DNS_ERROR,
-                        )
+                    verdict.update(
+                        result=DMARCStatus.TEMPERROR,
+                        reason=f"cannot tell whether {author} exists: {exc}",
+                        reason_code=DMARCReason.DNS_ERROR,
+                    )
+                    return False
             requested, tag = missing if exists is False else existing
         assert requested is not None
         policy = requested.lowered() if record.testing else requested  # t=y: one level lower
         override = OverrideReason.POLICY_TEST_MODE if policy is not requested else None
         pct = record.pct if record.is_rfc7489 else None  # RFC 7489 pct, only without t
         sampled_out = False
-        sample = verdict.result is DMARCStatus.FAIL and pct is not None and pct < 100
+        sample = failed and pct is not None and pct < 100
         if sample and self.random() * 100 >= (pct or 0):  # RFC 7489 §6.6.4: next policy down
             sampled_out = True
             policy = policy.lowered()
             override = OverrideReason.POLICY_TEST_MODE
-        failed = verdict.result is DMARCStatus.FAIL
-        verdict = _evolve(
-            verdict,
+        verdict.update(
             requested_policy=requested,
             policy_tag=tag,
             policy=policy,
-            disposition=policy if failed else DMARCPolicy.NONE,
+            disposition=policy if failed else _POLICY_NONE,
             override_reason=override if failed and policy is not requested else None,
             testing=record.testing,
             pct=pct,
             sampled_out=sampled_out,
             author_exists=exists,
         )
-        if self.local_policy is not None:
-            decision = self.local_policy(verdict)
-            if decision is not None:
-                verdict = _evolve(
-                    verdict,
-                    disposition=decision.disposition,
-                    override_reason=decision.reason,
-                    override_comment=decision.comment,
-                )
-        return verdict
+        return True
+
+
+# Enum members read in the loops above, as module constants: on Python 3.11 reading a member
+# through its class goes through EnumType.__getattr__'s slow attribute path.
+_PASS, _FAIL, _TEMPERROR = DMARCStatus.PASS, DMARCStatus.FAIL, DMARCStatus.TEMPERROR
+_NONE, _NO_RECORD = DMARCStatus.NONE, DMARCReason.NO_RECORD
+_SEVERAL = (AuthorProblem.SEVERAL_FROM, AuthorProblem.SEVERAL_DOMAINS)
+_ALIGNED, _NOT_ALIGNED = DMARCReason.ALIGNED, DMARCReason.NOT_ALIGNED
+_DNS_ERROR = DMARCReason.DNS_ERROR
+_STRICT = Alignment.STRICT
+_MAILFROM = Identity.MAILFROM
+_POLICY_NONE = DMARCPolicy.NONE
+_TAG_P, _TAG_SP, _TAG_NP = PolicyTag.P, PolicyTag.SP, PolicyTag.NP
+_FROM_AUTHOR = RecordSource.AUTHOR
 
 
 def _pass_reason(spf_ok: bool | None, dkim_aligned: tuple[str, ...], spf: str | None) -> str:

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mailwarden.frozen import quick_init
+
 __all__ = [
     "PSD",
     "Alignment",
@@ -57,6 +59,7 @@ class RecordError(ValueError):
     """The text is not a DMARC record (its first tag is not v=DMARC1)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ReportURI:
     """One rua/ruf destination; `max_size` is RFC 7489's ``!size`` suffix (RFC 9989 ignores it)."""
@@ -69,6 +72,7 @@ class ReportURI:
         return self.uri.partition(":")[0].lower()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DMARCRecord:
     """A parsed DMARC record; defaults filled in, as RFC 9989 §4.7 defines them.

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from mailwarden.frozen import quick_init
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -55,6 +57,7 @@ class TXT:
 RData = IPAddress | MX | TXT | str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A positive answer: at least one record of the queried type."""

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from mailwarden.author import AuthorProblem, Authors, read_authors
 from mailwarden.body import SpooledBody, SpooledMessage
 from mailwarden.dkim import BodyHasher
+from mailwarden.frozen import quick_init
 from mailwarden.message import Message, MessageError
 
 __all__ = ["ParsedMessage", "parse"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ParsedMessage:
     """A message read once. `message` is None when its header section cannot be read at all

@@ -10,6 +10,7 @@ from mailwarden.authres import AuthenticationResults
 from mailwarden.dkim import DKIMResult
 from mailwarden.dmarc import DMARCResult
 from mailwarden.dnsbl import DNSListReport
+from mailwarden.frozen import quick_init
 from mailwarden.helo import HeloResult
 from mailwarden.iprev import IprevResult
 from mailwarden.message import fold_field
@@ -24,6 +25,7 @@ from .views import helo_dict, iprev_dict
 __all__ = ["ConnectionFacts", "HeloFacts", "MessageDecision", "MessageVerdict"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ConnectionFacts:
     """What is known at connect: iprev and the address DNS lists."""
@@ -33,6 +35,7 @@ class ConnectionFacts:
     timed_out: bool = False  # the stage ran out of time: neither check counts
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HeloFacts:
     """What is known at HELO: SPF for the HELO identity and the HELO checks."""
@@ -42,6 +45,7 @@ class HeloFacts:
     timed_out: bool = False  # the stage ran out of time: SPF for HELO is temperror
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MessageVerdict:
     """Everything found about one message, and what the policy decided."""

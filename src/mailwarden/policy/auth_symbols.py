@@ -51,6 +51,8 @@ class DMARCLike(_HasResult, Protocol):
 
 def _word(value: object) -> str:
     """The RFC word of a result enum or string ("pass", "fail", ...)."""
+    if isinstance(value, str):  # a str, or a StrEnum whose value it is: no .value to read
+        return value.lower()
     return str(getattr(value, "value", value)).lower()
 
 

@@ -34,6 +34,9 @@ class Action(StrEnum):
 
 
 SEVERITY = {action: rank for rank, action in enumerate(Action)}
+# The actions a score escalates to, mildest first, and the field of Thresholds that starts each.
+ESCALATION = (Action.GREYLIST, Action.ADD_HEADER, Action.SOFT_REJECT, Action.REJECT)
+_THRESHOLD_FIELDS = {action: action.value for action in ESCALATION}
 
 
 class TemperrorHandling(StrEnum):
@@ -218,9 +221,6 @@ class PolicyConfig:
         return DEFAULT_SCORES.get(name, suggested)
 
     def threshold_of(self, action: Action) -> float | None:
-        return {
-            Action.GREYLIST: self.thresholds.greylist,
-            Action.ADD_HEADER: self.thresholds.add_header,
-            Action.SOFT_REJECT: self.thresholds.soft_reject,
-            Action.REJECT: self.thresholds.reject,
-        }.get(action)
+        field = _THRESHOLD_FIELDS.get(action)
+        threshold: float | None = None if field is None else getattr(self.thresholds, field)
+        return threshold

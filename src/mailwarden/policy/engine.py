@@ -18,15 +18,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mailwarden.author import AuthorProblem
+from mailwarden.frozen import quick_init
 from mailwarden.reply import SMTPReply
 from mailwarden.symbols import Symbol
 
-from .config import SEVERITY, Action, AuthorHandling, PolicyConfig, TemperrorHandling
+from .config import ESCALATION, SEVERITY, Action, AuthorHandling, PolicyConfig, TemperrorHandling
 from .network_symbols import ListedSymbol
 
 __all__ = ["Facts", "ScoredSymbol", "Verdict", "decide"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ScoredSymbol:
     """A symbol with the score the policy gave it."""
@@ -39,6 +41,7 @@ class ScoredSymbol:
         return {"name": self.name, "score": self.score, "detail": self.detail}
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Facts:
     """What the checks found about one message (or one recipient, at RCPT time)."""
@@ -55,6 +58,7 @@ class Facts:
     author_reason: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The action, the score, every symbol with its score, and why."""
@@ -182,7 +186,7 @@ def decide(facts: Facts, config: PolicyConfig | None = None) -> Verdict:
 
     action = Action.ACCEPT
     reasons: list[str] = []
-    for candidate in (Action.GREYLIST, Action.ADD_HEADER, Action.SOFT_REJECT, Action.REJECT):
+    for candidate in ESCALATION:  # mildest first: the last threshold reached wins
         threshold = config.threshold_of(candidate)
         if threshold is not None and total >= threshold:
             action = candidate

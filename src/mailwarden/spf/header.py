@@ -23,19 +23,19 @@ def _comment(text: str) -> str:
 
 def describe(result: SPFResult) -> str:
     """One sentence on what the result means, in the words of RFC 7208 §9.1's examples."""
-    who = result.sender
-    ip = result.ip
-    if result.result is SPFStatus.PASS:
-        return f"domain of {who} designates {ip} as permitted sender"
-    if result.result is SPFStatus.FAIL:
-        return f"domain of {who} does not designate {ip} as permitted sender"
-    if result.result is SPFStatus.SOFTFAIL:
-        return f"domain of transitioning {who} does not designate {ip} as permitted sender"
-    if result.result is SPFStatus.NEUTRAL:
-        return f"{ip} is neither permitted nor denied by domain of {who}"
-    if result.result is SPFStatus.NONE:
-        return f"domain of {who} does not provide an SPF record"
-    return f"error in processing during lookup of {who}: {result.reason}"
+    meaning = _MEANINGS.get(result.result)
+    if meaning is None:
+        return f"error in processing during lookup of {result.sender}: {result.reason}"
+    return meaning.format(who=result.sender, ip=result.ip)
+
+
+_MEANINGS = {  # a dict, not a chain of enum comparisons: this is on every message's path
+    SPFStatus.PASS: "domain of {who} designates {ip} as permitted sender",
+    SPFStatus.FAIL: "domain of {who} does not designate {ip} as permitted sender",
+    SPFStatus.SOFTFAIL: "domain of transitioning {who} does not designate {ip} as permitted sender",
+    SPFStatus.NEUTRAL: "{ip} is neither permitted nor denied by domain of {who}",
+    SPFStatus.NONE: "domain of {who} does not provide an SPF record",
+}
 
 
 def received_spf(result: SPFResult, receiver: str) -> str:

@@ -21,6 +21,7 @@ from mailwarden.dns import (
     TemporaryFailure,
     reverse_pointer,
 )
+from mailwarden.frozen import quick_init
 
 from .compiled import Abort, Run
 from .macros import Macros
@@ -46,6 +47,7 @@ QUALIFIER_RESULT = {
 }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SPFLimits:
     """RFC 7208 §4.6.4 processing limits."""

@@ -12,6 +12,8 @@ import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mailwarden.frozen import quick_init
+
 
 class SPFSyntaxError(ValueError):
     """The record (or an explanation string) does not follow the RFC 7208 grammar."""
@@ -67,6 +69,7 @@ class Macro:
 MacroPart = str | Macro
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MacroString:
     """A domain-spec or explanation string: literals and macros, in order."""
@@ -79,6 +82,7 @@ class MacroString:
         return all(isinstance(p, str) for p in self.parts)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Mechanism:
     qualifier: Qualifier
@@ -97,6 +101,7 @@ class Modifier:
     text: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Record:
     """A parsed `v=spf1` record."""

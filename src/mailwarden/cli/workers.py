@@ -225,8 +225,9 @@ def _batch_work(
                     break
                 kind, data = await task
                 answers = [(kind, json_line(data))]
-                while order and order[0] is not None and order[0].done():  # one send for all ready
-                    kind, data = order.popleft().result()  # type: ignore[union-attr]
+                while order and (ready := order[0]) is not None and ready.done():
+                    order.popleft()  # one send for every answer already there
+                    kind, data = ready.result()
                     answers.append((kind, json_line(data)))
                 results.send(answers)
 

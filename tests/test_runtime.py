@@ -8,6 +8,7 @@ import socket
 import sys
 import warnings
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 import uvloop
@@ -102,7 +103,20 @@ async def test_start_keeps_an_exception_for_the_reader() -> None:
         future.result()
 
 
-async def test_start_goes_on_in_a_task_after_the_first_wait() -> None:
+def _started(work: Any) -> Any:
+    return runtime.start(work)
+
+
+def _finished_or_started(work: Any) -> Any:
+    finished, task = runtime.finish_or_start(work)
+    assert not finished
+    return task
+
+
+@pytest.mark.parametrize("launch", [_started, _finished_or_started])
+async def test_work_goes_on_in_a_task_after_the_first_wait(launch: Any) -> None:
+    """`start` and `finish_or_start` alike: the first step in the caller's task, the rest (every
+    later step) in the new one."""
     gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     seen: list[object] = []
 
@@ -110,17 +124,15 @@ async def test_start_goes_on_in_a_task_after_the_first_wait() -> None:
         seen.append(asyncio.current_task())
         got = await gate
         seen.append(asyncio.current_task())
-        await asyncio.sleep(0)  # and every later step too
+        await asyncio.sleep(0)
         return got + "!"
 
-    caller = asyncio.current_task()
-    task = runtime.start(work())
+    task = launch(work())
     assert isinstance(task, asyncio.Task)
     assert not task.done()
     gate.set_result("opened")
     assert await task == "opened!"
-    assert seen[0] is caller  # the first step ran in the caller's task
-    assert seen[1] is task  # the rest in the new one
+    assert seen == [asyncio.current_task(), task]
 
 
 async def test_cancelling_the_task_cancels_the_work_where_it_waits() -> None:
@@ -178,24 +190,6 @@ async def test_finish_or_start_gives_the_result_of_work_that_never_waits() -> No
     with pytest.raises(ValueError, match="no"):
         runtime.finish_or_start(fails())
     assert not runtime.running_eagerly()
-
-
-async def test_finish_or_start_goes_on_in_a_task_after_the_first_wait() -> None:
-    gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    seen: list[object] = []
-
-    async def work() -> str:
-        seen.append(asyncio.current_task())
-        got = await gate
-        seen.append(asyncio.current_task())
-        return got + "!"
-
-    finished, task = runtime.finish_or_start(work())
-    assert not finished
-    assert isinstance(task, asyncio.Task)
-    gate.set_result("opened")
-    assert await task == "opened!"
-    assert seen == [asyncio.current_task(), task]
 
 
 async def test_running_eagerly_only_inside_the_first_step() -> None:

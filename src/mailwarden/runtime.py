@@ -75,19 +75,10 @@ def start(work: Awaitable[T]) -> asyncio.Future[T]:
     if isinstance(work, asyncio.Future):  # (not asyncio.isfuture: a failed hasattr per call)
         return work
     loop = asyncio.get_running_loop()
-    # a coroutine is stepped as it is (its __await__ wrapper would add a layer to every step)
-    steps: Generator[Any, Any, T] | Coroutine[Any, Any, T]
-    steps = work if type(work) is _Coroutine else work.__await__()
-    depth: int = getattr(_eager, "depth", 0)
-    _eager.depth = depth + 1
     try:
-        waiting_for = steps.send(None)
-    except StopIteration as finished:
-        future: asyncio.Future[T] = asyncio.Future(loop=loop)  # (the C class: no Python call)
-        future.set_result(finished.value)
-        return future
+        finished, outcome = finish_or_start(work)
     except asyncio.CancelledError:
-        future = asyncio.Future(loop=loop)
+        future: asyncio.Future[T] = asyncio.Future(loop=loop)  # (the C class: no Python call)
         future.cancel()
         return future
     except (KeyboardInterrupt, SystemExit):
@@ -96,9 +87,11 @@ def start(work: Awaitable[T]) -> asyncio.Future[T]:
         future = asyncio.Future(loop=loop)
         future.set_exception(exc)
         return future
-    finally:
-        _eager.depth = depth
-    return loop.create_task(_rest(_Resumed(steps, waiting_for)))
+    if not finished:
+        return outcome  # type: ignore[no-any-return]  # the task it goes on in
+    future = asyncio.Future(loop=loop)
+    future.set_result(outcome)
+    return future
 
 
 def finish_or_start(work: Awaitable[T]) -> tuple[bool, Any]:

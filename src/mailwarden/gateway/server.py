@@ -48,7 +48,14 @@ from .commands import (
     parse_path_and_params,
 )
 from .data import ChunkedMessage, DataResult, MemoryBudget, Spool, read_data
-from .downstream import Downstream, DownstreamRelay, Outbound, Unavailable, public_reply
+from .downstream import (
+    Downstream,
+    DownstreamConnection,
+    DownstreamRelay,
+    Outbound,
+    Unavailable,
+    public_reply,
+)
 from .headers import received_field, relayed_message
 from .hooks import (
     AcceptAll,
@@ -716,10 +723,18 @@ class _Connection:
             if self.outbound is None:
                 outbound = await self.gw.relay.open(self.session)
                 self.outbound = outbound
-                reply = await outbound.mail(tx.mail_from, tx.mail_options)
+                first: Reply | None = None
+                if isinstance(outbound, DownstreamConnection):  # MAIL and RCPT pipelined
+                    reply, first = await outbound.mail_and_rcpt(
+                        tx.mail_from, tx.mail_options, rcpt
+                    )
+                else:
+                    reply = await outbound.mail(tx.mail_from, tx.mail_options)
                 if reply.code >= 300:
                     await self.close_outbound()
                     return self.downstream_refused(reply)
+                if first is not None:
+                    return self.downstream_refused(first) if first.code >= 300 else None
             reply = await self.outbound.rcpt(rcpt)
         except Unavailable as exc:
             await self.close_outbound()

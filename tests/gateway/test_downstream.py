@@ -68,9 +68,8 @@ async def fake_downstream(script: Script) -> AsyncIterator[tuple[str, int]]:
                 if verb in ("EHLO", "LHLO"):
                     chunking = b"250-CHUNKING\r\n" if script.chunking else b""
                     pipelining = b"250-PIPELINING\r\n" if script.pipelining else b""
-                    writer.write(
-                        b"250-fake\r\n250-8BITMIME\r\n" + chunking + pipelining + b"250 SMTPUTF8\r\n"
-                    )
+                    extensions = b"250-8BITMIME\r\n" + chunking + pipelining
+                    writer.write(b"250-fake\r\n" + extensions + b"250 SMTPUTF8\r\n")
                 elif verb == "BDAT":
                     size, *last = command.split(" ")[1:]
                     data = await reader.readexactly(int(size))

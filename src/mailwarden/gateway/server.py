@@ -725,9 +725,7 @@ class _Connection:
                 self.outbound = outbound
                 first: Reply | None = None
                 if isinstance(outbound, DownstreamConnection):  # MAIL and RCPT pipelined
-                    reply, first = await outbound.mail_and_rcpt(
-                        tx.mail_from, tx.mail_options, rcpt
-                    )
+                    reply, first = await outbound.mail_and_rcpt(tx.mail_from, tx.mail_options, rcpt)
                 else:
                     reply = await outbound.mail(tx.mail_from, tx.mail_options)
                 if reply.code >= 300:

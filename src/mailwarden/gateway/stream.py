@@ -178,6 +178,21 @@ class Stream(asyncio.Protocol):
                 deadline = asyncio.get_running_loop().time() + seconds
             await self._wait_until(deadline)
 
+    def buffered_lines(self, limit: int) -> bytes:
+        """The complete lines at the start of the buffer, at most `limit` octets of them, not
+        consumed (see `consume`); empty when no whole line is there (or a line too long is
+        being dropped: `readline` ends it)."""
+        if self._discarding:
+            return b""
+        end = self._buffer.rfind(b"\n", 0, limit)
+        return bytes(self._buffer[: end + 1]) if end >= 0 else b""
+
+    def consume(self, octets: int) -> None:
+        """Drop the first `octets` of the buffer (after `buffered_lines`)."""
+        del self._buffer[:octets]
+        self._scanned = 0
+        self._resume()
+
     async def read_some(self, limit: int, seconds: float) -> bytes:
         """Up to `limit` octets (at least one), as raw bytes, waiting at most `seconds` for
         them. Raises ConnectionClosed or a TimeoutError."""

@@ -591,3 +591,17 @@ async def test_a_connection_caught_by_the_stop_is_closed_not_leaked(
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert gateway.connections == 0
+
+
+def test_a_log_going_nowhere_keeps_nothing(tmp_path: Path) -> None:
+    nowhere, kept, to_file = (
+        TransactionLog(""),
+        TransactionLog("", keep=2),
+        TransactionLog(str(tmp_path / "log.jsonl")),
+    )
+    assert (nowhere.enabled, kept.enabled, to_file.enabled) == (False, True, True)
+    for log in (nowhere, kept, to_file):
+        log.write({"type": "connection"})
+        log.close()
+    assert (len(nowhere.records), len(kept.records)) == (0, 1)
+    assert '"type": "connection"' in (tmp_path / "log.jsonl").read_text()

@@ -1115,6 +1115,8 @@ class _Connection:
         if tx is None:
             return
         self.logged_tx = True
+        if not self.gw.log.enabled:
+            return
         session = self.session
         record: dict[str, Any] = {
             "type": "transaction",
@@ -1141,6 +1143,8 @@ class _Connection:
         self.gw.log.write(record)
 
     def log_connection(self) -> None:
+        if not self.gw.log.enabled:
+            return
         session = self.session
         self.gw.log.write(
             {

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
+import random
 import ssl
 import time
 from collections import Counter
@@ -329,7 +329,7 @@ class _Connection:
         ip, port = _host_port(peer)
         local_ip, local_port = _host_port(local)
         self.session = Session(
-            id=secrets.token_hex(6).upper(),
+            id=f"{random.getrandbits(48):012X}",  # unique, not secret: no system call
             client_ip=ip,
             client_port=port,
             started=gateway.clock(),
@@ -443,9 +443,27 @@ class _Connection:
     async def greet(self) -> None:
         session, config = self.session, self.config
         self.hooked = True
-        connect = asyncio.ensure_future(self.hook(lambda: self.checks.on_connect(session), _FAILED))
+        connect = self.hook(lambda: self.checks.on_connect(session), _FAILED)
+        if config.greet_pause <= 0:  # nothing to do meanwhile: no task of its own
+            async with asyncio.timeout(config.timeouts.command):
+                refusal = await connect
+        else:
+            refusal = await self.greet_pause(asyncio.ensure_future(connect))
+        if refusal is not None:
+            # RFC 5321 §3.1 and §4.2.3: a server refusing service says so in its greeting,
+            # with 554 (or another 5yz), or 421 when it is temporary.
+            if refusal.code < 500:
+                refusal = Reply(421, refusal.status, f"{config.hostname} {refusal.text}")
+            await self.hang_up(refusal)
+        greeting = f"220 {config.hostname} ESMTP mailwarden\r\n".encode()
+        metrics.reply_sent("gateway", 220)
+        await self.stream.write(greeting, config.timeouts.command)
+
+    async def greet_pause(self, connect: asyncio.Future[Reply | None]) -> Reply | None:
+        """The greet pause, while the connection checks run: the client must not talk."""
+        session, config = self.session, self.config
         try:
-            if config.greet_pause > 0 and await self.stream.wait_for_data(config.greet_pause):
+            if await self.stream.wait_for_data(config.greet_pause):
                 if self.stream.at_eof:
                     raise ConnectionClosed
                 # Postscreen's pregreet test: a real client waits for the 220.
@@ -457,19 +475,10 @@ class _Connection:
                 if config.pregreet_action is StrictAction.ENFORCE:
                     session.deferred_reply = Reply(550, "5.5.1", "Error: protocol error (pregreet)")
             async with asyncio.timeout(config.timeouts.command):
-                refusal = await connect
+                return await connect
         finally:
             if not connect.done():
                 connect.cancel()
-        if refusal is not None:
-            # RFC 5321 §3.1 and §4.2.3: a server refusing service says so in its greeting,
-            # with 554 (or another 5yz), or 421 when it is temporary.
-            if refusal.code < 500:
-                refusal = Reply(421, refusal.status, f"{config.hostname} {refusal.text}")
-            await self.hang_up(refusal)
-        greeting = f"220 {config.hostname} ESMTP mailwarden\r\n".encode()
-        metrics.reply_sent("gateway", 220)
-        await self.stream.write(greeting, config.timeouts.command)
 
     def shutting_down(self) -> None:
         """The gateway stops: say so before the connection is cut (RFC 5321 §3.8)."""

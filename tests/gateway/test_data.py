@@ -20,7 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailwarden.body import SpooledMessage
-from mailwarden.gateway.data import MemoryBudget, MessageBuilder, Spool, read_data
+from mailwarden.gateway.data import (
+    ChunkedMessage,
+    MemoryBudget,
+    MessageBuilder,
+    Spool,
+    read_data,
+)
 from mailwarden.gateway.stream import Stream
 from mailwarden.settings import BareLineEnding, SMTPLimits
 
@@ -133,3 +139,19 @@ def test_a_plain_message_is_taken_at_once_and_unstuffed() -> None:
     assert calls == []  # no line went one by one
     assert message == b"Subject: a\r\nX: b\r\n\r\n.dot\r\nline\r\n..\r\n"
     assert (size, reply, events, left) == (len(message), None, [], b"QUIT\r\n")
+
+
+def test_plain_bdat_chunks_are_taken_at_once() -> None:
+    chunked = ChunkedMessage(SMTPLimits(), BareLineEnding.REJECT)
+    calls: list[bytes] = []
+    original = MessageBuilder.line
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            MessageBuilder, "line", lambda self, line: calls.append(line) or original(self, line)
+        )
+        chunked.feed(b"Subject: a\r\n\r\n.dot\r\nhal")  # a line cut between chunks
+        chunked.feed(b"f\r\nend\r\n")
+        result = chunked.finish()
+    assert calls == [b"half\r\n"]  # only the line cut in two went on its own
+    assert result.message == b"Subject: a\r\n\r\n.dot\r\nhalf\r\nend\r\n"
+    assert (result.reply, result.events) == (None, [])

@@ -173,10 +173,11 @@ class MessageBuilder:
         self.after_crlf, self.tail = True, b"\r\n"
 
     def lines(self, block: bytes) -> tuple[int, bool]:
-        """Take the whole lines of `block` (DATA's raw lines: the stream's buffer up to a LF)
-        at once, when they need nothing but to be kept: each ends with CRLF and has no other
-        CR or LF, none is longer than the line limit and no limit is reached; leading dots are
-        unstuffed and the end of data (".", CRLF) is found as `line` and `read_data` do.
+        """Take the whole lines of `block` (raw lines up to a LF: DATA's buffered, a BDAT
+        chunk's) at once, when they need nothing but to be kept: each ends with CRLF and has
+        no other CR or LF, none is longer than the line limit and no limit is reached; in
+        DATA, leading dots are unstuffed and the end of data (".", CRLF) is found as `line`
+        and `read_data` do.
         Return the octets taken (the end-of-data line included) and whether the message
         ended; (0, False) when these lines must go one by one through `line` (for the rest of
         the message: the outcome, a refusal included, is then `line`'s at the exact line)."""
@@ -355,7 +356,12 @@ class ChunkedMessage:
         self.received += len(data)
         limit = self.limits.max_line_length
         start = 0
+        last = data.rfind(b"\n") + 1
+        tried = not self.builder.fast
         while True:
+            if not (tried or self._pending or self._discarding):  # whole plain lines: at once
+                tried = True
+                start += self.builder.lines(data[start:last])[0]
             end = data.find(b"\n", start)
             if end < 0:
                 break

@@ -142,7 +142,8 @@ class Stream(asyncio.Protocol):
         """True as soon as something is buffered (or the peer closed), False after `seconds`."""
         if self._buffer or self._eof:
             return True
-        self.flush()
+        if self._held:
+            self.flush()
         try:
             async with asyncio.timeout(seconds):
                 await self._wait()
@@ -213,7 +214,8 @@ class Stream(asyncio.Protocol):
 
     async def _wait_until(self, deadline: float) -> None:
         """Wait for input until the earliest of `deadline`, the session's and the meter's."""
-        self.flush()  # the replies held for a group of pipelined commands: all answered now
+        if self._held:  # the replies to a group of pipelined commands: all answered now
+            self.flush()
         ends = [deadline]
         if self.session_deadline is not None:
             ends.append(self.session_deadline)

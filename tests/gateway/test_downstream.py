@@ -33,6 +33,10 @@ class Script:
 
     lmtp: bool = False
     chunking: bool = False  # offer CHUNKING (RFC 3030) and take BDAT
+    # offer PIPELINING (RFC 2920) and answer MAIL only with the command after it: a client
+    # that waits for the reply to MAIL before sending RCPT waits in vain
+    pipelining: bool = False
+    mail: str = "250 2.1.0 ok"  # the reply to MAIL
     rcpt: dict[str, str] = field(default_factory=dict)  # address -> reply line
     after_data: list[str] = field(default_factory=lambda: ["250 2.0.0 queued"])
     hang_after_data: bool = False
@@ -53,14 +57,19 @@ async def fake_downstream(script: Script) -> AsyncIterator[tuple[str, int]]:
         handlers.add(task)
         script.connections += 1
         writer.write(b"220 fake ESMTP\r\n")
+        held = b""  # the reply to MAIL, when pipelining
         try:
             while line := await reader.readline():
                 command = line.decode().rstrip("\r\n")
                 script.commands.append(command)
                 verb = command.split(" ")[0].upper()
+                writer.write(held)
+                held = b""
                 if verb in ("EHLO", "LHLO"):
                     chunking = b"250-CHUNKING\r\n" if script.chunking else b""
-                    writer.write(b"250-fake\r\n250-8BITMIME\r\n" + chunking + b"250 SMTPUTF8\r\n")
+                    pipelining = b"250-PIPELINING\r\n" if script.pipelining else b""
+                    extensions = b"250-8BITMIME\r\n" + chunking + pipelining
+                    writer.write(b"250-fake\r\n" + extensions + b"250 SMTPUTF8\r\n")
                 elif verb == "BDAT":
                     size, *last = command.split(" ")[1:]
                     data = await reader.readexactly(int(size))
@@ -75,6 +84,12 @@ async def fake_downstream(script: Script) -> AsyncIterator[tuple[str, int]]:
                     [c.split(" ")[0] for c in script.commands].count("MAIL") == script.drop_at_mail
                 ):
                     break
+                elif verb == "MAIL" and script.pipelining:
+                    held = script.mail.encode() + b"\r\n"
+                elif verb == "MAIL":
+                    writer.write(script.mail.encode() + b"\r\n")
+                elif verb == "RCPT" and script.mail[0] != "2":
+                    writer.write(b"503 5.5.1 need MAIL\r\n")
                 elif verb == "RCPT":
                     address = command.split("<", 1)[1].rstrip(">")
                     writer.write(script.rcpt.get(address, "250 2.1.5 ok").encode() + b"\r\n")
@@ -267,6 +282,44 @@ async def test_connections_are_reused_and_stale_ones_replaced(tmp_path: Path) ->
     assert len(script.received) == 3
     assert script.connections == 2
     assert [c.split(" ")[0] for c in script.commands].count("EHLO") == 2
+
+
+async def test_mail_and_the_first_rcpt_are_pipelined_when_the_downstream_offers_it(
+    tmp_path: Path,
+) -> None:
+    """RFC 2920: MAIL and the first RCPT go downstream in one write, their replies are read
+    after; the client's replies are the downstream's as before (a second RCPT is sent alone),
+    and a pooled connection gone stale is replaced with both commands sent again."""
+    script = Script(pipelining=True, drop_at_mail=2)
+    async with (
+        fake_downstream(script) as address,
+        running(make_config(tmp_path), relay=relay_to(address, downstream_command=2)) as gateway,
+    ):
+        for _ in range(3):
+            client = await Client.connect(gateway.address)
+            rcpts = ["bob@example.net", "carol@example.net"]
+            assert await client.transaction("a@example.com", rcpts, SIMPLE) == 250
+            await client.cmd("QUIT")
+    assert len(script.received) == 3
+    assert script.connections == 2
+    assert script.commands.count("RCPT TO:<carol@example.net>") == 3
+
+
+async def test_a_mail_refused_downstream_while_pipelined_is_the_rcpt_reply(
+    tmp_path: Path,
+) -> None:
+    script = Script(pipelining=True, mail="550 5.7.1 sender refused")
+    async with (
+        fake_downstream(script) as address,
+        running(make_config(tmp_path), relay=relay_to(address, downstream_command=2)) as gateway,
+    ):
+        client = await Client.connect(gateway.address)
+        await client.cmd("EHLO client.example.org")
+        await client.cmd("MAIL FROM:<a@example.com>")
+        assert await client.cmd("RCPT TO:<bob@example.net>") == (550, "5.7.1 sender refused")
+        # the next RCPT opens a new downstream transaction, refused alike
+        assert (await client.cmd("RCPT TO:<bob@example.net>"))[0] == 550
+    assert script.commands.count("RCPT TO:<bob@example.net>") == 2
 
 
 async def test_a_downstream_offering_chunking_gets_one_bdat_last(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 from tests.gateway.helpers import HOSTNAME, SIMPLE, Client, make_config, messages, running
 
 from mailwarden.gateway import Gateway, MaildirRelay, TransactionLog
+from mailwarden.gateway.stream import Stream
 from mailwarden.settings import BareLineEnding, StrictAction
 
 # Reply codes, named as in the RFCs.
@@ -591,3 +592,60 @@ async def test_a_connection_caught_by_the_stop_is_closed_not_leaked(
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert gateway.connections == 0
+
+
+def test_a_log_going_nowhere_keeps_nothing(tmp_path: Path) -> None:
+    nowhere, kept, to_file = (
+        TransactionLog(""),
+        TransactionLog("", keep=2),
+        TransactionLog(str(tmp_path / "log.jsonl")),
+    )
+    assert (nowhere.enabled, kept.enabled, to_file.enabled) == (False, True, True)
+    for log in (nowhere, kept, to_file):
+        log.write({"type": "connection"})
+        log.close()
+    assert (len(nowhere.records), len(kept.records)) == (0, 1)
+    assert '"type": "connection"' in (tmp_path / "log.jsonl").read_text()
+
+
+class _Writes:
+    """A transport that records each write (and passes everything on)."""
+
+    def __init__(self, transport: asyncio.BaseTransport, writes: list[bytes]) -> None:
+        self._transport = transport
+        self._writes = writes
+
+    def write(self, data: bytes) -> None:
+        self._writes.append(data)
+        self._transport.write(data)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+
+async def test_replies_to_pipelined_commands_go_in_one_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 2920: the replies to a group of pipelined commands leave in one send; a client
+    that waits for each reply gets each at once."""
+    writes: list[bytes] = []
+    original = Stream.connection_made
+
+    def spied(self: Stream, transport: asyncio.BaseTransport) -> None:
+        original(self, _Writes(transport, writes))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Stream, "connection_made", spied)
+    async with running(make_config(tmp_path)) as gateway:
+        client = await Client.connect(gateway.address)
+        assert (await client.cmd("EHLO client.example.org"))[0] == 250
+        writes.clear()
+        await client.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n")
+        assert [(await client.reply())[0] for _ in range(3)] == [250, 250, 354]
+        assert len(writes) == 1
+        await client.send(SIMPLE)
+        assert (await client.reply())[0] == 250
+        assert (await client.cmd("NOOP"))[0] == 250
+        assert len(writes) == 3  # not pipelined: a write each
+        await client.send(b"RSET\r\nQUIT\r\n")
+        assert [(await client.reply())[0] for _ in range(2)] == [250, 221]
+        assert len(writes) == 4

@@ -154,3 +154,8 @@ async def test_any_records_sum_like_the_reference(
     want = summarize([r.bounded() for r in records], NOW - 3600, NOW + 3600, 600.0)
     assert got == want
     assert got.total == sum(NOW - 3600 <= r.time < NOW + 3600 for r in records)
+
+
+def test_short_ascii_text_with_nul_is_still_cleaned() -> None:
+    cut = record(1, subject="a\x00b", helo="x" * 300, mail_from="plain").bounded()
+    assert (cut.subject, cut.helo, cut.mail_from) == ("a\ufffdb", "x" * 255, "plain")

@@ -40,6 +40,7 @@ __all__ = [
 
 # <X>.<Y> with X, Y in {CRLF, CR, LF}: any that is not CRLF.CRLF is a false end of data.
 _FALSE_END = re.compile(rb"(?:\r\n|\r|\n)\.(?:\r\n|\r|\n)")
+BLOCK = 65536  # octets of buffered message lines taken at once at most
 
 
 class MemoryBudget:
@@ -118,6 +119,7 @@ class MessageBuilder:
         self.seen_body = False  # the empty line ending the header section was kept
         self.after_crlf = True  # the previous raw line ended in CRLF (DATA's own CRLF counts)
         self.tail = b"\r\n"  # the last octets of the previous raw line (sequences across lines)
+        self.fast = True  # whole lines may still be taken at once (`lines`)
         self.reply: Reply | None = None
         self.events: list[Event] = []
 
@@ -169,6 +171,64 @@ class MessageBuilder:
         limit = self.limits.max_line_length
         self.refuse(Reply(500, "5.6.0", f"Error: message line longer than {limit} octets"))
         self.after_crlf, self.tail = True, b"\r\n"
+
+    def lines(self, block: bytes) -> tuple[int, bool]:
+        """Take the whole lines of `block` (raw lines up to a LF: DATA's buffered, a BDAT
+        chunk's) at once, when they need nothing but to be kept: each ends with CRLF and has
+        no other CR or LF, none is longer than the line limit and no limit is reached; in
+        DATA, leading dots are unstuffed and the end of data (".", CRLF) is found as `line`
+        and `read_data` do.
+        Return the octets taken (the end-of-data line included) and whether the message
+        ended; (0, False) when these lines must go one by one through `line` (for the rest of
+        the message: the outcome, a refusal included, is then `line`'s at the exact line)."""
+        if not self.fast or not block:
+            return 0, False
+        if self.reply is not None or not self.after_crlf:
+            self.fast = False
+            return 0, False
+        end = (b"\r\n" + block).find(b"\r\n.\r\n") if self.dot_stuffed else -1
+        taken = len(block) if end < 0 else end + 3  # the end-of-data line with them
+        raw = block if end < 0 else block[:end]
+        crlf = raw.count(b"\r\n")
+        limits = self.limits
+        longest = limits.max_line_length - 2  # octets of a line without its CRLF
+        plain = (
+            raw.endswith(b"\r\n")
+            and raw.count(b"\n") == crlf
+            and raw.count(b"\r") == crlf
+            and (len(raw) <= longest or max(map(len, raw.split(b"\r\n"))) <= longest)
+        )
+        if raw and not plain:
+            self.fast = False  # a bare CR or LF, or a line too long: line by line
+            return 0, False
+        text = raw
+        if self.dot_stuffed and (raw.startswith(b".") or b"\r\n." in raw):
+            text = (b"\r\n" + raw).replace(b"\r\n.", b"\r\n")[2:]  # RFC 5321 §4.5.2
+        if self.size + len(text) > limits.max_message_size:
+            self.fast = False
+            return 0, False
+        body = text
+        if self.in_header:
+            found = text.find(b"\r\n\r\n")
+            split = 0 if text.startswith(b"\r\n") else -1 if found < 0 else found + 2
+            header = text if split < 0 else text[:split]
+            if self.header_size + len(header) > limits.max_header_size:
+                self.fast = False
+                return 0, False
+            self.header_size += len(header)
+            if header:
+                self.parts.append(header)
+            body = b""
+            if split >= 0:
+                self.parts.append(b"\r\n")  # the empty line ending the header section
+                self.in_header, self.seen_body = False, True
+                body = text[split + 2 :]
+        if body:
+            self._keep_body(body)
+        self.size += len(text)
+        if raw:
+            self.tail = b"\r\n"
+        return taken, end >= 0
 
     def line(self, line: bytes) -> None:
         crlf = line.endswith(b"\r\n")
@@ -255,6 +315,14 @@ async def _read_data(
     stream: Stream, builder: MessageBuilder, limits: SMTPLimits, block_timeout: float
 ) -> DataResult:
     while True:
+        # What is buffered already, in whole lines, at once while it is plain text; else one
+        # line at a time.
+        taken, ended = builder.lines(stream.buffered_lines(BLOCK))
+        if taken:
+            stream.consume(taken)
+            if ended:
+                break
+            continue
         try:
             line = await stream.readline(limits.max_line_length, block_timeout)
         except LineTooLong:
@@ -288,7 +356,12 @@ class ChunkedMessage:
         self.received += len(data)
         limit = self.limits.max_line_length
         start = 0
+        last = data.rfind(b"\n") + 1
+        tried = not self.builder.fast
         while True:
+            if not (tried or self._pending or self._discarding):  # whole plain lines: at once
+                tried = True
+                start += self.builder.lines(data[start:last])[0]
             end = data.find(b"\n", start)
             if end < 0:
                 break

@@ -9,8 +9,9 @@ downstream (no address, no exception, no host name); what happened is in its `de
 log. The downstream's own refusals reach the client through `public_reply`, which withholds
 a text that names an address, a path or an exception.
 
-aiosmtplib has no LMTP and hides the per-recipient replies after DATA; this client is small,
-speaks both, and pipelines nothing, so every reply maps to one command. A message held in
+aiosmtplib has no LMTP and hides the per-recipient replies after DATA; this client is small
+and speaks both. It pipelines only MAIL with the first RCPT (`mail_and_rcpt`), when the
+downstream offers PIPELINING (RFC 2920): one write and one wait for both. A message held in
 memory goes to an SMTP downstream that offers CHUNKING as one `BDAT n LAST` (RFC 3030), sent
 with its command in one write; otherwise after DATA, dot-stuffed, in writes of up to 64 KiB.
 """
@@ -337,20 +338,36 @@ class DownstreamConnection:
             try:
                 return await self._mail(sender, params)
             except Unavailable:
-                # The pooled connection went stale: start over on a fresh one, once.
-                self.abort()
-                fresh = await self.relay.connect()
-                self.reader, self.writer, self.extensions = (
-                    fresh.reader,
-                    fresh.writer,
-                    fresh.extensions,
-                )
-                self.broken, self.reused = False, False
+                await self._replace()  # the pooled connection went stale: once, afresh
         return await self._mail(sender, params)
 
-    async def _mail(self, sender: str, params: dict[str, str | None]) -> Reply:
-        self.accepted = 0
-        self.idle = False
+    async def mail_and_rcpt(
+        self, sender: str, params: dict[str, str | None], rcpt: str
+    ) -> tuple[Reply, Reply | None]:
+        """MAIL and the transaction's first RCPT; their replies (None for the RCPT when MAIL
+        was refused). Sent in one write when the downstream offers PIPELINING (RFC 2920 §3.1:
+        MAIL and RCPT may be sent ahead of their replies), else one after the other."""
+        if "PIPELINING" not in self.extensions:
+            reply = await self.mail(sender, params)
+            return (reply, None) if reply.code >= 300 else (reply, await self.rcpt(rcpt))
+        if self.reused and self.relay is not None:
+            try:
+                return await self._mail_and_rcpt(sender, params, rcpt)
+            except Unavailable:
+                await self._replace()  # the pooled connection went stale: once, afresh
+                return await self.mail_and_rcpt(sender, params, rcpt)
+        return await self._mail_and_rcpt(sender, params, rcpt)
+
+    async def _replace(self) -> None:
+        """Go on over a fresh connection (this one, taken from the pool, went stale)."""
+        assert self.relay is not None
+        self.abort()
+        fresh = await self.relay.connect()
+        self.reader, self.writer, self.extensions = fresh.reader, fresh.writer, fresh.extensions
+        self.broken, self.reused = False, False
+
+    def _mail_command(self, sender: str, params: dict[str, str | None]) -> str | Reply:
+        """The MAIL command for the downstream, or our refusal when it cannot take the mail."""
         extra = ""
         body = params.get("BODY")
         if body and "8BITMIME" in self.extensions:
@@ -361,7 +378,32 @@ class DownstreamConnection:
             extra += " SMTPUTF8"
         if params.get("SIZE") and "SIZE" in self.extensions:
             extra += f" SIZE={params['SIZE']}"
-        return await self.command(f"MAIL FROM:<{sender}>{extra}")
+        return f"MAIL FROM:<{sender}>{extra}"
+
+    async def _mail(self, sender: str, params: dict[str, str | None]) -> Reply:
+        self.accepted = 0
+        self.idle = False
+        command = self._mail_command(sender, params)
+        if isinstance(command, Reply):
+            return command
+        return await self.command(command)
+
+    async def _mail_and_rcpt(
+        self, sender: str, params: dict[str, str | None], rcpt: str
+    ) -> tuple[Reply, Reply | None]:
+        self.accepted = 0
+        self.idle = False
+        command = self._mail_command(sender, params)
+        if isinstance(command, Reply):
+            return command, None
+        mail = await self.command(f"{command}\r\nRCPT TO:<{rcpt}>")
+        # RFC 2920 §3.1: every reply is read, the RCPT's too when MAIL was refused.
+        reply = await self.read_reply(self.timeouts.downstream_command)
+        if mail.code >= 300:
+            return mail, None
+        if reply.code < 300:
+            self.accepted += 1
+        return mail, reply
 
     async def rcpt(self, rcpt: str) -> Reply:
         reply = await self.command(f"RCPT TO:<{rcpt}>")

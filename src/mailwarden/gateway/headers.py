@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from functools import lru_cache
 
 from mailwarden.body import Body, SpooledMessage
 from mailwarden.message import fold_field
@@ -44,9 +45,15 @@ def received_field(session: Session, tx: Transaction, hostname: str, when: float
     parts.append(f"by {hostname} (mailwarden) with {_with_protocol(session, tx)} id {tx.id}")
     if len(tx.rcpts) == 1:
         parts.append(f"for <{tx.rcpts[0]}>")
-    date = format_datetime(datetime.fromtimestamp(when, UTC))
+    date = _date(int(when))
     lines = "\r\n\t".join(parts)
     return f"Received: {lines};\r\n\t{date}\r\n".encode()
+
+
+@lru_cache(maxsize=4)
+def _date(second: int) -> str:
+    """RFC 5322 §3.3 date-time of `second` (whole seconds: made once a second, not per message)."""
+    return format_datetime(datetime.fromtimestamp(second, UTC))
 
 
 def relayed_message(

@@ -25,7 +25,14 @@ class TransactionLog:
             Path(destination).parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(destination, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
 
+    @property
+    def enabled(self) -> bool:
+        """Whether `write` keeps or writes anything (a caller may skip building records)."""
+        return bool(self.destination or self.keep)
+
     def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), **record}
         if self.keep:
             self.records.append(record)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
+import random
 import ssl
 import time
 from collections import Counter
@@ -48,7 +48,14 @@ from .commands import (
     parse_path_and_params,
 )
 from .data import ChunkedMessage, DataResult, MemoryBudget, Spool, read_data
-from .downstream import Downstream, DownstreamRelay, Outbound, Unavailable, public_reply
+from .downstream import (
+    Downstream,
+    DownstreamConnection,
+    DownstreamRelay,
+    Outbound,
+    Unavailable,
+    public_reply,
+)
 from .headers import received_field, relayed_message
 from .hooks import (
     AcceptAll,
@@ -322,7 +329,7 @@ class _Connection:
         ip, port = _host_port(peer)
         local_ip, local_port = _host_port(local)
         self.session = Session(
-            id=secrets.token_hex(6).upper(),
+            id=f"{random.getrandbits(48):012X}",  # unique, not secret: no system call
             client_ip=ip,
             client_port=port,
             started=gateway.clock(),
@@ -436,9 +443,27 @@ class _Connection:
     async def greet(self) -> None:
         session, config = self.session, self.config
         self.hooked = True
-        connect = asyncio.ensure_future(self.hook(lambda: self.checks.on_connect(session), _FAILED))
+        connect = self.hook(lambda: self.checks.on_connect(session), _FAILED)
+        if config.greet_pause <= 0:  # nothing to do meanwhile: no task of its own
+            async with asyncio.timeout(config.timeouts.command):
+                refusal = await connect
+        else:
+            refusal = await self.greet_pause(asyncio.ensure_future(connect))
+        if refusal is not None:
+            # RFC 5321 §3.1 and §4.2.3: a server refusing service says so in its greeting,
+            # with 554 (or another 5yz), or 421 when it is temporary.
+            if refusal.code < 500:
+                refusal = Reply(421, refusal.status, f"{config.hostname} {refusal.text}")
+            await self.hang_up(refusal)
+        greeting = f"220 {config.hostname} ESMTP mailwarden\r\n".encode()
+        metrics.reply_sent("gateway", 220)
+        await self.stream.write(greeting, config.timeouts.command)
+
+    async def greet_pause(self, connect: asyncio.Future[Reply | None]) -> Reply | None:
+        """The greet pause, while the connection checks run: the client must not talk."""
+        session, config = self.session, self.config
         try:
-            if config.greet_pause > 0 and await self.stream.wait_for_data(config.greet_pause):
+            if await self.stream.wait_for_data(config.greet_pause):
                 if self.stream.at_eof:
                     raise ConnectionClosed
                 # Postscreen's pregreet test: a real client waits for the 220.
@@ -450,19 +475,10 @@ class _Connection:
                 if config.pregreet_action is StrictAction.ENFORCE:
                     session.deferred_reply = Reply(550, "5.5.1", "Error: protocol error (pregreet)")
             async with asyncio.timeout(config.timeouts.command):
-                refusal = await connect
+                return await connect
         finally:
             if not connect.done():
                 connect.cancel()
-        if refusal is not None:
-            # RFC 5321 §3.1 and §4.2.3: a server refusing service says so in its greeting,
-            # with 554 (or another 5yz), or 421 when it is temporary.
-            if refusal.code < 500:
-                refusal = Reply(421, refusal.status, f"{config.hostname} {refusal.text}")
-            await self.hang_up(refusal)
-        greeting = f"220 {config.hostname} ESMTP mailwarden\r\n".encode()
-        metrics.reply_sent("gateway", 220)
-        await self.stream.write(greeting, config.timeouts.command)
 
     def shutting_down(self) -> None:
         """The gateway stops: say so before the connection is cut (RFC 5321 §3.8)."""
@@ -716,10 +732,16 @@ class _Connection:
             if self.outbound is None:
                 outbound = await self.gw.relay.open(self.session)
                 self.outbound = outbound
-                reply = await outbound.mail(tx.mail_from, tx.mail_options)
+                first: Reply | None = None
+                if isinstance(outbound, DownstreamConnection):  # MAIL and RCPT pipelined
+                    reply, first = await outbound.mail_and_rcpt(tx.mail_from, tx.mail_options, rcpt)
+                else:
+                    reply = await outbound.mail(tx.mail_from, tx.mail_options)
                 if reply.code >= 300:
                     await self.close_outbound()
                     return self.downstream_refused(reply)
+                if first is not None:
+                    return self.downstream_refused(first) if first.code >= 300 else None
             reply = await self.outbound.rcpt(rcpt)
         except Unavailable as exc:
             await self.close_outbound()
@@ -1102,6 +1124,8 @@ class _Connection:
         if tx is None:
             return
         self.logged_tx = True
+        if not self.gw.log.enabled:
+            return
         session = self.session
         record: dict[str, Any] = {
             "type": "transaction",
@@ -1128,6 +1152,8 @@ class _Connection:
         self.gw.log.write(record)
 
     def log_connection(self) -> None:
+        if not self.gw.log.enabled:
+            return
         session = self.session
         self.gw.log.write(
             {

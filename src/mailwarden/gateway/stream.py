@@ -83,6 +83,7 @@ class Stream(asyncio.Protocol):
         self._tls = tls  # in TLS from the start (implicit TLS) or after STARTTLS
         self.session_deadline: float | None = None  # loop time; every wait ends by then
         self.meter: DataRate | None = None  # set while message data is read
+        self._held: list[bytes] = []  # replies to pipelined commands, sent at the next wait
 
     # asyncio.Protocol
 
@@ -141,6 +142,8 @@ class Stream(asyncio.Protocol):
         """True as soon as something is buffered (or the peer closed), False after `seconds`."""
         if self._buffer or self._eof:
             return True
+        if self._held:
+            self.flush()
         try:
             async with asyncio.timeout(seconds):
                 await self._wait()
@@ -178,6 +181,21 @@ class Stream(asyncio.Protocol):
                 deadline = asyncio.get_running_loop().time() + seconds
             await self._wait_until(deadline)
 
+    def buffered_lines(self, limit: int) -> bytes:
+        """The complete lines at the start of the buffer, at most `limit` octets of them, not
+        consumed (see `consume`); empty when no whole line is there (or a line too long is
+        being dropped: `readline` ends it)."""
+        if self._discarding:
+            return b""
+        end = self._buffer.rfind(b"\n", 0, limit)
+        return bytes(self._buffer[: end + 1]) if end >= 0 else b""
+
+    def consume(self, octets: int) -> None:
+        """Drop the first `octets` of the buffer (after `buffered_lines`)."""
+        del self._buffer[:octets]
+        self._scanned = 0
+        self._resume()
+
     async def read_some(self, limit: int, seconds: float) -> bytes:
         """Up to `limit` octets (at least one), as raw bytes, waiting at most `seconds` for
         them. Raises ConnectionClosed or a TimeoutError."""
@@ -196,6 +214,8 @@ class Stream(asyncio.Protocol):
 
     async def _wait_until(self, deadline: float) -> None:
         """Wait for input until the earliest of `deadline`, the session's and the meter's."""
+        if self._held:  # the replies to a group of pipelined commands: all answered now
+            self.flush()
         ends = [deadline]
         if self.session_deadline is not None:
             ends.append(self.session_deadline)
@@ -242,9 +262,20 @@ class Stream(asyncio.Protocol):
     async def write(self, data: bytes, seconds: float | None = None) -> None:
         """Send `data`; with `seconds`, wait that long at most (and not beyond the session's
         deadline) for a client that does not read its replies. Raises ConnectionClosed or a
-        TimeoutError."""
+        TimeoutError.
+
+        While a whole command line is already buffered (the client pipelines, RFC 2920), the
+        reply is held and goes out with the next ones, in one write, when the stream next
+        waits for input (or closes, or starts TLS): one send per group of commands."""
         if self.transport is None or self.transport.is_closing():
             raise ConnectionClosed
+        if b"\n" in self._buffer:
+            self._held.append(data)
+            return
+        if self._held:
+            self._held.append(data)
+            data = b"".join(self._held)
+            self._held.clear()
         self.transport.write(data)
         if self._can_write.is_set():
             return
@@ -264,6 +295,7 @@ class Stream(asyncio.Protocol):
     async def start_tls(self, context: ssl.SSLContext, seconds: float) -> None:
         """Upgrade the connection to TLS (server side); raises on handshake failure."""
         assert self.transport is not None
+        self.flush()
         loop = asyncio.get_running_loop()
         transport = await loop.start_tls(
             self.transport, self, context, server_side=True, ssl_handshake_timeout=seconds
@@ -278,10 +310,20 @@ class Stream(asyncio.Protocol):
 
     def write_last(self, data: bytes) -> None:
         """Send `data` without waiting for the client to read it (last words before closing)."""
+        self._held.append(data)
+        self.flush()
+
+    def flush(self) -> None:
+        """Send the replies held (see `write`) now, in one write."""
+        if not self._held:
+            return
+        data = b"".join(self._held)
+        self._held.clear()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
     def close(self) -> None:
+        self.flush()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 

@@ -13,6 +13,8 @@ MAX_TEXT = 998  # a field longer than an RFC 5322 line is cut
 def _cut(text: str, limit: int = MAX_TEXT) -> str:
     """`text` at most `limit` characters, storable anywhere: NUL (which PostgreSQL refuses)
     and lone surrogates (undecodable bytes of a message) replaced."""
+    if len(text) <= limit and text.isascii() and "\x00" not in text:
+        return text  # the common case, as it is (ASCII has no surrogate)
     text = text[:limit].replace("\x00", "\ufffd")
     try:
         text.encode("utf-8")

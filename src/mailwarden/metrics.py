@@ -323,6 +323,27 @@ def _query_seconds(rdtype: str) -> _Increment:
     return _observer(_dns_query_seconds().labels(rdtype=rdtype))
 
 
+@cache
+def _answer(frontend: str, stage: str) -> _Increment:
+    return _observer(_answer_seconds().labels(frontend=frontend, stage=stage))
+
+
+@cache
+def _reply(frontend: str, code: int) -> _Increment:
+    return _incrementer(_replies().labels(frontend=frontend, code=str(code)))
+
+
+@cache
+def _transaction(action: str, stage: str, code: int | None, enhanced: str) -> _Increment:
+    labels = {"action": action, "stage": stage, "code": str(code) if code else ""}
+    return _incrementer(_transactions().labels(**labels, enhanced=enhanced))
+
+
+@cache
+def _connections(frontend: str) -> Gauge:
+    return _open_connections().labels(frontend=frontend)
+
+
 _CACHES = (
     _answer_seconds,
     _open_connections,
@@ -340,33 +361,43 @@ _CACHES = (
     _greylist_entries,
     _dns_list_healthy,
 )
-_CHILDREN = (_symbol, _auth, _stage, _check, _cache_result, _query, _query_seconds)
+_CHILDREN = (
+    _symbol,
+    _auth,
+    _stage,
+    _check,
+    _cache_result,
+    _query,
+    _query_seconds,
+    _answer,
+    _reply,
+    _transaction,
+    _connections,
+)
 
 
 # -- what callers record ---------------------------------------------------------------------
 def observe_answer(frontend: str, stage: str, seconds: float) -> None:
     """A front end (`milter`, `policy`, `gateway`, `http`) answered `stage` in `seconds`."""
-    _answer_seconds().labels(frontend=frontend, stage=stage).observe(seconds)
+    _answer(frontend, stage)(seconds)
 
 
 def connection_opened(frontend: str) -> None:
-    _open_connections().labels(frontend=frontend).inc()
+    _connections(frontend).inc()
 
 
 def connection_closed(frontend: str) -> None:
-    _open_connections().labels(frontend=frontend).dec()
+    _connections(frontend).dec()
 
 
 def reply_sent(frontend: str, code: int) -> None:
-    _replies().labels(frontend=frontend, code=str(code)).inc()
+    _reply(frontend, code)(1)
 
 
 def transaction(action: str, stage: str, code: int | None = None, enhanced: str = "") -> None:
     """A transaction got its final answer at `stage` (`rcpt`, `data`): the policy's `action`
     and the reply sent (`code` None: relayed, the downstream's answer was the client's)."""
-    _transactions().labels(
-        action=action, stage=stage, code=str(code) if code else "", enhanced=enhanced
-    ).inc()
+    _transaction(action, stage, code, enhanced)(1)
 
 
 def verdict_seen(symbols: list[str], results: list[tuple[str, str]]) -> None:

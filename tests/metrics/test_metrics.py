@@ -154,6 +154,22 @@ def test_the_fast_path_counts_as_the_public_calls() -> None:
         assert value("mailwarden_check_seconds_bucket", check="probe", le=le) == count, le
     assert value("mailwarden_check_seconds_count", check="probe") == len(amounts)
     assert value("mailwarden_check_seconds_sum", check="probe") == sum(amounts)
+    answers = Histogram(
+        "probe_answer_seconds", "reference", buckets=metrics._ANSWER_BUCKETS,
+        registry=CollectorRegistry(),
+    )  # fmt: skip
+    for amount in amounts:
+        metrics.observe_answer("probe", "data", amount)
+        answers.observe(amount)
+    for sample in answers.collect()[0].samples:
+        if sample.name.endswith("_bucket"):
+            le = sample.labels["le"]
+            got = value("mailwarden_answer_seconds_bucket", frontend="probe", stage="data", le=le)
+            assert got == sample.value, le
+    before = value("mailwarden_replies_total", frontend="probe", code="250")
+    metrics.reply_sent("probe", 250)
+    metrics.reply_sent("probe", 250)
+    assert value("mailwarden_replies_total", frontend="probe", code="250") == before + 2
     before = value("mailwarden_symbols_total", symbol="PROBE")
     metrics.verdict_seen(["PROBE", "PROBE"], [])
     assert value("mailwarden_symbols_total", symbol="PROBE") == before + 2

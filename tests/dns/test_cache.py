@@ -157,3 +157,19 @@ async def test_first_asker_cancelled_does_not_cancel_the_others() -> None:
     assert answer.addresses()
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_first_asker_closed_does_not_hand_its_waiters_a_generator_exit() -> None:
+    """The first asker's coroutine closed while its query is out (dropped, never finished:
+    Python throws GeneratorExit into it): the others ask again themselves and get the answer,
+    never a GeneratorExit of somebody else's."""
+    inner = Counting(zone(), delay=0.05)
+    cache = CachingResolver(inner, clock=Clock())
+    first = cache.resolve("example.test", RdType.A)
+    first.send(None)  # asked: now waiting on the inner resolver
+    second = asyncio.create_task(cache.resolve("example.test", RdType.A))
+    await asyncio.sleep(0.01)  # joined the query in flight
+    first.close()
+    answer = await second
+    assert answer.addresses()
+    assert len(inner.calls) == 2  # asked again, by the one still waiting

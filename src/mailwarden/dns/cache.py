@@ -129,7 +129,9 @@ class CachingResolver:
             return
         if isinstance(outcome, Answer):
             future.set_result(outcome)
-        elif isinstance(outcome, asyncio.CancelledError):
+        elif isinstance(outcome, asyncio.CancelledError | GeneratorExit):
+            # the asker gave up (cancelled) or its coroutine was closed unfinished: the
+            # waiters ask again themselves, none is handed the other's exit
             future.cancel()
         elif isinstance(outcome, BaseException):
             future.set_exception(outcome)

@@ -291,3 +291,27 @@ async def test_close_listener_on_uvloop() -> None:
         return await _race_close(runtime.close_listener, 2)
 
     assert await asyncio.to_thread(runtime.run, main(), uvloop=True)
+
+
+@pytest.mark.parametrize("launch", [_started, _finished_or_started])
+async def test_work_cancelled_before_its_task_ran_is_told(launch: Any) -> None:
+    """The task cancelled before its first step (asyncio then never runs its coroutine): the
+    work still gets the cancellation where it waits, so its clean-up runs now, not when the
+    garbage collector finds it (a DNS query shared in flight was left unsettled till then)."""
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    seen: list[str] = []
+
+    async def work() -> None:
+        try:
+            await gate
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        finally:
+            seen.append("finally")
+
+    task = launch(work())
+    task.cancel()  # before the loop ever ran it
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["cancelled", "finally"]

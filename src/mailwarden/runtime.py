@@ -109,7 +109,10 @@ def finish_or_start(work: Awaitable[T]) -> tuple[bool, Any]:
         return True, finished.value
     finally:
         _eager.depth = depth
-    return False, asyncio.get_running_loop().create_task(_rest(_Resumed(steps, waiting_for)))
+    resumed = _Resumed(steps, waiting_for)
+    task = asyncio.get_running_loop().create_task(_rest(resumed))
+    task.add_done_callback(resumed.abandon)
+    return False, task
 
 
 async def _rest(resumed: _Resumed[T]) -> T:
@@ -120,15 +123,33 @@ class _Resumed(Generic[T]):
     """The rest of a started coroutine: first the wait it stopped at, then every step, with
     what the task sends or throws (its cancellation) passed on."""
 
-    __slots__ = ("steps", "waiting_for")
+    __slots__ = ("entered", "steps", "waiting_for")
 
     def __init__(
         self, steps: Generator[Any, Any, T] | Coroutine[Any, Any, T], waiting_for: Any
     ) -> None:
         self.steps = steps
         self.waiting_for = waiting_for
+        self.entered = False
+
+    def abandon(self, task: asyncio.Future[T]) -> None:
+        """The task ended without ever running (cancelled before its first step: asyncio then
+        never starts its coroutine): the work is cancelled where it waits all the same, so its
+        clean-up runs now (a query the DNS cache shares in flight is settled), not whenever
+        the garbage collector closes it."""
+        if self.entered:
+            return
+        self.entered = True
+        try:
+            self.steps.throw(asyncio.CancelledError())
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # ended, as a cancelled task's work ends: nobody reads it
+            return
+        self.steps.close()  # it caught the cancellation and waits again: nothing will resume it
 
     def __await__(self) -> Generator[Any, Any, T]:
+        self.entered = True
         steps, waiting_for = self.steps, self.waiting_for
         while True:
             try:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
+from mailwarden import runtime
 from mailwarden.dns import Answer, NoData, NXDomain, RdType, StaticResolver, TemporaryFailure
 from mailwarden.dns.cache import CachingResolver
 
@@ -173,3 +175,24 @@ async def test_first_asker_closed_does_not_hand_its_waiters_a_generator_exit() -
     answer = await second
     assert answer.addresses()
     assert len(inner.calls) == 2  # asked again, by the one still waiting
+
+
+async def test_an_eager_asker_cancelled_at_once_leaves_nothing_behind() -> None:
+    """A check started in its caller's task (runtime.start) and cancelled before it ran on:
+    the query it shared in flight is settled (the next asker is answered, not left waiting),
+    and its own query's outcome, an NXDOMAIN, is not left unread for asyncio to log."""
+    loop = asyncio.get_running_loop()
+    logged: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: logged.append(context))
+    inner = Counting(zone())
+    cache = CachingResolver(inner, clock=Clock())
+    task = runtime.start(cache.resolve("nothing.example.test", RdType.A))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(NXDomain):
+        await asyncio.wait_for(cache.resolve("nothing.example.test", RdType.A), 1)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    gc.collect()
+    assert logged == []

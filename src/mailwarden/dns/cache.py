@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from mailwarden import metrics
 from mailwarden.runtime import running_eagerly
@@ -84,7 +85,7 @@ class CachingResolver:
         started = time.perf_counter()
         try:
             if running_eagerly():  # in a caller's task: the inner resolver gets its own
-                answer = await asyncio.ensure_future(self.inner.resolve(name, rdtype))
+                answer = await _own_task(self.inner.resolve(name, rdtype))
             else:
                 answer = await self.inner.resolve(name, rdtype)
         except (NXDomain, NoData) as exc:
@@ -136,6 +137,21 @@ class CachingResolver:
         elif isinstance(outcome, BaseException):
             future.set_exception(outcome)
             future.exception()  # mark retrieved: waiters re-raise it themselves
+
+
+async def _own_task(query: Coroutine[Any, Any, Answer]) -> Answer:
+    """`query` in a task of its own, which goes with its asker: an asker that gives up (its
+    task cancelled, or its coroutine closed unfinished) cancels it, or reads its outcome
+    when it had just ended (asyncio would log an unread NXDOMAIN as an error)."""
+    task = asyncio.ensure_future(query)
+    try:
+        return await task
+    except BaseException:
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled():
+            task.exception()
+        raise
 
 
 def _outcome(error: DNSError) -> str:

@@ -24,7 +24,6 @@ matches-ptr          HELO_MATCHES_PTR (0.0)           the name is a PTR name of 
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from mailwarden.dns import (
     parse_ip,
     reverse_pointer,
 )
+from mailwarden.dns.cache import gather_lookups
 
 __all__ = [
     "HeloFinding",
@@ -263,7 +263,7 @@ async def _resolve(
     lookups = [_addresses(resolver, name, RdType.A), _addresses(resolver, name, RdType.AAAA)]
     if ptr_names is None:
         lookups.append(_ptr(resolver, client))
-    outcomes = await asyncio.gather(*lookups)
+    outcomes = await gather_lookups(resolver, *lookups)
     found: list[IPAddress] = []
     temporary = False
     for outcome in outcomes[:2]:

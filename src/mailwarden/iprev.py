@@ -8,7 +8,6 @@ name and a reason; the policy names and scores it (`mailwarden.policy.iprev_symb
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
@@ -26,6 +25,7 @@ from mailwarden.dns import (
     parse_ip,
     reverse_pointer,
 )
+from mailwarden.dns.cache import gather_lookups
 
 __all__ = [
     "MAX_PTR_NAMES",
@@ -135,7 +135,7 @@ async def check_iprev(resolver: Resolver, ip: IPAddress | str) -> IprevResult:
             names,
         )
     rdtype = RdType.A if address.version == 4 else RdType.AAAA
-    outcomes = await asyncio.gather(*(_forward(resolver, n, rdtype) for n in usable))
+    outcomes = await gather_lookups(resolver, *(_forward(resolver, n, rdtype) for n in usable))
     queries = 1 + len(usable)
     temporary: list[str] = []
     for name, outcome in zip(usable, outcomes, strict=True):

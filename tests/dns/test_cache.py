@@ -8,8 +8,16 @@ import gc
 import pytest
 
 from mailwarden import runtime
-from mailwarden.dns import Answer, NoData, NXDomain, RdType, StaticResolver, TemporaryFailure
-from mailwarden.dns.cache import CachingResolver
+from mailwarden.dns import (
+    Answer,
+    NoData,
+    NXDomain,
+    RdType,
+    Resolver,
+    StaticResolver,
+    TemporaryFailure,
+)
+from mailwarden.dns.cache import CachingResolver, gather_lookups
 
 
 class Clock:
@@ -196,3 +204,37 @@ async def test_an_eager_asker_cancelled_at_once_leaves_nothing_behind() -> None:
         await asyncio.sleep(0)
     gc.collect()
     assert logged == []
+
+
+async def test_cached_lookups_gathered_need_no_task() -> None:
+    """`gather_lookups`: answers all cached, no task is made and the loop never turns; a
+    miss, a failure or another resolver goes through asyncio.gather, with its outcome."""
+    inner = Counting(zone(), delay=0.01)
+    cache = CachingResolver(inner)
+    names = ["example.test", "sub.example.test"]
+
+    async def address(resolver: Resolver, name: str) -> str:
+        return str(next(iter((await resolver.resolve(name, RdType.A)).addresses())))
+
+    assert await gather_lookups(cache, *(address(cache, n) for n in names)) == [
+        "192.0.2.1",
+        "192.0.2.2",
+    ]  # two misses: waited for
+    loop = asyncio.get_running_loop()
+    made: list[object] = []
+    factory = loop.get_task_factory()
+    loop.set_task_factory(lambda lp, coro, **kw: made.append(coro) or asyncio.Task(coro, loop=lp))
+    try:
+        assert await gather_lookups(cache, *(address(cache, n) for n in names)) == [
+            "192.0.2.1",
+            "192.0.2.2",
+        ]
+        assert made == []  # cached: no task
+        with pytest.raises(NXDomain):
+            await gather_lookups(cache, address(cache, "none.example.test"))
+        plain = Counting(zone())
+        assert await gather_lookups(plain, address(plain, "example.test")) == ["192.0.2.1"]
+        assert made  # not a cache: asyncio.gather's tasks
+    finally:
+        loop.set_task_factory(factory)
+    assert len(inner.calls) == 3

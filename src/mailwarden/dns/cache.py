@@ -15,16 +15,29 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from mailwarden import metrics
-from mailwarden.runtime import running_eagerly
+from mailwarden.runtime import running_eagerly, start
 
 from .names import normalize
 from .types import Answer, DNSError, NoData, NXDomain, RdType, Resolver, TemporaryFailure
 
 _Key = tuple[str, RdType]
+T = TypeVar("T")
+
+
+async def gather_lookups(resolver: Resolver, *works: Awaitable[T]) -> list[T]:
+    """`asyncio.gather(*works)` for look-ups through `resolver`. Behind a `CachingResolver`,
+    each starts at once (`runtime.start`; the cache gives a query of its own task): when every
+    answer is cached, no task and no turn of the loop. Any other resolver: asyncio.gather."""
+    if not isinstance(resolver, CachingResolver):
+        return list(await asyncio.gather(*works))
+    started = [start(work) for work in works]
+    if all(f.done() and not f.cancelled() and f.exception() is None for f in started):
+        return [f.result() for f in started]
+    return list(await asyncio.gather(*started))  # a wait, a failure: as gather does
 
 
 class CachingResolver:

@@ -34,6 +34,7 @@ from mailwarden.dns import (
     parse_ip,
     to_ascii,
 )
+from mailwarden.dns.cache import gather_lookups
 from mailwarden.symbols import Symbol
 
 from .lists import LIST_ERROR_CODES, DNSList, ListKind, ListType
@@ -205,7 +206,7 @@ class DNSListChecker:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
         lists = [lst for lst in self.lists if lst.kind is ListKind.IP]
-        results = await asyncio.gather(*(self._query(lst, address) for lst in lists))
+        results = await gather_lookups(self.resolver, *(self._query(lst, address) for lst in lists))
         return DNSListReport(str(address), tuple(results))
 
     async def check_domain(self, domain: str) -> DNSListReport:
@@ -231,14 +232,14 @@ class DNSListChecker:
                     for lst in lists
                 ),
             )
-        results = await asyncio.gather(*(self._query(lst, name) for lst in lists))
+        results = await gather_lookups(self.resolver, *(self._query(lst, name) for lst in lists))
         return DNSListReport(name, tuple(results))
 
     async def check_domains(self, identities: Mapping[str, str]) -> dict[str, DNSListReport]:
         """Several identities ({"helo": ..., "mail_from": ..., "from": ..., "dkim": ...})
         at once; a domain named by several identities is queried once."""
         unique = {normalize(d) for d in identities.values() if d}
-        reports = await asyncio.gather(*(self.check_domain(d) for d in unique))
+        reports = await gather_lookups(self.resolver, *(self.check_domain(d) for d in unique))
         by_domain = dict(zip(unique, reports, strict=True))
         return {key: by_domain[normalize(d)] for key, d in identities.items() if d}
 

@@ -246,7 +246,9 @@ def test_one_domain_sending_everything_still_uses_every_worker(tmp_path: Path) -
     [
         (b'{"mail_from": "a@B.Example.", "helo": "h.c.example"}', "b.example"),
         (b'{"mail_from": "", "helo": "H.C.example"}', "h.c.example"),
-        (b'{"mail_from": "postmaster"}', None),
+        (b'{"mail_from": "<a@b.example>"}', "b.example"),
+        (b'{"mail_from": "postmaster"}', "postmaster"),
+        (b'{"mail_from": "", "helo": ""}', None),
         (b'{"mail_from": ["a@b.example"], "helo": 7}', None),
         (b"[1, 2]", None),
         (b"not json", None),
@@ -290,6 +292,16 @@ def test_chunks_hold_the_lines_of_the_stream(data: bytes, sizes: list[int]) -> N
     chunks = list(read_chunks(io.BufferedReader(Trickle(data, list(sizes)))))
     assert all(chunks)
     assert [line for chunk in chunks for line in chunk] == list(io.BytesIO(data))
+
+
+def test_a_line_over_many_reads_is_joined_once() -> None:
+    """A 32 MiB line (a manifest gone wrong) comes in 512 reads: its pieces are joined once,
+    not the line so far copied again at every read (quadratic: seconds, not milliseconds)."""
+    line = b"x" * (32 << 20)
+    started = time.monotonic()
+    chunks = list(read_chunks(io.BufferedReader(io.BytesIO(line + b"\nend"))))
+    assert time.monotonic() - started < 2.0
+    assert chunks == [[line + b"\n"], [b"end"]]
 
 
 def test_lines_written_slowly_are_answered_as_they_come(batch: tuple[Path, Path]) -> None:
@@ -478,14 +490,28 @@ def test_a_worker_that_cannot_start_is_one_error_line(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
-def serve_by_default(tmp_path: Path, cpus: set[int] | None) -> tuple[dict[str, Any], int]:
-    """`serve` without --workers on `cpus` (None: as this process may): its announcement and
-    how many worker processes it has."""
-    tmp_path.mkdir()
+def serve_files(tmp_path: Path) -> tuple[Path, Path]:
+    """The zone (a.example: SPF, no DMARC, so the messages are delivered) and a serve
+    configuration naming mx1.test."""
     zone = tmp_path / "zone"
     zone.write_text(SPF_ZONE)
     config = tmp_path / "mailwarden.toml"
     write_serve_config(config, "mx1.test")
+    return zone, config
+
+
+def serve_two_workers(zone: Path, config: Path) -> Process:
+    return Process(
+        "serve", "--config", str(config), "--listen", "127.0.0.1:0", "--workers", "2",
+        "--dns-zone", str(zone), "--json",
+    )  # fmt: skip
+
+
+def serve_by_default(tmp_path: Path, cpus: set[int] | None) -> tuple[dict[str, Any], int]:
+    """`serve` without --workers on `cpus` (None: as this process may): its announcement and
+    how many worker processes it has."""
+    tmp_path.mkdir()
+    zone, config = serve_files(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mailwarden", "serve", "--config", str(config),
          "--listen", "127.0.0.1:0", "--dns-zone", str(zone), "--json"],
@@ -598,14 +624,8 @@ def test_every_worker_reloads_and_stops_in_order(tmp_path: Path) -> None:
     unusable file is said once and both keep running; a worker restarted after the reload
     gets the reloaded settings, not the first ones; SIGTERM: the idle sessions of both workers
     get 421 4.3.2, then no worker accepts, the transactions in flight finish, exit 0."""
-    zone = tmp_path / "zone"
-    zone.write_text(SPF_ZONE)  # a.example: SPF, no DMARC (the messages are delivered)
-    config = tmp_path / "mailwarden.toml"
-    write_serve_config(config, "mx1.test")
-    process = Process(
-        "serve", "--config", str(config), "--listen", "127.0.0.1:0", "--workers", "2",
-        "--dns-zone", str(zone), "--json",
-    )  # fmt: skip
+    zone, config = serve_files(tmp_path)
+    process = serve_two_workers(zone, config)
     address = hostport(process.info["listen"])
     try:
         assert process.info["workers"] == 2
@@ -686,10 +706,7 @@ def test_sigint_stops_every_worker(tmp_path: Path, group: bool) -> None:
     """Ctrl-C in a terminal signals the whole process group (the supervisor and each worker
     at once); `kill -INT` only the supervisor. Either way: the idle session is told 421, no
     worker is left, exit 0, no worker reported dead."""
-    zone = tmp_path / "zone"
-    zone.write_text(SPF_ZONE)
-    config = tmp_path / "mailwarden.toml"
-    write_serve_config(config, "mx1.test")
+    zone, config = serve_files(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mailwarden", "serve", "--config", str(config),
          "--listen", "127.0.0.1:0", "--workers", "2", "--dns-zone", str(zone), "--json"],
@@ -726,14 +743,8 @@ def test_sigint_stops_every_worker(tmp_path: Path, group: bool) -> None:
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     """SIGKILL to the supervisor (the OOM killer, `kill -9`): its workers do not live on with
     the port; each gets SIGTERM and stops in order (its idle session told 421)."""
-    zone = tmp_path / "zone"
-    zone.write_text(SPF_ZONE)
-    config = tmp_path / "mailwarden.toml"
-    write_serve_config(config, "mx1.test")
-    process = Process(
-        "serve", "--config", str(config), "--listen", "127.0.0.1:0", "--workers", "2",
-        "--dns-zone", str(zone), "--json",
-    )  # fmt: skip
+    zone, config = serve_files(tmp_path)
+    process = serve_two_workers(zone, config)
     address = hostport(process.info["listen"])
     workers: list[int] = []
     try:

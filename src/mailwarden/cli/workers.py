@@ -63,6 +63,8 @@ from typing import IO, Any
 import click
 
 from mailwarden import metrics, runtime
+from mailwarden.dns import normalize
+from mailwarden.spf import split_sender
 
 from .common import (
     EXIT_BAD_INPUT,
@@ -237,18 +239,19 @@ def _batch_work(
 
 
 def sender_domain(raw: bytes) -> str | None:
-    """What a `check --batch` line's lookups are mostly about: its MAIL FROM domain (its HELO
-    name for the null sender); None when the line says neither (it is checked all the same)."""
+    """What a `check --batch` line's lookups are mostly about: the domain SPF checks (its MAIL
+    FROM's, its HELO name's for the null sender); None when the line cannot say (it is checked
+    all the same, and answered with its error)."""
     try:
         item = json.loads(raw)
     except ValueError:
         return None
     if not isinstance(item, dict):
         return None
-    sender, helo = item.get("mail_from"), item.get("helo")
-    if isinstance(sender, str) and "@" in sender:
-        return sender.rpartition("@")[2].rstrip(".").lower()
-    return helo.rstrip(".").lower() if isinstance(helo, str) and helo else None
+    sender, helo = item.get("mail_from") or "", item.get("helo") or ""
+    if not isinstance(sender, str) or not isinstance(helo, str):
+        return None
+    return normalize(split_sender(sender, helo)[1]) or None
 
 
 SHARD_SLACK = 64
@@ -287,14 +290,16 @@ def read_chunks(stream: IO[bytes]) -> Iterator[list[bytes]]:
     if read1 is None:
         yield from ([line] for line in stream)
         return
-    rest = b""
+    rest: list[bytes] = []  # a line begun, in pieces: one over many reads is joined once
     while data := read1(1 << 16):
-        lines = (rest + data).split(b"\n")
-        rest = lines.pop()
-        if lines:
-            yield [line + b"\n" for line in lines]
-    if rest:
-        yield [rest]
+        if b"\n" not in data:
+            rest.append(data)
+            continue
+        lines = b"".join([*rest, data]).split(b"\n")
+        rest = [lines.pop()]
+        yield [line + b"\n" for line in lines]
+    if tail := b"".join(rest):
+        yield [tail]
 
 
 def run_batch_workers(

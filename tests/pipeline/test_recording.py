@@ -35,6 +35,9 @@ def zone() -> StaticResolver:
             "_dmarc.a.example": {"TXT": "v=DMARC1; p=reject; rua=mailto:d@a.example"},
             "bank.example": {"TXT": "v=spf1 ip4:198.51.100.0/24 -all"},
             "_dmarc.bank.example": {"TXT": "v=DMARC1; p=quarantine; rua=mailto:d@bank.example"},
+            "plain.example": {"TXT": "v=spf1 ip4:127.0.0.0/8 -all"},
+            "odd.example": {"TXT": "v=spf1 ip4:127.0.0.0/8 -all"},
+            "_dmarc.odd.example": {"TXT": "v=DMARC1; p=bogus"},
         }
     )
 
@@ -120,6 +123,31 @@ async def test_deferred_and_trusted_mail_is_not_recorded(tmp_path: Path) -> None
         assert await reader.evaluations(0, 2**40) == []
     finally:
         await reader.close()
+
+
+async def test_only_domains_with_a_dmarc_record_are_recorded(tmp_path: Path) -> None:
+    """No report is ever due for a domain without a DMARC record, so its mail is not
+    written; a record found but odd is (p=bogus: read as p=none, RFC 9989)."""
+    store = SQLiteStore(tmp_path / "reports.sqlite3")
+    config = make_config(tmp_path)
+    settings = Settings(gateway=config, dnsbl=DNSListSettings(use=()))
+    pipeline = build(settings, zone(), greylist=False, reports=store)
+    plain = b"From: a@plain.example\r\nTo: bob@example.net\r\nSubject: hi\r\n\r\nhello\r\n"
+    odd = plain.replace(b"plain.example", b"odd.example")
+    async with running(config, PipelineChecks(pipeline)) as gateway:
+        assert await _deliver(gateway.address, "a@plain.example", plain) == 250
+        assert await _deliver(gateway.address, "a@odd.example", odd) == 250
+        assert await _deliver(gateway.address, "alice@a.example", legitimate()) == 250
+    await pipeline.drain()
+    reader = SQLiteStore(tmp_path / "reports.sqlite3")
+    try:
+        kept = await reader.evaluations(0, 2**40)
+    finally:
+        await reader.close()
+    assert [(e.header_from, e.policy_domain, e.result) for e in kept] == [
+        ("odd.example", "odd.example", "none"),
+        ("a.example", "a.example", "pass"),
+    ]
 
 
 def test_reports_off_records_nothing(tmp_path: Path) -> None:

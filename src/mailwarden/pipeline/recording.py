@@ -60,9 +60,13 @@ def evaluation_of(
     rcpts: Sequence[str],
     now: float,
 ) -> Evaluation | None:
-    """The evaluation to record, or None when there is nothing DMARC-related to keep."""
+    """The evaluation to record, or None when there is nothing DMARC-related to keep: no
+    author domain, or no DMARC record found for it (RFC 9990 §2: a report goes to the domain
+    whose record asked for it; nothing reads a row without one, so it is not written)."""
     verdict, parsed = decision.verdict, decision.message
     if verdict is None or parsed is None or not verdict.dmarc.domain:
+        return None
+    if not verdict.dmarc.policy_domain:
         return None
     dmarc = verdict.dmarc
     disposition, override = _disposition(verdict)

@@ -29,8 +29,16 @@ def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -
         "gateway_msgs_per_s",
         "ratio",
         "gateway_cpu_ms_per_message",
+        "downstream_cpu_ms_per_message",
+        "client_cpu_ms_per_message",
+        "cpu_bound_ratio",
+        "gateway_cpu_budget_ms",
     }
     assert sink["gateway_cpu_ms_per_message"] > 0
+    assert sink["downstream_cpu_ms_per_message"] > 0
+    assert sink["client_cpu_ms_per_message"] > 0
+    assert 0 < sink["cpu_bound_ratio"] < 1  # the gateway's CPU comes on top
+    assert sink["gateway_cpu_budget_ms"] >= 0
     assert sink["direct_msgs_per_s"] > 0
     assert sink["gateway_msgs_per_s"] > 0
     assert sink["ratio"] == pytest.approx(
@@ -38,6 +46,7 @@ def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -
     )
     postfix = summary["downstreams"]["postfix"]
     assert postfix is None or postfix["gateway_msgs_per_s"] > 0
+    assert postfix is None or postfix["downstream_cpu_ms_per_message"] > 0  # Postfix's tree
     idle = summary["idle_memory"]
     assert idle["connections"] == 50
     assert idle["rss_idle_mib"] > 0

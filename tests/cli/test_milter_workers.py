@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,8 +26,8 @@ import click
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.cli.test_lifecycle import Process
-from tests.cli.test_workers import children, wait_for
+from tests.cli.test_lifecycle import SRC, Process
+from tests.cli.test_workers import children, close_pipes, wait_for
 from tests.milter.helpers import commands, message
 from tests.milter.test_server import play
 
@@ -326,7 +329,7 @@ def test_bad_workers_is_one_line_exit_2(
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1, err
-    assert "--workers" in err, err
+    assert err.startswith("mailwarden: error: Invalid value for '--workers': "), err
 
 
 ARGV_TEXT = st.text(st.characters(exclude_characters="\x00"))  # argv holds no NUL
@@ -340,4 +343,50 @@ def test_any_refused_workers_value_is_one_line_exit_2(value: str) -> None:
         code = run(["milter", "--listen", "127.0.0.1:0", "--workers", value])
     assert code == 2
     assert err.getvalue().count("\n") == 1, err.getvalue()
-    assert "--workers" in err.getvalue()
+    assert "Invalid value for '--workers'" in err.getvalue(), err.getvalue()
+
+
+def milter_by_default(tmp_path: Path, cpus: set[int] | None) -> tuple[dict[str, object], int]:
+    """`milter` without --workers on `cpus` (None: as this process may): its announcement and
+    how many worker processes it has."""
+    tmp_path.mkdir()
+    zone = tmp_path / "zone"
+    zone.write_text(ZONE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailwarden", "milter", "--listen", "127.0.0.1:0",
+         "--dns-zone", str(zone), "--data-dir", str(tmp_path / "data"), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        info = json.loads(line)
+        count = int(info.get("workers", 1))
+        if count > 1:
+            wait_for(lambda: len(children(proc.pid)) == count)
+        forked = len(children(proc.pid))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(40) == 0
+        return info, forked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        close_pipes(proc)
+
+
+def test_milter_runs_one_worker_per_cpu_by_default(tmp_path: Path) -> None:
+    """As `serve`: a worker per CPU; on one CPU (taskset, a container) one process as before."""
+    cpus = len(os.sched_getaffinity(0))
+    info, forked = milter_by_default(tmp_path / "all", None)
+    if cpus > 1:
+        assert (info["workers"], forked) == (cpus, cpus)
+    else:
+        assert ("workers" not in info, forked) == (True, 0)
+    info, forked = milter_by_default(tmp_path / "one", {min(os.sched_getaffinity(0))})
+    assert "workers" not in info
+    assert forked == 0

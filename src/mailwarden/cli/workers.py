@@ -60,6 +60,7 @@ from multiprocessing import connection, get_context
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any, Protocol
 
 import click
@@ -518,24 +519,42 @@ class Listener(Protocol):
     async def close_listener(self) -> None: ...
 
 
+class Server(Draining, Protocol):
+    """What a worker runs: started and left with `async with`, stopped in order."""
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+        /,
+    ) -> Any: ...
+
+
 class InStep:
     """A worker's server (with its HTTP API, if any) stopping in step with the other
     workers: its listener closed, then every worker's (`Worker.stopped_accepting`), and only
     then its idle connections ended (the gateway's told 421), so no client told "shutting
     down" finds a worker still accepting."""
 
-    def __init__(self, server: Any, listener: Listener, worker: Worker) -> None:
-        self.server = server  # an async context manager and `lifecycle.Draining`
+    def __init__(self, server: Server, listener: Listener, worker: Worker) -> None:
+        self.server = server
         self.listener = listener
         self.worker = worker
-        assert isinstance(server, Draining)
 
     async def __aenter__(self) -> InStep:
         await self.server.__aenter__()
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.server.__aexit__(*exc)
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self.server.__aexit__(kind, error, trace)
 
     async def stop_accepting(self) -> None:
         await self.listener.close_listener()
@@ -543,7 +562,7 @@ class InStep:
         await self.server.stop_accepting()
 
     async def wait_idle(self, seconds: float) -> bool:
-        return bool(await self.server.wait_idle(seconds))
+        return await self.server.wait_idle(seconds)
 
 
 def _serve_worker(worker: Worker, run: WorkerMain, supervisor: int) -> None:

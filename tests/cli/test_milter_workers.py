@@ -97,7 +97,11 @@ class Session:
         host, _, port = where.rpartition(":")
         target = (where, 0) if where.startswith("unix:") else (host.strip("[]"), int(port))
         client = await MilterClient.connect(*target)
-        negotiated = await asyncio.wait_for(client.negotiate(), 30)
+        try:
+            negotiated = await asyncio.wait_for(client.negotiate(), 30)
+        except BaseException:
+            await client.close()
+            raise
         return cls(client, negotiated.protocol)
 
     async def send(self, raw: bytes, rcpt: str = "bob@b.example") -> list[p.Response]:
@@ -119,9 +123,11 @@ class Session:
         return False
 
 
-async def one_per_worker(where: str, pids: list[int]) -> dict[int, Session]:
-    """A negotiated connection on each worker: connections are opened (and kept, so the
-    counts only grow) until each worker has taken one; the others are closed at the end."""
+async def one_per_worker(where: str, pids: list[int], *, keep: bool = True) -> dict[int, Session]:
+    """A negotiated connection on each worker: connections are opened until each worker has
+    taken one. Those that landed on a worker already served are kept open till the end (so
+    the counts only grow), or with `keep` False closed at once, waiting until their worker
+    has let go of them (under a connection limit)."""
     found: dict[int, Session] = {}
     spare: list[Session] = []
     deadline = time.monotonic() + 30
@@ -134,8 +140,17 @@ async def one_per_worker(where: str, pids: list[int]) -> dict[int, Session]:
             risen = [pid for pid in pids if held(pid, where) > before[pid]]
             if len(risen) == 1 and risen[0] not in found:
                 found[risen[0]] = session
-            else:
+            elif keep:
                 spare.append(session)
+            else:
+                await session.client.close()
+                while any(held(pid, where) > before[pid] for pid in pids):
+                    assert time.monotonic() < deadline, "a closed connection is still held"
+                    await asyncio.sleep(0.02)
+    except BaseException:
+        for session in found.values():
+            await session.client.close()
+        raise
     finally:
         for session in spare:
             await session.client.close()
@@ -225,9 +240,30 @@ def test_two_workers_share_a_tcp_port_reload_restart_and_stop(tmp_path: Path) ->
 
 def test_two_workers_share_one_unix_socket(tmp_path: Path) -> None:
     """One socket, bound by the supervisor with the single process's mode (0666) and
-    inherited: both workers take connections on it; SIGTERM removes it and leaves nothing."""
+    inherited: both workers take connections on it, a killed worker does not take it away.
+    SIGTERM: the supervisor's copy is closed at once, so while a message in flight is being
+    finished a new connection is refused (not left queued for no worker, until Postfix's
+    timeout); then the socket is removed and nothing is left."""
     path = tmp_path / "milter.sock"
     process = start(tmp_path, f"unix:{path}")
+
+    async def stop() -> None:
+        busy = await Session.open(f"unix:{path}")
+        steps = commands(message())
+        await play(busy.client, busy.protocol, steps[:6])  # MAIL and RCPT answered
+        process.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while True:  # refused once every holder of the socket closed it
+            try:
+                late = await Session.open(f"unix:{path}")
+            except (ConnectionError, FileNotFoundError, p.ProtocolError):
+                break  # refused, or reset from the backlog of a listener being closed
+            await late.client.close()
+            assert time.monotonic() < deadline, "still accepting after SIGTERM"
+            await asyncio.sleep(0.05)
+        answers = await play(busy.client, busy.protocol, steps[6:])
+        assert isinstance(answers[-1][1][-1], p.Continue), answers
+        await busy.client.close()
 
     async def scenario() -> list[int]:
         assert process.info == {"listen": f"unix:{path}", "hostname": "one.example", "workers": 2}
@@ -247,7 +283,7 @@ def test_two_workers_share_one_unix_socket(tmp_path: Path) -> None:
 
     try:
         pids = asyncio.run(scenario())
-        process.signal(signal.SIGTERM)
+        asyncio.run(stop())
         assert process.popen.wait(30) == 0
         assert all(gone(pid) for pid in pids)
         assert not path.exists()
@@ -390,3 +426,30 @@ def test_milter_runs_one_worker_per_cpu_by_default(tmp_path: Path) -> None:
     info, forked = milter_by_default(tmp_path / "one", {min(os.sched_getaffinity(0))})
     assert "workers" not in info
     assert forked == 0
+
+
+def test_max_connections_holds_across_workers(tmp_path: Path) -> None:
+    """`[milter] max_connections = 2` is 2 in all, not 2 per worker: with one connection held
+    on each worker, a third is closed at once whichever worker takes it."""
+    process = start(tmp_path, "127.0.0.1:0", "[milter]\nmax_connections = 2\n")
+    where = str(process.info["listen"])
+
+    async def scenario() -> None:
+        wait_for(lambda: len(children(process.popen.pid)) == 2)
+        pids = children(process.popen.pid)
+        async with closing(await one_per_worker(where, pids, keep=False)):
+            for _ in range(6):  # closed at once (reset when our negotiation was unread)
+                with pytest.raises((p.ProtocolError, ConnectionResetError)):
+                    await Session.open(where)
+        deadline = time.monotonic() + 10
+        while True:  # released once they closed
+            with contextlib.suppress(p.ProtocolError, ConnectionResetError):
+                await (await Session.open(where)).client.close()
+                break
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        assert process.stop() == 0

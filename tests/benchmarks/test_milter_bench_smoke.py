@@ -21,16 +21,18 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 
 def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["--quick", "--json"]) == 0
+    assert bench.main(["--quick", "--json", "--workers", "2"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert set(summary) == {"config", "postfix"}
     assert summary["config"]["clients"] == 10
+    assert summary["config"]["workers"] == 2
     figures = summary["postfix"]
     if os.geteuid() != 0 or not shutil.which("postfix", path="/usr/sbin:/usr/bin"):
         assert figures is None
         return
     assert figures["without_msgs_per_s"] > 0
     assert figures["with_msgs_per_s"] > 0
+    assert figures["milter_cpu_ms_per_message"] > 0  # both workers' time counted
     assert figures["ratio"] == pytest.approx(
         figures["with_msgs_per_s"] / figures["without_msgs_per_s"], rel=0.01
     )

@@ -103,7 +103,7 @@ class Postfix:
                 folder = self.maildir(user) / sub
                 if folder.is_dir():
                     for path in folder.iterdir():
-                        path.unlink()
+                        path.unlink(missing_ok=True)  # a delivery may move it meanwhile
 
     def _run(self, *args: str) -> None:
         result = subprocess.run(

@@ -15,9 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.cli.test_lifecycle import Process
 from tests.gateway.helpers import require_program
-from tests.gateway.postfix import USERS, Postfix, free_port, start_postfix
-from tests.milter.helpers import HOSTNAME, LISTED_IP, Background, message
+from tests.gateway.postfix import USERS, Postfix, free_port, port_open, start_postfix
+from tests.milter.helpers import HOSTNAME, KEY, LISTED_IP, Background, message
+
+from mailwarden.dkim.keygen import key_record
 
 FORGED = f"Authentication-Results: {HOSTNAME}; spf=pass smtp.mailfrom=forged.example\r\n"
 OTHER = "Authentication-Results: other.example; spf=pass smtp.mailfrom=a.example\r\n"
@@ -61,13 +64,13 @@ def postfix(postfix_milter: Postfix, milter: Background) -> Postfix:
     return postfix_milter
 
 
-def swaks(postfix: Postfix, raw: bytes, tmp: Path, *args: str) -> str:
+def swaks(postfix: Postfix, raw: bytes, tmp: Path, *args: str, port: int | None = None) -> str:
     data = tmp / f"message-{time.monotonic_ns()}.eml"
     data.write_bytes(raw)
     result = subprocess.run(
         [
             require_program("swaks"),
-            *("--server", f"127.0.0.1:{postfix.port}", "--helo", "mail.a.example"),
+            *("--server", f"127.0.0.1:{port or postfix.port}", "--helo", "mail.a.example"),
             *("--from", "alice@a.example", "--to", "bob@example.net", "--data", f"@{data}"),
             *args,
         ],
@@ -163,3 +166,66 @@ def test_milter_stopped_gives_postfix_default_action(
         milter.start(milter.address[1])
     transcript = swaks(postfix, message(), tmp_path)
     assert "250 2.0.0 Ok: queued as" in transcript, transcript
+
+
+def zone_file(path: Path) -> None:
+    """What a `mailwarden milter` process sees of a.example (helpers.zone, as a zone file)."""
+    record = key_record(KEY)
+    quoted = " ".join(f'"{record[i : i + 200]}"' for i in range(0, len(record), 200))
+    path.write_text(
+        "$ORIGIN a.example.\n$TTL 300\n"
+        '@ IN TXT "v=spf1 ip4:127.0.0.0/8 -all"\n'
+        f"sel._domainkey IN TXT {quoted}\n"
+        '_dmarc IN TXT "v=DMARC1; p=reject"\n'
+    )
+
+
+def test_two_worker_milter_on_a_unix_socket(postfix: Postfix, tmp_path: Path) -> None:
+    """`mailwarden milter --workers 2` on a Unix socket behind Postfix's smtpd (which runs as
+    Postfix's own user: the socket the supervisor binds keeps the mode 0666 the README counts
+    on): every message lands with our results, whichever worker took its connection."""
+    folder = Path(tempfile.mkdtemp(prefix="mailwarden-milter-workers-"))
+    folder.chmod(0o755)  # Postfix's user must reach the socket
+    socket_path = folder / "milter.sock"
+    zone_file(folder / "a.zone")
+    (folder / "milter.toml").write_text('[gateway]\nhostname = "mx.workers.example"\n')
+    process = Process(
+        "milter", "--listen", f"unix:{socket_path}", "--workers", "2",
+        "--config", str(folder / "milter.toml"), "--dns-zone", str(folder / "a.zone"),
+        "--data-dir", str(folder / "data"), "--json",
+    )  # fmt: skip
+    deadline = time.monotonic() + 15
+    while not postfix.queue_empty() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the last test's message delivered, not counted here
+    postfix.clear()
+    master = postfix.config_dir / "master.cf"
+    before = master.read_text()
+    port = free_port()
+    try:
+        assert process.info["workers"] == 2
+        master.write_text(
+            before + f"127.0.0.1:{port} inet n - n - - smtpd\n"
+            f"  -o smtpd_milters=unix:{socket_path}\n"
+        )
+        postfix._run("reload")
+        deadline = time.monotonic() + 20
+        while not port_open(port):
+            assert time.monotonic() < deadline, "postfix did not open the port"
+            time.sleep(0.05)
+        for _ in range(4):
+            transcript = swaks(postfix, message(), tmp_path, port=port)
+            assert "250 2.0.0 Ok: queued as" in transcript, transcript
+        delivered = postfix.wait_delivered("bob", 4)
+        assert len(delivered) == 4
+        for raw in delivered:
+            [results] = [f for f in unfolded(raw) if f.startswith("Authentication-Results:")]
+            assert results.startswith("Authentication-Results: mx.workers.example;"), results
+            assert "dkim=pass" in results, results
+            assert "dmarc=pass" in results, results
+    finally:
+        master.write_text(before)
+        postfix._run("reload")
+        assert process.stop() == 0
+        shutil.rmtree(folder, ignore_errors=True)
+    assert "Traceback" not in "".join(process.stderr)
+    assert not socket_path.exists()

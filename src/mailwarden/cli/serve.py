@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -48,7 +47,14 @@ from .common import (
 from .http import Together, http_server
 from .paths import check_serve_paths, require_maildir
 from .report import report_keys_problem
-from .workers import Worker, default_workers, reserve_port, supervise, workers_option
+from .workers import (
+    InStep,
+    Worker,
+    default_workers,
+    reserve_port,
+    supervise,
+    workers_option,
+)
 
 MAX_GREET_PAUSE = 300.0  # RFC 5321 §4.5.3.2.1: clients wait 5 minutes for the greeting
 
@@ -251,7 +257,7 @@ def _run_gateway(
 
     try:
         both: Gateway | Together = gateway if api is None else Together(gateway, api)
-        server = both if worker is None else _InStep(both, gateway, worker)
+        server = both if worker is None else InStep(both, gateway, worker)
         runtime.run(
             lifecycle.run_until_signalled(
                 server, announce, pipeline, rotator, reload=reload, told=told
@@ -262,32 +268,6 @@ def _run_gateway(
         if api is not None:
             where.append(f"{api.listen[0]}:{api.listen[1]}")
         fail(f"cannot listen on {' or '.join(where)}: {exc.strerror or exc}")
-
-
-class _InStep:
-    """A worker's gateway (and HTTP API) stopping in step with the other workers: its listener
-    closed, then every worker's (`Worker.stopped_accepting`), and only then its idle sessions
-    told 421, so no client told "shutting down" finds a worker still accepting."""
-
-    def __init__(self, server: Gateway | Together, gateway: Gateway, worker: Worker) -> None:
-        self.server = server
-        self.gateway = gateway
-        self.worker = worker
-
-    async def __aenter__(self) -> _InStep:
-        await self.server.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.server.__aexit__(*exc)
-
-    async def stop_accepting(self) -> None:
-        await self.gateway.close_listener()
-        await self.worker.stopped_accepting()
-        await self.server.stop_accepting()
-
-    async def wait_idle(self, seconds: float) -> bool:
-        return await self.server.wait_idle(seconds)
 
 
 def _announce(

@@ -1,4 +1,5 @@
-"""Worker processes for `check --batch --workers N` and `serve --workers N`: all the cores.
+"""Worker processes for `check --batch --workers N`, `serve --workers N` and
+`milter --workers N`: all the cores.
 
 Each worker is a process forked from the command, with its own event loop, pipeline and DNS
 cache (nothing is shared but what the stores share: the greylist in SQLite WAL or Redis, the
@@ -9,12 +10,13 @@ report store, and the gateway's connection counts in `SharedAdmission`).
   each worker answers its lines in order, and the command writes them in input order. A bad
   line is an error line as in one process; a worker that dies turns its unanswered lines
   into internal errors (exit 70).
-* Gateway: the supervisor (this process) starts N workers listening on the same port
-  (SO_REUSEPORT), the first alone (a start-up problem is told once), the others once it
-  listens, announces once all listen, restarts a worker that dies (a crash loop, a
-  worker dying five times in a minute, stops everything: exit 1), and on SIGTERM or SIGINT
-  sends SIGTERM to every worker, waits for their orderly stop (SIGKILL after
-  `STOP_TIMEOUT`), and exits 0. SIGHUP is passed on to every worker (each reloads).
+* Gateway and milter: the supervisor (this process) starts N workers listening on the same
+  port (SO_REUSEPORT; a milter's Unix socket is bound once here and inherited), the first
+  alone (a start-up problem is told once), the others once it listens, announces once all
+  listen, restarts a worker that dies (a crash loop, a worker dying five times in a minute,
+  stops everything: exit 1), and on SIGTERM or SIGINT sends SIGTERM to every worker, waits
+  for their orderly stop (SIGKILL after `STOP_TIMEOUT`), and exits 0. SIGHUP is passed on
+  to every worker (each reloads).
 
 Reload and stop behave as in one process:
 
@@ -58,7 +60,8 @@ from multiprocessing import connection, get_context
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, Any, Protocol
 
 import click
 
@@ -75,12 +78,13 @@ from .common import (
     line_outcome,
     one_line,
 )
-from .lifecycle import STOP_GRACE
+from .lifecycle import STOP_GRACE, Draining
 
 __all__ = [
     "BARRIER_TIMEOUT",
     "MAX_WORKERS",
     "STOP_TIMEOUT",
+    "InStep",
     "StopBarrier",
     "Worker",
     "default_workers",
@@ -509,6 +513,58 @@ class Worker:
 WorkerMain = Callable[[Worker], None]
 
 
+class Listener(Protocol):
+    """A server whose listener can be closed alone (its connections go on)."""
+
+    async def close_listener(self) -> None: ...
+
+
+class Server(Draining, Protocol):
+    """What a worker runs: started and left with `async with`, stopped in order."""
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+        /,
+    ) -> Any: ...
+
+
+class InStep:
+    """A worker's server (with its HTTP API, if any) stopping in step with the other
+    workers: its listener closed, then every worker's (`Worker.stopped_accepting`), and only
+    then its idle connections ended (the gateway's told 421), so no client told "shutting
+    down" finds a worker still accepting."""
+
+    def __init__(self, server: Server, listener: Listener, worker: Worker) -> None:
+        self.server = server
+        self.listener = listener
+        self.worker = worker
+
+    async def __aenter__(self) -> InStep:
+        await self.server.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self.server.__aexit__(kind, error, trace)
+
+    async def stop_accepting(self) -> None:
+        await self.listener.close_listener()
+        await self.worker.stopped_accepting()
+        await self.server.stop_accepting()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        return await self.server.wait_idle(seconds)
+
+
 def _serve_worker(worker: Worker, run: WorkerMain, supervisor: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)  # the worker's loop installs its own handlers
@@ -657,13 +713,15 @@ def supervise(
     announce: Callable[[str, int, str], None],
     *,
     on_death: Callable[[int], None] = lambda index: None,
+    on_stop: Callable[[], None] = lambda: None,
     log: Callable[[str], None] = lambda text: click.echo(f"mailwarden: {text}", err=True),
 ) -> int:
     """Run `run(worker)` in `workers` processes until SIGTERM/SIGINT; `announce` once every
     worker called `worker.listening(host, port, extra)` (worker 0's `extra` is given); SIGHUP
-    reloads in every worker (`_Reloads`). Returns the exit status: 0 after a signal or when
-    every worker ended by itself with 0; a worker's own status when it fails before it ever
-    listened (it said why); 1 after a crash loop."""
+    reloads in every worker (`_Reloads`); `on_stop` once the stop begins, before the workers
+    are told (a listener the supervisor holds for them is closed there). Returns the exit
+    status: 0 after a signal or when every worker ended by itself with 0; a worker's own
+    status when it fails before it ever listened (it said why); 1 after a crash loop."""
     _flush()
     restore_metrics = prepare_worker_processes()
     barrier = StopBarrier(workers)
@@ -729,6 +787,13 @@ def supervise(
                 announced = True
                 announce(*first)
 
+    def stop() -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            on_stop()
+        _stop_all(procs.values())
+
     def drain(index: int) -> None:
         with contextlib.suppress(EOFError, OSError):
             while lines[index].poll():
@@ -742,8 +807,7 @@ def supervise(
             if wake_r in ready:
                 woken = os.read(wake_r, 64)
                 if b"t" in woken and not stopping:
-                    stopping = True
-                    _stop_all(procs.values())
+                    stop()
                 if b"h" in woken and not stopping:  # SIGHUP: every worker reloads
                     reloads.signalled()
             for index, line in list(lines.items()):
@@ -768,8 +832,7 @@ def supervise(
                 if index not in listened and not announced:
                     # it never listened: a configuration or start-up problem, said already
                     status = code if code and code > 0 else 1
-                    stopping = True
-                    _stop_all(procs.values())
+                    stop()
                     continue
                 now = time.monotonic()
                 recent = [t for t in deaths[index] if now - t < CRASH_WINDOW] + [now]
@@ -778,15 +841,14 @@ def supervise(
                 if len(recent) >= CRASH_LIMIT:
                     log(f"worker {index} died {len(recent)} times in a minute ({how}): stopping")
                     status = 1
-                    stopping = True
-                    _stop_all(procs.values())
+                    stop()
                     continue
                 log(f"worker {index} died ({how}): restarting it")
                 start(index)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        _stop_all(procs.values())
+        stop()
         for proc in procs.values():
             proc.join()
         for fd in (wake_r, wake_w):

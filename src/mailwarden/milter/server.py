@@ -19,6 +19,11 @@ answers "continue" when its checks run out of time (the end of the message decid
 verdict that cannot be had in time is a tempfail, never a DMARC policy applied on a guess.
 Checks that ran out of time without deciding are named in X-Mailwarden-Incomplete.
 
+Worker processes (`milter --workers N`, cli/milter.py): each runs a `MilterServer` of its own,
+on the same TCP port (`reuse_port`: SO_REUSEPORT, the kernel spreads the connections) or on
+one Unix socket bound once by the supervisor (`unix_listener`) and inherited (`sock`), with
+`[milter] max_connections` held across them (`admission`) and a spool of its own.
+
 Bounded memory per connection: packets are capped (`protocol.MAX_PACKET`), the header section
 by `[gateway] limits.max_header_size`, and a body beyond `limits.spool_threshold` goes to a
 spool file in the data directory (mailwarden.body). A malformed packet closes the connection.
@@ -37,7 +42,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Literal, Protocol
 
 from mailwarden import metrics
 from mailwarden.body import SpooledBody, SpooledMessage
@@ -49,7 +54,7 @@ from mailwarden.settings import Settings
 
 from . import protocol as p
 
-__all__ = ["ACTIONS", "MACROS", "PROTOCOL", "MilterServer"]
+__all__ = ["ACTIONS", "MACROS", "PROTOCOL", "Admission", "MilterServer", "unix_listener"]
 
 log = logging.getLogger("mailwarden.milter")
 
@@ -82,7 +87,40 @@ MARGIN = 2.0  # seconds kept between our answer and the MTA's timeout
 INCOMPLETE = "X-Mailwarden-Incomplete"
 QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)  # Linux only
 
+ADMITTED = "mta"  # the key connections are counted under in a shared `Admission`
+UNIX_MODE = 0o666  # Postfix connects as its own user: the socket's directory keeps others out
+BACKLOG = 1024
+
 Logger = Callable[[dict[str, object]], None]
+
+
+class Admission(Protocol):
+    """Connection counts shared by worker processes (gateway.admission.SharedAdmission):
+    `admit` says which limit refuses a connection (None: counted in), `release` counts it
+    out."""
+
+    def admit(self, ip: str) -> Literal["total", "client"] | None: ...
+
+    def release(self, ip: str) -> None: ...
+
+
+def unix_listener(path: str) -> socket.socket:
+    """A listening Unix socket at `path` (a socket left by an earlier run replaced), mode
+    0666: Postfix connects as its own user, so the directory holding the socket is what keeps
+    others out (see the README). `milter --workers N` binds it once and the workers inherit
+    it (SO_REUSEPORT does not spread Unix sockets). OSError when it cannot be bound."""
+    if Path(path).is_socket():
+        Path(path).unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, UNIX_MODE)
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 class Closing(Exception):
@@ -187,13 +225,23 @@ class MilterServer:
         listen: str | None = None,
         spool_dir: Path | None = None,
         log_record: Logger | None = None,
+        sock: socket.socket | None = None,
+        reuse_port: bool = False,
+        admission: Admission | None = None,
     ) -> None:
+        """`sock`: a listening Unix socket to serve on (inherited: its path is its binder's
+        to remove); `reuse_port`: SO_REUSEPORT on the TCP port (worker processes);
+        `admission`: `[milter] max_connections` counted with the other workers."""
         self.settings = settings
         self.config = settings.milter
         self.pipeline = pipeline
         self.listen = listen or self.config.listen
         self.spool_dir = spool_dir or Path(settings.gateway.data_dir) / "milter-spool"
         self.log_record = log_record
+        self.sock = sock
+        self.reuse_port = reuse_port
+        self.admission = admission
+        self._owns_path = False  # the Unix socket's path is ours to remove
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], Connection] = {}
         self._stopping = False
@@ -209,15 +257,20 @@ class MilterServer:
     async def __aenter__(self) -> MilterServer:
         await asyncio.to_thread(self._prepare_spool)
         if self.listen.startswith("unix:"):
-            path = self.listen.removeprefix("unix:")
-            self._server = await asyncio.start_unix_server(self._accept, path, limit=1 << 16)
-            # Postfix connects as its own user: the directory holding the socket is what
-            # keeps others out (see the README)
-            await asyncio.to_thread(os.chmod, path, 0o666)
+            sock = self.sock
+            if sock is None:
+                sock = await asyncio.to_thread(unix_listener, self.listen.removeprefix("unix:"))
+                self._owns_path = True
+            self._server = await asyncio.start_unix_server(self._accept, sock=sock, limit=1 << 16)
         else:
             host, _, port = self.listen.rpartition(":")
             self._server = await asyncio.start_server(
-                self._accept, host.strip("[]"), int(port), limit=1 << 16
+                self._accept,
+                host.strip("[]"),
+                int(port),
+                limit=1 << 16,
+                reuse_port=self.reuse_port or None,
+                backlog=BACKLOG,
             )
         return self
 
@@ -225,10 +278,6 @@ class MilterServer:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.spool_dir.glob("msg-*"):  # files of a crash are not mail
             stale.unlink(missing_ok=True)
-        if self.listen.startswith("unix:"):
-            path = Path(self.listen.removeprefix("unix:"))
-            if path.is_socket():
-                path.unlink()  # a socket left by an earlier run
 
     async def __aexit__(
         self,
@@ -244,7 +293,7 @@ class MilterServer:
         await asyncio.gather(*self._connections, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
-            if self.listen.startswith("unix:"):
+            if self._owns_path:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.listen.removeprefix("unix:"))
 
@@ -253,12 +302,17 @@ class MilterServer:
         this pipeline; those open finish on theirs. The listener and `[milter]` stay."""
         self.settings, self.pipeline = settings, pipeline
 
+    async def close_listener(self) -> None:
+        """No new connections; those open go on (`stop_accepting` ends them). Worker
+        processes each close theirs, then all end their idle connections (cli/workers.py)."""
+        if self._server is not None:
+            await close_listener(self._server)
+
     async def stop_accepting(self) -> None:
         """No new connections; connections between messages are closed now, the others
         once their message is answered (lifecycle's `Draining`)."""
         self._stopping = True
-        if self._server is not None:
-            await close_listener(self._server)
+        await self.close_listener()
         for task, connection in list(self._connections.items()):
             if not connection.busy:
                 task.cancel()
@@ -281,6 +335,10 @@ class MilterServer:
         if self._stopping or len(self._connections) >= self.config.max_connections:
             writer.close()  # the MTA applies milter_default_action
             return
+        # the MTA is the only client: the total is the limit (`ADMITTED` is its one key)
+        if self.admission is not None and self.admission.admit(ADMITTED) is not None:
+            writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None
         connection = Connection(self, reader, writer)
@@ -288,9 +346,15 @@ class MilterServer:
         metrics.connection_opened("milter")
         try:
             await connection.run()
+        except asyncio.CancelledError:
+            # cut by a stop: ended here, as asyncio's streams (Python 3.11) log the
+            # CancelledError of a connection task with a traceback ("Exception in callback")
+            pass
         finally:
             metrics.connection_closed("milter")
             self._connections.pop(task, None)
+            if self.admission is not None:
+                self.admission.release(ADMITTED)
             await connection.close()
 
 

@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import socket
+import string
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,10 +58,15 @@ def test_bad_main_cf_lines_are_named(text: str, message: str) -> None:
         merge_main_cf("biff = no\n", text)
 
 
-NAMES = st.from_regex(r"[a-z][a-z_]{0,15}", fullmatch=True)
-FIRST = st.from_regex(r"[!-~][ -~]{0,20}", fullmatch=True)
-MORE = st.from_regex(r"[!-\"$-~][ -~]{0,20}", fullmatch=True)  # `#` would start a comment
-VALUES = st.tuples(FIRST, st.lists(MORE, max_size=2)).map(lambda value: [value[0], *value[1]])
+PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))
+NAMES = st.builds(
+    str.__add__, st.sampled_from(string.ascii_lowercase), st.text(string.ascii_lowercase + "_")
+)
+FIRST = st.builds(str.__add__, st.sampled_from(PRINTABLE), st.text(PRINTABLE + " ", max_size=20))
+MORE = st.builds(  # a continuation starting with `#` would be a comment
+    str.__add__, st.sampled_from(PRINTABLE.replace("#", "")), st.text(PRINTABLE + " ", max_size=20)
+)
+VALUES = st.builds(lambda first, more: [first, *more], FIRST, st.lists(MORE, max_size=2))
 
 
 def render(settings: dict[str, list[str]]) -> str:
@@ -75,7 +81,9 @@ def render(settings: dict[str, list[str]]) -> str:
 def test_merge_names_each_setting_once_and_extra_wins(
     base: dict[str, list[str]], extra: dict[str, list[str]]
 ) -> None:
-    merged = dict(main_cf_entries(merge_main_cf(render(base), render(extra))))
+    entries = list(main_cf_entries(merge_main_cf(render(base), render(extra))))
+    merged = dict(entries)
+    assert len(entries) == len(merged)  # no name twice: Postfix would warn about it
     assert merged == {
         name: render({name: extra.get(name, parts)}) for name, parts in {**base, **extra}.items()
     }

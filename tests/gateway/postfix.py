@@ -244,6 +244,7 @@ class Postfix:
         if not problem and not wait_until(self.stopped, self.stop_timeout):
             problem = f"processes left {self.stop_timeout:g}s after `postfix stop`"
         if not problem:
+            self.check_postlogd_quiet()
             return
         found = [describe(pid) for pid in self.processes()]
         killed = self.kill()
@@ -252,6 +253,17 @@ class Postfix:
             f"postfix in {self.root} did not stop: {problem}; its processes were {found}, "
             f"{killed} killed, left: {left}\n{self.log_tail()}"
         )
+
+    def check_postlogd_quiet(self) -> None:
+        """Raise if postlogd logged about itself: until it has read main.cf that goes through
+        its own socket and can block it for good (module docstring), so a configuration that
+        makes it talk is an error now rather than a rare hang later."""
+        log = self.maillog.read_text(errors="replace") if self.maillog.exists() else ""
+        talk = [line for line in log.splitlines() if "/postlogd[" in line]
+        if talk:
+            raise RuntimeError(
+                f"postlogd logged about itself (it can deadlock on its own socket): {talk[:3]}"
+            )
 
     def stopped(self) -> bool:
         return not self.processes() and not port_open(self.port)

@@ -8,11 +8,13 @@ Logging goes to `{root}/maillog` through the postlogd service (`maillog_file`). 
 one weakness the helper must avoid: until it has read main.cf it logs about itself through its
 own socket, with a blocking send (postlogd.c: "During process initialization, the postlogd
 daemon will log events to the postlog socket"; msg_logger.c connects BLOCKING). A main.cf that
-makes Postfix warn at start-up (a setting given twice: "overriding earlier entry") therefore
-lets a postlogd that starts while its socket holds net.unix.max_dgram_qlen (10) datagrams
-block on itself for good, and every process that logs blocks behind it: smtpd before its
-greeting, even `postfix stop`. So `extra` settings replace the base ones instead of repeating
-them (`merge_main_cf`), and `stop` kills an instance that does not stop, saying so.
+makes Postfix warn at start-up (a setting given twice: "overriding earlier entry"; a restarted
+postlogd was traced reading main.cf four times, sending itself 7 warnings for one repeated
+name) lets a postlogd that starts while its socket is full (net.unix.max_dgram_qlen = 10: 11
+datagrams) block on itself for good, and every process that logs blocks behind it: smtpd
+before its greeting, the master, even `postfix stop`. So `extra` settings replace the base
+ones instead of repeating them (`merge_main_cf`); `stop` fails if postlogd ever logged about
+itself, and kills an instance that does not stop, saying so.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from tests.dns.nsd import NSD, nsd_program, start_nsd
 from tests.testdata import unavailable
 
 from mailwarden.dns import MX, TXT, NoData, NXDomain, RdType, TemporaryFailure, transport
-from mailwarden.dns.system import SystemResolver, parse_server, resolve_server
+from mailwarden.dns.system import SystemResolver, parse_server, resolve_server, system_servers
 from mailwarden.dns.transport import _Deadlines
 
 
@@ -618,3 +618,99 @@ async def test_a_server_given_by_name(server: DNSTestServer) -> None:
         assert len((await r.resolve("example.test", RdType.A)).addresses()) == 2
     finally:
         r.close()
+
+
+# -- the servers of resolv.conf ---------------------------------------------------------------
+
+
+def test_resolv_conf_nameservers(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text(
+        "# written by hand\n"
+        "; another comment\n"
+        "search example.com corp.example\n"
+        "options ndots:2 timeout:1 rotate\n"
+        "nameserver 192.0.2.53\n"
+        "  nameserver   2001:db8::53  # trailing words are ignored\n"
+        "nameserver fe80::1%eth0\n"
+        "nameserver not-an-address\n"  # passed over, not fatal (dnspython raised ValueError)
+        "nameserver\n"
+        "#nameserver 192.0.2.1\n"
+        "nameserver 192.0.2.53\n"  # once
+        "nameservers 192.0.2.2\n"
+    )
+    assert system_servers(str(conf)) == [
+        ("192.0.2.53", 53),
+        ("2001:db8::53", 53),
+        ("fe80::1%eth0", 53),
+    ]
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"search example.com\n", b"nameserver bogus\n", b"\xff\xfe\x00junk\n"]
+)
+def test_resolv_conf_without_a_usable_server_means_the_local_one(
+    tmp_path: Path, content: bytes
+) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_bytes(content)
+    assert system_servers(str(conf)) == [("127.0.0.1", 53)]
+
+
+def test_a_missing_or_unreadable_resolv_conf_means_the_local_one(tmp_path: Path) -> None:
+    assert system_servers(str(tmp_path / "absent")) == [("127.0.0.1", 53)]
+    assert system_servers(str(tmp_path)) == [("127.0.0.1", 53)]  # a directory
+
+
+_ADDRESSES = st.one_of(
+    st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(lambda a: a.compressed)
+)
+_LINES = st.one_of(
+    st.builds(
+        lambda a, pad: f"{pad}nameserver{pad or ' '}{a}",
+        _ADDRESSES,
+        st.sampled_from(["", " ", "\t"]),
+    ),
+    st.builds(lambda a: f"nameserver {a} extra words", _ADDRESSES),
+    st.builds(lambda a, c: f"{c}nameserver {a}", _ADDRESSES, st.sampled_from(["#", ";"])),
+    st.sampled_from(
+        [
+            "",
+            "   ",
+            "options rotate timeout:2 ndots:3 edns0",
+            "search example.com example.net",
+            "domain example.org",
+            "sortlist 130.155.160.0/255.255.240.0",
+            "nameserver",
+            "# comment",
+        ]
+    ),
+)
+
+
+@given(st.lists(_LINES, max_size=12))
+def test_resolv_conf_reads_as_dnspython_reads_it(lines: list[str]) -> None:
+    """Differential: the servers dnspython's resolver reads from the same file (duplicates
+    once), or the local server when it finds none."""
+    import tempfile
+
+    import dns.resolver
+
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as file:
+        file.write("\n".join(lines) + "\n")
+    try:
+        ours = system_servers(file.name)
+        reference = dns.resolver.Resolver(configure=False)
+        try:
+            reference.read_resolv_conf(file.name)
+        except dns.resolver.NoResolverConfiguration:
+            expected = [("127.0.0.1", 53)]
+        else:
+            expected = []
+            for entry in reference.nameservers:
+                pair = (str(ipaddress.ip_address(str(entry))), 53)
+                if pair not in expected:
+                    expected.append(pair)
+        assert ours == expected
+    finally:
+        os.unlink(file.name)

@@ -33,6 +33,7 @@ from .wire import ServerError, interpret, question
 
 DEFAULT_PORT = 53
 RESOLV_CONF = "/etc/resolv.conf"
+MAX_RESOLV_CONF = 1 << 20  # octets read: a resolv.conf is a few lines
 
 
 def _split_server(text: str) -> tuple[str, int]:
@@ -92,22 +93,31 @@ def parse_server(text: str) -> tuple[str, int]:
 
 
 def system_servers(path: str = RESOLV_CONF) -> list[tuple[str, int]]:
-    """The name servers of resolv.conf; 127.0.0.1 when it names none (resolv.conf(5))."""
-    import dns.exception  # dnspython reads resolv.conf; imported only when it is needed
-    import dns.resolver
-
-    config = dns.resolver.Resolver(configure=False)
+    """The name servers of resolv.conf, in order; 127.0.0.1 when it names none or cannot be
+    read (resolv.conf(5)). Only `nameserver` lines matter here: a line whose first word is
+    `nameserver` names the address after it (a comment starts with # or ; at the start of a
+    line); an entry that is no IP address is passed over, not fatal. Read here rather than
+    through dnspython's resolver, whose import (its DNS-over-HTTPS client included) cost a
+    `mailwarden check` more than its checks; tests/dns/test_system.py holds the two readers
+    to each other."""
     try:
-        config.read_resolv_conf(path)
-    except dns.exception.DNSException:
+        with open(path, "rb") as file:
+            text = file.read(MAX_RESOLV_CONF).decode("utf-8", "replace")
+    except OSError:
         return [("127.0.0.1", DEFAULT_PORT)]
     servers: list[tuple[str, int]] = []
-    for entry in config.nameservers:
-        address = str(entry) if isinstance(entry, str) else getattr(entry, "address", "")
+    for line in text.splitlines():
+        if line[:1] in ("#", ";"):
+            continue
+        words = line.split()
+        if len(words) < 2 or words[0] != "nameserver":
+            continue
         try:
-            servers.append((str(ipaddress.ip_address(address)), DEFAULT_PORT))
+            server = (str(ipaddress.ip_address(words[1])), DEFAULT_PORT)
         except ValueError:
             continue
+        if server not in servers:
+            servers.append(server)
     return servers or [("127.0.0.1", DEFAULT_PORT)]
 
 

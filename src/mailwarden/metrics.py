@@ -31,28 +31,20 @@ from __future__ import annotations
 import contextlib
 import os
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import prometheus_client
-from prometheus_client import (
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-    values,
-)
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+if TYPE_CHECKING:  # prometheus-client itself is imported when a first metric is made
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = [
     "account_alert",
     "check_seconds",
     "connection_closed",
     "connection_opened",
+    "counting_nothing",
     "dns_cache",
     "dns_list_health",
     "dns_query",
@@ -113,14 +105,23 @@ _DNS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 
 _MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-# Prometheus's 0.0.4 text format, which every scraper reads; no `_created` series (they double
-# the output and no dashboard uses them).
-prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+@cache
+def _prometheus() -> None:
+    """Import prometheus-client (45 ms of a command's start-up: only once something is
+    counted or shown) and set it up: Prometheus's 0.0.4 text format, which every scraper
+    reads; no `_created` series (they double the output and no dashboard uses them)."""
+    import prometheus_client
+
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 # -- the metric objects, made on first use ---------------------------------------------------
 @cache
 def _answer_seconds() -> Histogram:
+    _prometheus()
+    from prometheus_client import Histogram
+
     return Histogram(
         "mailwarden_answer_seconds",
         "Time a front end took to answer its peer, by front end and stage",
@@ -131,6 +132,9 @@ def _answer_seconds() -> Histogram:
 
 @cache
 def _open_connections() -> Gauge:
+    _prometheus()
+    from prometheus_client import Gauge
+
     return Gauge(
         "mailwarden_open_connections",
         "Connections open now, by front end",
@@ -141,6 +145,9 @@ def _open_connections() -> Gauge:
 
 @cache
 def _replies() -> Counter:
+    _prometheus()
+    from prometheus_client import Counter
+
     return Counter(
         "mailwarden_replies", "Replies a front end sent, by reply code", ["frontend", "code"]
     )
@@ -148,6 +155,9 @@ def _replies() -> Counter:
 
 @cache
 def _transactions() -> Counter:
+    _prometheus()
+    from prometheus_client import Counter
+
     return Counter(
         "mailwarden_transactions",
         "Transactions answered, by action, the stage that answered and the reply",
@@ -157,11 +167,17 @@ def _transactions() -> Counter:
 
 @cache
 def _symbols() -> Counter:
+    _prometheus()
+    from prometheus_client import Counter
+
     return Counter("mailwarden_symbols", "Symbols the policy saw, by name", ["symbol"])
 
 
 @cache
 def _auth_results() -> Counter:
+    _prometheus()
+    from prometheus_client import Counter
+
     return Counter(
         "mailwarden_auth_results",
         "Authentication results (spf, dkim, dmarc, arc) by result",
@@ -171,6 +187,9 @@ def _auth_results() -> Counter:
 
 @cache
 def _stage_seconds() -> Histogram:
+    _prometheus()
+    from prometheus_client import Histogram
+
     return Histogram(
         "mailwarden_stage_seconds",
         "Time the checks of one stage took (connect, helo, mail, rcpt, data)",
@@ -181,6 +200,9 @@ def _stage_seconds() -> Histogram:
 
 @cache
 def _check_seconds() -> Histogram:
+    _prometheus()
+    from prometheus_client import Histogram
+
     return Histogram(
         "mailwarden_check_seconds",
         "Time one check took (spf, spf_helo, dkim, arc, dmarc, iprev, helo, dnsbl, rhsbl)",
@@ -191,6 +213,9 @@ def _check_seconds() -> Histogram:
 
 @cache
 def _dns_queries() -> Counter:
+    _prometheus()
+    from prometheus_client import Counter
+
     return Counter(
         "mailwarden_dns_queries",
         "DNS queries sent (not answered from the cache), by type and outcome",
@@ -200,6 +225,9 @@ def _dns_queries() -> Counter:
 
 @cache
 def _dns_query_seconds() -> Histogram:
+    _prometheus()
+    from prometheus_client import Histogram
+
     return Histogram(
         "mailwarden_dns_query_seconds",
         "Time one DNS query took, by type",
@@ -210,6 +238,9 @@ def _dns_query_seconds() -> Histogram:
 
 @cache
 def _dns_cache() -> Counter:
+    _prometheus()
+    from prometheus_client import Counter
+
     return Counter(
         "mailwarden_dns_cache",
         "DNS look-ups by what the cache did (hit, miss, coalesced)",
@@ -219,6 +250,9 @@ def _dns_cache() -> Counter:
 
 @cache
 def _greylist_decisions() -> Counter:
+    _prometheus()
+    from prometheus_client import Counter
+
     return Counter(
         "mailwarden_greylist_decisions",
         "Greylisting decisions (deferred, passed)",
@@ -228,6 +262,9 @@ def _greylist_decisions() -> Counter:
 
 @cache
 def _greylist_entries() -> Gauge:
+    _prometheus()
+    from prometheus_client import Gauge
+
     return Gauge(
         "mailwarden_greylist_entries",
         "Greylist entries in the store (pending, passed, allowed), as last counted",
@@ -238,6 +275,9 @@ def _greylist_entries() -> Gauge:
 
 @cache
 def _account_alerts() -> Counter:
+    _prometheus()
+    from prometheus_client import Counter
+
     return Counter(
         "mailwarden_submission_alerts",
         "Accounts held as possibly compromised, by the sign that was seen",
@@ -247,6 +287,9 @@ def _account_alerts() -> Counter:
 
 @cache
 def _dns_list_healthy() -> Gauge:
+    _prometheus()
+    from prometheus_client import Gauge
+
     return Gauge(
         "mailwarden_dns_list_healthy",
         "1 when the DNS list passes its RFC 5782 section 5 test entries, 0 when unhealthy",
@@ -450,6 +493,44 @@ def dns_list_health(name: str, healthy: bool) -> None:
     _dns_list_healthy().labels(list=name).set(1 if healthy else 0)
 
 
+_RECORDERS = (
+    "observe_answer",
+    "connection_opened",
+    "connection_closed",
+    "reply_sent",
+    "transaction",
+    "verdict_seen",
+    "stage_seconds",
+    "check_seconds",
+    "dns_cache",
+    "dns_query",
+    "greylist_decision",
+    "account_alert",
+    "greylist_entries",
+    "dns_list_health",
+)
+
+
+def _nothing(*args: Any, **kwargs: Any) -> None:
+    """A recording function while nothing is counted."""
+
+
+@contextlib.contextmanager
+def counting_nothing() -> Iterator[None]:
+    """Within it, the functions that record (`verdict_seen`, `dns_query`, ...) do nothing:
+    for a command whose figures nobody can read (`check` serves no /metrics), which then
+    neither pays for counting nor imports prometheus-client. Worker processes forked inside
+    inherit it. Callers reach the functions through the module (`metrics.dns_query(...)`),
+    so they see the swap."""
+    names = globals()
+    saved = {name: names[name] for name in _RECORDERS}
+    names.update(dict.fromkeys(_RECORDERS, _nothing))
+    try:
+        yield
+    finally:
+        names.update(saved)
+
+
 # -- several worker processes ----------------------------------------------------------------
 def use_worker_processes(directory: Path) -> None:
     """Count in shared files under `directory`, so the figures of forked worker processes are
@@ -463,6 +544,8 @@ def use_worker_processes(directory: Path) -> None:
                 entry.unlink()
     directory.mkdir(parents=True, exist_ok=True)
     os.environ[_MULTIPROCESS_ENV] = str(directory)
+    from prometheus_client import values
+
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     _forget_metrics()
 
@@ -472,6 +555,8 @@ def use_one_process() -> None:
     launcher that goes on once its workers ended (`serve --workers` run in-process, by a test
     or an embedding program); the figures counted meanwhile are left in the files."""
     os.environ.pop(_MULTIPROCESS_ENV, None)
+    from prometheus_client import values
+
     values.ValueClass = values.MutexValue
     _forget_metrics()
 
@@ -479,11 +564,15 @@ def use_one_process() -> None:
 def worker_exited(pid: int) -> None:
     """A worker process ended: its live gauges (open connections) stop counting."""
     if os.environ.get(_MULTIPROCESS_ENV):
+        from prometheus_client import multiprocess
+
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def _forget_metrics() -> None:
     """Metrics made before the mode changed are unregistered and made again on next use."""
+    from prometheus_client import REGISTRY
+
     for made in _CACHES:
         if made.cache_info().currsize:
             with contextlib.suppress(KeyError):
@@ -495,6 +584,9 @@ def _forget_metrics() -> None:
 
 def _registry() -> CollectorRegistry:
     """This process's registry, or one that adds up every worker's files."""
+    _prometheus()
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, values
+
     directory = os.environ.get(_MULTIPROCESS_ENV)
     if directory and values.ValueClass is not values.MutexValue:
         registry = CollectorRegistry()
@@ -517,4 +609,7 @@ def total(sample: str, **labels: str) -> float:
 def exposition() -> tuple[bytes, str]:
     """The metrics in Prometheus's text format, and its content type: this process's, or
     every worker's added up in multi-process mode."""
+    from prometheus_client import generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
     return generate_latest(_registry()), CONTENT_TYPE_PLAIN_0_0_4

@@ -52,6 +52,44 @@ async def test_a_verdict_counts_symbols_results_and_times_each_check(tmp_path: P
     assert spoof.symbols
 
 
+async def test_nothing_is_counted_within_counting_nothing(tmp_path: Path) -> None:
+    """`check` runs its verdicts within it: the same verdicts, no figure moved; counting
+    resumes after it, an error inside included; every recording function is swapped."""
+    pipeline = build(settings(tmp_path), zone(), network_checks=False)
+    watched = (
+        ("mailwarden_auth_results_total", {"method": "dkim", "result": "pass"}),
+        ("mailwarden_check_seconds_count", {"check": "spf"}),
+        ("mailwarden_stage_seconds_count", {"stage": "data"}),
+        ("mailwarden_dns_cache_total", {"result": "miss"}),
+    )
+    before = [value(name, **labels) for name, labels in watched]
+    with metrics.counting_nothing():
+        quiet = await pipeline.check(
+            legitimate(), ip="127.0.0.1", helo="a.example", mail_from="a@a.example"
+        )
+        for name in metrics._RECORDERS:
+            assert getattr(metrics, name) is metrics._nothing
+    assert [value(name, **labels) for name, labels in watched] == before
+    assert quiet.dmarc.result.value == "pass"
+    with contextlib.suppress(RuntimeError), metrics.counting_nothing():
+        raise RuntimeError
+    counted = await pipeline.check(
+        legitimate(), ip="127.0.0.1", helo="a.example", mail_from="a@a.example"
+    )
+    await pipeline.drain()
+    assert counted.dmarc == quiet.dmarc
+    after = [value(name, **labels) for name, labels in watched]
+    assert after[:3] == [b + 1 for b in before[:3]]
+    # every public function that records is among those swapped
+    recorders = {
+        name
+        for name in metrics.__all__
+        if name not in ("counting_nothing", "exposition", "total", "worker_exited")
+        and not name.startswith("use_")
+    }
+    assert recorders == set(metrics._RECORDERS)
+
+
 async def test_dns_queries_timeouts_and_cache_hits_are_counted() -> None:
     static = StaticResolver({"a.example": {"TXT": "v=spf1 -all"}})
     static.fail("slow.example", "TXT")

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from mailwarden import runtime
+from mailwarden import metrics, runtime
 from mailwarden.message import MessageError, fold_field, read_message
 from mailwarden.pipeline import MessageVerdict, Pipeline, build
 from mailwarden.pipeline.inputs import parse_helo, parse_mail_from
@@ -88,74 +88,78 @@ def check(
     Prints every result, the policy's action with its reasons, and the Authentication-Results
     field mailwarden would add.
     """
-    now = parse_now(now_text) if now_text else None
-    settings = dns.settings({"gateway.hostname": (hostname, "--hostname")} if hostname else {})
+    with metrics.counting_nothing():  # no /metrics here: nothing to count for
+        now = parse_now(now_text) if now_text else None
+        settings = dns.settings({"gateway.hostname": (hostname, "--hostname")} if hostname else {})
 
-    def clock() -> float:
-        return time.time() if now is None else now
+        def clock() -> float:
+            return time.time() if now is None else now
 
-    if batch is not None:
-        if file or ip or helo or mail_from or rcpt:
-            fail("--batch takes everything from the manifest: drop FILE, --ip, --helo, ...")
-        if not as_json:
-            fail("--batch writes JSON lines: add --json")
-        name = getattr(batch, "name", "-")
-        base = Path(name).parent if name not in ("-", "<stdin>") else Path()
+        if batch is not None:
+            if file or ip or helo or mail_from or rcpt:
+                fail("--batch takes everything from the manifest: drop FILE, --ip, --helo, ...")
+            if not as_json:
+                fail("--batch writes JSON lines: add --json")
+            name = getattr(batch, "name", "-")
+            base = Path(name).parent if name not in ("-", "<stdin>") else Path()
 
-        def make_evaluate() -> Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]]:
-            """The pipeline, built where it runs (in each worker process after the fork)."""
-            pipeline = build(
-                settings, dns.build(settings), clock=clock, network_checks=network_checks
-            )
+            def make_evaluate() -> Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]]:
+                """The pipeline, built where it runs (in each worker process after the fork)."""
+                pipeline = build(
+                    settings, dns.build(settings), clock=clock, network_checks=network_checks
+                )
 
-            async def evaluate(number: int, item: dict[str, Any]) -> dict[str, Any]:
-                return await check_item(item, base, pipeline)
+                async def evaluate(number: int, item: dict[str, Any]) -> dict[str, Any]:
+                    return await check_item(item, base, pipeline)
 
-            return evaluate
+                return evaluate
 
-        count = workers if workers is not None else default_workers()
-        if count > 1:
-            # a problem with the settings is told here, once, not by every worker
-            build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
+            count = workers if workers is not None else default_workers()
+            if count > 1:
+                # a problem with the settings is told here, once, not by every worker
+                build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
+                sys.exit(
+                    run_batch_workers(
+                        batch,
+                        make_evaluate,
+                        workers=count,
+                        concurrency=BATCH_CONCURRENCY,
+                        error_fields={"file": None},
+                        shard_key=sender_domain,
+                    )
+                )
             sys.exit(
-                run_batch_workers(
+                run_batch(
                     batch,
-                    make_evaluate,
-                    workers=count,
+                    make_evaluate(),
                     concurrency=BATCH_CONCURRENCY,
                     error_fields={"file": None},
-                    shard_key=sender_domain,
                 )
             )
-        sys.exit(
-            run_batch(
-                batch, make_evaluate(), concurrency=BATCH_CONCURRENCY, error_fields={"file": None}
-            )
+        if workers is not None:
+            fail("--workers goes with --batch (one message is checked in this process)")
+        if not file or not ip or not helo:
+            fail("FILE, --ip and --helo are required (or --batch MANIFEST)")
+        try:
+            address = parse_address(ip)
+            sender = parse_mail_from(mail_from)
+            helo_name = parse_helo(helo)
+        except ValueError as exc:
+            fail(str(exc))
+        try:
+            message = read_message(Path(file).read_bytes())
+        except OSError as exc:
+            fail(f"cannot read {file}: {exc.strerror or exc}")
+        except MessageError as exc:
+            fail(f"{file}: {exc}")
+        pipeline = build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
+        verdict = runtime.run(
+            pipeline.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)
         )
-    if workers is not None:
-        fail("--workers goes with --batch (one message is checked in this process)")
-    if not file or not ip or not helo:
-        fail("FILE, --ip and --helo are required (or --batch MANIFEST)")
-    try:
-        address = parse_address(ip)
-        sender = parse_mail_from(mail_from)
-        helo_name = parse_helo(helo)
-    except ValueError as exc:
-        fail(str(exc))
-    try:
-        message = read_message(Path(file).read_bytes())
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror or exc}")
-    except MessageError as exc:
-        fail(f"{file}: {exc}")
-    pipeline = build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
-    verdict = runtime.run(
-        pipeline.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)
-    )
-    if as_json:
-        print_json(verdict.to_dict())
-        return
-    show_verdict(verdict)
+        if as_json:
+            print_json(verdict.to_dict())
+            return
+        show_verdict(verdict)
 
 
 async def check_item(item: dict[str, Any], base: Path, pipeline: Pipeline) -> dict[str, Any]:

@@ -11,13 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import os
 import signal
 import socket
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.cli.test_lifecycle import SRC, Process
-from tests.cli.test_workers import children, close_pipes, wait_for
+from tests.cli.test_workers import children, started_by_default, wait_for
 from tests.milter.helpers import commands, message
 from tests.milter.test_server import play
 
@@ -388,31 +385,9 @@ def milter_by_default(tmp_path: Path, cpus: set[int] | None) -> tuple[dict[str, 
     tmp_path.mkdir()
     zone = tmp_path / "zone"
     zone.write_text(ZONE)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailwarden", "milter", "--listen", "127.0.0.1:0",
-         "--dns-zone", str(zone), "--data-dir", str(tmp_path / "data"), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        line = proc.stdout.readline()
-        assert line, proc.stderr.read()
-        info = json.loads(line)
-        count = int(info.get("workers", 1))
-        if count > 1:
-            wait_for(lambda: len(children(proc.pid)) == count)
-        forked = len(children(proc.pid))
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(40) == 0
-        return info, forked
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        close_pipes(proc)
+    args = ["milter", "--listen", "127.0.0.1:0", "--dns-zone", str(zone),
+            "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    return started_by_default(args, cpus, env={**os.environ, "PYTHONPATH": str(SRC)})
 
 
 def test_milter_runs_one_worker_per_cpu_by_default(tmp_path: Path) -> None:

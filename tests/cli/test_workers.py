@@ -507,15 +507,14 @@ def serve_two_workers(zone: Path, config: Path) -> Process:
     )  # fmt: skip
 
 
-def serve_by_default(tmp_path: Path, cpus: set[int] | None) -> tuple[dict[str, Any], int]:
-    """`serve` without --workers on `cpus` (None: as this process may): its announcement and
-    how many worker processes it has."""
-    tmp_path.mkdir()
-    zone, config = serve_files(tmp_path)
+def started_by_default(
+    args: list[str], cpus: set[int] | None, env: dict[str, str] | None = None
+) -> tuple[dict[str, Any], int]:
+    """`mailwarden ARGS --json` (a server, without --workers) on `cpus` (None: as this
+    process may): its announcement and how many worker processes it has; stopped after."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mailwarden", "serve", "--config", str(config),
-         "--listen", "127.0.0.1:0", "--dns-zone", str(zone), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "mailwarden", *args, "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
     )  # fmt: skip
     try:
@@ -536,6 +535,14 @@ def serve_by_default(tmp_path: Path, cpus: set[int] | None) -> tuple[dict[str, A
             proc.kill()
             proc.wait()
         close_pipes(proc)
+
+
+def serve_by_default(tmp_path: Path, cpus: set[int] | None) -> tuple[dict[str, Any], int]:
+    """`serve` without --workers on `cpus`: its announcement and its worker processes."""
+    tmp_path.mkdir()
+    zone, config = serve_files(tmp_path)
+    args = ["serve", "--config", str(config), "--listen", "127.0.0.1:0", "--dns-zone", str(zone)]
+    return started_by_default(args, cpus)
 
 
 def test_serve_runs_one_worker_per_cpu_by_default(tmp_path: Path) -> None:

@@ -7,6 +7,10 @@ No timing assertion: the figures depend on the machine. The script is loaded fro
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -58,3 +62,29 @@ def test_quick_json_run(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -
     assert large["rise_mib"] == pytest.approx(
         large["rss_peak_mib"] - large["rss_before_mib"], abs=0.11
     )
+
+
+def test_tree_cpu_counts_descendants_that_ended(bench: ModuleType) -> None:
+    """A process whose child worked and ended (reaped): the child's CPU is counted."""
+    child = "x = 0\nfor i in range(4_000_000): x += i\n"
+    parent = (
+        "import subprocess, sys\n"
+        f"subprocess.run([sys.executable, '-c', {child!r}], check=True)\n"
+        "print('done', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", parent], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "done\n"
+        own = proc_cpu(proc.pid)
+        assert bench.tree_cpu(proc.pid) >= own + 0.1  # the loop takes well over 0.1 s
+    finally:
+        proc.communicate("")
+
+
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

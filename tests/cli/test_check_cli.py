@@ -296,3 +296,19 @@ def test_batch_files_read_inline_or_in_a_thread(
     assert inline == large == small.read_bytes()
     assert from_fifo == b"B: 2\r\n\r\n"
     assert threaded == [fifo, small]
+
+
+def test_a_message_on_standard_input(
+    setup: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FILE "-" reads standard input, as `dkim verify -` does (one reader for both)."""
+    import io
+    import sys
+
+    stdin = io.TextIOWrapper(io.BytesIO((setup / "good.eml").read_bytes()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    args = ["--ip", "192.0.2.10", "--helo", "mail.a.example", "--mail-from", "alice@a.example"]
+    code, out, err = invoke(capsys, "check", "-", *args, "--json", *offline(setup))
+    assert (code, err) == (0, "")
+    verdict = json.loads(out)
+    assert (verdict["dkim"][0]["result"], verdict["dmarc"]["result"]) == ("pass", "pass")

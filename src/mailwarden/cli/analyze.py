@@ -4,7 +4,6 @@ headers in plain words, and the checks run again now, with what changed since.""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 from rich.table import Table
@@ -13,9 +12,16 @@ from mailwarden import runtime
 from mailwarden.analyze import Analysis, analyze_message
 from mailwarden.analyze import trusted_host as _trusted_host
 from mailwarden.dns import IPAddress
-from mailwarden.message import MessageError, read_message
 
-from .common import DNSOptions, console, dns_options, fail, json_option, print_json
+from .common import (
+    DNSOptions,
+    console,
+    dns_options,
+    fail,
+    json_option,
+    load_message,
+    print_json,
+)
 from .dkim import parse_now
 from .spf import parse_helo, parse_ip_arg, parse_mail_from
 
@@ -85,12 +91,7 @@ def analyze(
             trusted.append(_trusted_host(name))
         except ValueError as exc:
             fail(f"--trusted-host {exc}")
-    try:
-        message = read_message(Path(file).read_bytes())
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror or exc}")
-    except MessageError as exc:
-        fail(f"{file}: {exc}")
+    message, _ = load_message(file)
     settings = dns.settings()
     lists = settings.dnsbl.selected if dnsbl and reverify else ()
     resolver = dns.build(settings) if reverify else None

@@ -27,6 +27,7 @@ from .common import (
     dns_options,
     fail,
     json_option,
+    load_message,
     parse_address,
     parse_now,
     print_json,
@@ -146,12 +147,7 @@ def check(
             helo_name = parse_helo(helo)
         except ValueError as exc:
             fail(str(exc))
-        try:
-            message = read_message(Path(file).read_bytes())
-        except OSError as exc:
-            fail(f"cannot read {file}: {exc.strerror or exc}")
-        except MessageError as exc:
-            fail(f"{file}: {exc}")
+        message, _ = load_message(file)
         pipeline = build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
         verdict = runtime.run(
             pipeline.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)

@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -23,6 +24,7 @@ from mailwarden.dns.cache import CachingResolver
 from mailwarden.ipinput import parse_ip_input
 from mailwarden.jsontext import clean_text as clean_text
 from mailwarden.jsontext import dumps
+from mailwarden.message import Message, MessageError, read_message
 from mailwarden.pipeline import Pipeline, build, build_resolver
 from mailwarden.settings import ConfigError, Settings, load_settings
 from mailwarden.settings import Override as Override
@@ -323,6 +325,25 @@ def console() -> Console:
     if not out.is_terminal:
         out.width = PIPE_WIDTH
     return out
+
+
+def read_bytes(path: str) -> bytes:
+    """A file's bytes ("-": standard input); exit 2 with one line when unreadable."""
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+
+
+def load_message(path: str) -> tuple[Message, bytes]:
+    """The message (bare LF read as CRLF) and the file's bytes as they were."""
+    data = read_bytes(path)
+    try:
+        return read_message(data), data
+    except MessageError as exc:
+        fail(f"{path}: {exc}")
 
 
 def parse_now(text: str) -> float:

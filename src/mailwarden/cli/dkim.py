@@ -27,7 +27,6 @@ from mailwarden.dkim import (
 )
 from mailwarden.dkim.keygen import MAX_RSA_BITS, MIN_RSA_BITS
 from mailwarden.dns import is_domain_name, to_ascii
-from mailwarden.message import Message, MessageError, read_message
 
 from .common import (
     BoundedInt,
@@ -36,7 +35,9 @@ from .common import (
     dns_options,
     fail,
     json_option,
+    load_message,
     print_json,
+    read_bytes,
 )
 from .common import parse_now as parse_now
 
@@ -60,25 +61,6 @@ ALGORITHMS = {
 @click.group()
 def dkim() -> None:
     """DKIM (RFC 6376, RFC 8463): verify and sign messages, make keys."""
-
-
-def read_bytes(path: str) -> bytes:
-    """A file's bytes ("-": standard input); exit 2 with one line when unreadable."""
-    if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror or exc}")
-
-
-def load_message(path: str) -> tuple[Message, bytes]:
-    """The message (bare LF read as CRLF) and the file's bytes as they were."""
-    data = read_bytes(path)
-    try:
-        return read_message(data), data
-    except MessageError as exc:
-        fail(f"{path}: {exc}")
 
 
 @dkim.command("verify")

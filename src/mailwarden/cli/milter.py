@@ -112,10 +112,7 @@ def _run_milter(
         api = http_server(checked, pipeline, http_listen)
 
     def announce() -> None:
-        http = None
-        if api is not None:
-            api_host, api_port = api.address
-            http = f"[{api_host}]:{api_port}" if ":" in api_host else f"{api_host}:{api_port}"
+        http = api.address_text if api is not None else None
         if worker is not None:  # the supervisor announces
             worker.listening(milter_server.address, 0, http or "")
             return

@@ -190,11 +190,7 @@ def _run_gateway(
     def announce() -> None:
         host, port = gateway.address
         if worker is not None:  # the supervisor announces
-            http = ""
-            if api is not None:
-                api_host, api_port = api.address
-                http = f"[{api_host}]:{api_port}" if ":" in api_host else f"{api_host}:{api_port}"
-            worker.listening(host, port, http)
+            worker.listening(host, port, api.address_text if api is not None else "")
             return
         downstream = (
             f"relaying to {config.relay_to[0]}:{config.relay_to[1]} ({config.protocol})"
@@ -209,10 +205,7 @@ def _run_gateway(
             "try": _swaks_hint(config, host, port),
         }
         if api is not None:
-            api_host, api_port = api.address
-            info["http"] = (
-                f"[{api_host}]:{api_port}" if ":" in api_host else f"{api_host}:{api_port}"
-            )
+            info["http"] = api.address_text
         if as_json:
             print_json(info)
         else:

@@ -220,6 +220,12 @@ class HTTPServer:
             self.address = (str(bound[0]), int(bound[1]))
         return self
 
+    @property
+    def address_text(self) -> str:
+        """`address` as HOST:PORT, an IPv6 host in brackets (how it is announced)."""
+        host, port = self.address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

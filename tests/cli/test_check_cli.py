@@ -312,3 +312,16 @@ def test_a_message_on_standard_input(
     assert (code, err) == (0, "")
     verdict = json.loads(out)
     assert (verdict["dkim"][0]["result"], verdict["dmarc"]["result"]) == ("pass", "pass")
+
+
+def test_check_counts_nothing_and_leaves_counting_on(
+    setup: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check runs within metrics.counting_nothing(); a process that goes on (a test, an
+    embedding program) counts again after it."""
+    from mailwarden import metrics
+
+    args = ["--ip", "192.0.2.10", "--helo", "mail.a.example", "--mail-from", "alice@a.example"]
+    code, _, _ = invoke(capsys, "check", str(setup / "good.eml"), *args, "--json", *offline(setup))
+    assert code == 0
+    assert all(getattr(metrics, name) is not metrics._nothing for name in metrics._RECORDERS)

@@ -70,6 +70,7 @@ def auth_results_field(verdict: MessageVerdict) -> str:
 @workers_option(cpus_by_default=True)
 @json_option
 @dns_options
+@metrics.counting_nothing()  # no /metrics here: nothing to count for (every call afresh)
 def check(
     file: str | None,
     ip: str | None,
@@ -89,73 +90,72 @@ def check(
     Prints every result, the policy's action with its reasons, and the Authentication-Results
     field mailwarden would add.
     """
-    with metrics.counting_nothing():  # no /metrics here: nothing to count for
-        now = parse_now(now_text) if now_text else None
-        settings = dns.settings({"gateway.hostname": (hostname, "--hostname")} if hostname else {})
+    now = parse_now(now_text) if now_text else None
+    settings = dns.settings({"gateway.hostname": (hostname, "--hostname")} if hostname else {})
 
-        def clock() -> float:
-            return time.time() if now is None else now
+    def clock() -> float:
+        return time.time() if now is None else now
 
-        if batch is not None:
-            if file or ip or helo or mail_from or rcpt:
-                fail("--batch takes everything from the manifest: drop FILE, --ip, --helo, ...")
-            if not as_json:
-                fail("--batch writes JSON lines: add --json")
-            name = getattr(batch, "name", "-")
-            base = Path(name).parent if name not in ("-", "<stdin>") else Path()
+    if batch is not None:
+        if file or ip or helo or mail_from or rcpt:
+            fail("--batch takes everything from the manifest: drop FILE, --ip, --helo, ...")
+        if not as_json:
+            fail("--batch writes JSON lines: add --json")
+        name = getattr(batch, "name", "-")
+        base = Path(name).parent if name not in ("-", "<stdin>") else Path()
 
-            def make_evaluate() -> Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]]:
-                """The pipeline, built where it runs (in each worker process after the fork)."""
-                pipeline = build(
-                    settings, dns.build(settings), clock=clock, network_checks=network_checks
-                )
+        def make_evaluate() -> Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]]:
+            """The pipeline, built where it runs (in each worker process after the fork)."""
+            pipeline = build(
+                settings, dns.build(settings), clock=clock, network_checks=network_checks
+            )
 
-                async def evaluate(number: int, item: dict[str, Any]) -> dict[str, Any]:
-                    return await check_item(item, base, pipeline)
+            async def evaluate(number: int, item: dict[str, Any]) -> dict[str, Any]:
+                return await check_item(item, base, pipeline)
 
-                return evaluate
+            return evaluate
 
-            count = workers if workers is not None else default_workers()
-            if count > 1:
-                # a problem with the settings is told here, once, not by every worker
-                build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
-                sys.exit(
-                    run_batch_workers(
-                        batch,
-                        make_evaluate,
-                        workers=count,
-                        concurrency=BATCH_CONCURRENCY,
-                        error_fields={"file": None},
-                        shard_key=sender_domain,
-                    )
-                )
+        count = workers if workers is not None else default_workers()
+        if count > 1:
+            # a problem with the settings is told here, once, not by every worker
+            build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
             sys.exit(
-                run_batch(
+                run_batch_workers(
                     batch,
-                    make_evaluate(),
+                    make_evaluate,
+                    workers=count,
                     concurrency=BATCH_CONCURRENCY,
                     error_fields={"file": None},
+                    shard_key=sender_domain,
                 )
             )
-        if workers is not None:
-            fail("--workers goes with --batch (one message is checked in this process)")
-        if not file or not ip or not helo:
-            fail("FILE, --ip and --helo are required (or --batch MANIFEST)")
-        try:
-            address = parse_address(ip)
-            sender = parse_mail_from(mail_from)
-            helo_name = parse_helo(helo)
-        except ValueError as exc:
-            fail(str(exc))
-        message, _ = load_message(file)
-        pipeline = build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
-        verdict = runtime.run(
-            pipeline.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)
+        sys.exit(
+            run_batch(
+                batch,
+                make_evaluate(),
+                concurrency=BATCH_CONCURRENCY,
+                error_fields={"file": None},
+            )
         )
-        if as_json:
-            print_json(verdict.to_dict())
-            return
-        show_verdict(verdict)
+    if workers is not None:
+        fail("--workers goes with --batch (one message is checked in this process)")
+    if not file or not ip or not helo:
+        fail("FILE, --ip and --helo are required (or --batch MANIFEST)")
+    try:
+        address = parse_address(ip)
+        sender = parse_mail_from(mail_from)
+        helo_name = parse_helo(helo)
+    except ValueError as exc:
+        fail(str(exc))
+    message, _ = load_message(file)
+    pipeline = build(settings, dns.build(settings), clock=clock, network_checks=network_checks)
+    verdict = runtime.run(
+        pipeline.check(message, ip=address, helo=helo_name, mail_from=sender, rcpt=rcpt)
+    )
+    if as_json:
+        print_json(verdict.to_dict())
+        return
+    show_verdict(verdict)
 
 
 async def check_item(item: dict[str, Any], base: Path, pipeline: Pipeline) -> dict[str, Any]:
